@@ -1,0 +1,58 @@
+-- Privileges. Nothing is granted to PUBLIC; app_user holds only what the API needs;
+-- app_bi reads views only. Functions get EXECUTE one by one, by name.
+
+revoke all on schema app from public;
+grant usage on schema app to app_user, app_bi;
+
+-- Global tables: no direct access for the application roles.
+do $$
+declare
+  t text;
+begin
+  foreach t in array app.global_table_names() loop
+    if to_regclass(format('app.%I', t)) is not null then
+      execute format('revoke all on table app.%I from public, app_user, app_bi', t);
+    end if;
+  end loop;
+end
+$$;
+
+-- Tenant tables: DML for app_user (RLS decides which rows), nothing for PUBLIC or app_bi.
+-- TRUNCATE, REFERENCES and TRIGGER are never granted: RLS does not cover TRUNCATE.
+do $$
+declare
+  t regclass;
+begin
+  for t in select * from app.tenant_tables() loop
+    execute format('revoke all on table %s from public, app_bi', t);
+    execute format('revoke truncate, references, trigger on table %s from app_user', t);
+    execute format('grant select, insert, update, delete on table %s to app_user', t);
+  end loop;
+end
+$$;
+
+-- Views: readable by app_user and app_bi (every view is security_invoker, so RLS applies).
+do $$
+declare
+  v record;
+begin
+  for v in select c.oid::regclass as rel from pg_catalog.pg_class c
+             join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = 'app' and c.relkind = 'v'
+  loop
+    execute format('revoke all on table %s from public', v.rel);
+    execute format('grant select on table %s to app_user, app_bi', v.rel);
+  end loop;
+end
+$$;
+
+-- Functions: context readers for policies; the entry points the API calls.
+grant execute on function app.current_tenant_id() to app_user, app_bi;
+grant execute on function app.current_user_id() to app_user, app_bi;
+grant execute on function app.current_member_role() to app_user, app_bi;
+grant execute on function app.current_request_id() to app_user, app_bi;
+grant execute on function app.open_tenant_context(uuid, text[], uuid, text) to app_user;
+grant execute on function app.find_login(text) to app_user;
+grant execute on function app.get_user(uuid) to app_user;
+grant execute on function app.list_memberships(uuid) to app_user;
+grant execute on function app.applied_migrations() to app_user;

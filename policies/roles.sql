@@ -1,0 +1,33 @@
+-- Database roles the application uses. The owner role (whoever applies this file) owns
+-- the schema and runs migrations; it is never used by the API.
+--   app_user: the API's login role. No superuser, no BYPASSRLS, owns nothing.
+--   app_bi:   read-only BI role, SELECT on views only, bound by RLS like app_user.
+-- Creating them needs CREATEROLE; on a managed server a DBA may create them beforehand,
+-- and this file then only checks and tightens their attributes. Passwords are set outside
+-- this file (never in version control).
+
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'app_user') then
+    create role app_user login nosuperuser nobypassrls nocreatedb nocreaterole noinherit;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'app_bi') then
+    create role app_bi login nosuperuser nobypassrls nocreatedb nocreaterole noinherit;
+  end if;
+end
+$$;
+
+-- Tighten attributes only when they drifted, so a second run issues no ALTER at all.
+do $$
+declare
+  r record;
+begin
+  for r in
+    select rolname from pg_catalog.pg_roles
+     where rolname in ('app_user', 'app_bi')
+       and (rolsuper or rolbypassrls or rolcreatedb or rolcreaterole or rolreplication)
+  loop
+    execute format('alter role %I nosuperuser nobypassrls nocreatedb nocreaterole noreplication', r.rolname);
+  end loop;
+end
+$$;

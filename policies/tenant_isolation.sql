@@ -1,0 +1,45 @@
+-- Tenant isolation. For every tenant-owned table (app.tenant_tables()):
+--   * RLS is enabled and forced, so even the table owner is bound unless it has BYPASSRLS;
+--   * one policy per command, for app_user (and SELECT for app_bi), keyed on the
+--     transaction-local tenant: (select app.current_tenant_id()) is evaluated once per
+--     statement and is NULL without a valid context, so no context means zero rows and
+--     every write rejected;
+--   * WITH CHECK on INSERT and UPDATE, so a row can be neither created in nor moved to
+--     another tenant.
+-- Re-appliable: each policy is dropped if it exists and created again, in one transaction.
+
+do $$
+declare
+  t regclass;
+begin
+  for t in select * from app.tenant_tables() loop
+    execute format('alter table %s enable row level security', t);
+    execute format('alter table %s force row level security', t);
+
+    -- Rows are visible only to members of their tenant.
+    execute format('drop policy if exists tenant_members_read_their_tenant_rows on %s', t);
+    execute format($p$create policy tenant_members_read_their_tenant_rows on %s
+      as permissive for select to app_user, app_bi
+      using (tenant_id = (select app.current_tenant_id()))$p$, t);
+
+    -- Rows can be created only inside the caller's tenant.
+    execute format('drop policy if exists tenant_members_insert_into_their_tenant on %s', t);
+    execute format($p$create policy tenant_members_insert_into_their_tenant on %s
+      as permissive for insert to app_user
+      with check (tenant_id = (select app.current_tenant_id()))$p$, t);
+
+    -- Rows can be changed only inside the caller's tenant and never moved out of it.
+    execute format('drop policy if exists tenant_members_update_their_tenant_rows on %s', t);
+    execute format($p$create policy tenant_members_update_their_tenant_rows on %s
+      as permissive for update to app_user
+      using (tenant_id = (select app.current_tenant_id()))
+      with check (tenant_id = (select app.current_tenant_id()))$p$, t);
+
+    -- Rows can be deleted only inside the caller's tenant.
+    execute format('drop policy if exists tenant_members_delete_their_tenant_rows on %s', t);
+    execute format($p$create policy tenant_members_delete_their_tenant_rows on %s
+      as permissive for delete to app_user
+      using (tenant_id = (select app.current_tenant_id()))$p$, t);
+  end loop;
+end
+$$;

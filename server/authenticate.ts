@@ -1,0 +1,21 @@
+// Bearer authentication. The verified identity goes into the request state; no header, a
+// malformed header or a bad token is 401 (see tokens.ts). There is no anonymous fallback.
+import type { RequestHandler } from "express";
+import { UnauthorizedError } from "./errors.ts";
+import { requestState } from "./requestContext.ts";
+import { verifyAccessToken, type TokenKeys } from "./tokens.ts";
+
+export function authenticate(keys: TokenKeys): RequestHandler {
+  return (req, _res, next) => {
+    const header = req.get("authorization");
+    if (!header) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+    if (!match) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
+    const identity = verifyAccessToken(keys, match[1]);
+    const state = requestState();
+    if (!state) throw new Error("request state missing");
+    state.userId = identity.userId;
+    state.tokenTenantId = identity.tenantId;
+    next();
+  };
+}

@@ -1,0 +1,49 @@
+// Operator and developer CLI. `token` signs an access token for a user (optionally scoped
+// to one tenant the user belongs to) with the same keys the API verifies with.
+import { Command, InvalidArgumentError } from "commander";
+import { loadConfig } from "./config.ts";
+import { connectOnce } from "./db.ts";
+import { openDatabase } from "./localDatabase.ts";
+import { loadTokenKeys, signAccessToken } from "./tokens.ts";
+
+const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 60 || n > 86400) throw new InvalidArgumentError("seconds between 60 and 86400");
+  return n;
+}
+
+program
+  .command("token")
+  .description("print a signed access token for a user (local use and scripts)")
+  .requiredOption("--email <email>", "the user's email")
+  .option("--tenant <slug-or-uuid>", "scope the token to this tenant (the user must be a member)")
+  .option("--ttl <seconds>", "lifetime in seconds", positiveInt)
+  .action(async (opts: { email: string; tenant?: string; ttl?: number }) => {
+    const config = loadConfig();
+    const db = await openDatabase(config);
+    const sql = connectOnce(db.ownerUrl);
+    try {
+      const [user] = await sql`select id from app.users where lower(email) = lower(${opts.email})`;
+      if (!user) throw new Error(`no user with email ${opts.email}`);
+      let tenantId: string | undefined;
+      if (opts.tenant) {
+        const [member] = await sql`
+          select t.id from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = ${user.id}
+           where t.slug = lower(${opts.tenant}) or t.id::text = lower(${opts.tenant})`;
+        if (!member) throw new Error(`${opts.email} is not a member of tenant ${opts.tenant}`);
+        tenantId = member.id;
+      }
+      const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
+      process.stdout.write(`${signAccessToken(keys, { userId: user.id, tenantId }, opts.ttl)}\n`);
+    } finally {
+      await sql.end({ timeout: 5 });
+      await db.stop();
+    }
+  });
+
+program.parseAsync().catch((error) => {
+  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

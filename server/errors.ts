@@ -1,0 +1,104 @@
+// One error taxonomy: AppError carries an HTTP status, a stable UPPER_SNAKE code, whether it
+// is operational (expected) and optional help. Subclasses only set defaults. Database errors
+// become AppErrors through one SQLSTATE table (toAppError); nothing else maps them.
+
+export type ErrorOptions = { details?: unknown; help?: string; cause?: unknown; headers?: Record<string, string> };
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly operational: boolean;
+  readonly details?: unknown;
+  readonly help?: string;
+  readonly headers?: Record<string, string>;
+
+  constructor(status: number, code: string, message: string, options: ErrorOptions & { operational?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.status = status;
+    this.code = code;
+    this.operational = options.operational ?? status < 500;
+    this.details = options.details;
+    this.help = options.help;
+    this.headers = options.headers;
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) { super(400, code, message, options); }
+}
+export class UnauthorizedError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(401, code, message, { ...options, headers: { "WWW-Authenticate": 'Bearer realm="api"', ...options?.headers } });
+  }
+}
+export class ForbiddenError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) { super(403, code, message, options); }
+}
+export class NotFoundError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) { super(404, code, message, options); }
+}
+export class ConflictError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) { super(409, code, message, options); }
+}
+export class ValidationError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) { super(422, code, message, options); }
+}
+export class UnavailableError extends AppError {
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(503, code, message, { ...options, operational: true, headers: { "Retry-After": "1", ...options?.headers } });
+  }
+}
+
+export const databaseUnavailable = (cause?: unknown) =>
+  new UnavailableError("DATABASE_UNAVAILABLE", "The database is unavailable; retry shortly.", {
+    cause,
+    help: "runbooks/incident-database-unavailable.md",
+  });
+
+type PgError = { code?: string; constraint_name?: string; constraint?: string; message?: string };
+
+// Client-side connection failures reported by postgres.js or the socket layer.
+const connectionCodes = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE", "EAI_AGAIN",
+  "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED",
+]);
+
+/** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const pg = (error ?? {}) as PgError;
+  const code = typeof pg.code === "string" ? pg.code : "";
+  const constraint = pg.constraint_name ?? pg.constraint;
+  const on = constraint ? { details: { constraint } } : {};
+
+  if (connectionCodes.has(code) || code.startsWith("08") || code.startsWith("57P")) return databaseUnavailable(error);
+  switch (code) {
+    case "TN404": return new NotFoundError("TENANT_NOT_FOUND", "Tenant not found.", { cause: error });
+    case "TN403": return new ForbiddenError("TENANT_SUSPENDED", "This tenant is suspended.", { cause: error });
+    case "TN400": return new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.", { cause: error });
+    case "42501": return new ForbiddenError("FORBIDDEN", "This action is not permitted.", { cause: error });
+    case "23505": return new ConflictError("CONFLICT", "A record with these values already exists.", { ...on, cause: error });
+    case "23503": return new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.", { ...on, cause: error });
+    case "23502":
+    case "23514":
+    case "23P01":
+    case "22P02":
+    case "22007":
+    case "22008":
+    case "22001":
+    case "22003":
+      return new ValidationError("CONSTRAINT_VIOLATION", "The values break a data rule.", { ...on, cause: error });
+    case "40001":
+    case "40P01":
+      return new ConflictError("TRANSACTION_CONFLICT", "A concurrent change conflicted with this request; retry it.", { cause: error });
+    case "57014":
+      return new UnavailableError("DATABASE_TIMEOUT", "The database did not answer in time.", { cause: error });
+  }
+  return new AppError(500, "INTERNAL", "Internal server error.", { cause: error, operational: false });
+}
+
+/** Transient database errors the tenant-context helper retries before answering 409. */
+export function isRetryable(error: unknown): boolean {
+  const code = (error as PgError | undefined)?.code;
+  return code === "40001" || code === "40P01";
+}

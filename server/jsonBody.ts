@@ -1,0 +1,30 @@
+// JSON bodies only: a body in another media type is 415, a body over the limit 413,
+// malformed JSON 400. A request without a body passes with req.body undefined.
+import express, { type RequestHandler } from "express";
+import { AppError, BadRequestError } from "./errors.ts";
+
+function hasBody(req: Parameters<RequestHandler>[0]): boolean {
+  const length = req.get("content-length");
+  return req.get("transfer-encoding") !== undefined || (length !== undefined && length !== "0");
+}
+
+export function jsonBody(limit: string): RequestHandler[] {
+  const requireJson: RequestHandler = (req, _res, next) => {
+    if (["POST", "PUT", "PATCH"].includes(req.method) && hasBody(req) && !req.is(["application/json", "application/*+json"])) {
+      throw new AppError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.");
+    }
+    next();
+  };
+  const parse = express.json({ limit, strict: true, type: ["application/json", "application/*+json"] });
+  const parseErrors: RequestHandler = (req, res, next) =>
+    parse(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const type = (err as { type?: string }).type;
+      if (type === "entity.too.large") return next(new AppError(413, "PAYLOAD_TOO_LARGE", `The body is larger than ${limit}.`));
+      if (type === "encoding.unsupported" || type === "charset.unsupported") {
+        return next(new AppError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as UTF-8 application/json."));
+      }
+      return next(new BadRequestError("MALFORMED_JSON", "The body is not valid JSON."));
+    });
+  return [requireJson, parseErrors];
+}

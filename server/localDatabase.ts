@@ -1,0 +1,39 @@
+// Where the database is: DATABASE_URL/DATABASE_OWNER_URL when given, otherwise the embedded
+// server under DATA_DIR, provisioned on first use with passwords kept in DATA_DIR/secrets.json
+// (git-ignored, mode 0600), next to the development JWT secret.
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+import type { Config } from "./config.ts";
+import { clusterDir, startEmbedded } from "./embedded.ts";
+import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
+
+export type LocalSecrets = { superuser: string; owner: string; app: string; bi: string; jwtSecret: string };
+export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets };
+
+export const DATABASE_NAME = "shop";
+
+export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
+  const file = join(resolve(dataDir), "secrets.json");
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as LocalSecrets;
+  mkdirSync(resolve(dataDir), { recursive: true, mode: 0o755 });
+  const secret = () => randomBytes(24).toString("base64url");
+  const secrets: LocalSecrets = { superuser: secret(), owner: secret(), app: secret(), bi: secret(), jwtSecret: randomBytes(48).toString("base64url") };
+  writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  return secrets;
+}
+
+export async function openDatabase(config: Config, log: (line: string) => void = () => {}): Promise<Database> {
+  if (config.databaseUrl && config.databaseOwnerUrl) {
+    return { appUrl: config.databaseUrl, ownerUrl: config.databaseOwnerUrl, biUrl: "", embedded: false, stop: async () => {} };
+  }
+  const secrets = loadOrCreateSecrets(config.dataDir);
+  const server = await startEmbedded({ dir: clusterDir(config.dataDir), port: config.embeddedPgPort, superuserPassword: secrets.superuser, onLog: log });
+  try {
+    const urls = await provisionDatabase(server.superuserUrl, DATABASE_NAME, { owner: secrets.owner, app: secrets.app, bi: secrets.bi });
+    return { ...urls, embedded: true, stop: server.stop, secrets };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}

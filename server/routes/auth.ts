@@ -1,0 +1,29 @@
+// POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
+// unknown email get the same answer, after the same scrypt work.
+import { Router } from "express";
+import { UnauthorizedError } from "../errors.ts";
+import { verifyPassword } from "../passwords.ts";
+import { withoutTenant } from "../tenantContext.ts";
+import { signAccessToken, type TokenKeys } from "../tokens.ts";
+import { bodyValidator } from "../validate.ts";
+
+type Login = { email: string; password: string };
+const validateLogin = bodyValidator<Login>({
+  type: "object",
+  additionalProperties: false,
+  required: ["email", "password"],
+  properties: { email: { type: "string", minLength: 3, maxLength: 320 }, password: { type: "string", minLength: 1, maxLength: 1024 } },
+});
+
+export function authRoutes(keys: TokenKeys): Router {
+  const router = Router();
+  router.post("/auth/login", async (req, res) => {
+    const { email, password } = validateLogin(req.body);
+    const [found] = await withoutTenant((sql) => sql`select user_id, password_hash from app.find_login(${email})`);
+    if (!(await verifyPassword(password, found?.password_hash)) || !found) {
+      throw new UnauthorizedError("INVALID_CREDENTIALS", "Email or password is incorrect.");
+    }
+    res.json({ access_token: signAccessToken(keys, { userId: found.user_id }), token_type: "Bearer", expires_in: keys.ttlSeconds });
+  });
+  return router;
+}

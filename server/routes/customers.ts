@@ -1,0 +1,103 @@
+// Customers, the first tenant-owned resource. Each handler: validate, one withTenant call,
+// shape the answer. Isolation is RLS's job: no handler names a tenant_id.
+import { Router } from "express";
+import { BadRequestError, NotFoundError } from "../errors.ts";
+import { withTenant } from "../tenantContext.ts";
+import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+
+type CustomerInput = { name: string; email?: string | null; phone?: string | null; notes?: string | null };
+
+const fields = {
+  name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" },
+  email: { type: ["string", "null"], format: "email", maxLength: 320 },
+  phone: { type: ["string", "null"], minLength: 1, maxLength: 40 },
+  notes: { type: ["string", "null"], maxLength: 4000 },
+};
+const validateCreate = bodyValidator<CustomerInput>({ type: "object", additionalProperties: false, required: ["name"], properties: fields });
+const validatePatch = bodyValidator<Partial<CustomerInput>>({ type: "object", additionalProperties: false, minProperties: 1, properties: fields });
+const validateList = queryValidator<{ limit: number; cursor?: string; q?: string }>({
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    limit: { type: "integer", minimum: 1, maximum: 200, default: 50 },
+    cursor: { type: "string", minLength: 1, maxLength: 1024 },
+    q: { type: "string", minLength: 1, maxLength: 200 },
+  },
+});
+
+const notFound = () => new NotFoundError("CUSTOMER_NOT_FOUND", "Customer not found.");
+
+// The keyset cursor is opaque to clients: base64url of the last row's sort key.
+function encodeCursor(row: { name: string; id: string }): string {
+  return Buffer.from(JSON.stringify([row.name, row.id])).toString("base64url");
+}
+function decodeCursor(cursor: string): { name: string; id: string } {
+  try {
+    const [name, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (typeof name === "string" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id)) return { name, id };
+  } catch {
+    // fall through
+  }
+  throw new BadRequestError("INVALID_CURSOR", "The cursor is not one this API issued.");
+}
+
+export function customerRoutes(): Router {
+  const router = Router();
+
+  router.get("/", async (req, res) => {
+    const { limit, cursor, q } = validateList(req.query);
+    const after = cursor ? decodeCursor(cursor) : undefined;
+    const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
+    const rows = await withTenant((sql) => sql`
+      select id, name, email, phone, notes, created_at, updated_at
+        from app.customers
+       where true
+         ${like ? sql`and (name ilike ${like} or email ilike ${like})` : sql``}
+         ${after ? sql`and (name, id) > (${after.name}, ${after.id}::uuid)` : sql``}
+       order by name, id
+       limit ${limit + 1}
+    `);
+    const page = rows.slice(0, limit);
+    res.json({ data: page, next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1] as never) : null });
+  });
+
+  router.post("/", async (req, res) => {
+    const input = validateCreate(req.body);
+    const [customer] = await withTenant((sql) => sql`
+      insert into app.customers (name, email, phone, notes)
+      values (${input.name}, ${input.email ?? null}, ${input.phone ?? null}, ${input.notes ?? null})
+      returning id, name, email, phone, notes, created_at, updated_at
+    `);
+    res.status(201).location(`${req.baseUrl}/${customer.id}`).json(customer);
+  });
+
+  router.get("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const [customer] = await withTenant((sql) => sql`
+      select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
+    `);
+    if (!customer) throw notFound();
+    res.json(customer);
+  });
+
+  router.patch("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const changes = validatePatch(req.body);
+    const [customer] = await withTenant((sql) => sql`
+      update app.customers set ${sql(changes, Object.keys(changes) as (keyof CustomerInput)[])}
+       where id = ${id}::uuid
+      returning id, name, email, phone, notes, created_at, updated_at
+    `);
+    if (!customer) throw notFound();
+    res.json(customer);
+  });
+
+  router.delete("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const deleted = await withTenant((sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
+    if (deleted.length === 0) throw notFound();
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,27 @@
+// The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
+// reached through SECURITY DEFINER functions keyed on the verified token subject.
+import { Router } from "express";
+import { UnauthorizedError } from "../errors.ts";
+import { requestState } from "../requestContext.ts";
+import { withoutTenant } from "../tenantContext.ts";
+
+function callerId(): string {
+  const id = requestState()?.userId;
+  if (!id) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
+  return id;
+}
+
+export function meRoutes(): Router {
+  const router = Router();
+  router.get("/me", async (_req, res) => {
+    const [user] = await withoutTenant((sql) => sql`select id, email, is_platform_admin from app.get_user(${callerId()}::uuid)`);
+    // A valid signature for a user that no longer exists is still no user.
+    if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
+    res.json({ id: user.id, email: user.email, is_platform_admin: user.is_platform_admin, token_tenant_id: requestState()?.tokenTenantId ?? null });
+  });
+  router.get("/tenants", async (_req, res) => {
+    const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId()}::uuid)`);
+    res.json({ data: rows.map((r) => ({ id: r.tenant_id, slug: r.slug, name: r.name, status: r.status, role: r.role })) });
+  });
+  return router;
+}

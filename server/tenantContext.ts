@@ -1,0 +1,104 @@
+// The one way a route reaches the database. Each call is one transaction on a reserved
+// connection: BEGIN, app.open_tenant_context(...), the route's queries and COMMIT are written
+// back to back without waiting, so postgres.js pipelines them and a prepared request costs one
+// network round trip. The context is transaction-local (set_config(..., true)); it ends with
+// the transaction, so the pooled connection never carries a tenant into the next request.
+import type postgres from "postgres";
+import type { Sql } from "./db.ts";
+import { AppError, isRetryable, toAppError } from "./errors.ts";
+import { requestState } from "./requestContext.ts";
+
+type Pending = postgres.PendingQuery<postgres.Row[]>;
+type Work = Pending | readonly Pending[] | Promise<unknown>;
+type Result<W> = W extends Pending ? Awaited<W> : W extends readonly Pending[] ? { [K in keyof W]: Awaited<W[K]> } : Awaited<W>;
+
+let pool: Sql | undefined;
+const maxAttempts = 3;
+
+export function useTenantPool(sql: Sql | undefined): void {
+  pool = sql;
+}
+
+function isQuery(x: unknown): x is Pending {
+  return typeof (x as { execute?: unknown })?.execute === "function";
+}
+
+/**
+ * Runs `work` inside the request's tenant context. `work` returns the queries to run (one, or
+ * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
+ * depends on an earlier answer, a promise (then COMMIT follows it).
+ */
+export async function withTenant<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runOnce(work);
+    } catch (error) {
+      if (attempt < maxAttempts && isRetryable(error)) continue;
+      throw toAppError(error);
+    }
+  }
+}
+
+async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>> {
+  const state = requestState();
+  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
+
+  const sql = (await pool.reserve()) as unknown as postgres.ReservedSql;
+  try {
+    const begin = sql`begin`.execute();
+    const open = sql`
+      select tenant_id, member_role
+        from app.open_tenant_context(${state.userId}::uuid, ${state.tenantRefs}::text[], ${state.tokenTenantId ?? null}::uuid, ${state.requestId})
+    `.execute();
+
+    let produced: unknown;
+    let threw: unknown;
+    try {
+      produced = work(sql as unknown as Sql);
+    } catch (error) {
+      threw = error;
+    }
+    const queries = Array.isArray(produced) ? produced.filter(isQuery) : isQuery(produced) ? [produced] : [];
+    queries.forEach((q) => q.execute());
+    const isAsync = !threw && queries.length === 0 && produced !== undefined;
+
+    // Synchronous work: COMMIT rides in the same pipeline. Async work: it follows the work.
+    const settled: PromiseSettledResult<unknown>[] = [];
+    if (!isAsync) {
+      const end = threw ? sql`rollback`.execute() : sql`commit`.execute();
+      settled.push(...(await Promise.allSettled([begin, open, ...queries, end])));
+    } else {
+      const head = await Promise.allSettled([begin, open]);
+      const body = head.every((s) => s.status === "fulfilled")
+        ? await Promise.allSettled([produced as Promise<unknown>])
+        : [{ status: "rejected", reason: (head.find((s) => s.status === "rejected") as PromiseRejectedResult).reason } as const];
+      const ok = body[0].status === "fulfilled";
+      const end = await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
+      settled.push(...head, ...body, ...end);
+    }
+    if (threw) throw threw;
+
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed) throw failed.reason;
+
+    const [, opened] = settled as PromiseFulfilledResult<postgres.Row[]>[];
+    state.tenantId = opened.value[0]?.tenant_id;
+    state.role = opened.value[0]?.member_role;
+
+    const results = settled.slice(2, 2 + (isAsync ? 1 : queries.length)).map((s) => (s as PromiseFulfilledResult<unknown>).value);
+    return (Array.isArray(produced) ? results : results[0]) as Result<W>;
+  } finally {
+    sql.release();
+  }
+}
+
+/** Runs one query outside any tenant (global SECURITY DEFINER entry points: login, me). */
+export async function withoutTenant<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
+  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  try {
+    return await work(pool);
+  } catch (error) {
+    throw toAppError(error);
+  }
+}

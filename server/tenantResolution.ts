@@ -1,0 +1,67 @@
+// Which tenant a request names, from (in this order) the X-Tenant-Id header (uuid or slug),
+// the subdomain {slug}.{BASE_DOMAIN}, and the path prefix /api/v1/t/{slug}/. The names are
+// only collected here; SQL (app.open_tenant_context) checks membership and that they agree.
+// Two names of the same form that differ are a 400 without asking the database.
+import type { RequestHandler } from "express";
+import { BadRequestError } from "./errors.ts";
+import { requestState } from "./requestContext.ts";
+import { isUuid } from "./validate.ts";
+
+const slugPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+const pathPrefix = /^\/api\/v1\/t\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
+
+/** Rewrites /api/v1/t/{slug}/rest to /api/v1/rest and remembers the slug. Runs before routing. */
+export const tenantPathPrefix: RequestHandler = (req, _res, next) => {
+  const match = pathPrefix.exec(req.url);
+  if (match) {
+    (req as { tenantFromPath?: string }).tenantFromPath = decodeURIComponent(match[1]);
+    req.url = `/api/v1${match[2] ?? "/"}${match[3] ?? ""}`;
+  }
+  next();
+};
+
+function fromSubdomain(host: string | undefined, baseDomain: string | undefined): string | undefined {
+  if (!host || !baseDomain) return undefined;
+  const h = host.toLowerCase();
+  const suffix = `.${baseDomain.toLowerCase()}`;
+  if (!h.endsWith(suffix)) return undefined;
+  const label = h.slice(0, -suffix.length);
+  return label && !label.includes(".") ? label : undefined;
+}
+
+function checked(source: string, value: string): string {
+  if (!isUuid(value) && !slugPattern.test(value)) {
+    throw new BadRequestError("INVALID_TENANT", `The tenant in the ${source} is neither a uuid nor a slug.`);
+  }
+  return value.toLowerCase();
+}
+
+export function resolveTenant(baseDomain: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    const refs: string[] = [];
+    const header = req.get("x-tenant-id");
+    if (header !== undefined) refs.push(checked("X-Tenant-Id header", header.trim()));
+    const sub = fromSubdomain(req.get("host"), baseDomain);
+    if (sub !== undefined) refs.push(checked("subdomain", sub));
+    const path = (req as { tenantFromPath?: string }).tenantFromPath;
+    if (path !== undefined) refs.push(checked("path", path));
+
+    for (const a of refs) {
+      for (const b of refs) {
+        if (isUuid(a) === isUuid(b) && a !== b) {
+          throw new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.");
+        }
+      }
+    }
+    const state = requestState();
+    if (!state) throw new Error("request state missing");
+    if (refs.length === 0) {
+      if (!state.tokenTenantId) {
+        throw new BadRequestError("TENANT_REQUIRED", "Name the tenant: X-Tenant-Id header, subdomain, or /api/v1/t/{slug}/.");
+      }
+      refs.push(state.tokenTenantId);
+    }
+    state.tenantRefs = [...new Set(refs)];
+    next();
+  };
+}

@@ -1,0 +1,66 @@
+// Access tokens: JWT with the algorithm pinned (HS256 with a shared secret, or RS256 with a
+// key pair). Anything else — no token, alg none, another algorithm, a bad signature, expiry,
+// a missing claim — is a 401. There is no fallback user.
+import { readFileSync } from "node:fs";
+import jwt from "jsonwebtoken";
+import { UnauthorizedError } from "./errors.ts";
+
+export type TokenKeys = {
+  algorithm: "HS256" | "RS256";
+  signingKey?: string | Buffer;
+  verifyKey: string | Buffer;
+  issuer: string;
+  ttlSeconds: number;
+};
+
+export type Identity = { userId: string; tenantId?: string };
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function loadTokenKeys(c: {
+  jwtAlgorithm: "HS256" | "RS256"; jwtSecret?: string; jwtPublicKeyFile?: string; jwtPrivateKeyFile?: string; jwtIssuer: string; jwtTtlSeconds: number;
+}): TokenKeys {
+  if (c.jwtAlgorithm === "HS256") {
+    if (!c.jwtSecret) throw new Error("JWT_SECRET is required for HS256");
+    return { algorithm: "HS256", signingKey: c.jwtSecret, verifyKey: c.jwtSecret, issuer: c.jwtIssuer, ttlSeconds: c.jwtTtlSeconds };
+  }
+  if (!c.jwtPublicKeyFile) throw new Error("JWT_PUBLIC_KEY_FILE is required for RS256");
+  return {
+    algorithm: "RS256",
+    verifyKey: readFileSync(c.jwtPublicKeyFile),
+    signingKey: c.jwtPrivateKeyFile ? readFileSync(c.jwtPrivateKeyFile) : undefined,
+    issuer: c.jwtIssuer,
+    ttlSeconds: c.jwtTtlSeconds,
+  };
+}
+
+export function signAccessToken(keys: TokenKeys, identity: Identity, ttlSeconds = keys.ttlSeconds): string {
+  if (!keys.signingKey) throw new Error("No signing key configured (RS256 needs JWT_PRIVATE_KEY_FILE to issue tokens)");
+  const claims: Record<string, unknown> = {};
+  if (identity.tenantId) claims.tid = identity.tenantId;
+  return jwt.sign(claims, keys.signingKey, {
+    algorithm: keys.algorithm,
+    subject: identity.userId,
+    issuer: keys.issuer,
+    expiresIn: ttlSeconds,
+  });
+}
+
+export function verifyAccessToken(keys: TokenKeys, token: string): Identity {
+  let payload: jwt.JwtPayload;
+  try {
+    const decoded = jwt.verify(token, keys.verifyKey, { algorithms: [keys.algorithm], issuer: keys.issuer });
+    if (typeof decoded === "string") throw new Error("string payload");
+    payload = decoded;
+  } catch (error) {
+    if (error instanceof jwt.TokenExpiredError) throw new UnauthorizedError("TOKEN_EXPIRED", "The access token has expired.");
+    throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
+  }
+  if (typeof payload.exp !== "number" || typeof payload.sub !== "string" || !uuid.test(payload.sub)) {
+    throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
+  }
+  if (payload.tid !== undefined && (typeof payload.tid !== "string" || !uuid.test(payload.tid))) {
+    throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
+  }
+  return { userId: payload.sub, tenantId: payload.tid };
+}

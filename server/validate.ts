@@ -1,0 +1,54 @@
+// Request validation with ajv. Bodies: unknown properties are rejected (422), never stripped,
+// so a body carrying tenant_id is refused rather than silently ignored. Path ids and query
+// strings that cannot be parsed are malformed input (400).
+import { Ajv, type ErrorObject, type JSONSchemaType, type ValidateFunction } from "ajv";
+import addFormats from "ajv-formats";
+import { BadRequestError, ValidationError } from "./errors.ts";
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: false });
+addFormats.default(ajv, ["email", "uuid", "date-time", "date"]);
+const queryAjv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: true, useDefaults: true });
+addFormats.default(queryAjv, ["email", "uuid", "date-time", "date"]);
+
+function describe(errors: ErrorObject[] | null | undefined) {
+  return (errors ?? []).map((e) => ({
+    field: e.keyword === "additionalProperties" ? `${e.instancePath}/${e.params.additionalProperty}` : e.instancePath || "/",
+    message: e.keyword === "additionalProperties" ? "is not an allowed property" : e.message ?? "is invalid",
+  }));
+}
+
+/** Compiles a body schema; the returned function narrows or throws 422 VALIDATION_FAILED. */
+export function bodyValidator<T>(schema: JSONSchemaType<T> | object): (body: unknown) => T {
+  const check = ajv.compile(schema) as ValidateFunction<T>;
+  return (body) => {
+    if (body === undefined) throw new BadRequestError("BODY_REQUIRED", "A JSON body is required.");
+    if (!check(body)) {
+      throw new ValidationError("VALIDATION_FAILED", "The request body is invalid.", { details: describe(check.errors) });
+    }
+    return body;
+  };
+}
+
+/** Compiles a query-string schema (values coerced, defaults applied) that throws 400. */
+export function queryValidator<T>(schema: object): (query: unknown) => T {
+  const check = queryAjv.compile(schema);
+  return (query) => {
+    const copy = { ...(query as object) };
+    if (!check(copy)) {
+      throw new BadRequestError("INVALID_PARAMETER", "A query parameter is invalid.", { details: describe(check.errors) });
+    }
+    return copy as T;
+  };
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && uuidPattern.test(value);
+}
+
+/** A path id must be a uuid: anything else is malformed input (400 INVALID_ID). */
+export function parseId(value: unknown): string {
+  if (!isUuid(value)) throw new BadRequestError("INVALID_ID", "The id in the path is not a valid uuid.");
+  return value.toLowerCase();
+}
