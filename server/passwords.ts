@@ -25,5 +25,5 @@ export async function verifyPassword(password: string, stored: string | null | u
   const [, n, rr, pp, salt, expected] = parts;
   const want = Buffer.from(expected, "base64");
   const got = await scrypt(password, Buffer.from(salt, "base64"), { N: Number(n), r: Number(rr), p: Number(pp) });
-  return stored != null && want.length === got.length && timingSafeEqual(want, got);
+  return stored !== null && stored !== undefined && want.length === got.length && timingSafeEqual(want, got);
 }

@@ -23,7 +23,7 @@ export const tenantPathPrefix: RequestHandler = (req, _res, next) => {
 function fromSubdomain(host: string | undefined, baseDomain: string | undefined): string | undefined {
   if (!host || !baseDomain) return undefined;
   const h = host.toLowerCase();
-  const suffix = `.${baseDomain.toLowerCase()}`;
+  const suffix = `.${baseDomain.toLowerCase().replace(/:\d+$/, "")}`;
   if (!h.endsWith(suffix)) return undefined;
   const label = h.slice(0, -suffix.length);
   return label && !label.includes(".") ? label : undefined;
@@ -41,7 +41,7 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
     const refs: string[] = [];
     const header = req.get("x-tenant-id");
     if (header !== undefined) refs.push(checked("X-Tenant-Id header", header.trim()));
-    const sub = fromSubdomain(req.get("host"), baseDomain);
+    const sub = fromSubdomain(req.hostname, baseDomain);
     if (sub !== undefined) refs.push(checked("subdomain", sub));
     const path = (req as { tenantFromPath?: string }).tenantFromPath;
     if (path !== undefined) refs.push(checked("path", path));

@@ -1,0 +1,107 @@
+// Shared fixtures: every test creates the tenants, users and rows it needs through these,
+// as the owner role, with unique names so test files never collide.
+import { randomUUID } from "node:crypto";
+import { Agent, request as httpRequest, type Server } from "node:http";
+import postgres from "postgres";
+import { inject } from "vitest";
+import { createApp } from "../server/app.ts";
+import { createPool, type Sql } from "../server/db.ts";
+import { useTenantPool } from "../server/tenantContext.ts";
+import { signAccessToken, type TokenKeys } from "../server/tokens.ts";
+
+export const db = inject("db");
+
+export const keys: TokenKeys = { algorithm: "HS256", signingKey: db.jwtSecret, verifyKey: db.jwtSecret, issuer: "rls-service-shop", ttlSeconds: 900 };
+
+export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
+export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
+
+export type Role = "owner" | "admin" | "manager" | "staff" | "accountant";
+export type Tenant = { id: string; slug: string };
+export type User = { id: string; email: string };
+
+const unique = () => randomUUID().slice(0, 8);
+
+export async function makeTenant(owner: Sql, options: { status?: "active" | "suspended"; prefix?: string } = {}): Promise<Tenant> {
+  const slug = `${options.prefix ?? "t"}-${unique()}`;
+  const [t] = await owner`insert into app.tenants (slug, name, status) values (${slug}, ${`Shop ${slug}`}, ${options.status ?? "active"}) returning id, slug`;
+  return t as Tenant;
+}
+
+export async function makeUser(owner: Sql, tenant?: Tenant, role: Role = "owner"): Promise<User> {
+  const email = `user-${unique()}@test.test`;
+  const [u] = await owner`insert into app.users (email) values (${email}) returning id, email`;
+  if (tenant) await owner`insert into app.memberships (tenant_id, user_id, role) values (${tenant.id}, ${u.id}, ${role})`;
+  return u as User;
+}
+
+export async function makeCustomers(owner: Sql, tenant: Tenant, count: number): Promise<string[]> {
+  const rows = Array.from({ length: count }, (_, i) => ({ tenant_id: tenant.id, name: `${tenant.slug} customer ${String(i).padStart(3, "0")}` }));
+  const inserted = await owner`insert into app.customers ${owner(rows, "tenant_id", "name")} returning id`;
+  return inserted.map((r) => r.id as string);
+}
+
+export function tokenFor(user: User, options: { tenant?: Tenant; ttlSeconds?: number } = {}): string {
+  return signAccessToken(keys, { userId: user.id, tenantId: options.tenant?.id }, options.ttlSeconds);
+}
+
+export type Api = {
+  url: string;
+  request: (method: string, path: string, options?: { token?: string; tenant?: string; body?: unknown; headers?: Record<string, string> }) => Promise<{ status: number; body: any; headers: Headers }>;
+  close: () => Promise<void>;
+};
+
+/** Starts the real app on a free port, against the test database as app_user. */
+export async function startApi(options: { baseDomain?: string; poolMax?: number; maxSockets?: number } = {}): Promise<Api> {
+  const pool = createPool({ url: db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000 });
+  useTenantPool(pool);
+  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const { port } = server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
+  const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
+  return {
+    url,
+    async request(method, path, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      if (o.tenant) headers["x-tenant-id"] = o.tenant;
+      let body: string | undefined;
+      if (o.body !== undefined) {
+        body = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
+        headers["content-type"] ??= "application/json";
+      }
+      // node:http rather than fetch: fetch drops a Host header, and the subdomain tests need one.
+      const res = await new Promise<{ status: number; text: string; headers: Headers }>((resolve, reject) => {
+        const req = httpRequest(url + path, { method, headers, agent }, (r) => {
+          const chunks: Buffer[] = [];
+          r.on("data", (c: Buffer) => chunks.push(c));
+          r.on("end", () => {
+            const h = new Headers();
+            for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) h.set(k, String(v));
+            resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8"), headers: h });
+          });
+          r.on("error", reject);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      const text = res.text;
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // not JSON; keep the text
+      }
+      return { status: res.status, body: parsed, headers: res.headers };
+    },
+    async close() {
+      agent.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pool.end({ timeout: 5 });
+    },
+  };
+}

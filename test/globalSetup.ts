@@ -1,0 +1,32 @@
+// One PostgreSQL server for the whole run: provisioned, migrated and with policies applied
+// once. Test files create their own tenants; nothing is shared between them but the schema.
+import type { TestProject } from "vitest/node";
+import { migrate } from "../server/migrate.ts";
+import { applyPolicies } from "../server/policies.ts";
+import { provisionDatabase, type RolePasswords } from "../server/provision.ts";
+import { startTestServer } from "./testDatabase.ts";
+
+export type TestDatabase = { superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string };
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    db: TestDatabase;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const server = await startTestServer();
+  try {
+    const passwords = { owner: "test-owner", app: "test-app", bi: "test-bi" };
+    const urls = await provisionDatabase(server.superuserUrl, "shop_test", passwords);
+    await migrate(urls.ownerUrl);
+    await applyPolicies(urls.ownerUrl);
+    project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789" });
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return async () => {
+    await server.stop();
+  };
+}

@@ -1,0 +1,29 @@
+// Looks for cross-tenant reads as app_user: with tenant A's context, any row of any tenant
+// table whose tenant_id is not A is a leak; without context, any row at all is a leak.
+// Used by the isolation suite and by the canary that proves the suite can fail.
+import postgres from "postgres";
+
+export async function findLeaks(appUrl: string, ownerUrl: string, tenantIds: string[]): Promise<string[]> {
+  const owner = postgres(ownerUrl, { max: 1, onnotice: () => {} });
+  const app = postgres(appUrl, { max: 1, onnotice: () => {} });
+  const leaks: string[] = [];
+  try {
+    const tables = (await owner`select t::text as name from app.tenant_tables() t`).map((r) => r.name as string);
+    for (const table of tables) {
+      const none = await app.begin((tx) => tx.unsafe(`select tenant_id from ${table}`));
+      if (none.length > 0) leaks.push(`${table}: ${none.length} rows visible without tenant context`);
+      for (const tenantId of tenantIds) {
+        const rows = await app.begin(async (tx) => {
+          await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+          return tx.unsafe(`select tenant_id from ${table}`);
+        });
+        const foreign = rows.filter((r) => r.tenant_id !== tenantId).length;
+        if (foreign > 0) leaks.push(`${table}: tenant ${tenantId} sees ${foreign} rows of other tenants`);
+      }
+    }
+  } finally {
+    await app.end({ timeout: 5 });
+    await owner.end({ timeout: 5 });
+  }
+  return leaks;
+}
