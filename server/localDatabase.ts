@@ -9,7 +9,7 @@ import { clusterDir, startEmbedded } from "./embedded.ts";
 import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
 
 export type LocalSecrets = { superuser: string; owner: string; app: string; bi: string; jwtSecret: string };
-export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets };
+export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets; location: string };
 
 export const DATABASE_NAME = "shop";
 
@@ -25,13 +25,13 @@ export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
 
 export async function openDatabase(config: Config, log: (line: string) => void = () => {}): Promise<Database> {
   if (config.databaseUrl && config.databaseOwnerUrl) {
-    return { appUrl: config.databaseUrl, ownerUrl: config.databaseOwnerUrl, biUrl: "", embedded: false, stop: async () => {} };
+    return { appUrl: config.databaseUrl, ownerUrl: config.databaseOwnerUrl, biUrl: "", embedded: false, stop: async () => {}, location: "DATABASE_URL" };
   }
   const secrets = loadOrCreateSecrets(config.dataDir);
   const server = await startEmbedded({ dir: clusterDir(config.dataDir), port: config.embeddedPgPort, superuserPassword: secrets.superuser, onLog: log });
   try {
     const urls = await provisionDatabase(server.superuserUrl, DATABASE_NAME, { owner: secrets.owner, app: secrets.app, bi: secrets.bi });
-    return { ...urls, embedded: true, stop: server.stop, secrets };
+    return { ...urls, embedded: true, stop: server.stop, secrets, location: `embedded PostgreSQL on port ${server.port}, data in ${server.dataDir}` };
   } catch (error) {
     await server.stop();
     throw error;

@@ -63,7 +63,7 @@ async function main() {
       process.stdout.write(
         [
           "",
-          `  API ready on ${base}  (database: ${db.embedded ? "embedded PostgreSQL, data in " + config.dataDir : "DATABASE_URL"})`,
+          `  API ready on ${base}  (database: ${db.location})`,
           "",
           "  Get a token (demo users owner@acme.test, staff@acme.test, ... ; password: " + DEMO_PASSWORD + "):",
           `    TOKEN=$(curl -s ${base}/api/v1/auth/login -H 'Content-Type: application/json' \\`,

@@ -1,0 +1,113 @@
+// `npm start` end to end, as a new user meets it: first start creates the embedded database,
+// migrates, applies policies, seeds the demo and serves; SIGTERM drains and stops everything;
+// a second start reuses the data without seeding again.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterDir } from "../server/embedded.ts";
+import { DEMO_PASSWORD } from "../server/seed.ts";
+
+let dataDir: string;
+let pgPort: number;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+type Started = { child: ChildProcess; base: string; output: () => string; exited: Promise<number | null> };
+
+async function start(): Promise<Started> {
+  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+    env: { ...process.env, NODE_ENV: "development", PORT: "0", DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort), LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (c) => (out += c));
+  child.stderr!.on("data", (c) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const base = await new Promise<string>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const m = /API ready on (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearInterval(timer);
+        resolve(m[1]);
+      }
+    }, 50);
+    void exited.then((code) => {
+      clearInterval(timer);
+      reject(new Error(`npm start exited early (${code}):\n${out}`));
+    });
+  });
+  return { child, base, output: () => out, exited };
+}
+
+async function login(base: string) {
+  const res = await fetch(`${base}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "owner@acme.test", password: DEMO_PASSWORD }),
+  });
+  return (await res.json()).access_token as string;
+}
+
+function postmasterRunning(): boolean {
+  const pidFile = join(clusterDir(dataDir), "postmaster.pid");
+  if (!existsSync(pidFile)) return false;
+  try {
+    process.kill(Number(readFileSync(pidFile, "utf8").split("\n")[0]), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "rls-shop-start-"));
+  await chmod(dataDir, 0o755);
+  pgPort = await freePort();
+});
+
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("npm start", () => {
+  it("serves the seeded demo on first start and shuts down cleanly on SIGTERM", async () => {
+    const first = await start();
+    try {
+      expect(first.output()).toMatch(/demo data seeded/);
+      expect(first.output()).toMatch(/curl -s .*\/api\/v1\/customers/);
+      const token = await login(first.base);
+      const res = await fetch(`${first.base}/api/v1/customers`, { headers: { authorization: `Bearer ${token}`, "x-tenant-id": "acme" } });
+      expect(res.status).toBe(200);
+      expect((await res.json()).data.length).toBeGreaterThan(0);
+      expect(postmasterRunning()).toBe(true);
+    } finally {
+      first.child.kill("SIGTERM");
+    }
+    expect(await first.exited).toBe(0);
+    expect(postmasterRunning()).toBe(false);
+  });
+
+  it("reuses the data on a second start without seeding again", async () => {
+    const second = await start();
+    try {
+      expect(second.output()).not.toMatch(/demo data seeded/);
+      expect(second.output()).toMatch(/migrations at head/);
+      expect(await login(second.base)).toMatch(/^ey/);
+    } finally {
+      second.child.kill("SIGINT");
+    }
+    expect(await second.exited).toBe(0);
+    expect(postmasterRunning()).toBe(false);
+  });
+});
