@@ -111,3 +111,56 @@ describe("npm start", () => {
     expect(postmasterRunning()).toBe(false);
   });
 });
+
+describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
+  it("uses that server, starts nothing embedded, and never seeds in production", async () => {
+    const { inject } = await import("vitest");
+    const db = inject("db");
+    const emptyDataDir = await mkdtemp(join(tmpdir(), "rls-shop-external-"));
+    const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+      env: {
+        ...process.env, NODE_ENV: "production", PORT: "0", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
+        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (c) => (out += c));
+    child.stderr!.on("data", (c) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setInterval(() => {
+          const m = /"port":(\d+),"embedded":false/.exec(out);
+          if (m) {
+            clearInterval(timer);
+            resolve(Number(m[1]));
+          }
+        }, 50);
+        void exited.then((code) => (clearInterval(timer), reject(new Error(`exited ${code}: ${out}`))));
+      });
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(out).not.toMatch(/demo data seeded|API ready on/);
+      expect(existsSync(join(emptyDataDir, "pg"))).toBe(false);
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      await rm(emptyDataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to start in production without the database URLs and JWT_SECRET, naming them", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stderr!.on("data", (c) => (out += c));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    expect(code).toBe(2);
+    expect(out).toMatch(/DATABASE_URL/);
+    expect(out).toMatch(/DATABASE_OWNER_URL/);
+    expect(out).toMatch(/JWT_SECRET/);
+  });
+});

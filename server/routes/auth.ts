@@ -1,7 +1,7 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work.
 import { Router } from "express";
-import { UnauthorizedError } from "../errors.ts";
+import { AppError, UnauthorizedError } from "../errors.ts";
 import { verifyPassword } from "../passwords.ts";
 import { withoutTenant } from "../tenantContext.ts";
 import { signAccessToken, type TokenKeys } from "../tokens.ts";
@@ -18,6 +18,9 @@ const validateLogin = bodyValidator<Login>({
 export function authRoutes(keys: TokenKeys): Router {
   const router = Router();
   router.post("/auth/login", async (req, res) => {
+    if (!keys.signingKey) {
+      throw new AppError(501, "LOGIN_DISABLED", "This deployment verifies tokens from an identity provider and issues none.");
+    }
     const { email, password } = validateLogin(req.body);
     const [found] = await withoutTenant((sql) => sql`select user_id, password_hash from app.find_login(${email})`);
     if (!(await verifyPassword(password, found?.password_hash)) || !found) {
