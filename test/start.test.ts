@@ -4,24 +4,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDir } from "../server/embedded.ts";
 import { DEMO_PASSWORD } from "../server/seed.ts";
+import { freePort } from "./testDatabase.ts";
 
 let dataDir: string;
 let pgPort: number;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 type Started = { child: ChildProcess; base: string; output: () => string; exited: Promise<number | null> };
 
