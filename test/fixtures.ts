@@ -7,11 +7,11 @@ import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { createPool, type Sql } from "../server/db.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
-import { signAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
 
 export const db = inject("db");
 
-export const keys: TokenKeys = { algorithm: "HS256", signingKey: db.jwtSecret, verifyKey: db.jwtSecret, issuer: "rls-service-shop", ttlSeconds: 900 };
+export const keys: TokenKeys = hs256Keys(db.jwtSecret, "rls-service-shop", 900);
 
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });

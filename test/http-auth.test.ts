@@ -3,7 +3,7 @@ import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
 import { hashPassword } from "../server/passwords.ts";
-import { keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;
 let api: Api;
@@ -31,13 +31,13 @@ describe("a request without a good token", () => {
     ["no Authorization header", () => undefined, "AUTH_REQUIRED"],
     ["a malformed header", () => "Token abc", "INVALID_TOKEN"],
     ["a malformed token", () => "Bearer not.a.jwt", "INVALID_TOKEN"],
-    ["an expired token", () => `Bearer ${jwt.sign({ sub: user.id, exp: now() - 10 }, keys.signingKey as string, { algorithm: "HS256", issuer: keys.issuer })}`, "TOKEN_EXPIRED"],
+    ["an expired token", () => `Bearer ${jwt.sign({ sub: user.id, exp: now() - 10 }, db.jwtSecret, { algorithm: "HS256", issuer: keys.issuer })}`, "TOKEN_EXPIRED"],
     ["an unsigned alg:none token", () => `Bearer ${b64({ alg: "none", typ: "JWT" })}.${b64({ sub: user.id, iss: keys.issuer, exp: now() + 600 })}.`, "INVALID_TOKEN"],
     ["a token forged with another secret", () => `Bearer ${jwt.sign({ sub: user.id }, "another-secret-another-secret-another", { algorithm: "HS256", issuer: keys.issuer, expiresIn: 600 })}`, "INVALID_TOKEN"],
-    ["a token with another algorithm (HS512)", () => `Bearer ${jwt.sign({ sub: user.id }, keys.signingKey as string, { algorithm: "HS512", issuer: keys.issuer, expiresIn: 600 })}`, "INVALID_TOKEN"],
-    ["a token without expiry", () => `Bearer ${jwt.sign({ sub: user.id }, keys.signingKey as string, { algorithm: "HS256", issuer: keys.issuer })}`, "INVALID_TOKEN"],
-    ["a token from another issuer", () => `Bearer ${jwt.sign({ sub: user.id }, keys.signingKey as string, { algorithm: "HS256", issuer: "elsewhere", expiresIn: 600 })}`, "INVALID_TOKEN"],
-    ["a token whose subject is not a uuid", () => `Bearer ${jwt.sign({ sub: "admin" }, keys.signingKey as string, { algorithm: "HS256", issuer: keys.issuer, expiresIn: 600 })}`, "INVALID_TOKEN"],
+    ["a token with another algorithm (HS512)", () => `Bearer ${jwt.sign({ sub: user.id }, db.jwtSecret, { algorithm: "HS512", issuer: keys.issuer, expiresIn: 600 })}`, "INVALID_TOKEN"],
+    ["a token without expiry", () => `Bearer ${jwt.sign({ sub: user.id }, db.jwtSecret, { algorithm: "HS256", issuer: keys.issuer })}`, "INVALID_TOKEN"],
+    ["a token from another issuer", () => `Bearer ${jwt.sign({ sub: user.id }, db.jwtSecret, { algorithm: "HS256", issuer: "elsewhere", expiresIn: 600 })}`, "INVALID_TOKEN"],
+    ["a token whose subject is not a uuid", () => `Bearer ${jwt.sign({ sub: "admin" }, db.jwtSecret, { algorithm: "HS256", issuer: keys.issuer, expiresIn: 600 })}`, "INVALID_TOKEN"],
   ];
   for (const [label, header, code] of cases) {
     for (const path of ["/api/v1/customers", "/api/v1/me", "/api/v1/tenants"]) {

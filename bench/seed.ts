@@ -1,0 +1,38 @@
+// Bench data: TENANTS tenants × CUSTOMERS customers, one owner per tenant, and a key table
+// (public.bench_keys) that pgbench and the direct-SQL loops sample from. Idempotent.
+import type { Sql } from "../server/db.ts";
+
+export type BenchKeys = { tenants: { id: string; userId: string }[]; customers: { tenantId: string; id: string }[] };
+
+export async function seedBench(owner: Sql, tenants: number, customers: number): Promise<BenchKeys> {
+  const [{ n }] = await owner`select count(*)::int as n from app.tenants where slug like 'bench-%'`;
+  if (n < tenants) {
+    await owner.begin(async (tx) => {
+      await tx`insert into app.tenants (slug, name) select 'bench-' || g, 'Bench shop ' || g from generate_series(1, ${tenants}::int) g on conflict (slug) do nothing`;
+      await tx`insert into app.users (email) select 'bench-owner-' || g || '@bench.test' from generate_series(1, ${tenants}::int) g
+               on conflict do nothing`;
+      await tx`insert into app.memberships (tenant_id, user_id, role)
+               select t.id, u.id, 'owner' from app.tenants t join app.users u on u.email = 'bench-owner-' || substr(t.slug, 7) || '@bench.test'
+                where t.slug like 'bench-%' on conflict do nothing`;
+      await tx`insert into app.customers (tenant_id, name, email, phone)
+               select t.id, 'Customer ' || lpad(g::text, 5, '0'), 'c' || g || '@' || t.slug || '.test', '+1-555-' || lpad(g::text, 4, '0')
+                 from app.tenants t cross join generate_series(1, ${customers}::int) g
+                where t.slug like 'bench-%'
+                  and not exists (select 1 from app.customers c where c.tenant_id = t.id)`;
+      await tx`drop table if exists public.bench_keys`;
+      await tx`create table public.bench_keys as
+               select row_number() over ()::int as n, c.tenant_id, c.id
+                 from app.customers c join app.tenants t on t.id = c.tenant_id where t.slug like 'bench-%'`;
+      await tx`alter table public.bench_keys add primary key (n)`;
+    });
+    await owner`analyze`;
+  }
+  const t = await owner`
+    select t.id, m.user_id from app.tenants t join app.memberships m on m.tenant_id = t.id and m.role = 'owner'
+     where t.slug like 'bench-%' order by t.slug`;
+  const c = await owner`select tenant_id, id from public.bench_keys order by n`;
+  return {
+    tenants: t.map((r) => ({ id: r.id as string, userId: r.user_id as string })),
+    customers: c.map((r) => ({ tenantId: r.tenant_id as string, id: r.id as string })),
+  };
+}
