@@ -8,41 +8,41 @@
 
 -- Context readers. Each returns NULL when the setting is missing, empty ('' after COMMIT
 -- on a pooled connection) or malformed, never a cast error, so every policy fails closed.
+-- They are single-expression SQL functions without a SET clause on purpose: PostgreSQL then
+-- inlines them into the policy's once-per-statement initplan instead of running (and
+-- re-planning) a function body. They are not SECURITY DEFINER and call only pg_catalog
+-- built-ins, which resolve first whatever the caller's search_path.
 
 /* The tenant of the current transaction, or NULL. */
 create or replace function app.current_tenant_id() returns uuid
 language sql stable parallel safe
-set search_path = pg_catalog, pg_temp
 as $$
-  select case when v ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then v::uuid end
-  from (select nullif(current_setting('app.tenant_id', true), '') as v) s
+  select case when current_setting('app.tenant_id', true) ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+              then current_setting('app.tenant_id', true)::uuid end
 $$;
 revoke execute on function app.current_tenant_id() from public;
 
 /* The acting user of the current transaction, or NULL. */
 create or replace function app.current_user_id() returns uuid
 language sql stable parallel safe
-set search_path = pg_catalog, pg_temp
 as $$
-  select case when v ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then v::uuid end
-  from (select nullif(current_setting('app.user_id', true), '') as v) s
+  select case when current_setting('app.user_id', true) ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+              then current_setting('app.user_id', true)::uuid end
 $$;
 revoke execute on function app.current_user_id() from public;
 
 /* The acting member's role in the current tenant (owner, admin, manager, staff, accountant), or NULL. */
 create or replace function app.current_member_role() returns text
 language sql stable parallel safe
-set search_path = pg_catalog, pg_temp
 as $$
-  select case when v in ('owner', 'admin', 'manager', 'staff', 'accountant') then v end
-  from (select nullif(current_setting('app.role', true), '') as v) s
+  select case when current_setting('app.role', true) in ('owner', 'admin', 'manager', 'staff', 'accountant')
+              then current_setting('app.role', true) end
 $$;
 revoke execute on function app.current_member_role() from public;
 
 /* The request id of the current transaction (for audit), or NULL. */
 create or replace function app.current_request_id() returns text
 language sql stable parallel safe
-set search_path = pg_catalog, pg_temp
 as $$
   select left(nullif(current_setting('app.request_id', true), ''), 128)
 $$;
