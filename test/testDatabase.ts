@@ -8,7 +8,7 @@ import { startEmbedded } from "../server/embedded.ts";
 
 export type TestServer = { superuserUrl: string; stop: () => Promise<void>; provider: string };
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
