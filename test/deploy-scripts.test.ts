@@ -9,29 +9,20 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { provisionDatabase } from "../server/provision.ts";
 import { db } from "./fixtures.ts";
-import { createGolden, psqlFile, run, runSql, type Golden, type Scratch } from "./scratch.ts";
+import { psqlFile, run, runSql, useGolden, type Scratch } from "./scratch.ts";
 
-let golden: Golden;
+const golden = useGolden("deploy");
 let snapshots: string;
 
 beforeAll(async () => {
-  golden = await createGolden("deploy");
   snapshots = await mkdtemp(join(tmpdir(), "rls-shop-snapshots-"));
 });
 
 afterAll(async () => {
-  await golden?.drop();
   await rm(snapshots, { recursive: true, force: true });
 });
 
-async function withClone<T>(fn: (s: Scratch) => Promise<T>): Promise<T> {
-  const s = await golden.clone();
-  try {
-    return await fn(s);
-  } finally {
-    await s.drop();
-  }
-}
+const withClone = <T>(fn: (s: Scratch) => Promise<T>) => golden.withClone(fn);
 
 async function scalar(url: string, query: string): Promise<unknown> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api } from "./fixtures.ts";
 import { routeInventory } from "./routeInventory.ts";
-import { createGolden, root, run, type Golden, type Scratch } from "./scratch.ts";
+import { root, run, useGolden, type Scratch } from "./scratch.ts";
 
 const runbooks = readdirSync(join(root, "runbooks")).filter((f) => f.endsWith(".md"));
 const text = (file: string) => readFileSync(join(root, "runbooks", file), "utf8");
@@ -22,22 +22,9 @@ function command(file: string, needle: string): string {
   return line!.replace(/\s+#.*$/, "").trim();
 }
 
-let golden: Golden;
-beforeAll(async () => {
-  golden = await createGolden("runbook");
-});
-afterAll(async () => {
-  await golden?.drop();
-});
+const golden = useGolden("runbook");
 
-async function withClone<T>(fn: (s: Scratch) => Promise<T>): Promise<T> {
-  const s = await golden.clone();
-  try {
-    return await fn(s);
-  } finally {
-    await s.drop();
-  }
-}
+const withClone = <T>(fn: (s: Scratch) => Promise<T>) => golden.withClone(fn);
 
 describe("runbooks", () => {
   it("name only scripts that exist, are executable and are exercised by a test", () => {

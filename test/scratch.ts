@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { afterAll, beforeAll } from "vitest";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
@@ -13,7 +14,7 @@ import { db, makeCustomers, makeTenant, type Tenant } from "./fixtures.ts";
 export const root = fileURLToPath(new URL("..", import.meta.url));
 
 export type Scratch = DatabaseUrls & { name: string; drop: () => Promise<void> };
-export type Golden = Scratch & { tenants: Tenant[]; clone: () => Promise<Scratch> };
+export type Golden = Scratch & { tenants: Tenant[]; clone: () => Promise<Scratch>; withClone: <T>(fn: (s: Scratch) => Promise<T>) => Promise<T> };
 
 const superuser = () => postgres(db.superuserUrl, { max: 1, onnotice: () => {} });
 
@@ -52,7 +53,7 @@ export async function createGolden(prefix = "golden"): Promise<Golden> {
   } finally {
     await owner.end();
   }
-  return {
+  const golden: Golden = {
     ...urls,
     name,
     tenants,
@@ -69,7 +70,17 @@ export async function createGolden(prefix = "golden"): Promise<Golden> {
       }
       return { ...urlsFor(copy, urls), name: copy, drop: () => dropDatabase(copy) };
     },
+    /** Runs fn on a fresh clone, dropped afterwards whatever happens. */
+    async withClone(fn) {
+      const s = await this.clone();
+      try {
+        return await fn(s);
+      } finally {
+        await s.drop();
+      }
+    },
   };
+  return golden;
 }
 
 /** Runs SQL in a scratch database as the given URL's role. */
@@ -107,4 +118,18 @@ export function psqlFile(url: string, file: string, vars: Record<string, string>
   const args = [url, "-X", "-q", "-v", "ON_ERROR_STOP=1"];
   for (const [k, v] of Object.entries(vars)) args.push("-v", `${k}=${v}`);
   return run("psql", [...args, "-f", file]);
+}
+
+/** A golden database for the calling test file: created before its tests, dropped after. */
+export function useGolden(prefix: string): Golden {
+  const golden = {} as Golden;
+  beforeAll(async () => {
+    const psql = await run("psql", ["--version"]);
+    if (psql.code !== 0) throw new Error("psql not found: the operator scripts need the PostgreSQL 15 client (Debian: apt-get install postgresql-client)");
+    Object.assign(golden, await createGolden(prefix));
+  });
+  afterAll(async () => {
+    await golden.drop?.();
+  });
+  return golden;
 }

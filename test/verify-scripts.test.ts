@@ -2,29 +2,12 @@
 // naming the object, on deliberately broken copies of it (one scratch clone per breakage;
 // the shared test database is never touched).
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGolden, psqlFile, run, runSql, superuserUrlFor, type Golden, type Scratch } from "./scratch.ts";
+import { describe, expect, it } from "vitest";
+import { psqlFile, run, runSql, superuserUrlFor, useGolden, type Scratch } from "./scratch.ts";
 
-let golden: Golden;
+const golden = useGolden("verify");
 
-beforeAll(async () => {
-  const psql = await run("psql", ["--version"]);
-  if (psql.code !== 0) throw new Error("psql not found: the verify scripts need the PostgreSQL 15 client (Debian: apt-get install postgresql-client)");
-  golden = await createGolden("verify");
-});
-
-afterAll(async () => {
-  await golden?.drop();
-});
-
-async function withClone<T>(fn: (s: Scratch) => Promise<T>): Promise<T> {
-  const s = await golden.clone();
-  try {
-    return await fn(s);
-  } finally {
-    await s.drop();
-  }
-}
+const withClone = <T>(fn: (s: Scratch) => Promise<T>) => golden.withClone(fn);
 
 describe("on the seeded, correctly deployed database", () => {
   it("verify/catalog.sql passes", async () => {
@@ -103,6 +86,12 @@ const breakages: Breakage[] = [
     sql: "create policy everyone_reads_customers on app.customers as permissive for select to app_user using (true)",
     catalog: "FAIL policy everyone_reads_customers on app.customers: permissive and not keyed on tenant_id",
     rls: "LEAK app.customers",
+  },
+  {
+    name: "an INSERT policy WITH CHECK (true)",
+    sql: "drop policy tenant_members_insert_into_their_tenant on app.customers; create policy anyone_inserts_customers on app.customers for insert to app_user with check (true)",
+    catalog: "FAIL policy anyone_inserts_customers on app.customers: permissive and not keyed on tenant_id",
+    rls: "LEAK app.customers: app_user inserted a row into another tenant",
   },
   {
     name: "a tenant table without tenant_id",

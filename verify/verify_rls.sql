@@ -16,6 +16,7 @@ begin;
 select set_config('verify.app_role', :'app_role', true) \g /dev/null
 
 do $verify$
+#variable_conflict use_variable
 declare
   app_role text := current_setting('verify.app_role');
   a uuid := gen_random_uuid();
@@ -27,6 +28,7 @@ declare
   cols text;
   vals text;
   col record;
+  probe record;
   n bigint;
   probed int := 0;
   tenant uuid;
@@ -45,13 +47,14 @@ begin
        and c.relname <> all (app.global_table_names())
        and exists (select 1 from pg_catalog.pg_attribute x where x.attrelid = c.oid and x.attname = 'tenant_id' and not x.attisdropped)
      order by c.relkind, c.relname;
+  alter table verify_rls_targets add column insert_cols text, add column insert_rest text;
   grant select on verify_rls_targets to public;
 
   -- Probe rows: one per throwaway tenant, from type defaults for required columns, else a copy
   -- of an existing row. Tables with required references may stay empty: noted, not failed.
   for rel in select t.rel from verify_rls_targets t where t.is_table loop
     cols := 'tenant_id';
-    vals := '$1';
+    vals := '';
     for col in select x.attname, t.typcategory, x.atttypid
                  from pg_catalog.pg_attribute x join pg_catalog.pg_type t on t.oid = x.atttypid
                 where x.attrelid = rel and x.attnum > 0 and not x.attisdropped and x.attnotnull
@@ -66,9 +69,10 @@ begin
         when col.typcategory = 'D' then 'now()'
         else 'null' end;
     end loop;
+    update verify_rls_targets t set insert_cols = cols, insert_rest = vals where t.rel = rel;
     foreach tenant in array array[a, b] loop
       begin
-        execute format('insert into %s (%s) values (%s)', rel, cols, vals) using tenant;
+        execute format('insert into %s (%s) values ($1%s)', rel, cols, vals) using tenant;
         probed := probed + 1;
       exception when others then
         notes := notes || format('%s: no probe row for a throwaway tenant (%s); existing rows are checked', rel, sqlerrm);
@@ -79,7 +83,7 @@ begin
 
   execute format('set local role %I', app_role);
 
-  for rel, is_table in select t.rel, t.is_table from verify_rls_targets t loop
+  for rel, is_table, cols, vals in select t.rel, t.is_table, t.insert_cols, t.insert_rest from verify_rls_targets t loop
     -- Fail-closed: no context, no rows.
     perform set_config('app.tenant_id', '', true);
     execute format('select count(*) from %s', rel) into n;
@@ -98,42 +102,28 @@ begin
 
     continue when not is_table;
 
-    -- Writes: never into another tenant, never without context.
-    perform set_config('app.tenant_id', a::text, true);
-    begin
-      execute format('insert into %s (tenant_id) values ($1)', rel) using b;
-      fails := fails || format('LEAK %s: %s inserted a row into another tenant. FIX: the INSERT policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', rel, app_role);
-      raise sqlstate 'VR001';
-    exception
-      when insufficient_privilege then null;
-      when sqlstate 'VR001' then null;
-      when others then
-        notes := notes || format('%s: cross-tenant insert refused with %s before RLS could be observed', rel, sqlstate);
-    end;
-    begin
-      execute format('update %s set tenant_id = $1 where tenant_id = $2', rel) using b, a;
-      get diagnostics n = row_count;
-      if n > 0 then
-        fails := fails || format('LEAK %s: %s moved %s row(s) to another tenant. FIX: the UPDATE policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', rel, app_role, n);
+    -- Writes: never into another tenant, never without context. Each probe is undone.
+    for probe in select * from (values
+        (a::text, format('insert into %s (%s) values (%L%s)', rel, cols, b, vals), 'inserted a row into another tenant', 'INSERT'),
+        (a::text, format('update %s set tenant_id = %L where tenant_id = %L', rel, b, a), 'moved rows to another tenant', 'UPDATE'),
+        ('', format('insert into %s (%s) values (%L%s)', rel, cols, a, vals), 'inserted a row without tenant context', 'INSERT')
+      ) p(ctx, stmt, what, cmd)
+    loop
+      perform set_config('app.tenant_id', probe.ctx, true);
+      begin
+        execute probe.stmt;
+        get diagnostics n = row_count;
+        if n > 0 then
+          fails := fails || format('LEAK %s: %s %s (%s row(s)). FIX: the %s policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', rel, app_role, probe.what, n, probe.cmd);
+        end if;
         raise sqlstate 'VR001';
-      end if;
-    exception
-      when insufficient_privilege then null;
-      when sqlstate 'VR001' then null;
-      when others then
-        notes := notes || format('%s: moving a row refused with %s before RLS could be observed', rel, sqlstate);
-    end;
-    perform set_config('app.tenant_id', '', true);
-    begin
-      execute format('insert into %s (tenant_id) values ($1)', rel) using a;
-      fails := fails || format('LEAK %s: %s inserted a row without tenant context. FIX: the INSERT policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', rel, app_role);
-      raise sqlstate 'VR001';
-    exception
-      when insufficient_privilege then null;
-      when sqlstate 'VR001' then null;
-      when others then
-        notes := notes || format('%s: insert without context refused with %s before RLS could be observed', rel, sqlstate);
-    end;
+      exception
+        when insufficient_privilege then null;
+        when sqlstate 'VR001' then null;
+        when others then
+          notes := notes || format('%s: a probe that %s was refused with %s before RLS could be observed', rel, probe.what, sqlstate);
+      end;
+    end loop;
   end loop;
 
   reset role;
