@@ -111,7 +111,7 @@ const breakages: Breakage[] = [
   {
     name: "a command without a policy",
     sql: "drop policy tenant_members_delete_their_tenant_rows on app.customers",
-    catalog: "FAIL app.customers: policies for app_user cover only INSERT, SELECT, UPDATE",
+    catalog: "FAIL app.customers: app_user may DELETE but no policy covers it (policies cover INSERT, SELECT, UPDATE)",
   },
   {
     name: "a nullable tenant_id holding a NULL row",

@@ -52,16 +52,20 @@ export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeplo
     const latency = Date.now() - started;
     const applied = (await withoutTenant((sql) => sql`select name from app.applied_migrations() as name`)).map((r) => r.name as string);
     const expected = migrationNames();
-    // Catalog rows are readable by every role: the API role checks its own protections.
+    // Catalog rows are readable by every role: the API role checks its own protections (RLS on
+    // and forced, a policy for every command it holds a privilege for).
     const tables = await withoutTenant((sql) => sql`
       select c.oid::regclass::text as name, c.relrowsecurity as rls, c.relforcerowsecurity as forced,
-             (select count(distinct p.cmd) from pg_catalog.pg_policies p where p.schemaname = 'app' and p.tablename = c.relname) as commands
+             (select count(*) from unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE']) cmd
+               where has_table_privilege(c.oid, cmd)
+                 and not exists (select 1 from pg_catalog.pg_policies p
+                                  where p.schemaname = 'app' and p.tablename = c.relname and p.cmd in (cmd, 'ALL'))) as uncovered
         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
        where n.nspname = 'app' and c.relkind in ('r', 'p') and not c.relispartition
          and c.relname <> all (app.global_table_names())
          and exists (select 1 from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)
        order by 1`);
-    const unprotected = tables.filter((t) => !t.rls || !t.forced || Number(t.commands) < 4).map((t) => t.name as string);
+    const unprotected = tables.filter((t) => !t.rls || !t.forced || Number(t.uncovered) > 0).map((t) => t.name as string);
     const names = [...configKeys(), "GIT_COMMIT", "DEPLOYED_AT"];
     res.json({
       db: { reachable: true, latency_ms: latency, server_version: info.version, role: info.role },
