@@ -19,9 +19,17 @@ done < "$here/policies/ORDER"
 # psql applies -v in order of the command line, so the second snapshot needs its own run of
 # the state file with snap changed: a tiny inline step between the policy files and the diff.
 step=$(mktemp)
-trap 'rm -f "$step"' EXIT
+trap 'rm -f "$step" "$step.out"' EXIT
 printf '\\set snap policy_after\n\\ir %s\n\\ir %s\n' "$here/deploy/policy_state.sql" "$here/deploy/policy_diff.sql" > "$step"
 echo "applying $count policy files in one transaction:"
-psql "$DATABASE_OWNER_URL" -X -q -v ON_ERROR_STOP=1 --single-transaction "${args[@]}" -f "$step" 2>&1 \
-  | grep -v -E '^psql:.*NOTICE:  (drop cascades|policy .* does not exist|role .* is already a member)' | sed -e '/^$/d' -e 's/^ //'
+set +e
+psql "$DATABASE_OWNER_URL" -X -q -v ON_ERROR_STOP=1 --single-transaction "${args[@]}" -f "$step" > "$step.out" 2>&1
+rc=$?
+set -e
+grep -v -E '^psql:.*NOTICE:  (drop cascades|policy .* does not exist|role .* is already a member)' "$step.out" | sed -e '/^$/d' -e 's/^ //' || true
+rm -f "$step.out"
+if [ "$rc" -ne 0 ]; then
+  echo "FAIL policies not applied: the transaction rolled back, nothing changed. FIX: read the error above; run as the owner role (DATABASE_OWNER_URL), which owns schema app and may create temporary tables" >&2
+  exit 1
+fi
 echo "policies applied: $count files ($(grep -v '^#' "$here/policies/ORDER" | grep . | tr '\n' ' '))"

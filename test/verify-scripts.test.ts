@@ -214,4 +214,10 @@ describe("deploy/apply-policies.sh", () => {
       expect((await psqlFile(s.ownerUrl, "verify/catalog.sql")).code).toBe(0);
       expect((await run("deploy/apply-policies.sh", [], env)).output).toContain("no changes");
     }));
+
+  it("run as the wrong role, it fails, changes nothing and says how to fix it", async () => {
+    const r = await run("deploy/apply-policies.sh", [], { DATABASE_OWNER_URL: golden.appUrl });
+    expect(r.code).toBe(1);
+    expect(r.output).toContain("FAIL policies not applied: the transaction rolled back, nothing changed. FIX:");
+  });
 });
