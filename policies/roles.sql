@@ -31,3 +31,13 @@ begin
   end loop;
 end
 $$;
+
+-- The role applying this file (the owner) may `set role app_user`, so the verify scripts can
+-- probe isolation as the API's role from the owner's connection. Granted only when missing.
+do $$
+begin
+  if not pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') then
+    execute format('grant app_user to %I', current_user);
+  end if;
+end
+$$;

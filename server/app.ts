@@ -1,4 +1,4 @@
-// The Express app: request id and logging first, then health, then /api/v1 (JSON bodies,
+// The Express app: request id, metrics and logging first, then health, /metrics, /ops, then /api/v1 (JSON bodies,
 // login, authentication, caller routes, tenant routes), then 404 and the one error handler.
 import express, { type Router } from "express";
 import { pinoHttp } from "pino-http";
@@ -6,15 +6,17 @@ import { authenticate } from "./authenticate.ts";
 import { errorHandler, notFound } from "./errorHandler.ts";
 import { jsonBody } from "./jsonBody.ts";
 import { logger } from "./log.ts";
+import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
 import { requestId } from "./requestId.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { meRoutes } from "./routes/me.ts";
+import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
 import type { TokenKeys } from "./tokens.ts";
 
-export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string };
+export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
 
 /** Tenant resources: each is mounted behind resolveTenant, so its handlers run in a tenant. */
 export function tenantResources(): Record<string, Router> {
@@ -30,6 +32,7 @@ export function createApp(options: AppOptions): express.Express {
   app.set("query parser", "simple");
 
   app.use(requestId);
+  app.use(metricsMiddleware);
   app.use(
     pinoHttp({
       logger,
@@ -43,6 +46,8 @@ export function createApp(options: AppOptions): express.Express {
   );
   app.use(tenantPathPrefix);
   app.use(healthRoutes());
+  app.get("/metrics", metricsEndpoint);
+  app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   const api = express.Router();
   api.use(jsonBody(options.bodyLimit));

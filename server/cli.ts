@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./config.ts";
 import { connectOnce } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
+import { migrate } from "./migrate.ts";
 import { loadTokenKeys, signAccessToken } from "./tokens.ts";
 
 const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
@@ -41,6 +42,18 @@ program
       await sql.end({ timeout: 5 });
       await db.stop();
     }
+  });
+
+program
+  .command("migrate")
+  .description("apply pending migrations from sql/ as the owner role (deploy/migrate.sh snapshots first)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .option("--down", "undo the last migration instead (only one that carries a Down Migration section)")
+  .action(async (opts: { url?: string; down?: boolean }) => {
+    const url = opts.url ?? process.env.DATABASE_OWNER_URL;
+    if (!url) throw new Error("set DATABASE_OWNER_URL (or --url) to the owner role connection URL");
+    const ran = await migrate(url, { direction: opts.down ? "down" : "up", count: opts.down ? 1 : undefined, log: (m) => console.error(String(m)) });
+    console.log(ran.length ? `${opts.down ? "undone" : "applied"}: ${ran.join(", ")}` : "migrations at head: nothing to apply");
   });
 
 program.parseAsync().catch((error) => {

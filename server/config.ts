@@ -66,6 +66,9 @@ const schema = {
   dependencies: { DATABASE_URL: ["DATABASE_OWNER_URL"], DATABASE_OWNER_URL: ["DATABASE_URL"] },
 };
 
+/** Names of the environment variables the configuration reads (for /ops/env-sanity: names only). */
+export const configKeys = (): string[] => Object.keys(schema.properties);
+
 const validate = new Ajv({ useDefaults: true, coerceTypes: true, allErrors: true }).compile(schema);
 
 export class ConfigError extends Error {}

@@ -19,6 +19,10 @@ export function createPool(options: PoolOptions): Sql {
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     prepare: true,
+    // postgres.js waits before reconnecting after failures, by default up to 20 s
+    // ((0.5..1) * min(3^retries / 100, 20)): with the database down a request would wait that
+    // long. Capped at 250 ms, a request fails over to 503 within the connect timeout.
+    backoff: (retries: number) => Math.min(0.05 * retries, 0.25),
     onnotice: () => {},
     connection: {
       application_name: options.applicationName ?? "rls-service-shop",

@@ -4,6 +4,7 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { NotFoundError, toAppError } from "./errors.ts";
 import { logger } from "./log.ts";
+import { noteError } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
 
 export const notFound: RequestHandler = (req) => {
@@ -20,6 +21,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   } else {
     logger.error({ err: err instanceof Error ? { type: err.name, message: err.message, stack: err.stack, code: (err as { code?: string }).code } : err }, "unhandled error");
   }
+  noteError(res, error.code, (error.cause as { code?: string } | undefined)?.code);
   for (const [name, value] of Object.entries(error.headers ?? {})) res.setHeader(name, value);
   const body: Record<string, unknown> = { code: error.code, message: error.message, request_id: requestId };
   if (error.details !== undefined) body.details = error.details;

@@ -4,6 +4,7 @@ import { loadConfig, ConfigError } from "./config.ts";
 import { createPool } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
 import { logger } from "./log.ts";
+import { setPoolMax } from "./metrics.ts";
 import { migrate } from "./migrate.ts";
 import { applyPolicies } from "./policies.ts";
 import { DEMO_PASSWORD, seedDemo } from "./seed.ts";
@@ -48,6 +49,7 @@ async function main() {
     statementTimeoutMs: config.dbStatementTimeoutMs,
   });
   useTenantPool(pool);
+  setPoolMax(config.dbPoolMax);
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   process.removeAllListeners("SIGINT");

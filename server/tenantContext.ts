@@ -6,6 +6,7 @@
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { AppError, isRetryable, toAppError } from "./errors.ts";
+import { trackPoolConnection } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
 
 type Pending = postgres.PendingQuery<postgres.Row[]>;
@@ -45,6 +46,7 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
 
   const sql = (await pool.reserve()) as unknown as postgres.ReservedSql;
+  trackPoolConnection(1);
   try {
     const begin = sql`begin`.execute();
     const open = sql`
@@ -90,6 +92,7 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
     return (Array.isArray(produced) ? results : results[0]) as Result<W>;
   } finally {
     sql.release();
+    trackPoolConnection(-1);
   }
 }
 

@@ -36,8 +36,15 @@ function checked(source: string, value: string): string {
   return value.toLowerCase();
 }
 
+/** Marks the middleware that puts a request on the tenant-context path (the route contract test looks for it). */
+export const TENANT_PATH = Symbol.for("rls-service-shop.tenant-path");
+
+export function isTenantPath(handler: unknown): boolean {
+  return typeof handler === "function" && (handler as { [TENANT_PATH]?: boolean })[TENANT_PATH] === true;
+}
+
 export function resolveTenant(baseDomain: string | undefined): RequestHandler {
-  return (req, _res, next) => {
+  const handler: RequestHandler = function resolveTenantContext(req, _res, next) {
     const refs: string[] = [];
     const header = req.get("x-tenant-id");
     if (header !== undefined) refs.push(checked("X-Tenant-Id header", header.trim()));
@@ -64,4 +71,5 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
     state.tenantRefs = [...new Set(refs)];
     next();
   };
+  return Object.assign(handler, { [TENANT_PATH]: true });
 }

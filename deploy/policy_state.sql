@@ -1,0 +1,26 @@
+-- Snapshot of everything policies/ controls, into temp table :snap (psql variable), so
+-- deploy/apply-policies.sh can print what an application changed. Used in its transaction.
+create temp table :"snap" on commit drop as
+  select 'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname as object,
+         concat_ws(' | ', p.permissive, p.roles::text, p.cmd, 'using ' || p.qual, 'check ' || p.with_check) as state
+    from pg_catalog.pg_policies p where p.schemaname = 'app'
+  union all
+  select 'table ' || c.oid::regclass::text,
+         concat_ws(' | ', 'rls ' || c.relrowsecurity, 'force ' || c.relforcerowsecurity, 'acl ' || coalesce(c.relacl::text, 'default'), 'options ' || c.reloptions::text)
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'app' and c.relkind in ('r', 'p', 'v', 'm')
+  union all
+  select 'function ' || p.oid::regprocedure::text,
+         concat_ws(' | ', 'acl ' || coalesce(p.proacl::text, 'default'), 'definer ' || p.prosecdef, 'config ' || p.proconfig::text, 'body ' || md5(p.prosrc))
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace where n.nspname = 'app'
+  union all
+  select 'role ' || r.rolname,
+         concat_ws(' | ', 'super ' || r.rolsuper, 'bypassrls ' || r.rolbypassrls, 'createrole ' || r.rolcreaterole,
+                   'createdb ' || r.rolcreatedb, 'login ' || r.rolcanlogin,
+                   'member of ' || coalesce((select string_agg(g.rolname, ',' order by g.rolname) from pg_catalog.pg_auth_members m
+                                               join pg_catalog.pg_roles g on g.oid = m.roleid where m.member = r.oid), '-'),
+                   'members ' || coalesce((select string_agg(u.rolname, ',' order by u.rolname) from pg_catalog.pg_auth_members m
+                                             join pg_catalog.pg_roles u on u.oid = m.member where m.roleid = r.oid), '-'))
+    from pg_catalog.pg_roles r where r.rolname in ('app_user', 'app_bi')
+  union all
+  select 'schema ' || n.nspname, 'acl ' || coalesce(n.nspacl::text, 'default') from pg_catalog.pg_namespace n where n.nspname = 'app';

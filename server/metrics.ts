@@ -1,0 +1,97 @@
+// Prometheus metrics on GET /metrics: requests by route template and status, latency, 503s,
+// 304s, authorization denials (RLS/privilege 42501 and HTTP 403) and tenant-pool use. One
+// registry per process; route labels are templates (/api/v1/customers/:id), never raw paths.
+import type { Request, RequestHandler, Response } from "express";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+const requests = new Counter({
+  name: "http_requests_total",
+  help: "HTTP requests by method, route template and status.",
+  labelNames: ["method", "route", "status"] as const,
+  registers: [registry],
+});
+const latency = new Histogram({
+  name: "http_request_duration_seconds",
+  help: "HTTP request latency by method and route template.",
+  labelNames: ["method", "route"] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
+const unavailable = new Counter({
+  name: "http_unavailable_total",
+  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, MIGRATIONS_NOT_AT_HEAD).",
+  labelNames: ["code"] as const,
+  registers: [registry],
+});
+const notModified = new Counter({
+  name: "http_not_modified_total",
+  help: "304 Not Modified answers (conditional GET with a matching ETag) by route template.",
+  labelNames: ["route"] as const,
+  registers: [registry],
+});
+const denials = new Counter({
+  name: "authorization_denials_total",
+  help: "Denied actions: source=database for SQLSTATE 42501 (RLS WITH CHECK or privilege), source=http for other 403s.",
+  labelNames: ["source", "code"] as const,
+  registers: [registry],
+});
+const poolInUse = new Gauge({ name: "db_pool_connections_in_use", help: "Tenant-pool connections reserved by requests right now.", registers: [registry] });
+const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
+
+/** Called by the tenant-context helper around each reserved connection. */
+export function trackPoolConnection(delta: 1 | -1): void {
+  poolInUse.inc(delta);
+}
+
+export function setPoolMax(max: number): void {
+  poolMax.set(max);
+}
+
+/** What the error handler tells the metrics about an error answer (kept on res.locals). */
+export function noteError(res: Response, code: string, causeCode: string | undefined): void {
+  res.locals.errorCode = code;
+  res.locals.causeCode = causeCode;
+}
+
+/**
+ * Remembers the route template when the router dispatches to a route: req.baseUrl is right
+ * only at that moment (an async handler answers after the router has restored it).
+ */
+function captureRouteTemplate(req: Request): () => string {
+  let template = "unmatched";
+  let current: unknown;
+  Object.defineProperty(req, "route", {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (route: { path?: unknown } | undefined) => {
+      current = route;
+      if (route && typeof route.path === "string") template = `${req.baseUrl}${route.path}`.replace(/(.)\/$/, "$1") || "/";
+    },
+  });
+  return () => template;
+}
+
+export const metricsMiddleware: RequestHandler = (req, res, next) => {
+  const stop = latency.startTimer();
+  const template = captureRouteTemplate(req);
+  res.on("finish", () => {
+    const status = res.statusCode;
+    const route = template();
+    requests.inc({ method: req.method, route, status: String(status) });
+    stop({ method: req.method, route });
+    if (status === 503) unavailable.inc({ code: String(res.locals.errorCode ?? "UNKNOWN") });
+    if (status === 304) notModified.inc({ route });
+    if (res.locals.causeCode === "42501") denials.inc({ source: "database", code: String(res.locals.errorCode) });
+    else if (status === 403) denials.inc({ source: "http", code: String(res.locals.errorCode ?? "FORBIDDEN") });
+  });
+  next();
+};
+
+export const metricsEndpoint: RequestHandler = async (_req, res) => {
+  res.setHeader("Content-Type", registry.contentType);
+  res.send(await registry.metrics());
+};

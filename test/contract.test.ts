@@ -1,0 +1,75 @@
+// Contracts that make an unprotected table, view, function or route fail loudly, each
+// failure naming the object and a FIX:
+//   * catalog: verify/catalog.sql's checks and verify/verify_rls.sql's probe, on the test database;
+//   * routes: every route under /api/v1 other than login, me and the caller's tenants runs behind
+//     the tenant-context middleware, read from the Express router stack.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { describe, expect, it } from "vitest";
+import { createApp, tenantResources } from "../server/app.ts";
+import { db, keys } from "./fixtures.ts";
+import { apiRouter, routeInventory, type RouteEntry } from "./routeInventory.ts";
+import { root } from "./scratch.ts";
+
+/** The DO block of a verify/*.sql file, so the suite runs exactly what operators run. */
+function doBlock(file: string): string {
+  const text = readFileSync(join(root, "verify", file), "utf8");
+  const match = /^do \$(\w+)\$[\s\S]*?^\$\1\$;/m.exec(text);
+  if (!match) throw new Error(`no DO block in verify/${file}`);
+  return match[0];
+}
+
+async function failuresOf(file: string): Promise<string> {
+  const sql = postgres(db.ownerUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql.begin(async (tx) => {
+      await tx`select set_config('verify.app_role', 'app_user', true)`;
+      await tx.unsafe(doBlock(file));
+      throw new Error("rollback");
+    });
+    return "";
+  } catch (error) {
+    const message = (error as Error).message;
+    return message === "rollback" ? "" : message;
+  } finally {
+    await sql.end();
+  }
+}
+
+describe("catalog contract", () => {
+  it("every app table is tenant-owned with every protection or on the global list; every SECURITY DEFINER function pins search_path; every view is security_invoker", async () => {
+    expect(await failuresOf("catalog.sql"), "verify/catalog.sql found unprotected objects (each line has a FIX)").toBe("");
+  });
+
+  it("every tenant table and view isolates tenants and fails closed as app_user (verify_rls.sql)", async () => {
+    expect(await failuresOf("verify_rls.sql"), "verify/verify_rls.sql found leaks (each line has a FIX)").toBe("");
+  });
+});
+
+const callerRoutes = new Set(["POST /api/v1/auth/login", "GET /api/v1/me", "GET /api/v1/tenants"]);
+
+function unguarded(routes: RouteEntry[]): string[] {
+  return routes
+    .filter((r) => r.path.startsWith("/api/v1/") && !r.tenantPath && !callerRoutes.has(`${r.method} ${r.path}`))
+    .map((r) => `${r.method} ${r.path}: not behind the tenant-context middleware. FIX: mount its router in tenantResources() (server/app.ts), which puts resolveTenant in front, and reach the database only through withTenant()`);
+}
+
+describe("route contract", () => {
+  const app = () => createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
+
+  it("every /api/v1 route other than login, me and tenants runs behind resolveTenant", () => {
+    const routes = routeInventory(app());
+    expect(unguarded(routes)).toEqual([]);
+    for (const path of Object.keys(tenantResources())) {
+      expect(routes.some((r) => r.path.startsWith(`/api/v1${path}`) && r.tenantPath), `${path} has routes on the tenant path`).toBe(true);
+    }
+    for (const caller of callerRoutes) expect(routes.map((r) => `${r.method} ${r.path}`)).toContain(caller);
+  });
+
+  it("canary: a route added to /api/v1 outside tenantResources() is caught by name", () => {
+    const a = app();
+    apiRouter(a).get("/rogue-report", (_req, res) => void res.json({}));
+    expect(unguarded(routeInventory(a))).toEqual([expect.stringMatching(/^GET \/api\/v1\/rogue-report: not behind the tenant-context middleware\. FIX: /)]);
+  });
+});

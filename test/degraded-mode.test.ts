@@ -1,0 +1,127 @@
+// Degraded mode: with the database down every API route answers 503 DATABASE_UNAVAILABLE
+// within one second, /healthz stays 200 and /readyz says 503; when the database is back the
+// API recovers without a restart. This file starts, stops and restarts its OWN embedded
+// PostgreSQL (the shared test database is never stopped).
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import type { Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import { createPool, type Sql } from "../server/db.ts";
+import { startEmbedded, type EmbeddedServer } from "../server/embedded.ts";
+import { migrate } from "../server/migrate.ts";
+import { applyPolicies } from "../server/policies.ts";
+import { provisionDatabase } from "../server/provision.ts";
+import { useTenantPool } from "../server/tenantContext.ts";
+import { keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
+import { routeInventory } from "./routeInventory.ts";
+import { freePort } from "./testDatabase.ts";
+
+const password = "degraded-superuser";
+let root: string;
+let port: number;
+let pg: EmbeddedServer;
+let pool: Sql;
+let server: Server;
+let base: string;
+let tenant: Tenant;
+let user: User;
+let customer: string;
+let app: ReturnType<typeof createApp>;
+
+const start = () => startEmbedded({ dir: join(root, "pg"), port, superuserPassword: password });
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "rls-shop-degraded-"));
+  await chmod(root, 0o755);
+  port = await freePort();
+  pg = await start();
+  const urls = await provisionDatabase(pg.superuserUrl, "shop_degraded", { owner: "o-degraded", app: "a-degraded", bi: "b-degraded" });
+  await migrate(urls.ownerUrl);
+  await applyPolicies(urls.ownerUrl);
+  const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
+  try {
+    tenant = await makeTenant(owner);
+    user = await makeUser(owner, tenant, "owner");
+    [customer] = await makeCustomers(owner, tenant, 2);
+  } finally {
+    await owner.end();
+  }
+  pool = createPool({ url: urls.appUrl, max: 4, connectTimeoutMs: 500, statementTimeoutMs: 2000 });
+  useTenantPool(pool);
+  app = createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
+  server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  await pool?.end({ timeout: 1 });
+  await pg?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function call(method: string, path: string, body?: unknown) {
+  const started = performance.now();
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, ms: performance.now() - started };
+}
+
+/** Every route of the app under /api/v1, read from the router, with a plausible request. */
+function apiRequests(): { method: string; path: string; body?: unknown }[] {
+  return routeInventory(app)
+    .filter((r) => r.path.startsWith("/api/v1/"))
+    .map((r) => ({
+      method: r.method,
+      path: r.path.replace(/:[a-z_]+/gi, customer),
+      body: r.path === "/api/v1/auth/login" ? { email: "someone@test.test", password: "a-password" } : ["POST", "PUT", "PATCH"].includes(r.method) ? { name: "Degraded Mode" } : undefined,
+    }));
+}
+
+describe("with the database down", () => {
+  it("answers 503 DATABASE_UNAVAILABLE on every API route within one second, keeps /healthz 200, /readyz 503, and recovers without a restart", async () => {
+    expect((await call("GET", "/api/v1/customers")).status).toBe(200);
+    await pg.stop();
+
+    const requests = apiRequests();
+    expect(requests.length).toBeGreaterThanOrEqual(7);
+    let slowest = 0;
+    for (const r of requests) {
+      const res = await call(r.method, r.path, r.body);
+      expect(res.status, `${r.method} ${r.path}`).toBe(503);
+      expect(res.body.error.code, `${r.method} ${r.path}`).toBe("DATABASE_UNAVAILABLE");
+      expect(res.ms, `${r.method} ${r.path} took ${Math.round(res.ms)} ms`).toBeLessThan(1000);
+      slowest = Math.max(slowest, res.ms);
+    }
+    console.log(`degraded mode: ${requests.length} API routes answered 503, slowest in ${Math.round(slowest)} ms`);
+    expect((await call("GET", "/healthz")).status).toBe(200);
+    const ready = await call("GET", "/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body.error.code).toBe("DATABASE_UNAVAILABLE");
+    expect(ready.ms).toBeLessThan(1000);
+
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/http_unavailable_total\{code="DATABASE_UNAVAILABLE"\} [1-9]/);
+
+    pg = await start();
+    let recovered = 0;
+    for (let i = 0; i < 50 && recovered !== 200; i++) {
+      recovered = (await call("GET", "/readyz")).status;
+      if (recovered !== 200) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(recovered).toBe(200);
+    const list = await call("GET", "/api/v1/customers");
+    expect(list.status).toBe(200);
+    expect(list.body.data).toHaveLength(2);
+  });
+});

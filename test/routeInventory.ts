@@ -1,0 +1,45 @@
+// Reads the Express app's router stack (Express 5: app.router.stack, nested routers in
+// layer.handle.stack) and lists every route with whether it runs behind the tenant-context
+// middleware (resolveTenant, recognised by its TENANT_PATH marker), without grepping source.
+import type express from "express";
+import { isTenantPath } from "../server/tenantResolution.ts";
+
+export type RouteEntry = { method: string; path: string; tenantPath: boolean };
+
+type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
+
+const join = (a: string, b: string) => (`${a}/${b}`).replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
+
+function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
+  const guards: string[] = [];
+  const out: RouteEntry[] = [];
+  for (const layer of stack) {
+    const raw = typeof layer.rawPath === "string" ? layer.rawPath : "/";
+    if (isTenantPath(layer.handle)) {
+      guards.push(raw);
+      continue;
+    }
+    const covered = guarded || guards.some((g) => g === "/" || raw === g || raw.startsWith(`${g}/`));
+    if (layer.route) {
+      const inRoute = layer.route.stack.some((l) => isTenantPath(l.handle));
+      for (const method of Object.keys(layer.route.methods)) {
+        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute });
+      }
+    } else {
+      const nested = (layer.handle as { stack?: Layer[] }).stack;
+      if (Array.isArray(nested)) out.push(...walk(nested, join(prefix, raw), covered));
+    }
+  }
+  return out;
+}
+
+export function routeInventory(app: express.Express): RouteEntry[] {
+  return walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/", false);
+}
+
+/** The /api/v1 router itself, to add a deliberately unguarded route in the canary. */
+export function apiRouter(app: express.Express): express.Router {
+  const layer = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.rawPath === "/api/v1");
+  if (!layer) throw new Error("no /api/v1 router on the app");
+  return layer.handle as express.Router;
+}

@@ -1,0 +1,110 @@
+// The runbooks' commands are real: every script they name exists and is exercised by a test,
+// and the commands specific to a runbook (onboarding, containment, go-live status with the API,
+// the catalog API check) run here exactly as written.
+import { accessSync, constants, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api } from "./fixtures.ts";
+import { routeInventory } from "./routeInventory.ts";
+import { root, run, useGolden, type Scratch } from "./scratch.ts";
+
+const runbooks = readdirSync(join(root, "runbooks")).filter((f) => f.endsWith(".md"));
+const text = (file: string) => readFileSync(join(root, "runbooks", file), "utf8");
+
+/** The fenced shell block of a runbook that contains `needle`, joined into one command. */
+function command(file: string, needle: string): string {
+  const blocks = [...text(file).matchAll(/```(?:sh)?\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const block = blocks.find((b) => b.includes(needle));
+  if (!block) throw new Error(`runbooks/${file} has no command with ${needle}`);
+  const line = block.replace(/\\\n\s*/g, "").split("\n").find((l) => l.includes(needle));
+  return line!.replace(/\s+#.*$/, "").trim();
+}
+
+const golden = useGolden("runbook");
+
+const withClone = <T>(fn: (s: Scratch) => Promise<T>) => golden.withClone(fn);
+
+describe("runbooks", () => {
+  it("name only scripts that exist, are executable and are exercised by a test", () => {
+    const tests = readdirSync(join(root, "test")).filter((f) => f.endsWith(".test.ts")).map((f) => readFileSync(join(root, "test", f), "utf8")).join("\n");
+    const named = new Set(runbooks.flatMap((f) => [...text(f).matchAll(/\b((?:deploy|verify)\/[\w.-]+)/g)].map((m) => m[1])));
+    expect(named.size).toBeGreaterThan(8);
+    for (const path of named) {
+      if (!path.endsWith(".sql")) accessSync(join(root, path), constants.X_OK);
+      else accessSync(join(root, path), constants.R_OK);
+      expect(tests.includes(path), `${path} is named in a runbook but no test runs it`).toBe(true);
+    }
+  });
+
+  it("tenant onboarding: the command creates the tenant and its owner, and a second run changes nothing", async () =>
+    withClone(async (s) => {
+      const cmd = command("tenant-onboarding.md", "deploy/onboard-tenant.sql");
+      for (let i = 0; i < 2; i++) {
+        const r = await run("bash", ["-c", cmd], { DATABASE_OWNER_URL: s.ownerUrl });
+        expect(r.code, r.output).toBe(0);
+        expect(r.output).toMatch(/acme\s+\|\s+active\s+\|\s+owner@acme\.example\s+\|\s+owner/);
+      }
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        const [n] = await sql`select count(*)::int as n from app.memberships m join app.tenants t on t.id = m.tenant_id where t.slug = 'acme'`;
+        expect(n.n).toBe(1);
+      } finally {
+        await sql.end();
+      }
+    }));
+
+  it("leak containment: the revoke cuts app_user off, apply-policies restores it", async () =>
+    withClone(async (s) => {
+      const revoke = command("incident-cross-tenant-leak.md", "revoke usage on schema app");
+      expect((await run("bash", ["-c", revoke], { DATABASE_OWNER_URL: s.ownerUrl })).code).toBe(0);
+      const app = postgres(s.appUrl, { max: 1, onnotice: () => {} });
+      try {
+        await expect(app`select count(*) from app.customers`).rejects.toMatchObject({ code: "42501" });
+        const restored = await run("deploy/apply-policies.sh", [], { DATABASE_OWNER_URL: s.ownerUrl });
+        expect(restored.output).toMatch(/changed {2}schema app/);
+        await expect(app.begin((tx) => tx`select count(*)::int as n from app.customers`)).resolves.toEqual([{ n: 0 }]);
+      } finally {
+        await app.end();
+      }
+    }));
+});
+
+describe("with the API running", () => {
+  let api: Api;
+  beforeAll(async () => {
+    api = await startApi();
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it("verify/golive-status.sh passes every check, API included", async () => {
+    const r = await run("verify/golive-status.sh", [], { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, API_URL: api.url });
+    expect(r.output).toContain("PASS API /readyz 200");
+    expect(r.output).toContain("PASS API error shape");
+    expect(r.output).toContain("golive-status: all checks passed");
+    expect(r.code).toBe(0);
+  });
+
+  it("verify/test-catalog-api.sh runs against the API (and says so clearly when the catalog routes are absent)", async () => {
+    const owner = ownerSql();
+    try {
+      const [a, b] = [await makeTenant(owner), await makeTenant(owner)];
+      const [ua, ub] = [await makeUser(owner, a), await makeUser(owner, b)];
+      const env = { API_URL: api.url, TOKEN_A: tokenFor(ua), TENANT_A: a.slug, TOKEN_B: tokenFor(ub), TENANT_B: b.slug };
+      const r = await run("verify/test-catalog-api.sh", [], env);
+      const hasCatalog = routeInventory(createApp({ keys, bodyLimit: "1kb", deployment: { commit_sha: "t", deployed_at: "t" } })).some((x) => x.path === "/api/v1/service-operations");
+      if (hasCatalog) {
+        expect(r.output).toContain("test-catalog-api: all checks passed");
+        expect(r.code).toBe(0);
+      } else {
+        expect(r.output).toContain("FAIL GET /api/v1/service-operations: ROUTE_NOT_FOUND, this API has no service catalog. FIX:");
+        expect(r.code).toBe(3);
+      }
+    } finally {
+      await owner.end();
+    }
+  });
+});
