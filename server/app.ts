@@ -10,6 +10,8 @@ import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
 import { requestId } from "./requestId.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
+import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
+import { vehicleRoutes } from "./routes/vehicles.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -22,6 +24,9 @@ export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: stri
 export function tenantResources(): Record<string, Router> {
   return {
     "/customers": customerRoutes(),
+    "/vehicles": vehicleRoutes(),
+    "/services": serviceRoutes(),
+    "/service-operations": serviceOperationRoutes(),
   };
 }
 

@@ -63,6 +63,16 @@ const connectionCodes = new Set([
   "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED",
 ]);
 
+// Named constraints whose violation has its own stable code (checked before the SQLSTATE).
+const constraintErrors: Record<string, [number, string, string]> = {
+  vehicles_tenant_vin_key: [409, "VIN_TAKEN", "Another vehicle of this shop has this VIN."],
+  services_tenant_name_key: [409, "SERVICE_NAME_TAKEN", "A service with this name already exists."],
+  service_operations_tenant_code_key: [409, "INTERNAL_CODE_TAKEN", "An operation with this internal_code already exists."],
+  service_operations_price_check: [422, "INVALID_PRICE", "price_cents must be zero or more."],
+  service_operations_duration_check: [422, "INVALID_DURATION", "duration_minutes must be more than zero."],
+  vehicles_vin_check: [422, "INVALID_VIN", "A VIN has 17 characters: digits and capital letters except I, O and Q."],
+};
+
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
@@ -72,6 +82,12 @@ export function toAppError(error: unknown): AppError {
   const on = constraint ? { details: { constraint } } : {};
 
   if (connectionCodes.has(code) || code.startsWith("08") || code.startsWith("57P")) return databaseUnavailable(error);
+  const named = constraint ? constraintErrors[constraint] : undefined;
+  if (named && code.startsWith("23")) return new AppError(named[0], named[1], named[2], { ...on, cause: error });
+  // Deleting a row that others still reference is a conflict, not a missing reference.
+  if (code === "23503" && /^update or delete on table/.test(pg.message ?? "")) {
+    return new ConflictError("REFERENCE_IN_USE", "Other records still reference this one.", { ...on, cause: error });
+  }
   switch (code) {
     case "TN404": return new NotFoundError("TENANT_NOT_FOUND", "Tenant not found.", { cause: error });
     case "TN403": return new ForbiddenError("TENANT_SUSPENDED", "This tenant is suspended.", { cause: error });

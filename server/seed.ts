@@ -1,7 +1,7 @@
 // Demo data for development (never in production): tenants acme, beta and gamma, an owner
 // and a staff member in each, a platform admin, and some customers. Runs once: a database
 // that already has the tenant `acme` is left alone.
-import { connectOnce } from "./db.ts";
+import { connectOnce, type Sql } from "./db.ts";
 import { hashPassword } from "./passwords.ts";
 
 export const DEMO_PASSWORD = "shop-demo-password";
@@ -40,10 +40,38 @@ export async function seedDemo(ownerUrl: string, customersPerTenant = 24): Promi
           };
         });
         await tx`insert into app.customers ${tx(customers, "tenant_id", "name", "email", "phone", "notes")}`;
+        await seedShop(tx as unknown as Sql, tenant.id);
       }
     });
     return true;
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+const catalog: [string, [string, string, number, number][]][] = [
+  ["Maintenance", [["OIL", "Oil and filter change", 8900, 45], ["INSP", "Annual inspection", 12000, 90], ["WIPE", "Wiper blades", 2500, 10]]],
+  ["Brakes", [["BRK-PADS-F", "Front brake pads", 14900, 60], ["BRK-PADS-R", "Rear brake pads", 13900, 60], ["BRK-FLUID", "Brake fluid flush", 7900, 40]]],
+  ["Tyres", [["TYR-SWAP", "Seasonal tyre swap", 6000, 40], ["TYR-BAL", "Wheel balancing", 4000, 30], ["TYR-ALIGN", "Wheel alignment", 9000, 60]]],
+  ["Electrical", [["BAT", "Battery replacement", 4500, 20], ["DIAG", "Diagnostics scan", 5500, 30]]],
+];
+const makes: [string, string][] = [["Toyota", "Corolla"], ["Volkswagen", "Golf"], ["Ford", "Focus"], ["Renault", "Clio"], ["Skoda", "Octavia"]];
+
+/** Catalog and one vehicle per customer for a demo tenant (called inside the seed transaction). */
+async function seedShop(tx: Sql, tenantId: string): Promise<void> {
+  for (const [order, [group, operations]] of catalog.entries()) {
+    const [service] = await tx`insert into app.services (tenant_id, name, display_order) values (${tenantId}, ${group}, ${order}) returning id`;
+    const rows = operations.map(([code, name, price, minutes], i) => ({
+      tenant_id: tenantId, service_id: service.id, internal_code: code, name, price_cents: price, duration_minutes: minutes,
+      display_order: i === operations.length - 1 ? null : i,
+    }));
+    await tx`insert into app.service_operations ${tx(rows, "tenant_id", "service_id", "internal_code", "name", "price_cents", "duration_minutes", "display_order")}`;
+  }
+  await tx`
+    insert into app.vehicles (tenant_id, customer_id, plate, make, model, year)
+    select c.tenant_id, c.id, 'DEMO-' || lpad((row_number() over (order by c.name, c.id))::text, 3, '0'),
+           (${makes.map((m) => m[0])}::text[])[1 + (row_number() over (order by c.id)) % ${makes.length}],
+           (${makes.map((m) => m[1])}::text[])[1 + (row_number() over (order by c.id)) % ${makes.length}],
+           2010 + ((row_number() over (order by c.id)) % 14)::int
+      from app.customers c where c.tenant_id = ${tenantId}`;
 }

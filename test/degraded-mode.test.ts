@@ -77,6 +77,15 @@ async function call(method: string, path: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined, ms: performance.now() - started };
 }
 
+/** A body the route's validation accepts, so the request reaches the database. */
+function validBody(path: string): unknown {
+  const id = "8d1e5a8c-0000-4000-8000-000000000000";
+  if (path === "/api/v1/auth/login") return { email: "someone@test.test", password: "a-password" };
+  if (path.startsWith("/api/v1/vehicles")) return { customer_id: id };
+  if (path.startsWith("/api/v1/service-operations")) return { service_id: id, internal_code: "DM-1", name: "Degraded Mode", price_cents: 1, duration_minutes: 1 };
+  return { name: "Degraded Mode" };
+}
+
 /** Every route of the app under /api/v1, read from the router, with a plausible request. */
 function apiRequests(): { method: string; path: string; body?: unknown }[] {
   return routeInventory(app)
@@ -84,7 +93,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .map((r) => ({
       method: r.method,
       path: r.path.replace(/:[a-z_]+/gi, customer),
-      body: r.path === "/api/v1/auth/login" ? { email: "someone@test.test", password: "a-password" } : ["POST", "PUT", "PATCH"].includes(r.method) ? { name: "Degraded Mode" } : undefined,
+      body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.path) : undefined,
     }));
 }
 

@@ -1,0 +1,90 @@
+// CRUD routes for a plain tenant-owned resource (vehicles, services, service operations):
+// list with equality filters, create, read, patch, delete. Each handler is still validate,
+// one withTenant call, shape the answer; RLS does the isolation, no handler names a tenant.
+import { Router, type Request, type Response } from "express";
+import type postgres from "postgres";
+import type { Sql } from "./db.ts";
+import { NotFoundError } from "./errors.ts";
+import { sendWithEtag } from "./etag.ts";
+import { withTenant } from "./tenantContext.ts";
+import { bodyValidator, parseId, queryValidator } from "./validate.ts";
+
+export type ResourceSpec = {
+  /** Schema-qualified table, e.g. "app.vehicles". */
+  table: string;
+  /** Columns answered, in order. */
+  columns: string[];
+  /** JSON schemas of the writable properties; the only ones a body may carry. */
+  fields: Record<string, object>;
+  required: string[];
+  /** Query filters: name → JSON schema; each is an equality on the column of that name. */
+  filters: Record<string, object>;
+  /** The ORDER BY list, as a fragment written in code (never input). */
+  orderBy: (sql: Sql) => postgres.PendingQuery<postgres.Row[]>;
+  notFoundCode: string;
+  notFoundMessage: string;
+  /** Lists answer a root JSON array instead of {data: [...]}. */
+  rootArray?: boolean;
+  /** Strong ETag and If-None-Match → 304 on lists and items. */
+  etag?: boolean;
+};
+
+type Row = Record<string, unknown>;
+
+export function resourceRoutes(spec: ResourceSpec): Router {
+  const router = Router();
+  const validateCreate = bodyValidator<Row>({ type: "object", additionalProperties: false, required: spec.required, properties: spec.fields });
+  const validatePatch = bodyValidator<Row>({ type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields });
+  const validateList = queryValidator<Row & { limit: number }>({
+    type: "object",
+    additionalProperties: false,
+    properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 200 }, ...spec.filters },
+  });
+  const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
+  const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
+
+  router.get("/", async (req, res) => {
+    const { limit, ...filters } = validateList(req.query);
+    const rows = await withTenant((sql) => sql`
+      select ${sql(spec.columns)} from ${sql(spec.table)}
+       where true ${Object.entries(filters).reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
+       order by ${spec.orderBy(sql)}
+       limit ${limit}
+    `);
+    send(req, res, spec.rootArray ? rows : { data: rows });
+  });
+
+  router.post("/", async (req, res) => {
+    const input = validateCreate(req.body);
+    const [row] = await withTenant((sql) => sql`
+      insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(spec.columns)}
+    `);
+    res.status(201).location(`${req.baseUrl}/${row.id}`).json(row);
+  });
+
+  router.get("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(spec.table)} where id = ${id}::uuid`);
+    if (!row) throw notFound();
+    send(req, res, row);
+  });
+
+  router.patch("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const changes = validatePatch(req.body);
+    const [row] = await withTenant((sql) => sql`
+      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid returning ${sql(spec.columns)}
+    `);
+    if (!row) throw notFound();
+    res.json(row);
+  });
+
+  router.delete("/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const deleted = await withTenant((sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
+    if (deleted.length === 0) throw notFound();
+    res.status(204).end();
+  });
+
+  return router;
+}

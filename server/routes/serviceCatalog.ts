@@ -1,0 +1,45 @@
+// The service catalog v2: groups (services) and operations. Lists and items carry a strong
+// ETag; operations list as a root JSON array, display_order ASC NULLS LAST, then name.
+import { resourceRoutes } from "../resource.ts";
+
+export function serviceRoutes() {
+  return resourceRoutes({
+    table: "app.services",
+    columns: ["id", "name", "display_order", "created_at", "updated_at"],
+    fields: {
+      name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" },
+      display_order: { type: "integer", minimum: -1000000, maximum: 1000000 },
+    },
+    required: ["name"],
+    filters: {},
+    orderBy: (sql) => sql`display_order, name, id`,
+    notFoundCode: "SERVICE_NOT_FOUND",
+    notFoundMessage: "Service not found.",
+    etag: true,
+  });
+}
+
+export function serviceOperationRoutes() {
+  return resourceRoutes({
+    table: "app.service_operations",
+    columns: ["id", "service_id", "internal_code", "name", "subcategory", "display_order", "price_cents", "duration_minutes", "active", "created_at", "updated_at"],
+    fields: {
+      service_id: { type: "string", format: "uuid" },
+      internal_code: { type: "string", pattern: "^[A-Za-z0-9._-]{1,40}$" },
+      name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" },
+      subcategory: { type: ["string", "null"], minLength: 1, maxLength: 200 },
+      display_order: { type: ["integer", "null"], minimum: -1000000, maximum: 1000000 },
+      // Range checks on price and duration are the database's (INVALID_PRICE, INVALID_DURATION).
+      price_cents: { type: "integer", maximum: 100000000 },
+      duration_minutes: { type: "integer", maximum: 100000 },
+      active: { type: "boolean" },
+    },
+    required: ["service_id", "internal_code", "name", "price_cents", "duration_minutes"],
+    filters: { service_id: { type: "string", format: "uuid" }, active: { type: "boolean" } },
+    orderBy: (sql) => sql`display_order asc nulls last, name asc, id`,
+    notFoundCode: "SERVICE_OPERATION_NOT_FOUND",
+    notFoundMessage: "Service operation not found.",
+    rootArray: true,
+    etag: true,
+  });
+}

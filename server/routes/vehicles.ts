@@ -1,0 +1,25 @@
+// Vehicles: a customer's cars. The customer must belong to the caller's tenant; the database
+// checks it (composite foreign key), so a foreign or unknown customer is 422 REFERENCE_NOT_FOUND.
+import { resourceRoutes } from "../resource.ts";
+
+const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLength: max });
+
+export function vehicleRoutes() {
+  return resourceRoutes({
+    table: "app.vehicles",
+    columns: ["id", "customer_id", "vin", "plate", "make", "model", "year", "created_at", "updated_at"],
+    fields: {
+      customer_id: { type: "string", format: "uuid" },
+      vin: { type: ["string", "null"], pattern: "^[A-HJ-NPR-Z0-9]{17}$" },
+      plate: text(20),
+      make: text(80),
+      model: text(80),
+      year: { type: ["integer", "null"], minimum: 1886, maximum: 2100 },
+    },
+    required: ["customer_id"],
+    filters: { customer_id: { type: "string", format: "uuid" } },
+    orderBy: (sql) => sql`created_at, id`,
+    notFoundCode: "VEHICLE_NOT_FOUND",
+    notFoundMessage: "Vehicle not found.",
+  });
+}

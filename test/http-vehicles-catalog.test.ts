@@ -1,0 +1,188 @@
+// Vehicles and the service catalog over HTTP: the cross-tenant matrix (404 on foreign ids,
+// 422 REFERENCE_NOT_FOUND on foreign references, the same answer as for an id that exists
+// nowhere), each SQL rule broken once, and the catalog's ordering, root array and ETags.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "../server/db.ts";
+import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+
+let owner: Sql;
+let api: Api;
+let a: Tenant, b: Tenant;
+let alice: User;
+let aCustomer: string, bCustomer: string;
+let bVehicle: string, bService: string, bOperation: string;
+let aService: string;
+
+const vin = () => Array.from({ length: 17 }, () => "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"[Math.floor(Math.random() * 33)]).join("");
+
+beforeAll(async () => {
+  owner = ownerSql();
+  api = await startApi();
+  a = await makeTenant(owner);
+  b = await makeTenant(owner);
+  alice = await makeUser(owner, a, "owner");
+  [aCustomer] = await makeCustomers(owner, a, 2);
+  [bCustomer] = await makeCustomers(owner, b, 2);
+  [{ id: bVehicle }] = await owner`insert into app.vehicles (tenant_id, customer_id, plate) values (${b.id}, ${bCustomer}, 'B-1') returning id`;
+  [{ id: bService }] = await owner`insert into app.services (tenant_id, name) values (${b.id}, 'Brakes') returning id`;
+  [{ id: bOperation }] = await owner`
+    insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+    values (${b.id}, ${bService}, 'BRK-1', 'Pads', 9000, 60) returning id`;
+  [{ id: aService }] = await owner`insert into app.services (tenant_id, name, display_order) values (${a.id}, 'Tyres', 1) returning id`;
+});
+
+afterAll(async () => {
+  await api.close();
+  await owner.end();
+});
+
+const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+  api.request(method, path, { token: tokenFor(alice), tenant: a.slug, body, headers });
+
+describe("tenant A's token on tenant B's vehicles and catalog", () => {
+  const cases: [string, () => string, string, unknown?][] = [
+    ["/api/v1/vehicles/{id}", () => bVehicle, "VEHICLE_NOT_FOUND", { plate: "X" }],
+    ["/api/v1/services/{id}", () => bService, "SERVICE_NOT_FOUND", { name: "Stolen" }],
+    ["/api/v1/service-operations/{id}", () => bOperation, "SERVICE_OPERATION_NOT_FOUND", { price_cents: 1 }],
+  ];
+  for (const [path, id, code, patch] of cases) {
+    for (const method of ["GET", "PATCH", "DELETE"]) {
+      it(`${method} ${path} answers 404 ${code}`, async () => {
+        const res = await call(method, path.replace("{id}", id()), method === "PATCH" ? patch : undefined);
+        expect(res.status).toBe(404);
+        expect(res.body.error.code).toBe(code);
+      });
+    }
+  }
+
+  it("left B's rows untouched", async () => {
+    const [v] = await owner`select plate from app.vehicles where id = ${bVehicle}`;
+    const [o] = await owner`select price_cents from app.service_operations where id = ${bOperation}`;
+    expect([v.plate, o.price_cents]).toEqual(["B-1", 9000]);
+  });
+
+  it("never lists B's rows", async () => {
+    const vehicles = await call("GET", "/api/v1/vehicles");
+    const ops = await call("GET", "/api/v1/service-operations");
+    const services = await call("GET", "/api/v1/services");
+    expect(vehicles.body.data.some((v: { id: string }) => v.id === bVehicle)).toBe(false);
+    expect(ops.body.some((o: { id: string }) => o.id === bOperation)).toBe(false);
+    expect(services.body.data.some((s: { id: string }) => s.id === bService)).toBe(false);
+  });
+
+  const references: [string, string, () => unknown][] = [
+    ["POST", "/api/v1/vehicles", () => ({ customer_id: bCustomer })],
+    ["POST", "/api/v1/service-operations", () => ({ service_id: bService, internal_code: `X-${randomUUID().slice(0, 6)}`, name: "X", price_cents: 1, duration_minutes: 1 })],
+  ];
+  for (const [method, path, body] of references) {
+    it(`${method} ${path} with B's id in the body answers 422 REFERENCE_NOT_FOUND, as for an id that exists nowhere`, async () => {
+      const foreign = await call(method, path, body());
+      const nowhere = await call(method, path, JSON.parse(JSON.stringify(body()).replace(/"(customer_id|service_id)":"[^"]+"/, `"$1":"${randomUUID()}"`)));
+      expect(foreign.status).toBe(422);
+      expect(foreign.body.error.code).toBe("REFERENCE_NOT_FOUND");
+      expect({ ...foreign.body.error, request_id: "" }).toEqual({ ...nowhere.body.error, request_id: "" });
+    });
+  }
+
+  it("PATCH moving a vehicle to B's customer answers 422 REFERENCE_NOT_FOUND", async () => {
+    const created = await call("POST", "/api/v1/vehicles", { customer_id: aCustomer });
+    const res = await call("PATCH", `/api/v1/vehicles/${created.body.id}`, { customer_id: bCustomer });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("REFERENCE_NOT_FOUND");
+  });
+});
+
+describe("business rules enforced by the database, seen through the API", () => {
+  it("a duplicate VIN in one tenant → 409 VIN_TAKEN; the same VIN in another tenant is fine", async () => {
+    const v = vin();
+    expect((await call("POST", "/api/v1/vehicles", { customer_id: aCustomer, vin: v })).status).toBe(201);
+    const dup = await call("POST", "/api/v1/vehicles", { customer_id: aCustomer, vin: v });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error.code).toBe("VIN_TAKEN");
+    await owner`insert into app.vehicles (tenant_id, customer_id, vin) values (${b.id}, ${bCustomer}, ${v})`;
+  });
+
+  it("a negative price → 422 INVALID_PRICE, a zero duration → 422 INVALID_DURATION", async () => {
+    const base = { service_id: aService, name: "Bad", duration_minutes: 30, price_cents: 100 };
+    const price = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "NEG-1", price_cents: -1 });
+    expect([price.status, price.body.error.code]).toEqual([422, "INVALID_PRICE"]);
+    const duration = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "DUR-0", duration_minutes: 0 });
+    expect([duration.status, duration.body.error.code]).toEqual([422, "INVALID_DURATION"]);
+  });
+
+  it("a duplicate internal_code → 409 INTERNAL_CODE_TAKEN", async () => {
+    const body = { service_id: aService, name: "Rotate", internal_code: "ROT-1", price_cents: 2500, duration_minutes: 20 };
+    expect((await call("POST", "/api/v1/service-operations", body)).status).toBe(201);
+    const dup = await call("POST", "/api/v1/service-operations", { ...body, name: "Rotate again" });
+    expect([dup.status, dup.body.error.code]).toEqual([409, "INTERNAL_CODE_TAKEN"]);
+  });
+
+  it("deleting a customer who still has vehicles → 409 REFERENCE_IN_USE, nothing deleted", async () => {
+    const [c] = await makeCustomers(owner, a, 1);
+    await call("POST", "/api/v1/vehicles", { customer_id: c });
+    const res = await call("DELETE", `/api/v1/customers/${c}`);
+    expect([res.status, res.body.error.code]).toEqual([409, "REFERENCE_IN_USE"]);
+    expect((await call("GET", `/api/v1/customers/${c}`)).status).toBe(200);
+  });
+
+  it("a malformed VIN is refused before the database (422 VALIDATION_FAILED)", async () => {
+    const res = await call("POST", "/api/v1/vehicles", { customer_id: aCustomer, vin: "SHORT" });
+    expect([res.status, res.body.error.code]).toEqual([422, "VALIDATION_FAILED"]);
+  });
+});
+
+describe("the catalog", () => {
+  let catalogTenant: Tenant;
+  let member: User;
+  let serviceId: string;
+  const get = (path: string, headers?: Record<string, string>) => api.request("GET", path, { token: tokenFor(member), tenant: catalogTenant.slug, headers });
+
+  beforeAll(async () => {
+    catalogTenant = await makeTenant(owner);
+    member = await makeUser(owner, catalogTenant, "manager");
+    [{ id: serviceId }] = await owner`insert into app.services (tenant_id, name) values (${catalogTenant.id}, 'General') returning id`;
+    const ops: [string, number | null][] = [["Zeta", 1], ["Alpha", null], ["Beta", 2], ["Gamma", 1], ["Aardvark", null]];
+    for (const [name, order] of ops) {
+      await owner`insert into app.service_operations (tenant_id, service_id, internal_code, name, display_order, price_cents, duration_minutes, active)
+                  values (${catalogTenant.id}, ${serviceId}, ${name.toUpperCase()}, ${name}, ${order}, 1000, 30, ${name !== "Beta"})`;
+    }
+  });
+
+  it("lists operations as a root JSON array, display_order ASC NULLS LAST, then name", async () => {
+    const res = await get("/api/v1/service-operations");
+    expect(res.status).toBe(200);
+    expect(Array.isArray(res.body)).toBe(true);
+    expect(res.body.map((o: { name: string }) => o.name)).toEqual(["Gamma", "Zeta", "Beta", "Aardvark", "Alpha"]);
+  });
+
+  it("filters by active and service_id", async () => {
+    expect((await get("/api/v1/service-operations?active=false")).body.map((o: { name: string }) => o.name)).toEqual(["Beta"]);
+    expect((await get(`/api/v1/service-operations?service_id=${serviceId}`)).body).toHaveLength(5);
+    expect((await get(`/api/v1/service-operations?service_id=${randomUUID()}`)).body).toEqual([]);
+  });
+
+  it("answers 304 with no body to a matching If-None-Match, on lists and items", async () => {
+    const list = await get("/api/v1/service-operations");
+    const tag = list.headers.get("etag")!;
+    expect(tag).toMatch(/^"[^"]+"$/);
+    const again = await get("/api/v1/service-operations", { "if-none-match": tag });
+    expect(again.status).toBe(304);
+    expect(again.body).toBeUndefined();
+    const item = await get(`/api/v1/service-operations/${list.body[0].id}`);
+    const itemAgain = await get(`/api/v1/service-operations/${list.body[0].id}`, { "if-none-match": item.headers.get("etag")! });
+    expect(itemAgain.status).toBe(304);
+    const services = await get("/api/v1/services");
+    expect((await get("/api/v1/services", { "if-none-match": services.headers.get("etag")! })).status).toBe(304);
+  });
+
+  it("changes the ETag after any catalog write", async () => {
+    const before = (await get("/api/v1/service-operations")).headers.get("etag")!;
+    const first = (await get("/api/v1/service-operations")).body[0];
+    const patched = await api.request("PATCH", `/api/v1/service-operations/${first.id}`, { token: tokenFor(member), tenant: catalogTenant.slug, body: { price_cents: 1001 } });
+    expect(patched.status).toBe(200);
+    const after = await get("/api/v1/service-operations", { "if-none-match": before });
+    expect(after.status).toBe(200);
+    expect(after.headers.get("etag")).not.toBe(before);
+  });
+});
