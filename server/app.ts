@@ -12,6 +12,9 @@ import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
 import { vehicleRoutes } from "./routes/vehicles.ts";
+import { appointmentRoutes } from "./routes/appointments.ts";
+import { invoiceRoutes } from "./routes/invoices.ts";
+import { reportRoutes } from "./routes/reports.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -27,6 +30,9 @@ export function tenantResources(): Record<string, Router> {
     "/vehicles": vehicleRoutes(),
     "/services": serviceRoutes(),
     "/service-operations": serviceOperationRoutes(),
+    "/appointments": appointmentRoutes(),
+    "/invoices": invoiceRoutes(),
+    "/reports": reportRoutes(),
   };
 }
 

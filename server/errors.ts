@@ -71,6 +71,19 @@ const constraintErrors: Record<string, [number, string, string]> = {
   service_operations_price_check: [422, "INVALID_PRICE", "price_cents must be zero or more."],
   service_operations_duration_check: [422, "INVALID_DURATION", "duration_minutes must be more than zero."],
   vehicles_vin_check: [422, "INVALID_VIN", "A VIN has 17 characters: digits and capital letters except I, O and Q."],
+  appointments_assignee_overlap: [409, "APPOINTMENT_OVERLAP", "The assignee already has an appointment at that time."],
+  appointments_time_check: [422, "INVALID_TIME_RANGE", "starts_at must be before ends_at."],
+  invoice_lines_quantity_check: [422, "INVALID_QUANTITY", "quantity must be more than zero."],
+  invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
+};
+
+// Business rules raised by triggers and functions (SQLSTATE class SS), by the constraint they name.
+const ruleErrors: Record<string, [number, string, string]> = {
+  appointment_status: [409, "INVALID_TRANSITION", "The appointment cannot change to that status."],
+  invoice_status: [409, "INVALID_TRANSITION", "The invoice cannot change to that status."],
+  invoice_immutable: [409, "INVOICE_IMMUTABLE", "The invoice is no longer a draft and cannot change."],
+  invoice_empty: [422, "INVOICE_EMPTY", "An invoice without lines cannot be issued."],
+  invoice: [404, "INVOICE_NOT_FOUND", "Invoice not found."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
@@ -84,6 +97,8 @@ export function toAppError(error: unknown): AppError {
   if (connectionCodes.has(code) || code.startsWith("08") || code.startsWith("57P")) return databaseUnavailable(error);
   const named = constraint ? constraintErrors[constraint] : undefined;
   if (named && code.startsWith("23")) return new AppError(named[0], named[1], named[2], { ...on, cause: error });
+  const rule = code.startsWith("SS") && constraint ? ruleErrors[constraint] : undefined;
+  if (rule) return new AppError(rule[0], rule[1], rule[2], { cause: error });
   // Deleting a row that others still reference is a conflict, not a missing reference.
   if (code === "23503" && /^update or delete on table/.test(pg.message ?? "")) {
     return new ConflictError("REFERENCE_IN_USE", "Other records still reference this one.", { ...on, cause: error });

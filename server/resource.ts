@@ -12,8 +12,14 @@ import { bodyValidator, parseId, queryValidator } from "./validate.ts";
 export type ResourceSpec = {
   /** Schema-qualified table, e.g. "app.vehicles". */
   table: string;
-  /** Columns answered, in order. */
+  /** Columns answered by reads, in order. */
   columns: string[];
+  /** Where reads come from when not the table itself (a security_invoker view). */
+  readFrom?: string;
+  /** Columns answered by writes (default: columns). */
+  returning?: string[];
+  /** Extra list filters beyond equality: their query schema and the condition they add. */
+  where?: { schema: Record<string, object>; build: (sql: Sql, query: Row) => postgres.PendingQuery<postgres.Row[]> };
   /** JSON schemas of the writable properties; the only ones a body may carry. */
   fields: Record<string, object>;
   required: string[];
@@ -38,18 +44,23 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   const validateList = queryValidator<Row & { limit: number }>({
     type: "object",
     additionalProperties: false,
-    properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 200 }, ...spec.filters },
+    properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 200 }, ...spec.filters, ...spec.where?.schema },
   });
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
+  const source = spec.readFrom ?? spec.table;
+  const returning = spec.returning ?? spec.columns;
+  const equality = Object.keys(spec.filters);
   const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
 
   router.get("/", async (req, res) => {
-    const { limit, ...filters } = validateList(req.query);
+    const query = validateList(req.query);
+    const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant((sql) => sql`
-      select ${sql(spec.columns)} from ${sql(spec.table)}
-       where true ${Object.entries(filters).reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
+      select ${sql(spec.columns)} from ${sql(source)}
+       where true ${filters.reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
+         ${spec.where ? spec.where.build(sql, query) : sql``}
        order by ${spec.orderBy(sql)}
-       limit ${limit}
+       limit ${query.limit}
     `);
     send(req, res, spec.rootArray ? rows : { data: rows });
   });
@@ -57,14 +68,14 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   router.post("/", async (req, res) => {
     const input = validateCreate(req.body);
     const [row] = await withTenant((sql) => sql`
-      insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(spec.columns)}
+      insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(returning)}
     `);
     res.status(201).location(`${req.baseUrl}/${row.id}`).json(row);
   });
 
   router.get("/:id", async (req, res) => {
     const id = parseId(req.params.id);
-    const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(spec.table)} where id = ${id}::uuid`);
+    const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
@@ -73,7 +84,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [row] = await withTenant((sql) => sql`
-      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid returning ${sql(spec.columns)}
+      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid returning ${sql(returning)}
     `);
     if (!row) throw notFound();
     res.json(row);

@@ -82,6 +82,9 @@ function validBody(path: string): unknown {
   const id = "8d1e5a8c-0000-4000-8000-000000000000";
   if (path === "/api/v1/auth/login") return { email: "someone@test.test", password: "a-password" };
   if (path.startsWith("/api/v1/vehicles")) return { customer_id: id };
+  if (path.endsWith("/lines")) return { description: "Labour", quantity: 1, unit_price_cents: 100 };
+  if (path.startsWith("/api/v1/appointments")) return { customer_id: id, starts_at: "2030-01-01T09:00:00Z", ends_at: "2030-01-01T10:00:00Z" };
+  if (path.startsWith("/api/v1/invoices")) return { customer_id: id };
   if (path.startsWith("/api/v1/service-operations")) return { service_id: id, internal_code: "DM-1", name: "Degraded Mode", price_cents: 1, duration_minutes: 1 };
   return { name: "Degraded Mode" };
 }
@@ -92,7 +95,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .filter((r) => r.path.startsWith("/api/v1/"))
     .map((r) => ({
       method: r.method,
-      path: r.path.replace(/:[a-z_]+/gi, customer),
+      path: r.path.replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
       body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.path) : undefined,
     }));
 }

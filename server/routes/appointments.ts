@@ -1,0 +1,34 @@
+// Appointments. The database enforces the rules: the vehicle belongs to the customer, the
+// assignee is a member, start before end, no overlapping live bookings per assignee
+// (APPOINTMENT_OVERLAP), and the status machine (INVALID_TRANSITION).
+import { resourceRoutes } from "../resource.ts";
+
+const uuid = { type: "string", format: "uuid" };
+
+export function appointmentRoutes() {
+  return resourceRoutes({
+    table: "app.appointments",
+    columns: ["id", "customer_id", "vehicle_id", "assigned_user_id", "starts_at", "ends_at", "status", "notes", "created_at", "updated_at"],
+    fields: {
+      customer_id: uuid,
+      vehicle_id: { type: ["string", "null"], format: "uuid" },
+      assigned_user_id: { type: ["string", "null"], format: "uuid" },
+      starts_at: { type: "string", format: "date-time" },
+      ends_at: { type: "string", format: "date-time" },
+      status: { enum: ["scheduled", "in_progress", "done", "cancelled"] },
+      notes: { type: ["string", "null"], maxLength: 4000 },
+    },
+    required: ["customer_id", "starts_at", "ends_at"],
+    filters: { status: { enum: ["scheduled", "in_progress", "done", "cancelled"] }, assigned_user_id: uuid, customer_id: uuid },
+    where: {
+      schema: { from: { type: "string", format: "date-time" }, to: { type: "string", format: "date-time" } },
+      // Appointments that overlap [from, to).
+      build: (sql, q) => sql`
+        ${q.from ? sql`and ends_at > ${q.from as string}::timestamptz` : sql``}
+        ${q.to ? sql`and starts_at < ${q.to as string}::timestamptz` : sql``}`,
+    },
+    orderBy: (sql) => sql`starts_at, id`,
+    notFoundCode: "APPOINTMENT_NOT_FOUND",
+    notFoundMessage: "Appointment not found.",
+  });
+}

@@ -1,0 +1,103 @@
+// Invoices. Drafts change freely; issuing numbers them (gapless per tenant, in SQL); after
+// issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
+import { NotFoundError, ValidationError } from "../errors.ts";
+import { resourceRoutes } from "../resource.ts";
+import { withTenant } from "../tenantContext.ts";
+import { bodyValidator, parseId } from "../validate.ts";
+
+const columns = ["id", "customer_id", "appointment_id", "status", "number", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
+const lineColumns = ["id", "invoice_id", "service_operation_id", "description", "quantity", "unit_price_cents", "line_total_cents", "created_at"];
+
+type LineInput = { service_operation_id?: string; quantity: number; description?: string; unit_price_cents?: number };
+const validateLine = bodyValidator<LineInput>({
+  oneOf: [
+    {
+      type: "object", additionalProperties: false, required: ["service_operation_id", "quantity"],
+      properties: { service_operation_id: { type: "string", format: "uuid" }, quantity: { type: "number", exclusiveMinimum: 0, maximum: 100000 } },
+    },
+    {
+      type: "object", additionalProperties: false, required: ["description", "quantity", "unit_price_cents"],
+      properties: {
+        description: { type: "string", minLength: 1, maxLength: 500, pattern: "\\S" },
+        quantity: { type: "number", exclusiveMinimum: 0, maximum: 100000 },
+        unit_price_cents: { type: "integer", maximum: 100000000 },
+      },
+    },
+  ],
+});
+
+const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found.");
+
+export function invoiceRoutes() {
+  const router = resourceRoutes({
+    table: "app.invoices",
+    readFrom: "app.invoice_summaries",
+    columns: [...columns, "total_cents", "line_count"],
+    returning: columns,
+    fields: {
+      customer_id: { type: "string", format: "uuid" },
+      appointment_id: { type: ["string", "null"], format: "uuid" },
+      notes: { type: ["string", "null"], maxLength: 4000 },
+    },
+    required: ["customer_id"],
+    filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: { type: "string", format: "uuid" } },
+    orderBy: (sql) => sql`created_at desc, id`,
+    notFoundCode: "INVOICE_NOT_FOUND",
+    notFoundMessage: "Invoice not found.",
+  });
+
+  // Lines: a catalog operation (its price copied now) or a custom line; drafts only.
+  router.post("/:id/lines", async (req, res) => {
+    const id = parseId(req.params.id);
+    const line = validateLine(req.body);
+    const [result] = await withTenant((sql) => sql`
+      with invoice as (select id from app.invoices where id = ${id}::uuid),
+      priced as (
+        ${line.service_operation_id
+          ? sql`select o.id as operation_id, o.name as description, o.price_cents as unit_price_cents
+                  from app.service_operations o where o.id = ${line.service_operation_id}::uuid`
+          : sql`select null::uuid as operation_id, ${line.description ?? ""}::text as description, ${line.unit_price_cents ?? 0}::int as unit_price_cents`}
+      ),
+      inserted as (
+        insert into app.invoice_lines (invoice_id, service_operation_id, description, quantity, unit_price_cents)
+        select invoice.id, priced.operation_id, priced.description, ${line.quantity}::numeric, priced.unit_price_cents
+          from invoice, priced
+        returning ${sql(lineColumns)}
+      )
+      select (select count(*) from invoice)::int as invoices, (select count(*) from priced)::int as prices,
+             (select row_to_json(inserted) from inserted) as line
+    `);
+    if (result.invoices === 0) throw notFound();
+    if (result.prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
+    res.status(201).json(result.line);
+  });
+
+  router.get("/:id/lines", async (req, res) => {
+    const id = parseId(req.params.id);
+    const [invoices, lines] = await withTenant((sql) => [
+      sql`select 1 from app.invoices where id = ${id}::uuid`,
+      sql`select ${sql(lineColumns)} from app.invoice_lines where invoice_id = ${id}::uuid order by created_at, id`,
+    ]);
+    if (invoices.length === 0) throw notFound();
+    res.json({ data: lines });
+  });
+
+  router.post("/:id/issue", async (req, res) => {
+    const id = parseId(req.params.id);
+    const [invoice] = await withTenant((sql) => sql`select ${sql(columns)} from app.issue_invoice(${id}::uuid)`);
+    res.json(invoice);
+  });
+
+  // Pay and void: the status machine lives in app.invoice_guard(); zero rows is a foreign or unknown id.
+  for (const [action, status, stamp] of [["pay", "paid", "paid_at"], ["void", "void", "voided_at"]] as const) {
+    router.post(`/:id/${action}`, async (req, res) => {
+      const id = parseId(req.params.id);
+      const [invoice] = await withTenant((sql) => sql`
+        update app.invoices set status = ${status}, ${sql(stamp)} = now() where id = ${id}::uuid returning ${sql(columns)}
+      `);
+      if (!invoice) throw notFound();
+      res.json(invoice);
+    });
+  }
+  return router;
+}

@@ -1,0 +1,40 @@
+// Reports from the security_invoker views: RLS scopes them to the caller's tenant.
+// GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
+import { Router } from "express";
+import { BadRequestError } from "../errors.ts";
+import { withTenant } from "../tenantContext.ts";
+import { queryValidator } from "../validate.ts";
+
+const validateRange = queryValidator<{ from: string; to: string }>({
+  type: "object",
+  additionalProperties: false,
+  required: ["from", "to"],
+  properties: { from: { type: "string", format: "date" }, to: { type: "string", format: "date" } },
+});
+
+/** RFC 4180 field: quoted when it holds a comma, quote, CR or LF; quotes doubled. */
+export function csvField(value: unknown): string {
+  const text = value === null || value === undefined ? "" : value instanceof Date ? value.toISOString() : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function reportRoutes(): Router {
+  const router = Router();
+  router.get("/revenue-daily", async (req, res) => {
+    const { from, to } = validateRange(req.query);
+    if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
+    const rows = await withTenant((sql) => sql`
+      select to_char(day, 'YYYY-MM-DD') as day, invoices, revenue_cents::text::bigint as revenue_cents, paid_cents::text::bigint as paid_cents
+        from app.revenue_daily where day between ${from}::date and ${to}::date order by day
+    `);
+    const data = rows.map((r) => ({ day: r.day, invoices: r.invoices, revenue_cents: Number(r.revenue_cents), paid_cents: Number(r.paid_cents) }));
+    if (req.accepts(["application/json", "text/csv"]) === "text/csv") {
+      const header = ["day", "invoices", "revenue_cents", "paid_cents"];
+      const lines = [header.join(","), ...data.map((r) => header.map((k) => csvField(r[k as keyof typeof r])).join(","))];
+      res.type("text/csv; charset=utf-8").attachment(`revenue-daily-${from}-${to}.csv`).send(`${lines.join("\r\n")}\r\n`);
+      return;
+    }
+    res.json({ from, to, data });
+  });
+  return router;
+}
