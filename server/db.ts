@@ -19,6 +19,8 @@ export function createPool(options: PoolOptions): Sql {
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     prepare: true,
+    // bigint (int8) as a JS number: counts and cent sums stay far below 2^53.
+    types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     // postgres.js waits before reconnecting after failures, by default up to 20 s
     // ((0.5..1) * min(3^retries / 100, 20)): with the database down a request would wait that
     // long. Capped at 250 ms, a request fails over to 503 within the connect timeout.

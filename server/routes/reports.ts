@@ -24,7 +24,7 @@ export function reportRoutes(): Router {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`
-      select to_char(day, 'YYYY-MM-DD') as day, invoices, revenue_cents::text::bigint as revenue_cents, paid_cents::text::bigint as paid_cents
+      select to_char(day, 'YYYY-MM-DD') as day, invoices, revenue_cents, paid_cents
         from app.revenue_daily where day between ${from}::date and ${to}::date order by day
     `);
     const data = rows.map((r) => ({ day: r.day, invoices: r.invoices, revenue_cents: Number(r.revenue_cents), paid_cents: Number(r.paid_cents) }));
