@@ -41,6 +41,7 @@ export async function seedDemo(ownerUrl: string, customersPerTenant = 24): Promi
         });
         await tx`insert into app.customers ${tx(customers, "tenant_id", "name", "email", "phone", "notes")}`;
         await seedShop(tx as unknown as Sql, tenant.id);
+        await seedBookings(tx as unknown as Sql, tenant.id);
       }
     });
     return true;
@@ -74,4 +75,39 @@ async function seedShop(tx: Sql, tenantId: string): Promise<void> {
            (${makes.map((m) => m[1])}::text[])[1 + (row_number() over (order by c.id)) % ${makes.length}],
            2010 + ((row_number() over (order by c.id)) % 14)::int
       from app.customers c where c.tenant_id = ${tenantId}`;
+}
+
+/**
+ * A living shop: ~200 appointments over the past and coming weeks (the staff member's never
+ * overlap), and ~120 invoices with catalog lines, issued through app.issue_invoice (numbers
+ * 1..n), most paid. Runs as the owner inside the seed transaction, with the tenant's context
+ * set so the SQL functions behave exactly as for the API.
+ */
+async function seedBookings(tx: Sql, tenantId: string): Promise<void> {
+  await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+  await tx`
+    insert into app.appointments (tenant_id, customer_id, vehicle_id, assigned_user_id, starts_at, ends_at, notes)
+    select ${tenantId}, v.customer_id, v.id,
+           case when g % 2 = 0 then (select m.user_id from app.memberships m where m.tenant_id = ${tenantId} and m.role = 'staff' limit 1) end,
+           date_trunc('day', now()) + ((g - 100) * interval '4 hours') + interval '8 hours',
+           date_trunc('day', now()) + ((g - 100) * interval '4 hours') + interval '9 hours 30 minutes',
+           case when g % 9 = 0 then 'Customer waits on site.' end
+      from generate_series(1, 200) g
+      join lateral (select id, customer_id from app.vehicles where tenant_id = ${tenantId} order by id offset (g % 24) limit 1) v on true`;
+  await tx`update app.appointments set status = 'in_progress' where tenant_id = ${tenantId} and starts_at < now()`;
+  await tx`update app.appointments set status = case when ends_at::time = '17:30' then 'cancelled' else 'done' end
+            where tenant_id = ${tenantId} and starts_at < now() - interval '1 day'`;
+  await tx`
+    insert into app.invoices (tenant_id, customer_id, appointment_id)
+    select tenant_id, customer_id, id from app.appointments
+     where tenant_id = ${tenantId} and status = 'done' order by starts_at limit 120`;
+  await tx`
+    insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+    select i.tenant_id, i.id, o.id, o.name, 1 + (abs(hashtext(i.id::text || o.id::text)) % 2), o.price_cents
+      from app.invoices i
+      join lateral (select * from app.service_operations o where o.tenant_id = i.tenant_id
+                     order by hashtext(o.id::text || i.id::text) limit 2) o on true
+     where i.tenant_id = ${tenantId}`;
+  await tx`select app.issue_invoice(id) from (select id from app.invoices where tenant_id = ${tenantId} order by created_at, id limit 100) i`;
+  await tx`update app.invoices set status = 'paid', paid_at = now() where tenant_id = ${tenantId} and status = 'issued' and number % 4 <> 0`;
 }
