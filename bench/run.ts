@@ -170,9 +170,43 @@ async function main() {
       results[e.name] = { api: http, limit };
       ratios[`${e.name}: API / limit`] = http.rps / limit.rps;
     }
-    for (const [name, path] of [["catalog 304 (If-None-Match)", "/api/v1/service-operations"], ["add an invoice line", "/api/v1/invoices"]]) {
-      const probe = await fetch(api.url + path, { headers: auth(data.tenants[0].id) });
-      if (probe.status === 404) results[name] = "not measured: the route does not exist in this build";
+    // The catalog's 304 path: each tenant's current ETag, sent back as If-None-Match.
+    const etags = new Map<string, string>();
+    for (const t of data.tenants) {
+      const r = await fetch(`${api.url}/api/v1/service-operations`, { headers: auth(t.id) });
+      etags.set(t.id, r.headers.get("etag") ?? "");
+    }
+    const more: typeof endpoints = [
+      {
+        name: "GET catalog with If-None-Match (304)",
+        http: (i) => { const t = pick(data.tenants, i); return { method: "GET", path: "/api/v1/service-operations", headers: { ...auth(t.id), "if-none-match": etags.get(t.id) ?? "" } }; },
+        limit: (i) => {
+          const t = pick(data.tenants, i);
+          return owner.unsafe(`select id, service_id, internal_code, name, subcategory, display_order, price_cents, duration_minutes, active, created_at, updated_at
+                                 from app.service_operations where tenant_id = $1 order by display_order asc nulls last, name asc, id limit 200`, [t.id], { prepare: true });
+        },
+      },
+      {
+        name: "POST an invoice line from the catalog",
+        http: (i) => {
+          const t = pick(data.tenants, i);
+          return { method: "POST", path: `/api/v1/invoices/${t.invoiceId}/lines`, headers: { ...auth(t.id), "content-type": "application/json", "idempotency-key": randomUUID() }, body: JSON.stringify({ service_operation_id: pick(t.operationIds, i), quantity: 1 }) };
+        },
+        limit: (i) => {
+          const t = pick(data.tenants, i);
+          return owner.unsafe(`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+                               select tenant_id, $2, id, name, 1, price_cents from app.service_operations where tenant_id = $1 and id = $3 returning *`,
+          [t.id, t.invoiceId, pick(t.operationIds, i)], { prepare: true });
+        },
+      },
+    ];
+    for (const e of more) {
+      log(`HTTP  ${e.name}`);
+      const http = await httpLoad(api.url, e.http);
+      log(`limit ${e.name}`);
+      const limit = await sqlLoad(e.limit, CONNECTIONS, SECONDS);
+      results[e.name] = { api: http, limit };
+      ratios[`${e.name}: API / limit`] = http.rps / limit.rps;
     }
 
     // 2. RLS overhead: the API's transaction shape (BEGIN, context, SELECT, COMMIT, pipelined),

@@ -2,7 +2,10 @@
 // (public.bench_keys) that pgbench and the direct-SQL loops sample from. Idempotent.
 import type { Sql } from "../server/db.ts";
 
-export type BenchKeys = { tenants: { id: string; userId: string }[]; customers: { tenantId: string; id: string }[] };
+export type BenchKeys = {
+  tenants: { id: string; userId: string; invoiceId: string; operationIds: string[] }[];
+  customers: { tenantId: string; id: string }[];
+};
 
 export async function seedBench(owner: Sql, tenants: number, customers: number): Promise<BenchKeys> {
   const [{ n }] = await owner`select count(*)::int as n from app.tenants where slug like 'bench-%'`;
@@ -19,6 +22,16 @@ export async function seedBench(owner: Sql, tenants: number, customers: number):
                  from app.tenants t cross join generate_series(1, ${customers}::int) g
                 where t.slug like 'bench-%'
                   and not exists (select 1 from app.customers c where c.tenant_id = t.id)`;
+      // A small catalog and one draft invoice per tenant, for the 304 and add-a-line loads.
+      await tx`insert into app.services (tenant_id, name) select t.id, 'Bench services' from app.tenants t
+               where t.slug like 'bench-%' on conflict do nothing`;
+      await tx`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes, display_order)
+               select s.tenant_id, s.id, 'B-' || g, 'Operation ' || g, 1000 + g, 30, case when g % 3 = 0 then null else g end
+                 from app.services s cross join generate_series(1, 20) g where s.name = 'Bench services'
+               on conflict do nothing`;
+      await tx`insert into app.invoices (tenant_id, customer_id)
+               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id limit 1)
+                 from app.tenants t where t.slug like 'bench-%' and not exists (select 1 from app.invoices i where i.tenant_id = t.id)`;
       await tx`drop table if exists public.bench_keys`;
       await tx`create table public.bench_keys as
                select row_number() over ()::int as n, c.tenant_id, c.id
@@ -28,11 +41,14 @@ export async function seedBench(owner: Sql, tenants: number, customers: number):
     await owner`analyze`;
   }
   const t = await owner`
-    select t.id, m.user_id from app.tenants t join app.memberships m on m.tenant_id = t.id and m.role = 'owner'
+    select t.id, m.user_id,
+           (select i.id from app.invoices i where i.tenant_id = t.id and i.status = 'draft' order by i.created_at limit 1) as invoice_id,
+           (select array_agg(o.id) from app.service_operations o where o.tenant_id = t.id) as operation_ids
+      from app.tenants t join app.memberships m on m.tenant_id = t.id and m.role = 'owner'
      where t.slug like 'bench-%' order by t.slug`;
   const c = await owner`select tenant_id, id from public.bench_keys order by n`;
   return {
-    tenants: t.map((r) => ({ id: r.id as string, userId: r.user_id as string })),
+    tenants: t.map((r) => ({ id: r.id as string, userId: r.user_id as string, invoiceId: r.invoice_id as string, operationIds: r.operation_ids as string[] })),
     customers: c.map((r) => ({ tenantId: r.tenant_id as string, id: r.id as string })),
   };
 }
