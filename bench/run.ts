@@ -162,14 +162,15 @@ async function main() {
         limit: (i) => { const t = pick(data.tenants, i); return owner.unsafe(`insert into app.customers (tenant_id, name) values ($1, $2) returning ${cols}`, [t.id, `Bench limit ${i}`], { prepare: true }); },
       },
     ];
-    for (const e of endpoints) {
+    const measure = async (e: (typeof endpoints)[number]) => {
       log(`HTTP  ${e.name}`);
-      const http = await httpLoad(api.url, e.http);
+      const http = await httpLoad(api!.url, e.http);
       log(`limit ${e.name}`);
       const limit = await sqlLoad(e.limit, CONNECTIONS, SECONDS);
       results[e.name] = { api: http, limit };
       ratios[`${e.name}: API / limit`] = http.rps / limit.rps;
-    }
+    };
+    for (const e of endpoints) await measure(e);
     // The catalog's 304 path: each tenant's current ETag, sent back as If-None-Match.
     const etags = new Map<string, string>();
     for (const t of data.tenants) {
@@ -200,14 +201,7 @@ async function main() {
         },
       },
     ];
-    for (const e of more) {
-      log(`HTTP  ${e.name}`);
-      const http = await httpLoad(api.url, e.http);
-      log(`limit ${e.name}`);
-      const limit = await sqlLoad(e.limit, CONNECTIONS, SECONDS);
-      results[e.name] = { api: http, limit };
-      ratios[`${e.name}: API / limit`] = http.rps / limit.rps;
-    }
+    for (const e of more) await measure(e);
 
     // 2. RLS overhead: the API's transaction shape (BEGIN, context, SELECT, COMMIT, pipelined),
     //    as app_user under RLS against the owner (BYPASSRLS) with an explicit tenant filter.
