@@ -26,7 +26,12 @@ begin
   for t in select * from app.tenant_tables() loop
     execute format('revoke all on table %s from public, app_bi', t);
     execute format('revoke truncate, references, trigger on table %s from app_user', t);
-    execute format('grant select, insert, update, delete on table %s to app_user', t);
+    if (select c.relname from pg_catalog.pg_class c where c.oid = t) = any (app.append_only_table_names()) then
+      execute format('revoke insert, update, delete on table %s from app_user', t);
+      execute format('grant select on table %s to app_user', t);
+    else
+      execute format('grant select, insert, update, delete on table %s to app_user', t);
+    end if;
   end loop;
 end
 $$;
@@ -59,3 +64,4 @@ grant execute on function app.applied_migrations() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;
 grant execute on function app.issue_invoice(uuid) to app_user;
+grant execute on function app.audit_event(text, text, text, jsonb) to app_user;

@@ -26,3 +26,10 @@ as $$
    order by c.relname
 $$;
 revoke execute on function app.tenant_tables() from public;
+
+/* Append-only tenant tables: app_user may only read them (RLS applies); no DML, no audit triggers. */
+create or replace function app.append_only_table_names() returns text[]
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select array['audit_log']::text[] $$;
+revoke execute on function app.append_only_table_names() from public;

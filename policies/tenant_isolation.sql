@@ -22,6 +22,14 @@ begin
       as permissive for select to app_user, app_bi
       using (tenant_id = (select app.current_tenant_id()))$p$, t);
 
+    -- Append-only tables (the audit) are read-only for the application: no write policies.
+    if (select c.relname from pg_catalog.pg_class c where c.oid = t) = any (app.append_only_table_names()) then
+      execute format('drop policy if exists tenant_members_insert_into_their_tenant on %s', t);
+      execute format('drop policy if exists tenant_members_update_their_tenant_rows on %s', t);
+      execute format('drop policy if exists tenant_members_delete_their_tenant_rows on %s', t);
+      continue;
+    end if;
+
     -- Rows can be created only inside the caller's tenant.
     execute format('drop policy if exists tenant_members_insert_into_their_tenant on %s', t);
     execute format($p$create policy tenant_members_insert_into_their_tenant on %s

@@ -15,6 +15,7 @@ import { vehicleRoutes } from "./routes/vehicles.ts";
 import { appointmentRoutes } from "./routes/appointments.ts";
 import { invoiceRoutes } from "./routes/invoices.ts";
 import { reportRoutes } from "./routes/reports.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -33,6 +34,7 @@ export function tenantResources(): Record<string, Router> {
     "/appointments": appointmentRoutes(),
     "/invoices": invoiceRoutes(),
     "/reports": reportRoutes(),
+    "/audit": auditRoutes(),
   };
 }
 

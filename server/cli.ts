@@ -56,6 +56,70 @@ program
     console.log(ran.length ? `${opts.down ? "undone" : "applied"}: ${ran.join(", ")}` : "migrations at head: nothing to apply");
   });
 
+const audit = program.command("audit").description("the tamper-evident audit trail (runs as the owner role)");
+
+/** Owner connection: --url, DATABASE_OWNER_URL, or the local embedded database. */
+async function ownerConnection(url?: string) {
+  const given = url ?? process.env.DATABASE_OWNER_URL;
+  if (given) return { sql: connectOnce(given), stop: async () => {} };
+  const db = await openDatabase(loadConfig());
+  return { sql: connectOnce(db.ownerUrl), stop: db.stop };
+}
+
+async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
+  const rows = tenant
+    ? await sql`select id, slug from app.tenants where slug = lower(${tenant}) or id::text = lower(${tenant})`
+    : await sql`select id, slug from app.tenants order by slug`;
+  if (tenant && rows.length === 0) throw new Error(`no tenant ${tenant}`);
+  return rows as unknown as { id: string; slug: string }[];
+}
+
+audit
+  .command("seal")
+  .description("seal unsealed audit rows into each tenant's hash chain (schedule this, e.g. every minute)")
+  .option("--tenant <slug-or-uuid>", "only this tenant")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { tenant?: string; url?: string }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      for (const t of await tenantsFor(sql, opts.tenant)) {
+        const [{ n }] = await sql`select app.audit_seal(${t.id}::uuid) as n`;
+        console.log(`${t.slug}: sealed ${n}`);
+      }
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+audit
+  .command("verify")
+  .description("seal, then walk each tenant's chain and name the first broken link; exits 1 on any")
+  .option("--tenant <slug-or-uuid>", "only this tenant")
+  .option("--no-seal", "verify only what is already sealed")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    let broken = 0;
+    try {
+      for (const t of await tenantsFor(sql, opts.tenant)) {
+        if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
+        const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
+        if (r.problem) {
+          broken++;
+          console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
+            `FIX: treat as a security incident (runbooks/incident-cross-tenant-leak.md); restore the audit from a snapshot to compare.`);
+        } else {
+          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}`);
+        }
+      }
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+    if (broken) process.exitCode = 1;
+  });
+
 program.parseAsync().catch((error) => {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);

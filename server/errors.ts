@@ -84,6 +84,7 @@ const ruleErrors: Record<string, [number, string, string]> = {
   invoice_immutable: [409, "INVOICE_IMMUTABLE", "The invoice is no longer a draft and cannot change."],
   invoice_empty: [422, "INVOICE_EMPTY", "An invoice without lines cannot be issued."],
   invoice: [404, "INVOICE_NOT_FOUND", "Invoice not found."],
+  audit_append_only: [409, "AUDIT_APPEND_ONLY", "The audit trail is append-only."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */

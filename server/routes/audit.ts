@@ -1,0 +1,47 @@
+// GET /api/v1/audit: the tenant's audit trail, newest first, keyset-paginated by id. RLS
+// scopes it to the caller's tenant; app_user can only read it.
+import { Router } from "express";
+import { BadRequestError } from "../errors.ts";
+import { withTenant } from "../tenantContext.ts";
+import { queryValidator } from "../validate.ts";
+
+type AuditQuery = { limit: number; cursor?: string; from?: string; to?: string; action?: string; entity?: string; entity_id?: string; actor?: string };
+const validate = queryValidator<AuditQuery>({
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    limit: { type: "integer", minimum: 1, maximum: 500, default: 100 },
+    cursor: { type: "string", pattern: "^[0-9]{1,19}$" },
+    from: { type: "string", format: "date-time" },
+    to: { type: "string", format: "date-time" },
+    action: { type: "string", pattern: "^[a-z][a-z0-9_.]{1,63}$" },
+    entity: { type: "string", pattern: "^[a-z_][a-z0-9_]{0,62}$" },
+    entity_id: { type: "string", minLength: 1, maxLength: 100 },
+    actor: { type: "string", format: "uuid" },
+  },
+});
+
+export function auditRoutes(): Router {
+  const router = Router();
+  router.get("/", async (req, res) => {
+    const q = validate(req.query);
+    if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
+    const rows = await withTenant((sql) => sql`
+      select id::text as id, occurred_at, actor_user_id, actor_role, request_id, action, entity, entity_id, change, seq
+        from app.audit_log
+       where true
+         ${q.cursor ? sql`and id < ${q.cursor}::bigint` : sql``}
+         ${q.from ? sql`and occurred_at >= ${q.from}::timestamptz` : sql``}
+         ${q.to ? sql`and occurred_at < ${q.to}::timestamptz` : sql``}
+         ${q.action ? sql`and action = ${q.action}` : sql``}
+         ${q.entity ? sql`and entity = ${q.entity}` : sql``}
+         ${q.entity_id ? sql`and entity_id = ${q.entity_id}` : sql``}
+         ${q.actor ? sql`and actor_user_id = ${q.actor}::uuid` : sql``}
+       order by id desc
+       limit ${q.limit + 1}
+    `);
+    const page = rows.slice(0, q.limit);
+    res.json({ data: page, next_cursor: rows.length > q.limit ? page[page.length - 1].id : null });
+  });
+  return router;
+}
