@@ -78,6 +78,17 @@ describe("tenant A's token on tenant B's appointments and invoices", () => {
     });
   }
 
+  it("never lists B's appointments or invoices", async () => {
+    const appointments = await call("GET", "/api/v1/appointments?limit=500");
+    const invoices = await call("GET", "/api/v1/invoices?limit=500");
+    expect(appointments.status).toBe(200);
+    expect(invoices.status).toBe(200);
+    expect(appointments.body.data.some((x: { id: string }) => x.id === bAppointment)).toBe(false);
+    expect(invoices.body.data.some((x: { id: string }) => x.id === bInvoice)).toBe(false);
+    const mine = await owner`select count(*)::int as n from app.appointments where tenant_id <> ${a.id} and id = any (${appointments.body.data.map((x: { id: string }) => x.id)})`;
+    expect(mine[0].n).toBe(0);
+  });
+
   it("B's appointment and invoice are untouched", async () => {
     const [ap] = await owner`select notes from app.appointments where id = ${bAppointment}`;
     const [inv] = await owner`select status, notes, (select count(*)::int from app.invoice_lines where invoice_id = ${bInvoice}) as lines from app.invoices where id = ${bInvoice}`;
