@@ -4,6 +4,7 @@ import express, { type Router } from "express";
 import { pinoHttp } from "pino-http";
 import { authenticate } from "./authenticate.ts";
 import { errorHandler, notFound } from "./errorHandler.ts";
+import { idempotencyKey } from "./idempotency.ts";
 import { jsonBody } from "./jsonBody.ts";
 import { logger } from "./log.ts";
 import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
@@ -66,6 +67,7 @@ export function createApp(options: AppOptions): express.Express {
   api.use(jsonBody(options.bodyLimit));
   api.use(authRoutes(options.keys));
   api.use(authenticate(options.keys));
+  api.use(idempotencyKey);
   api.use(meRoutes());
   const tenant = resolveTenant(options.baseDomain);
   for (const [path, router] of Object.entries(tenantResources())) api.use(path, tenant, router);

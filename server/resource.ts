@@ -6,6 +6,7 @@ import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { NotFoundError } from "./errors.ts";
 import { sendWithEtag } from "./etag.ts";
+import { withTenantOnce } from "./idempotency.ts";
 import { withTenant } from "./tenantContext.ts";
 import { bodyValidator, parseId, queryValidator } from "./validate.ts";
 
@@ -67,10 +68,14 @@ export function resourceRoutes(spec: ResourceSpec): Router {
 
   router.post("/", async (req, res) => {
     const input = validateCreate(req.body);
-    const [row] = await withTenant((sql) => sql`
-      insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(returning)}
-    `);
-    res.status(201).location(`${req.baseUrl}/${row.id}`).json(row);
+    await withTenantOnce(
+      req,
+      res,
+      (sql) => sql`
+        insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(returning)}
+      `,
+      ([row]) => ({ status: 201, body: row, headers: { Location: `${req.baseUrl}/${row.id}` } }),
+    );
   });
 
   router.get("/:id", async (req, res) => {

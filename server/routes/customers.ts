@@ -2,6 +2,7 @@
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
 import { Router } from "express";
 import { BadRequestError, NotFoundError } from "../errors.ts";
+import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
 
@@ -63,12 +64,16 @@ export function customerRoutes(): Router {
 
   router.post("/", async (req, res) => {
     const input = validateCreate(req.body);
-    const [customer] = await withTenant((sql) => sql`
-      insert into app.customers (name, email, phone, notes)
-      values (${input.name}, ${input.email ?? null}, ${input.phone ?? null}, ${input.notes ?? null})
-      returning id, name, email, phone, notes, created_at, updated_at
-    `);
-    res.status(201).location(`${req.baseUrl}/${customer.id}`).json(customer);
+    await withTenantOnce(
+      req,
+      res,
+      (sql) => sql`
+        insert into app.customers (name, email, phone, notes)
+        values (${input.name}, ${input.email ?? null}, ${input.phone ?? null}, ${input.notes ?? null})
+        returning id, name, email, phone, notes, created_at, updated_at
+      `,
+      ([customer]) => ({ status: 201, body: customer, headers: { Location: `${req.baseUrl}/${customer.id}` } }),
+    );
   });
 
   router.get("/:id", async (req, res) => {

@@ -2,6 +2,7 @@
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { resourceRoutes } from "../resource.ts";
+import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator, parseId } from "../validate.ts";
 
@@ -50,7 +51,10 @@ export function invoiceRoutes() {
   router.post("/:id/lines", async (req, res) => {
     const id = parseId(req.params.id);
     const line = validateLine(req.body);
-    const [result] = await withTenant((sql) => sql`
+    await withTenantOnce(
+      req,
+      res,
+      (sql) => sql`
       with invoice as (select id from app.invoices where id = ${id}::uuid),
       priced as (
         ${line.service_operation_id
@@ -66,10 +70,13 @@ export function invoiceRoutes() {
       )
       select (select count(*) from invoice)::int as invoices, (select count(*) from priced)::int as prices,
              (select row_to_json(inserted) from inserted) as line
-    `);
-    if (result.invoices === 0) throw notFound();
-    if (result.prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
-    res.status(201).json(result.line);
+    `,
+      ([result]) => {
+        if (result.invoices === 0) throw notFound();
+        if (result.prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
+        return { status: 201, body: result.line };
+      },
+    );
   });
 
   router.get("/:id/lines", async (req, res) => {
@@ -84,19 +91,22 @@ export function invoiceRoutes() {
 
   router.post("/:id/issue", async (req, res) => {
     const id = parseId(req.params.id);
-    const [invoice] = await withTenant((sql) => sql`select ${sql(columns)} from app.issue_invoice(${id}::uuid)`);
-    res.json(invoice);
+    await withTenantOnce(req, res, (sql) => sql`select ${sql(columns)} from app.issue_invoice(${id}::uuid)`, ([invoice]) => ({ status: 200, body: invoice }));
   });
 
   // Pay and void: the status machine lives in app.invoice_guard(); zero rows is a foreign or unknown id.
   for (const [action, status, stamp] of [["pay", "paid", "paid_at"], ["void", "void", "voided_at"]] as const) {
     router.post(`/:id/${action}`, async (req, res) => {
       const id = parseId(req.params.id);
-      const [invoice] = await withTenant((sql) => sql`
-        update app.invoices set status = ${status}, ${sql(stamp)} = now() where id = ${id}::uuid returning ${sql(columns)}
-      `);
-      if (!invoice) throw notFound();
-      res.json(invoice);
+      await withTenantOnce(
+        req,
+        res,
+        (sql) => sql`update app.invoices set status = ${status}, ${sql(stamp)} = now() where id = ${id}::uuid returning ${sql(columns)}`,
+        ([invoice]) => {
+          if (!invoice) throw notFound();
+          return { status: 200, body: invoice };
+        },
+      );
     });
   }
   return router;

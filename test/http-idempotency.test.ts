@@ -1,0 +1,105 @@
+// Idempotency-Key on POST: replay, reuse with another body, concurrent duplicates, expiry.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "../server/db.ts";
+import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+
+let owner: Sql;
+let api: Api;
+let a: Tenant;
+let alice: User;
+
+beforeAll(async () => {
+  owner = ownerSql();
+  api = await startApi();
+  a = await makeTenant(owner);
+  alice = await makeUser(owner, a, "owner");
+});
+
+afterAll(async () => {
+  await api.close();
+  await owner.end();
+});
+
+const post = (key: string, body: unknown) =>
+  api.request("POST", "/api/v1/customers", { token: tokenFor(alice), tenant: a.slug, body, headers: { "idempotency-key": key } });
+const countNamed = async (name: string) =>
+  (await owner`select count(*)::int as n from app.customers where tenant_id = ${a.id} and name = ${name}`)[0].n;
+
+describe("Idempotency-Key on POST", () => {
+  it("replays the first answer without running the effect again", async () => {
+    const key = randomUUID();
+    const first = await post(key, { name: "Once" });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const again = await post(key, { name: "Once" });
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+    expect(await countNamed("Once")).toBe(1);
+  });
+
+  it("refuses the same key with another body (422 IDEMPOTENCY_KEY_REUSED)", async () => {
+    const key = randomUUID();
+    expect((await post(key, { name: "First body" })).status).toBe(201);
+    const reused = await post(key, { name: "Other body" });
+    expect(reused.status).toBe(422);
+    expect(reused.body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    expect(await countNamed("Other body")).toBe(0);
+  });
+
+  it("runs concurrent duplicates exactly once: the others get 409 IDEMPOTENCY_IN_PROGRESS or the replay", async () => {
+    const key = randomUUID();
+    const answers = await Promise.all(Array.from({ length: 8 }, () => post(key, { name: "Concurrent" })));
+    const fresh = answers.filter((r) => r.status === 201 && r.headers.get("idempotent-replayed") === null);
+    expect(fresh).toHaveLength(1);
+    for (const r of answers) {
+      if (r.status === 409) expect(r.body.error.code).toBe("IDEMPOTENCY_IN_PROGRESS");
+      else expect(r).toMatchObject({ status: 201, body: fresh[0].body });
+    }
+    expect(await countNamed("Concurrent")).toBe(1);
+  });
+
+  it("stores the key in the effect's transaction: a failed effect leaves no key", async () => {
+    const key = randomUUID();
+    expect((await post(key, { name: "" })).status).toBe(422);
+    expect((await owner`select count(*)::int as n from app.idempotency_keys where key = ${key}`)[0].n).toBe(0);
+    expect((await post(key, { name: "After failure" })).status).toBe(201);
+  });
+
+  it("expires keys after 24 h and the cleanup removes them", async () => {
+    const key = randomUUID();
+    await post(key, { name: "Expiring" });
+    const [row] = await owner`select expires_at - created_at as ttl from app.idempotency_keys where key = ${key}`;
+    expect(row.ttl).toMatch(/^24:00:00|1 day/);
+    await owner`update app.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`;
+    await owner`select app.idempotency_cleanup()`;
+    expect((await owner`select count(*)::int as n from app.idempotency_keys where key = ${key}`)[0].n).toBe(0);
+  });
+});
+
+describe("Idempotency-Key on domain actions", () => {
+  it("a retried invoice issue replays the same number and issues nothing twice; a retried line is added once", async () => {
+    const call = (path: string, body?: unknown, key?: string) =>
+      api.request("POST", path, { token: tokenFor(alice), tenant: a.slug, body, headers: key ? { "idempotency-key": key } : {} });
+    const [customer] = await owner`insert into app.customers (tenant_id, name) values (${a.id}, 'Invoiced') returning id`;
+    const invoice = await call("/api/v1/invoices", { customer_id: customer.id });
+    const lineKey = randomUUID();
+    const line = { description: "Labour", quantity: 1, unit_price_cents: 5000 };
+    expect((await call(`/api/v1/invoices/${invoice.body.id}/lines`, line, lineKey)).status).toBe(201);
+    const replayedLine = await call(`/api/v1/invoices/${invoice.body.id}/lines`, line, lineKey);
+    expect(replayedLine.headers.get("idempotent-replayed")).toBe("true");
+    const [{ n }] = await owner`select count(*)::int as n from app.invoice_lines where invoice_id = ${invoice.body.id}`;
+    expect(n).toBe(1);
+
+    const key = randomUUID();
+    const first = await call(`/api/v1/invoices/${invoice.body.id}/issue`, undefined, key);
+    const retry = await call(`/api/v1/invoices/${invoice.body.id}/issue`, undefined, key);
+    expect(first.status).toBe(200);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect(retry.body.number).toBe(first.body.number);
+    const withoutKey = await call(`/api/v1/invoices/${invoice.body.id}/issue`);
+    expect([withoutKey.status, withoutKey.body.error.code]).toEqual([409, "INVALID_TRANSITION"]);
+  });
+});
