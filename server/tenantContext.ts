@@ -71,9 +71,11 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
       const end = threw ? sql`rollback`.execute() : sql`commit`.execute();
       settled.push(...(await Promise.allSettled([begin, open, ...queries, end])));
     } else {
+      // Settle the work whatever happens, so a refused context never leaves it unhandled.
+      const work = Promise.allSettled([produced as Promise<unknown>]);
       const head = await Promise.allSettled([begin, open]);
       const body = head.every((s) => s.status === "fulfilled")
-        ? await Promise.allSettled([produced as Promise<unknown>])
+        ? await work
         : [{ status: "rejected", reason: (head.find((s) => s.status === "rejected") as PromiseRejectedResult).reason } as const];
       const ok = body[0].status === "fulfilled";
       const end = await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
