@@ -23,4 +23,13 @@ create temp table :"snap" on commit drop as
                                              join pg_catalog.pg_roles u on u.oid = m.member where m.roleid = r.oid), '-'))
     from pg_catalog.pg_roles r where r.rolname in ('app_user', 'app_bi')
   union all
-  select 'schema ' || n.nspname, 'acl ' || coalesce(n.nspacl::text, 'default') from pg_catalog.pg_namespace n where n.nspname = 'app';
+  select 'schema ' || n.nspname, 'acl ' || coalesce(n.nspacl::text, 'default') from pg_catalog.pg_namespace n where n.nspname = 'app'
+  union all
+  select 'trigger ' || t.tgrelid::regclass::text || '.' || t.tgname,
+         concat_ws(' | ', pg_catalog.pg_get_triggerdef(t.oid), 'enabled ' || t.tgenabled::text)
+    from pg_catalog.pg_trigger t join pg_catalog.pg_class c on c.oid = t.tgrelid
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'app' and not t.tgisinternal
+  union all
+  select 'permission ' || rp.role || ' ' || rp.permission, 'granted'
+    from app.role_permissions rp;

@@ -18,6 +18,8 @@ import { invoiceRoutes } from "./routes/invoices.ts";
 import { reportRoutes } from "./routes/reports.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { memberRoutes } from "./routes/members.ts";
+import { settingsRoutes } from "./routes/settings.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
@@ -36,6 +38,8 @@ export function tenantResources(): Record<string, Router> {
     "/invoices": invoiceRoutes(),
     "/reports": reportRoutes(),
     "/audit": auditRoutes(),
+    "/members": memberRoutes(),
+    "/settings": settingsRoutes(),
   };
 }
 

@@ -55,7 +55,7 @@ export const databaseUnavailable = (cause?: unknown) =>
     help: "runbooks/incident-database-unavailable.md",
   });
 
-type PgError = { code?: string; constraint_name?: string; constraint?: string; message?: string };
+type PgError = { code?: string; constraint_name?: string; constraint?: string; message?: string; detail?: string };
 
 // Client-side connection failures reported by postgres.js or the socket layer.
 const connectionCodes = new Set([
@@ -75,6 +75,7 @@ const constraintErrors: Record<string, [number, string, string]> = {
   appointments_time_check: [422, "INVALID_TIME_RANGE", "starts_at must be before ends_at."],
   invoice_lines_quantity_check: [422, "INVALID_QUANTITY", "quantity must be more than zero."],
   invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
+  memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
 };
 
 // Business rules raised by triggers and functions (SQLSTATE class SS), by the constraint they name.
@@ -85,6 +86,10 @@ const ruleErrors: Record<string, [number, string, string]> = {
   invoice_empty: [422, "INVOICE_EMPTY", "An invoice without lines cannot be issued."],
   invoice: [404, "INVOICE_NOT_FOUND", "Invoice not found."],
   audit_append_only: [409, "AUDIT_APPEND_ONLY", "The audit trail is append-only."],
+  owner_only: [403, "OWNER_REQUIRED", "Only an owner grants or removes the owner role."],
+  last_owner: [409, "LAST_OWNER", "The shop must keep at least one owner."],
+  member: [404, "MEMBER_NOT_FOUND", "Member not found."],
+  member_account: [422, "ACCOUNT_NOT_FOUND", "No account has this email; the person needs an account first."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
@@ -98,6 +103,12 @@ export function toAppError(error: unknown): AppError {
   if (connectionCodes.has(code) || code.startsWith("08") || code.startsWith("57P")) return databaseUnavailable(error);
   const named = constraint ? constraintErrors[constraint] : undefined;
   if (named && code.startsWith("23")) return new AppError(named[0], named[1], named[2], { ...on, cause: error });
+  // A role without the permission (app.require_permission): the permission is in DETAIL.
+  if (code === "SS403" && constraint === "permission") {
+    return new ForbiddenError("FORBIDDEN", `Your role in this shop lacks the permission ${pg.detail}.`, {
+      details: { permission: pg.detail }, help: "runbooks/rbac-matrix.md", cause: error,
+    });
+  }
   const rule = code.startsWith("SS") && constraint ? ruleErrors[constraint] : undefined;
   if (rule) return new AppError(rule[0], rule[1], rule[2], { cause: error });
   // Deleting a row that others still reference is a conflict, not a missing reference.

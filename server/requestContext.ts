@@ -12,6 +12,8 @@ export type RequestState = {
   /** Set once the database opened the context. */
   tenantId?: string;
   role?: string;
+  /** The permission the route needs (authorize.ts), and whether the route names one row. */
+  permission?: { name: string; forRow: boolean };
 };
 
 const storage = new AsyncLocalStorage<RequestState>();

@@ -4,6 +4,7 @@
 import { Router, type Request, type Response } from "express";
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
+import { requires, type Permission } from "./authorize.ts";
 import { NotFoundError } from "./errors.ts";
 import { sendWithEtag } from "./etag.ts";
 import { withTenantOnce } from "./idempotency.ts";
@@ -13,6 +14,8 @@ import { bodyValidator, parseId, queryValidator } from "./validate.ts";
 export type ResourceSpec = {
   /** Schema-qualified table, e.g. "app.vehicles". */
   table: string;
+  /** What reads and writes need (policies/permissions.sql). */
+  permissions: { read: Permission; write: Permission };
   /** Columns answered by reads, in order. */
   columns: string[];
   /** Where reads come from when not the table itself (a security_invoker view). */
@@ -53,7 +56,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   const equality = Object.keys(spec.filters);
   const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
 
-  router.get("/", async (req, res) => {
+  router.get("/", requires(spec.permissions.read), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant((sql) => sql`
@@ -66,7 +69,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     send(req, res, spec.rootArray ? rows : { data: rows });
   });
 
-  router.post("/", async (req, res) => {
+  router.post("/", requires(spec.permissions.write), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -78,14 +81,14 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     );
   });
 
-  router.get("/:id", async (req, res) => {
+  router.get("/:id", requires(spec.permissions.read), async (req, res) => {
     const id = parseId(req.params.id);
     const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
 
-  router.patch("/:id", async (req, res) => {
+  router.patch("/:id", requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [row] = await withTenant((sql) => sql`
@@ -95,7 +98,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     res.json(row);
   });
 
-  router.delete("/:id", async (req, res) => {
+  router.delete("/:id", requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant((sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

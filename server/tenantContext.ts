@@ -3,8 +3,10 @@
 // back to back without waiting, so postgres.js pipelines them and a prepared request costs one
 // network round trip. The context is transaction-local (set_config(..., true)); it ends with
 // the transaction, so the pooled connection never carries a tenant into the next request.
+// The route's permission (authorize.ts) is checked by the same context call.
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
+import { forbidden } from "./authorize.ts";
 import { AppError, isRetryable, toAppError } from "./errors.ts";
 import { trackPoolConnection } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
@@ -50,8 +52,9 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
   try {
     const begin = sql`begin`.execute();
     const open = sql`
-      select tenant_id, member_role
-        from app.open_tenant_context(${state.userId}::uuid, ${state.tenantRefs}::text[], ${state.tokenTenantId ?? null}::uuid, ${state.requestId})
+      select tenant_id, member_role, permitted
+        from app.open_tenant_context(${state.userId}::uuid, ${state.tenantRefs}::text[], ${state.tokenTenantId ?? null}::uuid, ${state.requestId},
+                                     ${state.permission?.name ?? null}::text, ${state.permission?.forRow ?? false}::boolean)
     `.execute();
 
     let produced: unknown;
@@ -77,6 +80,8 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
       const body = head.every((s) => s.status === "fulfilled")
         ? await work
         : [{ status: "rejected", reason: (head.find((s) => s.status === "rejected") as PromiseRejectedResult).reason } as const];
+      // A row route without the permission: a row found is refused before anything commits.
+      if (body[0].status === "fulfilled" && deniedRow(head[1], body[0].value)) body[0] = { status: "rejected", reason: forbidden(state.permission!.name) };
       const ok = body[0].status === "fulfilled";
       const end = await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
       settled.push(...head, ...body, ...end);
@@ -91,11 +96,19 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
     state.role = opened.value[0]?.member_role;
 
     const results = settled.slice(2, 2 + (isAsync ? 1 : queries.length)).map((s) => (s as PromiseFulfilledResult<unknown>).value);
+    if (!isAsync && results.some((r) => deniedRow(opened, r))) throw forbidden(state.permission!.name);
     return (Array.isArray(produced) ? results : results[0]) as Result<W>;
   } finally {
     sql.release();
     trackPoolConnection(-1);
   }
+}
+
+/** Whether a row route's answer holds a row the caller's role may not act on (not permitted). */
+function deniedRow(opened: PromiseSettledResult<unknown>, answer: unknown): boolean {
+  const permitted = opened.status === "fulfilled" ? (opened.value as postgres.Row[])[0]?.permitted : true;
+  if (permitted !== false) return false;
+  return Array.isArray(answer) ? answer.length > 0 : answer !== undefined && answer !== null;
 }
 
 /** Runs one query outside any tenant (global SECURITY DEFINER entry points: login, me). */

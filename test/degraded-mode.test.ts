@@ -78,8 +78,9 @@ async function call(method: string, path: string, body?: unknown) {
 }
 
 /** A body the route's validation accepts, so the request reaches the database. */
-function validBody(path: string): unknown {
+function validBody(method: string, path: string): unknown {
   const id = "8d1e5a8c-0000-4000-8000-000000000000";
+  if (path.startsWith("/api/v1/members")) return method === "POST" ? { email: "someone@test.test", role: "staff" } : { role: "staff" };
   if (path === "/api/v1/auth/login") return { email: "someone@test.test", password: "a-password" };
   if (path.startsWith("/api/v1/vehicles")) return { customer_id: id };
   if (path.endsWith("/lines")) return { description: "Labour", quantity: 1, unit_price_cents: 100 };
@@ -96,7 +97,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .map((r) => ({
       method: r.method,
       path: r.path.replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
-      body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.path) : undefined,
+      body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.method, r.path) : undefined,
     }));
 }
 

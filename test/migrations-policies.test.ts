@@ -42,6 +42,12 @@ async function policyState(url: string) {
         from pg_roles where rolname in ('app_user', 'app_bi')
       union all
       select 'schema', nspname, nspacl::text from pg_namespace where nspname = 'app'
+      union all
+      select 'trigger', t.tgrelid::regclass::text || '.' || t.tgname, pg_get_triggerdef(t.oid)
+        from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'app' and not t.tgisinternal
+      union all
+      select 'permission', role || ' ' || permission, 'granted' from app.role_permissions
       order by 1, 2`;
     return rows.map((r) => `${r.kind} ${r.name}: ${r.state}`);
   } finally {
@@ -60,6 +66,8 @@ describe("migrations and policies", () => {
     await applyPolicies(scratch.ownerUrl);
     const first = await policyState(scratch.ownerUrl);
     expect(first.some((l) => l.startsWith("policy app.customers.tenant_members_read_their_tenant_rows"))).toBe(true);
+    expect(first.some((l) => l.startsWith("trigger app.customers._authorize_write"))).toBe(true);
+    expect(first.some((l) => l.startsWith("permission accountant invoices:pay"))).toBe(true);
     await applyPolicies(scratch.ownerUrl);
     expect(await policyState(scratch.ownerUrl)).toEqual(first);
   });
@@ -70,7 +78,7 @@ describe("migrations and policies", () => {
       const rows = await sql`
         select t::text as name, c.relrowsecurity, c.relforcerowsecurity, c.relname = any (app.append_only_table_names()) as append_only,
                (select array_agg(distinct p.cmd order by p.cmd) from pg_policies p
-                 where p.schemaname = 'app' and p.tablename = c.relname) as cmds
+                 where p.schemaname = 'app' and p.tablename = c.relname and p.permissive = 'PERMISSIVE') as cmds
           from app.tenant_tables() t join pg_class c on c.oid = t`;
       expect(rows.length).toBeGreaterThan(0);
       for (const r of rows) {

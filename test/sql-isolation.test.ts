@@ -69,9 +69,10 @@ describe("app_user without a valid tenant context", () => {
 });
 
 describe("app_user inside tenant A's context", () => {
+  // As an owner of A (a role holding every permission), so only isolation is under test here.
   const inA = <T>(fn: (tx: Sql) => Promise<T>) =>
     app.begin(async (tx) => {
-      await tx`select set_config('app.tenant_id', ${a.id}, true)`;
+      await tx`select set_config('app.tenant_id', ${a.id}, true), set_config('app.role', 'owner', true)`;
       return fn(tx as unknown as Sql);
     });
 

@@ -7,6 +7,7 @@ const uuid = { type: "string", format: "uuid" };
 
 export function appointmentRoutes() {
   return resourceRoutes({
+    permissions: { read: "appointments:read", write: "appointments:write" },
     table: "app.appointments",
     columns: ["id", "customer_id", "vehicle_id", "assigned_user_id", "starts_at", "ends_at", "status", "notes", "created_at", "updated_at"],
     fields: {

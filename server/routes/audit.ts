@@ -1,9 +1,10 @@
 // GET /api/v1/audit: the tenant's audit trail, newest first, keyset-paginated by id. RLS
-// scopes it to the caller's tenant; app_user can only read it.
+// scopes it to the caller's tenant; app_user can only read it. Needs audit:read (the export audit:export).
 import { once } from "node:events";
 import { Router } from "express";
 import type { Sql } from "../db.ts";
 import { csvField } from "./reports.ts";
+import { requires } from "../authorize.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
 import { queryValidator } from "../validate.ts";
@@ -39,7 +40,7 @@ const exportColumns = ["id", "occurred_at", "actor_user_id", "actor_role", "requ
 
 export function auditRoutes(): Router {
   const router = Router();
-  router.get("/", async (req, res) => {
+  router.get("/", requires("audit:read"), async (req, res) => {
     const q = validate(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`
@@ -56,7 +57,7 @@ export function auditRoutes(): Router {
 
   // The same filters as CSV, streamed through a server-side cursor (2,000 rows a batch, with
   // backpressure): memory stays flat whatever the row count. The export is itself audited.
-  router.get("/export.csv", async (req, res) => {
+  router.get("/export.csv", requires("audit:export"), async (req, res) => {
     const q = validate(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     await withTenant(async (sql) => {

@@ -1,6 +1,7 @@
 // Customers, the first tenant-owned resource. Each handler: validate, one withTenant call,
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
 import { Router } from "express";
+import { requires } from "../authorize.ts";
 import { BadRequestError, NotFoundError } from "../errors.ts";
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
@@ -45,7 +46,7 @@ function decodeCursor(cursor: string): { name: string; id: string } {
 export function customerRoutes(): Router {
   const router = Router();
 
-  router.get("/", async (req, res) => {
+  router.get("/", requires("customers:read"), async (req, res) => {
     const { limit, cursor, q } = validateList(req.query);
     const after = cursor ? decodeCursor(cursor) : undefined;
     const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
@@ -62,7 +63,7 @@ export function customerRoutes(): Router {
     res.json({ data: page, next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1] as never) : null });
   });
 
-  router.post("/", async (req, res) => {
+  router.post("/", requires("customers:write"), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -76,7 +77,7 @@ export function customerRoutes(): Router {
     );
   });
 
-  router.get("/:id", async (req, res) => {
+  router.get("/:id", requires("customers:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const [customer] = await withTenant((sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
@@ -85,7 +86,7 @@ export function customerRoutes(): Router {
     res.json(customer);
   });
 
-  router.patch("/:id", async (req, res) => {
+  router.patch("/:id", requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [customer] = await withTenant((sql) => sql`
@@ -97,7 +98,7 @@ export function customerRoutes(): Router {
     res.json(customer);
   });
 
-  router.delete("/:id", async (req, res) => {
+  router.delete("/:id", requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant((sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

@@ -1,5 +1,6 @@
 // Invoices. Drafts change freely; issuing numbers them (gapless per tenant, in SQL); after
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
+import { requires } from "../authorize.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { resourceRoutes } from "../resource.ts";
 import { withTenantOnce } from "../idempotency.ts";
@@ -31,6 +32,7 @@ const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found
 
 export function invoiceRoutes() {
   const router = resourceRoutes({
+    permissions: { read: "invoices:read", write: "invoices:write" },
     table: "app.invoices",
     readFrom: "app.invoice_summaries",
     columns: [...columns, "total_cents", "line_count"],
@@ -48,7 +50,7 @@ export function invoiceRoutes() {
   });
 
   // Lines: a catalog operation (its price copied now) or a custom line; drafts only.
-  router.post("/:id/lines", async (req, res) => {
+  router.post("/:id/lines", requires("invoices:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const line = validateLine(req.body);
     await withTenantOnce(
@@ -79,7 +81,7 @@ export function invoiceRoutes() {
     );
   });
 
-  router.get("/:id/lines", async (req, res) => {
+  router.get("/:id/lines", requires("invoices:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const [invoices, lines] = await withTenant((sql) => [
       sql`select 1 from app.invoices where id = ${id}::uuid`,
@@ -89,14 +91,14 @@ export function invoiceRoutes() {
     res.json({ data: lines });
   });
 
-  router.post("/:id/issue", async (req, res) => {
+  router.post("/:id/issue", requires("invoices:issue"), async (req, res) => {
     const id = parseId(req.params.id);
     await withTenantOnce(req, res, (sql) => sql`select ${sql(columns)} from app.issue_invoice(${id}::uuid)`, ([invoice]) => ({ status: 200, body: invoice }));
   });
 
   // Pay and void: the status machine lives in app.invoice_guard(); zero rows is a foreign or unknown id.
-  for (const [action, status, stamp] of [["pay", "paid", "paid_at"], ["void", "void", "voided_at"]] as const) {
-    router.post(`/:id/${action}`, async (req, res) => {
+  for (const [action, status, stamp, permission] of [["pay", "paid", "paid_at", "invoices:pay"], ["void", "void", "voided_at", "invoices:void"]] as const) {
+    router.post(`/:id/${action}`, requires(permission), async (req, res) => {
       const id = parseId(req.params.id);
       await withTenantOnce(
         req,

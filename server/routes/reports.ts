@@ -1,6 +1,7 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
 import { Router } from "express";
+import { requires } from "../authorize.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
 import { queryValidator } from "../validate.ts";
@@ -20,7 +21,7 @@ export function csvField(value: unknown): string {
 
 export function reportRoutes(): Router {
   const router = Router();
-  router.get("/revenue-daily", async (req, res) => {
+  router.get("/revenue-daily", requires("reports:read"), async (req, res) => {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`

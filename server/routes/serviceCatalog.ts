@@ -4,6 +4,7 @@ import { resourceRoutes } from "../resource.ts";
 
 export function serviceRoutes() {
   return resourceRoutes({
+    permissions: { read: "catalog:read", write: "catalog:write" },
     table: "app.services",
     columns: ["id", "name", "display_order", "created_at", "updated_at"],
     fields: {
@@ -21,6 +22,7 @@ export function serviceRoutes() {
 
 export function serviceOperationRoutes() {
   return resourceRoutes({
+    permissions: { read: "catalog:read", write: "catalog:write" },
     table: "app.service_operations",
     columns: ["id", "service_id", "internal_code", "name", "subcategory", "display_order", "price_cents", "duration_minutes", "active", "created_at", "updated_at"],
     fields: {

@@ -6,6 +6,7 @@ const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLeng
 
 export function vehicleRoutes() {
   return resourceRoutes({
+    permissions: { read: "customers:read", write: "customers:write" },
     table: "app.vehicles",
     columns: ["id", "customer_id", "vin", "plate", "make", "model", "year", "created_at", "updated_at"],
     fields: {

@@ -1,0 +1,51 @@
+-- The RBAC matrix: what each tenant role may do inside its own tenant. The one place to change
+-- it. Read it as a grid: one permission per line, a column per role. Applying this file makes
+-- app.permissions and app.role_permissions equal to the grid (rows not in it are removed).
+-- After a change: deploy/apply-policies.sh, then `npm run cli -- rbac matrix --write` to
+-- regenerate runbooks/rbac-matrix.md (a test fails while the two disagree).
+--
+-- Enforcement, for reviewers: writes are refused in SQL by the _authorize_write triggers
+-- (policies/rbac.sql) and the member/settings functions; reads by the API asking
+-- app.open_tenant_context for the route's permission. Rules beyond the grid, all in SQL:
+--   * without appointments:all, appointments:read and appointments:write cover only the
+--     appointments assigned to oneself (policies/rbac.sql);
+--   * only an owner grants or removes the owner role, and the last owner stays
+--     (app.membership_owner_rules, sql/0301_rbac.sql).
+
+create temporary table rbac_grid (permission text, description text, owner boolean, admin boolean, manager boolean, staff boolean, accountant boolean) on commit drop;
+insert into rbac_grid values
+  -- permission           description                                                                   owner  admin  manager staff  accountant
+  ('customers:read',     'Read customers and their vehicles',                                          true,  true,  true,  true,  true),
+  ('customers:write',    'Create, change and delete customers and vehicles',                           true,  true,  true,  false, false),
+  ('catalog:read',       'Read services and service operations',                                       true,  true,  true,  true,  true),
+  ('catalog:write',      'Create, change and delete services and service operations',                  true,  true,  true,  false, false),
+  ('appointments:read',  'Read appointments (only those assigned to oneself without appointments:all)', true,  true,  true,  true,  false),
+  ('appointments:write', 'Book, change and delete appointments (likewise)',                            true,  true,  true,  true,  false),
+  ('appointments:all',   'Every appointment of the shop, not only those assigned to oneself',         true,  true,  true,  false, false),
+  ('invoices:read',      'Read invoices and their lines',                                              true,  true,  true,  false, true),
+  ('invoices:write',     'Create, change and delete draft invoices and their lines',                   true,  true,  true,  false, false),
+  ('invoices:issue',     'Issue a draft invoice (gives it its number)',                                true,  true,  true,  false, false),
+  ('invoices:pay',       'Record the payment of an issued invoice',                                    true,  true,  true,  false, true),
+  ('invoices:void',      'Void an issued or paid invoice',                                             true,  true,  true,  false, false),
+  ('reports:read',       'Read the reports (revenue)',                                                 true,  true,  true,  false, true),
+  ('audit:read',         'Read the audit trail',                                                       true,  true,  false, false, false),
+  ('audit:export',       'Export the audit trail as CSV',                                              true,  true,  false, false, false),
+  ('members:manage',     'List, add, change and remove members (the owner role: owners only)',         true,  true,  false, false, false),
+  ('settings:write',     'Change the shop''s settings (its name)',                                     true,  false, false, false, false);
+
+-- The grid as (role, permission) pairs.
+create temporary table rbac_pairs on commit drop as
+select r.role, g.permission
+  from rbac_grid g
+ cross join lateral (values ('owner', g.owner), ('admin', g.admin), ('manager', g.manager),
+                            ('staff', g.staff), ('accountant', g.accountant)) r(role, granted)
+ where r.granted;
+
+insert into app.permissions (name, description)
+select permission, description from rbac_grid
+on conflict (name) do update set description = excluded.description
+ where app.permissions.description is distinct from excluded.description;
+delete from app.permissions p where not exists (select 1 from rbac_grid g where g.permission = p.name);
+
+insert into app.role_permissions (role, permission) select role, permission from rbac_pairs on conflict do nothing;
+delete from app.role_permissions rp where not exists (select 1 from rbac_pairs x where x.role = rp.role and x.permission = rp.permission);

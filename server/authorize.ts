@@ -1,0 +1,36 @@
+// The one authorize path. A route names the permission it needs with `requires(...)`; the
+// tenant-context helper hands it to app.open_tenant_context, so SQL decides, in the same round
+// trip as the route's query:
+//   * a collection route (list, create, export) without the permission is refused by SQL
+//     before any of its queries runs (403 FORBIDDEN naming the permission);
+//   * a route naming one row (a path parameter) runs its query first: a row the caller cannot
+//     see stays 404 whatever the role, and a row it can see is refused with 403. Writes are
+//     refused by SQL triggers in any case; this path is what guards reads.
+import type { RequestHandler } from "express";
+import { toAppError, type ForbiddenError } from "./errors.ts";
+import { requestState } from "./requestContext.ts";
+
+export type Permission = `${string}:${string}`;
+
+const PERMISSION = Symbol.for("rls-service-shop.permission");
+
+/** Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql). */
+export function requires(permission: Permission): RequestHandler {
+  const handler: RequestHandler = function requiresPermission(req, _res, next) {
+    const state = requestState();
+    if (!state) throw new Error("request state missing");
+    state.permission = { name: permission, forRow: Object.keys(req.params ?? {}).length > 0 };
+    next();
+  };
+  return Object.assign(handler, { [PERMISSION]: permission });
+}
+
+/** The permission a route's `requires` middleware names (the contract and matrix tests read it). */
+export function permissionOf(handler: unknown): Permission | undefined {
+  return typeof handler === "function" ? (handler as { [PERMISSION]?: Permission })[PERMISSION] : undefined;
+}
+
+/** The 403 for a missing permission: the same answer SQL's refusal maps to (errors.ts). */
+export function forbidden(permission: string): ForbiddenError {
+  return toAppError({ code: "SS403", constraint_name: "permission", detail: permission }) as ForbiddenError;
+}

@@ -1,0 +1,49 @@
+// Members of the caller's shop: GET|POST /api/v1/members, PATCH|DELETE /api/v1/members/:userId.
+// Memberships are global rows, so every handler calls a SECURITY DEFINER function scoped to the
+// caller's tenant; SQL checks members:manage and the owner rules (only an owner grants or
+// removes the owner role; the last owner stays) and audits each change.
+import { Router } from "express";
+import { requires } from "../authorize.ts";
+import { NotFoundError } from "../errors.ts";
+import { withTenant } from "../tenantContext.ts";
+import { bodyValidator, parseId } from "../validate.ts";
+
+const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
+const validateAdd = bodyValidator<{ email: string; role: string }>({
+  type: "object", additionalProperties: false, required: ["email", "role"],
+  properties: { email: { type: "string", format: "email", maxLength: 320 }, role },
+});
+const validateChange = bodyValidator<{ role: string }>({ type: "object", additionalProperties: false, required: ["role"], properties: { role } });
+
+const columns = "user_id, email, role, created_at";
+
+export function memberRoutes(): Router {
+  const router = Router();
+
+  router.get("/", requires("members:manage"), async (_req, res) => {
+    const rows = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.list_members()`);
+    res.json({ data: rows });
+  });
+
+  router.post("/", requires("members:manage"), async (req, res) => {
+    const input = validateAdd(req.body);
+    const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`);
+    res.status(201).location(`${req.baseUrl}/${member.user_id}`).json(member);
+  });
+
+  router.patch("/:userId", requires("members:manage"), async (req, res) => {
+    const userId = parseId(req.params.userId);
+    const { role: next } = validateChange(req.body);
+    const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
+    if (!member) throw new NotFoundError("MEMBER_NOT_FOUND", "Member not found.");
+    res.json(member);
+  });
+
+  router.delete("/:userId", requires("members:manage"), async (req, res) => {
+    const userId = parseId(req.params.userId);
+    await withTenant((sql) => sql`select app.remove_member(${userId}::uuid)`);
+    res.status(204).end();
+  });
+
+  return router;
+}

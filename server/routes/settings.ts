@@ -1,0 +1,21 @@
+// The shop's settings: PATCH /api/v1/settings {name}. The tenant row is global, so the change
+// goes through a SECURITY DEFINER function that checks settings:write and audits it.
+import { Router } from "express";
+import { requires } from "../authorize.ts";
+import { withTenant } from "../tenantContext.ts";
+import { bodyValidator } from "../validate.ts";
+
+const validateSettings = bodyValidator<{ name: string }>({
+  type: "object", additionalProperties: false, required: ["name"],
+  properties: { name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" } },
+});
+
+export function settingsRoutes(): Router {
+  const router = Router();
+  router.patch("/", requires("settings:write"), async (req, res) => {
+    const { name } = validateSettings(req.body);
+    const [tenant] = await withTenant((sql) => sql`select id, slug, name, status from app.update_tenant_settings(${name})`);
+    res.json(tenant);
+  });
+  return router;
+}
