@@ -2,14 +2,15 @@
 // failure naming the object and a FIX:
 //   * catalog: verify/catalog.sql's checks and verify/verify_rls.sql's probe, on the test database;
 //   * routes: every route under /api/v1 other than login, me and the caller's tenants runs behind
-//     the tenant-context middleware, read from the Express router stack.
+//     the tenant-context middleware and names the permission it needs (requires(...)), read
+//     from the Express router stack; every permission a route names exists in the SQL matrix.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createApp, tenantResources } from "../server/app.ts";
 import { db, keys } from "./fixtures.ts";
-import { apiRouter, routeInventory, type RouteEntry } from "./routeInventory.ts";
+import { apiRouter, routeInventory, tenantResourceRouter, type RouteEntry } from "./routeInventory.ts";
 import { root } from "./scratch.ts";
 
 /** The DO block of a verify/*.sql file, so the suite runs exactly what operators run. */
@@ -55,6 +56,12 @@ function unguarded(routes: RouteEntry[]): string[] {
     .map((r) => `${r.method} ${r.path}: not behind the tenant-context middleware. FIX: mount its router in tenantResources() (server/app.ts), which puts resolveTenant in front, and reach the database only through withTenant()`);
 }
 
+function withoutPermission(routes: RouteEntry[]): string[] {
+  return routes
+    .filter((r) => r.tenantPath && !r.permission)
+    .map((r) => `${r.method} ${r.path}: names no permission. FIX: add requires("<area>:<action>") before its handler, with a permission of policies/permissions.sql`);
+}
+
 describe("route contract", () => {
   const app = () => createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
 
@@ -65,6 +72,24 @@ describe("route contract", () => {
       expect(routes.some((r) => r.path.startsWith(`/api/v1${path}`) && r.tenantPath), `${path} has routes on the tenant path`).toBe(true);
     }
     for (const caller of callerRoutes) expect(routes.map((r) => `${r.method} ${r.path}`)).toContain(caller);
+  });
+
+  it("every tenant route names the permission it needs, and every such permission is in the SQL matrix", async () => {
+    const routes = routeInventory(app());
+    expect(withoutPermission(routes)).toEqual([]);
+    const sql = postgres(db.ownerUrl, { max: 1, onnotice: () => {} });
+    try {
+      const known = new Set((await sql`select name from app.permissions`).map((r) => r.name as string));
+      expect(routes.filter((r) => r.permission && !known.has(r.permission)).map((r) => `${r.method} ${r.path}: ${r.permission}`)).toEqual([]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it("canary: a tenant route without requires(...) is caught by name", () => {
+    const a = app();
+    tenantResourceRouter(a, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
+    expect(withoutPermission(routeInventory(a))).toEqual([expect.stringMatching(/^GET \/api\/v1\/customers\/:id\/secrets: names no permission\. FIX: /)]);
   });
 
   it("canary: a route added to /api/v1 outside tenantResources() is caught by name", () => {

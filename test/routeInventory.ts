@@ -1,10 +1,12 @@
 // Reads the Express app's router stack (Express 5: app.router.stack, nested routers in
 // layer.handle.stack) and lists every route with whether it runs behind the tenant-context
-// middleware (resolveTenant, recognised by its TENANT_PATH marker), without grepping source.
+// middleware (resolveTenant, recognised by its TENANT_PATH marker) and the permission its
+// `requires(...)` middleware names, without grepping source.
 import type express from "express";
+import { permissionOf } from "../server/authorize.ts";
 import { isTenantPath } from "../server/tenantResolution.ts";
 
-export type RouteEntry = { method: string; path: string; tenantPath: boolean };
+export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string };
 
 type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
 
@@ -22,8 +24,9 @@ function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
     const covered = guarded || guards.some((g) => g === "/" || raw === g || raw.startsWith(`${g}/`));
     if (layer.route) {
       const inRoute = layer.route.stack.some((l) => isTenantPath(l.handle));
+      const permission = layer.route.stack.map((l) => permissionOf(l.handle)).find(Boolean);
       for (const method of Object.keys(layer.route.methods)) {
-        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute });
+        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission });
       }
     } else {
       const nested = (layer.handle as { stack?: Layer[] }).stack;
@@ -41,5 +44,13 @@ export function routeInventory(app: express.Express): RouteEntry[] {
 export function apiRouter(app: express.Express): express.Router {
   const layer = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.rawPath === "/api/v1");
   if (!layer) throw new Error("no /api/v1 router on the app");
+  return layer.handle as express.Router;
+}
+
+/** The router mounted at /api/v1{path} behind resolveTenant, to add a route without a permission in the canary. */
+export function tenantResourceRouter(app: express.Express, path: string): express.Router {
+  const api = apiRouter(app) as unknown as { stack: Layer[] };
+  const layer = api.stack.find((l) => l.rawPath === path && !isTenantPath(l.handle));
+  if (!layer) throw new Error(`no router at /api/v1${path}`);
   return layer.handle as express.Router;
 }

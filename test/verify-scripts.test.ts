@@ -104,6 +104,11 @@ const breakages: Breakage[] = [
     catalog: "FAIL function app.count_all_customers(): SECURITY DEFINER without a fixed search_path",
   },
   {
+    name: "writes without the role check",
+    sql: "alter table app.invoices disable trigger _authorize_write",
+    catalog: "FAIL app.invoices: app_user may write it but no enabled _authorize_write trigger checks the role's permission",
+  },
+  {
     name: "a tenant table granted to PUBLIC",
     sql: "grant select on app.customers to public",
     catalog: "FAIL app.customers: privileges granted to PUBLIC",

@@ -74,6 +74,14 @@ begin
     if missing is not null then
       fails := fails || format('%s: %s may %s but no policy covers it (policies cover %s). FIX: deploy/apply-policies.sh (policies/tenant_isolation.sql), or revoke the privilege', r.rel, app_role, array_to_string(missing, ', '), coalesce(array_to_string(cmds, ', '), 'nothing'));
     end if;
+    -- A table app_role may write needs its role check (policies/rbac.sql), unless the registry
+    -- says it has none of its own.
+    if (has_table_privilege(app_role, r.rel, 'INSERT') or has_table_privilege(app_role, r.rel, 'UPDATE') or has_table_privilege(app_role, r.rel, 'DELETE'))
+       and not exists (select 1 from pg_catalog.pg_trigger t where t.tgrelid = r.rel and t.tgname = '_authorize_write' and t.tgenabled <> 'D')
+       and not (to_regprocedure('app.table_write_permissions()') is not null
+                and exists (select 1 from app.table_write_permissions() w where w.table_name = r.relname and w.permission is null)) then
+      fails := fails || format('%s: %s may write it but no enabled _authorize_write trigger checks the role''s permission. FIX: name its permission in app.table_write_permissions() (policies/rbac.sql), then deploy/apply-policies.sh', r.rel, app_role);
+    end if;
     if has_table_privilege('public', r.rel, 'SELECT') or has_table_privilege('public', r.rel, 'INSERT')
        or has_table_privilege('public', r.rel, 'UPDATE') or has_table_privilege('public', r.rel, 'DELETE')
        or has_table_privilege('public', r.rel, 'TRUNCATE') then
