@@ -1,10 +1,12 @@
 // Operator and developer CLI. `token` signs an access token for a user (optionally scoped
 // to one tenant the user belongs to) with the same keys the API verifies with.
+import { writeFileSync } from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./config.ts";
 import { connectOnce } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
 import { migrate } from "./migrate.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix } from "./rbacMatrix.ts";
 import { loadTokenKeys, signAccessToken } from "./tokens.ts";
 
 const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
@@ -118,6 +120,29 @@ audit
       await stop();
     }
     if (broken) process.exitCode = 1;
+  });
+
+program
+  .command("rbac")
+  .description("role-based access control")
+  .command("matrix")
+  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql and the routes")
+  .option("--write", "write it to runbooks/rbac-matrix.md instead of printing it")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { write?: boolean; url?: string }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      const page = renderMatrix(await readMatrix(sql));
+      if (opts.write) {
+        writeFileSync(rbacMatrixFile, page);
+        console.log(`wrote ${rbacMatrixFile}`);
+      } else {
+        process.stdout.write(page);
+      }
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
   });
 
 program.parseAsync().catch((error) => {

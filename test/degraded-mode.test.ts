@@ -16,7 +16,7 @@ import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase } from "../server/provision.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
-import { routeInventory } from "./routeInventory.ts";
+import { routeInventory } from "../server/routeInventory.ts";
 import { freePort } from "./testDatabase.ts";
 
 const password = "degraded-superuser";

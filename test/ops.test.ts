@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import type { Sql } from "../server/db.ts";
 import { keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { apiRouter } from "./routeInventory.ts";
+import { apiRouter } from "../server/routeInventory.ts";
 
 let owner: Sql;
 let api: Api;

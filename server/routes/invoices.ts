@@ -70,11 +70,12 @@ export function invoiceRoutes() {
           from invoice, priced
         returning ${sql(lineColumns)}
       )
-      select (select count(*) from invoice)::int as invoices, (select count(*) from priced)::int as prices,
-             (select row_to_json(inserted) from inserted) as line
+      select (select count(*) from priced)::int as prices, (select row_to_json(inserted) from inserted) as line
+        from invoice
     `,
+      // No row when the invoice is not visible: a row route answers with rows only for its own row.
       ([result]) => {
-        if (result.invoices === 0) throw notFound();
+        if (!result) throw notFound();
         if (result.prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
         return { status: 201, body: result.line };
       },

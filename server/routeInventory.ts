@@ -3,8 +3,8 @@
 // middleware (resolveTenant, recognised by its TENANT_PATH marker) and the permission its
 // `requires(...)` middleware names, without grepping source.
 import type express from "express";
-import { permissionOf } from "../server/authorize.ts";
-import { isTenantPath } from "../server/tenantResolution.ts";
+import { permissionOf } from "./authorize.ts";
+import { isTenantPath } from "./tenantResolution.ts";
 
 export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string };
 

@@ -1,0 +1,448 @@
+// Role-based access control, proved from the outside. The role × route matrix is generated:
+// routes come from the Express router (each names its permission), expectations from the SQL
+// matrix (app.role_permissions), so changing policies/permissions.sql changes what this file
+// asserts. Then the rules beyond the grid (staff, accountants, owners), the checks SQL makes on
+// its own as app_user, and the events RBAC writes to the audit.
+import { randomUUID } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import type { Sql } from "../server/db.ts";
+import { hashPassword } from "../server/passwords.ts";
+import { routeInventory } from "../server/routeInventory.ts";
+import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Role, type Tenant, type User } from "./fixtures.ts";
+
+const roles: Role[] = ["owner", "admin", "manager", "staff", "accountant"];
+const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
+
+let owner: Sql;
+let api: Api;
+let shop: Tenant;
+let other: Tenant;
+const members = {} as Record<Role, User>;
+const foreign = {} as Record<string, string>;
+let granted: Set<string>;
+
+const holds = (role: Role, permission: string) => granted.has(`${role} ${permission}`);
+let slot = 0;
+const uniq = () => randomUUID().slice(0, 8);
+
+// Rows of `tenant`, created as the owner role (outside RBAC), one fresh set per request.
+async function customer(tenant: Tenant = shop): Promise<string> {
+  const [r] = await owner`insert into app.customers (tenant_id, name) values (${tenant.id}, ${`RBAC ${uniq()}`}) returning id`;
+  return r.id;
+}
+async function vehicle(tenant: Tenant = shop): Promise<string> {
+  const [r] = await owner`insert into app.vehicles (tenant_id, customer_id, plate) values (${tenant.id}, ${await customer(tenant)}, 'RB-1') returning id`;
+  return r.id;
+}
+async function service(tenant: Tenant = shop): Promise<string> {
+  const [r] = await owner`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Service ${uniq()}`}) returning id`;
+  return r.id;
+}
+async function operation(tenant: Tenant = shop): Promise<string> {
+  const [r] = await owner`
+    insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+    values (${tenant.id}, ${await service(tenant)}, ${`OP-${uniq()}`}, 'Oil change', 4900, 30) returning id`;
+  return r.id;
+}
+/** An appointment in its own two-hour slot, so no two overlap. */
+async function appointment(assignee: User | null, tenant: Tenant = shop): Promise<string> {
+  const start = new Date(Date.UTC(2031, 0, 1) + slot++ * 7_200_000);
+  const [r] = await owner`
+    insert into app.appointments (tenant_id, customer_id, assigned_user_id, starts_at, ends_at)
+    values (${tenant.id}, ${await customer(tenant)}, ${assignee?.id ?? null}, ${start}, ${new Date(start.getTime() + 3_600_000)}) returning id`;
+  return r.id;
+}
+async function draft(tenant: Tenant = shop, withLine = false): Promise<string> {
+  const [r] = await owner`insert into app.invoices (tenant_id, customer_id) values (${tenant.id}, ${await customer(tenant)}) returning id`;
+  if (withLine) {
+    await owner`insert into app.invoice_lines (tenant_id, invoice_id, description, quantity, unit_price_cents) values (${tenant.id}, ${r.id}, 'Labour', 1, 5000)`;
+  }
+  return r.id;
+}
+async function issued(): Promise<string> {
+  const id = await draft(shop, true);
+  await owner.begin(async (tx) => {
+    await tx`select set_config('app.tenant_id', ${shop.id}, true)`;
+    await tx`select app.issue_invoice(${id}::uuid)`;
+  });
+  return id;
+}
+async function member(role: Role = "staff", tenant: Tenant = shop): Promise<User> {
+  return makeUser(owner, tenant, role);
+}
+
+/**
+ * How to make a valid request to each route as `actor`: the row its path names (created fresh)
+ * and its body. A route without a case fails the matrix test by name.
+ */
+type Case = { row?: (actor: User) => Promise<string>; body?: (actor: User) => unknown | Promise<unknown>; query?: string };
+const at = (actor: User) => {
+  const start = new Date(Date.UTC(2032, 0, 1) + slot++ * 7_200_000);
+  return { starts_at: start.toISOString(), ends_at: new Date(start.getTime() + 3_600_000).toISOString(), assigned_user_id: actor.id };
+};
+const cases: Record<string, Case> = {
+  "GET /api/v1/customers": {},
+  "POST /api/v1/customers": { body: () => ({ name: "RBAC walk-in" }) },
+  "GET /api/v1/customers/:id": { row: () => customer() },
+  "PATCH /api/v1/customers/:id": { row: () => customer(), body: () => ({ notes: "changed" }) },
+  "DELETE /api/v1/customers/:id": { row: () => customer() },
+  "GET /api/v1/vehicles": {},
+  "POST /api/v1/vehicles": { body: async () => ({ customer_id: await customer(), plate: "RB-2" }) },
+  "GET /api/v1/vehicles/:id": { row: () => vehicle() },
+  "PATCH /api/v1/vehicles/:id": { row: () => vehicle(), body: () => ({ plate: "RB-3" }) },
+  "DELETE /api/v1/vehicles/:id": { row: () => vehicle() },
+  "GET /api/v1/services": {},
+  "POST /api/v1/services": { body: () => ({ name: `Service ${uniq()}` }) },
+  "GET /api/v1/services/:id": { row: () => service() },
+  "PATCH /api/v1/services/:id": { row: () => service(), body: () => ({ display_order: 7 }) },
+  "DELETE /api/v1/services/:id": { row: () => service() },
+  "GET /api/v1/service-operations": {},
+  "POST /api/v1/service-operations": {
+    body: async () => ({ service_id: await service(), internal_code: `OP-${uniq()}`, name: "Brakes", price_cents: 100, duration_minutes: 60 }),
+  },
+  "GET /api/v1/service-operations/:id": { row: () => operation() },
+  "PATCH /api/v1/service-operations/:id": { row: () => operation(), body: () => ({ price_cents: 5100 }) },
+  "DELETE /api/v1/service-operations/:id": { row: () => operation() },
+  "GET /api/v1/appointments": {},
+  "POST /api/v1/appointments": { body: async (actor) => ({ customer_id: await customer(), ...at(actor) }) },
+  "GET /api/v1/appointments/:id": { row: (actor) => appointment(actor) },
+  "PATCH /api/v1/appointments/:id": { row: (actor) => appointment(actor), body: () => ({ notes: "bring the keys" }) },
+  "DELETE /api/v1/appointments/:id": { row: (actor) => appointment(actor) },
+  "GET /api/v1/invoices": {},
+  "POST /api/v1/invoices": { body: async () => ({ customer_id: await customer() }) },
+  "GET /api/v1/invoices/:id": { row: () => draft() },
+  "PATCH /api/v1/invoices/:id": { row: () => draft(), body: () => ({ notes: "net 30" }) },
+  "DELETE /api/v1/invoices/:id": { row: () => draft() },
+  "POST /api/v1/invoices/:id/lines": { row: () => draft(), body: () => ({ description: "Labour", quantity: 2, unit_price_cents: 4000 }) },
+  "GET /api/v1/invoices/:id/lines": { row: () => draft(shop, true) },
+  "POST /api/v1/invoices/:id/issue": { row: () => draft(shop, true) },
+  "POST /api/v1/invoices/:id/pay": { row: () => issued() },
+  "POST /api/v1/invoices/:id/void": { row: () => issued() },
+  "GET /api/v1/reports/revenue-daily": { query: "?from=2030-01-01&to=2030-01-31" },
+  "GET /api/v1/audit": {},
+  "GET /api/v1/audit/export.csv": {},
+  "GET /api/v1/members": {},
+  "POST /api/v1/members": { body: async () => ({ email: (await makeUser(owner)).email, role: "staff" }) },
+  "PATCH /api/v1/members/:userId": { row: async () => (await member()).id, body: () => ({ role: "manager" }) },
+  "DELETE /api/v1/members/:userId": { row: async () => (await member()).id },
+  "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
+};
+
+/** The foreign row of the kind a route's path names: a row of the other tenant. */
+function foreignRowOf(path: string): string {
+  const area = path.split("/")[3];
+  const id = foreign[area];
+  if (!id) throw new Error(`no foreign row for ${area}`);
+  return id;
+}
+
+async function call(role: Role, method: string, path: string, body?: unknown) {
+  return api.request(method, path, { token: tokenFor(members[role]), tenant: shop.slug, body });
+}
+
+beforeAll(async () => {
+  owner = ownerSql();
+  shop = await makeTenant(owner, { prefix: "rbac" });
+  other = await makeTenant(owner, { prefix: "rbac-other" });
+  for (const role of roles) members[role] = await member(role);
+  // The other tenant's rows are reached only by id, through the shop's context: how a leak would look.
+  const stranger = await member("owner", other);
+  Object.assign(foreign, {
+    customers: await customer(other),
+    vehicles: await vehicle(other),
+    services: await service(other),
+    "service-operations": await operation(other),
+    appointments: await appointment(stranger, other),
+    invoices: await draft(other, true),
+    members: stranger.id,
+  });
+  granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
+  api = await startApi();
+});
+
+afterAll(async () => {
+  await api?.close();
+  await owner?.end({ timeout: 5 });
+});
+
+describe("the role × route matrix, generated from app.role_permissions", () => {
+  it("covers every tenant route, and every route has a case here", () => {
+    expect(routes.length).toBeGreaterThanOrEqual(40);
+    expect(routes.map((r) => `${r.method} ${r.path}`).filter((k) => !cases[k]), "routes without a case: add one to `cases`").toEqual([]);
+  });
+
+  for (const route of routes) {
+    const key = `${route.method} ${route.path}`;
+    it(`${key}: 2xx for a role holding ${route.permission}, 403 FORBIDDEN naming it for the others`, async () => {
+      const c = cases[key];
+      if (!c) throw new Error(`no case for ${key}`);
+      const seen: string[] = [];
+      for (const role of roles) {
+        const actor = members[role];
+        const path = route.path.replace(/:[A-Za-z]+/, c.row ? await c.row(actor) : "") + (c.query ?? "");
+        const res = await call(role, route.method, path, await c.body?.(actor));
+        if (holds(role, route.permission!)) {
+          expect(res.status, `${role} ${key}: ${JSON.stringify(res.body)}`).toBeGreaterThanOrEqual(200);
+          expect(res.status, `${role} ${key}: ${JSON.stringify(res.body)}`).toBeLessThan(300);
+        } else {
+          expect(res.status, `${role} ${key}`).toBe(403);
+          expect(res.body.error, `${role} ${key}`).toMatchObject({ code: "FORBIDDEN", details: { permission: route.permission } });
+        }
+        seen.push(`${role}:${res.status}`);
+      }
+      // Both outcomes are exercised somewhere in the matrix; here, every role was asked.
+      expect(seen).toHaveLength(roles.length);
+    });
+  }
+
+  for (const route of routes.filter((r) => r.path.includes("/:"))) {
+    const key = `${route.method} ${route.path}`;
+    it(`${key}: another tenant's row is 404 for every role, with or without ${route.permission}`, async () => {
+      const c = cases[key];
+      for (const role of roles) {
+        const res = await call(role, route.method, route.path.replace(/:[A-Za-z]+/, foreignRowOf(route.path)), await c?.body?.(members[role]));
+        expect(res.status, `${role} ${key}: ${JSON.stringify(res.body)}`).toBe(404);
+      }
+    });
+  }
+
+  it("the other tenant's rows were never touched", async () => {
+    const [r] = await owner`
+      select (select count(*) from app.customers where tenant_id = ${other.id})::int as customers,
+             (select status from app.invoices where id = ${foreign.invoices}) as invoice,
+             (select count(*) from app.memberships where tenant_id = ${other.id})::int as members,
+             (select count(*) from app.audit_log where tenant_id = ${other.id} and actor_user_id is not null)::int as audited`;
+    expect(r).toEqual({ customers: 4, invoice: "draft", members: 1, audited: 0 });
+  });
+});
+
+describe("staff: only the appointments assigned to them", () => {
+  it("lists, reads and changes their own; the others do not exist for them", async () => {
+    const staff = members.staff;
+    const mine = await appointment(staff);
+    const theirs = await appointment(members.manager);
+    const unassigned = await appointment(null);
+
+    const list = await call("staff", "GET", "/api/v1/appointments?limit=500");
+    expect(list.status).toBe(200);
+    const ids = list.body.data.map((a: { id: string }) => a.id);
+    expect(ids).toContain(mine);
+    expect(ids).not.toContain(theirs);
+    expect(ids).not.toContain(unassigned);
+    expect(list.body.data.every((a: { assigned_user_id: string }) => a.assigned_user_id === staff.id)).toBe(true);
+
+    expect((await call("staff", "GET", `/api/v1/appointments/${theirs}`)).status).toBe(404);
+    expect((await call("staff", "PATCH", `/api/v1/appointments/${unassigned}`, { notes: "mine now" })).status).toBe(404);
+    expect((await call("staff", "DELETE", `/api/v1/appointments/${theirs}`)).status).toBe(404);
+    expect((await call("staff", "PATCH", `/api/v1/appointments/${mine}`, { status: "in_progress" })).status).toBe(200);
+    // The manager sees all three.
+    expect((await call("manager", "GET", `/api/v1/appointments/${unassigned}`)).status).toBe(200);
+  });
+
+  it("cannot hand an appointment to someone else or book one for them: 403 naming appointments:all", async () => {
+    const mine = await appointment(members.staff);
+    const handOver = await call("staff", "PATCH", `/api/v1/appointments/${mine}`, { assigned_user_id: members.manager.id });
+    expect(handOver.status).toBe(403);
+    expect(handOver.body.error.details).toEqual({ permission: "appointments:all" });
+    const book = await call("staff", "POST", "/api/v1/appointments", { customer_id: await customer(), ...at(members.manager) });
+    expect(book.status).toBe(403);
+    expect(book.body.error.details).toEqual({ permission: "appointments:all" });
+    const [row] = await owner`select assigned_user_id from app.appointments where id = ${mine}`;
+    expect(row.assigned_user_id).toBe(members.staff.id);
+  });
+});
+
+describe("accountants: financial reads and payment state only", () => {
+  it("records a payment, and can neither edit, issue nor void", async () => {
+    const invoice = await issued();
+    const pay = await call("accountant", "POST", `/api/v1/invoices/${invoice}/pay`);
+    expect(pay.status).toBe(200);
+    expect(pay.body.status).toBe("paid");
+    const refused = [
+      [await call("accountant", "POST", `/api/v1/invoices/${invoice}/void`), "invoices:void"],
+      [await call("accountant", "PATCH", `/api/v1/invoices/${await draft()}`, { notes: "x" }), "invoices:write"],
+      [await call("accountant", "POST", `/api/v1/invoices/${await draft(shop, true)}/issue`), "invoices:issue"],
+      [await call("accountant", "GET", `/api/v1/appointments/${await appointment(null)}`), "appointments:read"],
+    ] as const;
+    for (const [res, permission] of refused) {
+      expect(res.status, permission).toBe(403);
+      expect(res.body.error.details, permission).toEqual({ permission });
+    }
+    const [row] = await owner`select status from app.invoices where id = ${invoice}`;
+    expect(row.status).toBe("paid");
+  });
+});
+
+describe("writes are refused by SQL itself, as app_user", () => {
+  const asMember = async (role: Role, work: (tx: Sql) => Promise<unknown>) => {
+    const app = postgres(db.appUrl, { max: 1, onnotice: () => {} });
+    try {
+      return await app.begin(async (tx) => {
+        await tx`select * from app.open_tenant_context(${members[role].id}::uuid, ${[shop.slug]}::text[], null, 'sql-rbac', null, false)`;
+        return work(tx as unknown as Sql);
+      });
+    } finally {
+      await app.end();
+    }
+  };
+
+  it("an UPDATE without customers:write raises SS403 naming the permission; with it, it passes", async () => {
+    const id = await customer();
+    await expect(asMember("accountant", (tx) => tx`update app.customers set notes = 'x' where id = ${id}`)).rejects.toMatchObject({
+      code: "SS403",
+      detail: "customers:write",
+    });
+    expect(await asMember("manager", (tx) => tx`update app.customers set notes = 'x' where id = ${id} returning id`)).toHaveLength(1);
+  });
+
+  it("a status change needs its transition's permission, whatever else the role holds", async () => {
+    const id = await issued();
+    await expect(asMember("staff", (tx) => tx`update app.invoices set status = 'paid', paid_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:pay" });
+    await expect(asMember("accountant", (tx) => tx`update app.invoices set status = 'void', voided_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:void" });
+  });
+
+  it("a collection route's permission is refused before any query runs", async () => {
+    const app = postgres(db.appUrl, { max: 1, onnotice: () => {} });
+    try {
+      await expect(
+        app.begin((tx) => tx`select * from app.open_tenant_context(${members.staff.id}::uuid, ${[shop.slug]}::text[], null, 'r', 'audit:read', false)`),
+      ).rejects.toMatchObject({ code: "SS403", detail: "audit:read" });
+      const [r] = await app.begin((tx) => tx`select permitted from app.open_tenant_context(${members.staff.id}::uuid, ${[shop.slug]}::text[], null, 'r', 'audit:read', true)`);
+      expect(r.permitted).toBe(false);
+    } finally {
+      await app.end();
+    }
+  });
+});
+
+describe("members", () => {
+  it("an admin adds, promotes and removes a member, each change audited", async () => {
+    const person = await makeUser(owner);
+    const added = await call("admin", "POST", "/api/v1/members", { email: person.email.toUpperCase(), role: "staff" });
+    expect(added.status).toBe(201);
+    expect(added.body).toMatchObject({ user_id: person.id, email: person.email, role: "staff" });
+    expect((await call("admin", "POST", "/api/v1/members", { email: person.email, role: "staff" })).body.error.code).toBe("ALREADY_A_MEMBER");
+    expect((await call("admin", "PATCH", `/api/v1/members/${person.id}`, { role: "manager" })).body.role).toBe("manager");
+    expect((await call("admin", "GET", "/api/v1/members")).body.data.map((m: { user_id: string }) => m.user_id)).toContain(person.id);
+    expect((await call("admin", "DELETE", `/api/v1/members/${person.id}`)).status).toBe(204);
+    expect((await call("admin", "DELETE", `/api/v1/members/${person.id}`)).body.error.code).toBe("MEMBER_NOT_FOUND");
+
+    const events = await owner`
+      select action, actor_user_id, actor_role, change->'event' as detail from app.audit_log
+       where tenant_id = ${shop.id} and entity = 'membership' and entity_id = ${person.id} order by id`;
+    expect(events.map((e) => e.action)).toEqual(["member.added", "member.role_changed", "member.removed"]);
+    expect(events.every((e) => e.actor_user_id === members.admin.id && e.actor_role === "admin")).toBe(true);
+    expect(events[1].detail).toEqual({ old: "staff", new: "manager" });
+  });
+
+  it("an unknown email is 422 ACCOUNT_NOT_FOUND, and no account is created", async () => {
+    const email = `nobody-${uniq()}@test.test`;
+    const res = await call("owner", "POST", "/api/v1/members", { email, role: "staff" });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe("ACCOUNT_NOT_FOUND");
+    expect(await owner`select 1 from app.users where email = ${email}`).toHaveLength(0);
+  });
+
+  it("only an owner grants or removes the owner role", async () => {
+    const person = await member("manager");
+    const grant = await call("admin", "PATCH", `/api/v1/members/${person.id}`, { role: "owner" });
+    expect(grant.status).toBe(403);
+    expect(grant.body.error.code).toBe("OWNER_REQUIRED");
+    expect((await call("admin", "POST", "/api/v1/members", { email: (await makeUser(owner)).email, role: "owner" })).body.error.code).toBe("OWNER_REQUIRED");
+    expect((await call("owner", "PATCH", `/api/v1/members/${person.id}`, { role: "owner" })).body.role).toBe("owner");
+    const demote = await call("admin", "PATCH", `/api/v1/members/${person.id}`, { role: "staff" });
+    expect(demote.body.error.code).toBe("OWNER_REQUIRED");
+    expect((await call("admin", "DELETE", `/api/v1/members/${person.id}`)).body.error.code).toBe("OWNER_REQUIRED");
+    expect((await call("owner", "DELETE", `/api/v1/members/${person.id}`)).status).toBe(204);
+  });
+
+  it("the last owner can be neither demoted nor removed, over HTTP", async () => {
+    const t = await makeTenant(owner, { prefix: "rbac-last" });
+    const boss = await member("owner", t);
+    const as = (method: string, path: string, body?: unknown) => api.request(method, path, { token: tokenFor(boss), tenant: t.slug, body });
+    const demote = await as("PATCH", `/api/v1/members/${boss.id}`, { role: "admin" });
+    expect(demote.status).toBe(409);
+    expect(demote.body.error.code).toBe("LAST_OWNER");
+    expect((await as("DELETE", `/api/v1/members/${boss.id}`)).body.error.code).toBe("LAST_OWNER");
+    // With a second owner, the first may step down.
+    const heir = await makeUser(owner);
+    expect((await as("POST", "/api/v1/members", { email: heir.email, role: "owner" })).status).toBe(201);
+    expect((await as("PATCH", `/api/v1/members/${boss.id}`, { role: "admin" })).body.role).toBe("admin");
+  });
+});
+
+describe("the last owner, in SQL, for every writer", () => {
+  it("the owner role (an operator) cannot remove or demote a tenant's last owner either", async () => {
+    const t = await makeTenant(owner, { prefix: "rbac-sql" });
+    const boss = await member("owner", t);
+    await expect(owner`delete from app.memberships where tenant_id = ${t.id} and user_id = ${boss.id}`).rejects.toMatchObject({ code: "SS409", constraint_name: "last_owner" });
+    await expect(owner`update app.memberships set role = 'admin' where tenant_id = ${t.id}`).rejects.toMatchObject({ code: "SS409" });
+    await expect(owner`delete from app.users where id = ${boss.id}`).rejects.toMatchObject({ code: "SS409" });
+    // Deleting the tenant itself takes its memberships with it.
+    await owner`delete from app.tenants where id = ${t.id}`;
+    expect(await owner`select 1 from app.memberships where tenant_id = ${t.id}`).toHaveLength(0);
+  });
+
+  it("two concurrent demotions of a tenant's two owners: exactly one succeeds", async () => {
+    const t = await makeTenant(owner, { prefix: "rbac-race" });
+    const [a, b] = [await member("owner", t), await member("owner", t)];
+    const conns = [postgres(db.ownerUrl, { max: 1, onnotice: () => {} }), postgres(db.ownerUrl, { max: 1, onnotice: () => {} })];
+    try {
+      const demote = (sql: Sql, u: User) => sql.begin(async (tx) => {
+        await tx`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${u.id}`;
+        await tx`select pg_sleep(0.3)`; // hold the change open while the other tries
+      });
+      const results = await Promise.allSettled([demote(conns[0], a), demote(conns[1], b)]);
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect(results.find((r) => r.status === "rejected")).toMatchObject({ reason: { code: "SS409", constraint_name: "last_owner" } });
+      const [{ n }] = await owner`select count(*)::int as n from app.memberships where tenant_id = ${t.id} and role = 'owner'`;
+      expect(n).toBe(1);
+    } finally {
+      await Promise.all(conns.map((c) => c.end()));
+    }
+  });
+});
+
+describe("settings", () => {
+  it("an owner renames the shop (audited); an admin gets 403 naming settings:write", async () => {
+    const name = `Renamed ${uniq()}`;
+    const res = await call("owner", "PATCH", "/api/v1/settings", { name });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: shop.id, slug: shop.slug, name });
+    const [event] = await owner`select change->'event'->'name'->>'new' as name from app.audit_log where tenant_id = ${shop.id} and action = 'settings.changed' order by id desc limit 1`;
+    expect(event.name).toBe(name);
+    const refused = await call("admin", "PATCH", "/api/v1/settings", { name: "Not mine" });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.details).toEqual({ permission: "settings:write" });
+  });
+});
+
+describe("login events", () => {
+  it("a login and a failed attempt land in the audit of each of the account's shops; an unknown email in none", async () => {
+    const password = "rbac-login-password";
+    const [person] = await owner`insert into app.users (email, password_hash) values (${`login-${uniq()}@test.test`}, ${await hashPassword(password)}) returning id, email`;
+    const second = await makeTenant(owner, { prefix: "rbac-login" });
+    await owner`insert into app.memberships (tenant_id, user_id, role) values (${shop.id}, ${person.id}, 'staff'), (${second.id}, ${person.id}, 'owner')`;
+
+    const ok = await api.request("POST", "/api/v1/auth/login", { body: { email: person.email, password }, headers: { "x-request-id": "login-ok-1" } });
+    expect(ok.status).toBe(200);
+    const bad = await api.request("POST", "/api/v1/auth/login", { body: { email: person.email, password: "wrong" }, headers: { "x-request-id": "login-bad-1" } });
+    expect(bad.status).toBe(401);
+    const unknown = await api.request("POST", "/api/v1/auth/login", { body: { email: `ghost-${uniq()}@test.test`, password: "x" } });
+    expect(unknown.status).toBe(401);
+
+    const rows = await owner`
+      select tenant_id, action, actor_user_id, actor_role, request_id from app.audit_log
+       where entity = 'user' and entity_id = ${person.id} order by id`;
+    expect(rows).toHaveLength(4);
+    expect(rows.filter((r) => r.action === "auth.login")).toEqual(expect.arrayContaining([
+      { tenant_id: shop.id, action: "auth.login", actor_user_id: person.id, actor_role: "staff", request_id: "login-ok-1" },
+      { tenant_id: second.id, action: "auth.login", actor_user_id: person.id, actor_role: "owner", request_id: "login-ok-1" },
+    ]));
+    // A failed attempt has no known actor: the account is the entity.
+    expect(rows.filter((r) => r.action === "auth.login_failed").map((r) => [r.tenant_id, r.actor_user_id, r.request_id]).sort())
+      .toEqual([[shop.id, null, "login-bad-1"], [second.id, null, "login-bad-1"]].sort());
+  });
+});
