@@ -1,5 +1,5 @@
-// Demo data for development (never in production): tenants acme, beta and gamma, an owner
-// and a staff member in each, a platform admin, and some customers. Runs once: a database
+// Demo data for development (never in production): tenants acme, beta and gamma, a member
+// of each role in each (owner@, admin@, manager@, staff@, accountant@<slug>.test), a platform admin, and some customers. Runs once: a database
 // that already has the tenant `acme` is left alone.
 import { connectOnce, type Sql } from "./db.ts";
 import { hashPassword } from "./passwords.ts";
@@ -24,7 +24,7 @@ export async function seedDemo(ownerUrl: string, customersPerTenant = 24): Promi
       for (const slug of DEMO_TENANTS) {
         const name = `${slug[0].toUpperCase()}${slug.slice(1)} Motors`;
         const [tenant] = await tx`insert into app.tenants (slug, name) values (${slug}, ${name}) returning id`;
-        for (const role of ["owner", "staff"] as const) {
+        for (const role of ["owner", "admin", "manager", "staff", "accountant"] as const) {
           const [user] = await tx`
             insert into app.users (email, password_hash) values (${`${role}@${slug}.test`}, ${hash}) returning id`;
           await tx`insert into app.memberships (tenant_id, user_id, role) values (${tenant.id}, ${user.id}, ${role})`;
