@@ -1,4 +1,5 @@
-// Bench data: TENANTS tenants × CUSTOMERS customers, one owner per tenant, and a key table
+// Bench data: TENANTS tenants × CUSTOMERS customers, one owner per tenant, a catalog,
+// appointments and invoices with lines, and a key table
 // (public.bench_keys) that pgbench and the direct-SQL loops sample from. Idempotent.
 import type { Sql } from "../server/db.ts";
 
@@ -32,6 +33,27 @@ export async function seedBench(owner: Sql, tenants: number, customers: number):
       await tx`insert into app.invoices (tenant_id, customer_id)
                select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id limit 1)
                  from app.tenants t where t.slug like 'bench-%' and not exists (select 1 from app.invoices i where i.tenant_id = t.id)`;
+      // Bookings and billing, as a shop has them: 50 appointments (unassigned, so none overlap)
+      // and 20 invoices with two catalog lines each, half of them issued with numbers 1..10.
+      await tx`insert into app.appointments (tenant_id, customer_id, starts_at, ends_at)
+               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g limit 1),
+                      date_trunc('hour', now()) + g * interval '2 hours', date_trunc('hour', now()) + g * interval '2 hours' + interval '1 hour'
+                 from app.tenants t cross join generate_series(1, 50) g where t.slug like 'bench-%'`;
+      await tx`insert into app.invoices (tenant_id, customer_id, notes)
+               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g limit 1), 'Bench invoice ' || g
+                 from app.tenants t cross join generate_series(1, 20) g where t.slug like 'bench-%'`;
+      await tx`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+               select i.tenant_id, i.id, o.id, o.name, 1, o.price_cents
+                 from app.invoices i
+                 join lateral (select o.id, o.name, o.price_cents from app.service_operations o where o.tenant_id = i.tenant_id order by o.internal_code limit 2) o on true
+                where i.notes like 'Bench invoice %'`;
+      await tx`update app.invoices i set status = 'issued', number = n.n, issued_at = now()
+                 from (select id, row_number() over (partition by tenant_id order by notes, id)::int as n from app.invoices
+                        where notes like 'Bench invoice %' and right(notes, 1) in ('1', '3', '5', '7', '9')) n
+                where i.id = n.id`;
+      await tx`insert into app.invoice_counters (tenant_id, last_number)
+               select tenant_id, max(number) from app.invoices where number is not null group by tenant_id
+               on conflict (tenant_id) do update set last_number = excluded.last_number`;
       await tx`drop table if exists public.bench_keys`;
       await tx`create table public.bench_keys as
                select row_number() over ()::int as n, c.tenant_id, c.id
