@@ -65,6 +65,33 @@ describe("audit export", () => {
     expect(await exportsOf()).toBe(1);
   }, 120_000);
 
+  it("outlives the statement timeout: a slow reader still gets every row", async () => {
+    // The cursor's batches are one statement to PostgreSQL; with the pool's 300 ms timeout and
+    // a reader that stalls for a second, the export must still complete.
+    const slow = await startApi({ statementTimeoutMs: 300 });
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest(`${slow.url}/api/v1/audit/export.csv?entity=customers`, { headers: { authorization: `Bearer ${tokenFor(bigOwner)}`, "x-tenant-id": big.slug } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => {
+            chunks.push(c);
+            if (chunks.length === 1) {
+              res.pause();
+              setTimeout(() => res.resume(), 1000);
+            }
+          });
+          res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+          res.on("error", reject);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(text.trimEnd().split("\r\n")).toHaveLength(100_001);
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+
   it("applies the same filters as the list, and another tenant's export holds none of these rows", async () => {
     const other = await makeTenant(owner);
     const otherOwner = await makeUser(owner, other, "owner");

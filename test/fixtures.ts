@@ -52,8 +52,8 @@ export type Api = {
 };
 
 /** Starts the real app on a free port, against the test database as app_user. */
-export async function startApi(options: { baseDomain?: string; poolMax?: number; maxSockets?: number; databaseUrl?: string } = {}): Promise<Api> {
-  const pool = createPool({ url: options.databaseUrl ?? db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000 });
+export async function startApi(options: { baseDomain?: string; poolMax?: number; maxSockets?: number; databaseUrl?: string; statementTimeoutMs?: number } = {}): Promise<Api> {
+  const pool = createPool({ url: options.databaseUrl ?? db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: options.statementTimeoutMs ?? 10_000 });
   useTenantPool(pool);
   const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
   const server: Server = await new Promise((resolve) => {

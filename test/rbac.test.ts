@@ -273,6 +273,16 @@ describe("accountants: financial reads and payment state only", () => {
     const [row] = await owner`select status from app.invoices where id = ${invoice}`;
     expect(row.status).toBe("paid");
   });
+
+  it("a refused keyed POST stores no idempotent answer, so a permitted retry is not blocked by it", async () => {
+    const invoice = await issued();
+    const key = `rbac-${uniq()}`;
+    const refused = await api.request("POST", `/api/v1/invoices/${invoice}/void`, { token: tokenFor(members.accountant), tenant: shop.slug, headers: { "idempotency-key": key } });
+    expect(refused.status).toBe(403);
+    expect(await owner`select 1 from app.idempotency_keys where tenant_id = ${shop.id} and key = ${key}`).toHaveLength(0);
+    const [row] = await owner`select status from app.invoices where id = ${invoice}`;
+    expect(row.status).toBe("issued");
+  });
 });
 
 describe("writes are refused by SQL itself, as app_user", () => {

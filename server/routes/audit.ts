@@ -36,6 +36,9 @@ function filtersOf(sql: Sql, q: AuditQuery) {
     ${q.actor ? sql`and actor_user_id = ${q.actor}::uuid` : sql``}`;
 }
 
+/** How long one export may stream (a client that stops reading holds a connection until then). */
+const exportTimeoutMs = 30 * 60 * 1000;
+
 const exportColumns = ["id", "occurred_at", "actor_user_id", "actor_role", "request_id", "action", "entity", "entity_id", "change", "seq"];
 
 export function auditRoutes(): Router {
@@ -62,6 +65,9 @@ export function auditRoutes(): Router {
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     await withTenant(async (sql) => {
       const { limit: _limit, cursor: _cursor, ...filters } = q;
+      // The cursor's batches are one statement to PostgreSQL (Execute and Flush, no Sync), so
+      // statement_timeout would cut a long export off mid-stream: give this transaction its own.
+      await sql`select set_config('statement_timeout', ${String(exportTimeoutMs)}, true)`;
       await sql`select app.audit_event('audit.export', 'audit_log', null, ${sql.json(filters)})`;
       res.status(200).type("text/csv; charset=utf-8").attachment(`audit-${new Date().toISOString().slice(0, 10)}.csv`);
       res.write(`${exportColumns.join(",")}\r\n`);
