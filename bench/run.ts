@@ -291,11 +291,15 @@ async function main() {
     await api.stop();
     api = undefined;
     log("GET customer by id, 2 API workers");
-    const cluster = await startApi(urls, 2);
     try {
-      results["GET customer by id, 2 API workers"] = await httpLoad(cluster.url, endpoints[0].http);
-    } finally {
-      await cluster.stop();
+      const cluster = await startApi(urls, 2);
+      try {
+        results["GET customer by id, 2 API workers"] = await httpLoad(cluster.url, endpoints[0].http);
+      } finally {
+        await cluster.stop();
+      }
+    } catch (error) {
+      results["GET customer by id, 2 API workers"] = `failed: ${(error as Error).message}`;
     }
 
     // 7. pgbench, where installed: the same by-id SELECT, prepared, as the owner.
@@ -352,7 +356,8 @@ type Target = { target: string; measured: string; met: boolean; note?: string };
 function targets(ratios: Record<string, number>, results: Record<string, unknown>): Target[] {
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   const byId = (results["GET customer by id"] as { api: LoadResult }).api;
-  const twoWorkers = results["GET customer by id, 2 API workers"] as LoadResult;
+  const two = results["GET customer by id, 2 API workers"];
+  const twoWorkers: LoadResult = typeof two === "object" ? (two as LoadResult) : { requests: 0, seconds: 0, rps: NaN, p50: NaN, p99: NaN, errors: 0 };
   const exported = results["export CSV (API)"] as { rows: number; rss_growth_mb: number };
   const rls = ratios["RLS overhead (1 - rls/explicit)"];
   const chain = ratios["audit + hash chain overhead on writes (1 - audit_on_with_sealer/role_check_only)"];

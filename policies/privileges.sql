@@ -60,6 +60,7 @@ grant execute on function app.open_tenant_context(uuid, text[], uuid, text) to a
 grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean) to app_user;
 grant execute on function app.has_permission(text) to app_user;
 grant execute on function app.require_permission(text) to app_user;
+grant execute on function app.role_check_applies(oid, uuid) to app_user;
 grant execute on function app.list_members() to app_user;
 grant execute on function app.add_member(text, text) to app_user;
 grant execute on function app.change_member_role(uuid, text) to app_user;

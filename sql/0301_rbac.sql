@@ -62,17 +62,25 @@ $$;
 revoke execute on function app.require_permission(text) from public;
 
 /*
- * Write check, a BEFORE row trigger attached by policies/rbac.sql with the permission as its
- * argument. It judges only rows of the caller's own tenant, written under RLS: rows of other
- * tenants and writes without context are RLS's to refuse (so a foreign row stays "not found"
- * whatever the role), and roles that bypass RLS (the owner role, operators) bypass RBAC too.
+ * Which writes the role checks judge: rows of the caller's own tenant, written under RLS. Rows
+ * of other tenants and writes without context are RLS's to refuse (so a foreign row stays "not
+ * found" whatever the role), and roles that bypass RLS (the owner role, operators) bypass RBAC.
  */
+create or replace function app.role_check_applies(p_table oid, p_row_tenant uuid) returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select row_security_active(p_table) and p_row_tenant = app.current_tenant_id()
+$$;
+revoke execute on function app.role_check_applies(oid, uuid) from public;
+
+/* Write check, a BEFORE row trigger attached by policies/rbac.sql with the permission as its argument. */
 create or replace function app.authorize_write() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if row_security_active(tg_relid) and coalesce(new.tenant_id, old.tenant_id) = app.current_tenant_id() then
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
     perform app.require_permission(tg_argv[0]);
   end if;
   return coalesce(new, old);
@@ -90,7 +98,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if row_security_active(tg_relid) and coalesce(new.tenant_id, old.tenant_id) = app.current_tenant_id() then
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
     if tg_op = 'UPDATE' and new.status is distinct from old.status then
       perform app.require_permission(case new.status when 'issued' then 'invoices:issue' when 'paid' then 'invoices:pay'
                                                      when 'void' then 'invoices:void' else tg_argv[0] end);
@@ -112,7 +120,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if row_security_active(tg_relid) and coalesce(new.tenant_id, old.tenant_id) = app.current_tenant_id() then
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
     perform app.require_permission(tg_argv[0]);
     if (tg_op <> 'DELETE' and new.assigned_user_id is distinct from app.current_user_id())
        or (tg_op <> 'INSERT' and old.assigned_user_id is distinct from app.current_user_id()) then
