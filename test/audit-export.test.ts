@@ -1,5 +1,6 @@
-// GET /api/v1/audit/export.csv: 100,000 rows streamed through a server-side cursor, content
-// and CSV quoting checked, rows arriving before the query has finished, the export audited.
+// GET /api/v1/audit/export.csv: 100,000 rows streamed from a COPY of the query, content and CSV
+// quoting checked, rows arriving before the query has finished, the export audited, a client
+// leaving half way.
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
@@ -55,10 +56,10 @@ describe("audit export", () => {
     expect(headers["content-type"]).toMatch(/^text\/csv/);
     expect(headers["content-disposition"]).toMatch(/^attachment; filename="?audit-\d{4}-\d{2}-\d{2}\.csv"?$/);
     expect(exportsAtFirstChunk).toBe(0);
-    const lines = text.trimEnd().split("\r\n");
+    const lines = text.trimEnd().split("\n");
     expect(lines[0]).toBe("id,occurred_at,actor_user_id,actor_role,request_id,action,entity,entity_id,change,seq");
     expect(lines).toHaveLength(100_001);
-    expect(lines.slice(1).every((l) => /^\d+,.*,insert,customers,/.test(l))).toBe(true);
+    expect(lines.slice(1).every((l) => /^\d+,\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z,.*,insert,customers,/.test(l))).toBe(true);
     // The change column is JSON with quotes and commas: quoted, inner quotes doubled.
     expect(text).toContain('"{""new"": {""id"": ');
     expect(text).toContain('""name"": ""Quote \\""me\\"", please""');
@@ -66,8 +67,8 @@ describe("audit export", () => {
   }, 120_000);
 
   it("outlives the statement timeout: a slow reader still gets every row", async () => {
-    // The cursor's batches are one statement to PostgreSQL; with the pool's 300 ms timeout and
-    // a reader that stalls for a second, the export must still complete.
+    // The COPY is one statement to PostgreSQL; with the pool's 300 ms timeout and a reader
+    // that stalls for a second, the export must still complete.
     const slow = await startApi({ statementTimeoutMs: 300 });
     try {
       const text = await new Promise<string>((resolve, reject) => {
@@ -86,9 +87,31 @@ describe("audit export", () => {
         req.on("error", reject);
         req.end();
       });
-      expect(text.trimEnd().split("\r\n")).toHaveLength(100_001);
+      expect(text.trimEnd().split("\n")).toHaveLength(100_001);
     } finally {
       await slow.close();
+    }
+  }, 60_000);
+
+  it("a client leaving half way still leaves the export audited and gives the connection back", async () => {
+    // One connection in the pool: if the abandoned COPY held it, the next request would hang.
+    const single = await startApi({ poolMax: 1 });
+    try {
+      const before = await exportsOf();
+      await new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${single.url}/api/v1/audit/export.csv?entity=customers`, { headers: { authorization: `Bearer ${tokenFor(bigOwner)}`, "x-tenant-id": big.slug } }, (res) => {
+          res.once("data", () => (req.destroy(), resolve()));
+          res.on("error", () => {});
+        });
+        req.on("error", (e: NodeJS.ErrnoException) => (e.code === "ECONNRESET" ? undefined : reject(e)));
+        req.end();
+      });
+      const next = await single.request("GET", "/api/v1/audit?entity=customers&limit=1", { token: tokenFor(bigOwner), tenant: big.slug });
+      expect(next.status).toBe(200);
+      expect(next.body.data).toHaveLength(1);
+      expect(await exportsOf()).toBe(before + 1);
+    } finally {
+      await single.close();
     }
   }, 60_000);
 
@@ -97,7 +120,7 @@ describe("audit export", () => {
     const otherOwner = await makeUser(owner, other, "owner");
     const res = await api.request("GET", "/api/v1/audit/export.csv?entity=customers", { token: tokenFor(otherOwner), tenant: other.slug });
     expect(res.status).toBe(200);
-    expect(String(res.body).trimEnd().split("\r\n")).toHaveLength(1);
+    expect(String(res.body).trimEnd().split("\n")).toHaveLength(1);
     const bad = await api.request("GET", "/api/v1/audit/export.csv?entity=Not-A-Table", { token: tokenFor(bigOwner), tenant: big.slug });
     expect([bad.status, bad.body.error.code]).toEqual([400, "INVALID_PARAMETER"]);
   });
