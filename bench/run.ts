@@ -3,7 +3,8 @@
 // Starts its own embedded PostgreSQL unless DATABASE_URL and DATABASE_OWNER_URL are given.
 // Knobs: BENCH_SECONDS (per phase, default 10), BENCH_CONNECTIONS (64), BENCH_TENANTS (100),
 // BENCH_CUSTOMERS (1000 per tenant), BENCH_POOL (16: API pool = direct-SQL pool = pgbench clients),
-// BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed).
+// BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
+// BENCH_WRITE_ROUNDS (3 interleaved rounds of the audit write-cost configurations).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +30,7 @@ const CUSTOMERS = env("BENCH_CUSTOMERS", 1000);
 const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
+const WRITE_ROUNDS = env("BENCH_WRITE_ROUNDS", 3);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 
@@ -248,26 +250,36 @@ async function main() {
       if (!names) return owner.unsafe(`alter table app.customers ${on ? "enable" : "disable"} trigger user`);
       for (const name of names) await owner.unsafe(`alter table app.customers ${on ? "enable" : "disable"} trigger ${name}`);
     };
+    // The four configurations run in WRITE_ROUNDS interleaved rounds and each reports its median
+    // round: on a shared machine, and with tables growing as they are written, one pass in a
+    // fixed order would charge the drift to whichever configuration runs last.
+    const configurations: { name: string; apply: () => Promise<unknown>; sealer?: boolean }[] = [
+      { name: "all_triggers_off", apply: () => setTriggers(false) },
+      { name: "role_check_only", apply: async () => (await setTriggers(true), await setTriggers(false, audit)) },
+      { name: "audit_on", apply: () => setTriggers(true) },
+      { name: "audit_on_with_sealer", apply: () => setTriggers(true), sealer: true },
+    ];
     const writeCost = async (label: string, load: () => Promise<LoadResult>) => {
-      await setTriggers(false);
-      log(`${label}: every write trigger off`);
-      const allOff = await load();
+      const rounds: Record<string, LoadResult[]> = {};
+      let sealedRows = 0;
+      for (let round = 1; round <= WRITE_ROUNDS; round++) {
+        for (const c of configurations) {
+          await c.apply();
+          log(`${label}: ${c.name} (round ${round} of ${WRITE_ROUNDS})`);
+          const sealer = c.sealer ? sealLoop(urls.ownerUrl) : undefined;
+          (rounds[c.name] ??= []).push(await load());
+          if (sealer) sealedRows += (await sealer.stop()).rows;
+        }
+      }
       await setTriggers(true);
-      await setTriggers(false, audit);
-      log(`${label}: role check on, audit off`);
-      const rbacOnly = await load();
-      await setTriggers(true, audit);
-      log(`${label}: role check and audit on`);
-      const auditOn = await load();
-      log(`${label}: role check and audit on, sealer running every second`);
-      const sealer = sealLoop(urls.ownerUrl);
-      const auditChained = await load();
-      const sealed = await sealer.stop();
-      results[`write cost of the audit (${label})`] = { all_triggers_off: allOff, role_check_only: rbacOnly, audit_on: auditOn, audit_on_with_sealer: auditChained };
-      results[`sealer during the chained phase (${label})`] = { rows_sealed: sealed.rows, seal_calls: sealed.calls };
-      ratios[`${label}: audit trigger overhead on writes (1 - audit_on/role_check_only)`] = 1 - auditOn.rps / rbacOnly.rps;
-      ratios[`${label}: audit + hash chain overhead on writes (1 - audit_on_with_sealer/role_check_only)`] = 1 - auditChained.rps / rbacOnly.rps;
-      ratios[`${label}: role check overhead on writes (1 - role_check_only/all_triggers_off)`] = 1 - rbacOnly.rps / allOff.rps;
+      const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
+      const m = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, median(v)]));
+      results[`write cost of the audit (${label})`] = m;
+      results[`write cost rounds, req/s (${label})`] = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, v.map((r) => Math.round(r.rps))]));
+      results[`sealer during the chained phases (${label})`] = { rows_sealed: sealedRows };
+      ratios[`${label}: audit trigger overhead on writes (1 - audit_on/role_check_only)`] = 1 - m.audit_on.rps / m.role_check_only.rps;
+      ratios[`${label}: audit + hash chain overhead on writes (1 - audit_on_with_sealer/role_check_only)`] = 1 - m.audit_on_with_sealer.rps / m.role_check_only.rps;
+      ratios[`${label}: role check overhead on writes (1 - role_check_only/all_triggers_off)`] = 1 - m.role_check_only.rps / m.all_triggers_off.rps;
     };
     const post = endpoints[2].http;
     await writeCost("POST customer, API", () => httpLoad(api!.url, post));
@@ -391,7 +403,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
     },
     {
       target: "audit with hash chain costs writes ≤ 35%", measured: `${pct(chain)} at the database (${pct(chainApi)} through the API)`, met: chain <= 0.35,
-      note: chain <= 0.35 ? undefined : "each keyed POST writes its row, its audit row, the idempotency key and that key's audit row; lift: stop auditing app.idempotency_keys (replay data), or sample the sealer less often",
+      note: chain <= 0.35 ? undefined : "every audited write also builds the row's jsonb image, redacts it and inserts an audit row (four index entries and a foreign-key check), and with the sealer running the same 2 cores also hash the chain; through the API (a keyed POST also writes and audits its idempotency key) the API's own CPU hides most of it. Lift: a core for PostgreSQL apart from the API, fewer audit indexes, or sealing less often",
     },
     {
       target: `export peak RSS growth < 64 MB (${exported.rows.toLocaleString("en")} rows)`, measured: `${exported.rss_growth_mb.toFixed(1)} MB`, met: exported.rss_growth_mb < 64,
@@ -434,6 +446,9 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   }
   const seal = s.results["hash chain sealing"] as { rows: number; seconds: number; rows_per_second: number } | undefined;
   if (seal) lines.push("", `Hash chain sealing: ${seal.rows} rows in ${f(seal.seconds)} s (${seal.rows_per_second.toFixed(0)} rows/s), off the write path.`);
+  for (const [name, v] of Object.entries(s.results).filter(([k]) => k.startsWith("write cost rounds"))) {
+    lines.push("", `${name}: ${Object.entries(v as Record<string, number[]>).map(([k, r]) => `${k} ${r.join(" / ")}`).join("; ")} (the median round of each is in the table above).`);
+  }
   lines.push("", "| ratio | value |", "|---|---|");
   for (const [k, v] of Object.entries(s.ratios)) lines.push(`| ${k} | ${(v * 100).toFixed(1)}% |`);
   lines.push("", "| target | measured | met | what limits it |", "|---|---|---|---|");

@@ -36,11 +36,11 @@ export async function seedBench(owner: Sql, tenants: number, customers: number):
       // Bookings and billing, as a shop has them: 50 appointments (unassigned, so none overlap)
       // and 20 invoices with two catalog lines each, half of them issued with numbers 1..10.
       await tx`insert into app.appointments (tenant_id, customer_id, starts_at, ends_at)
-               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g limit 1),
+               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g % ${customers}::int limit 1),
                       date_trunc('hour', now()) + g * interval '2 hours', date_trunc('hour', now()) + g * interval '2 hours' + interval '1 hour'
                  from app.tenants t cross join generate_series(1, 50) g where t.slug like 'bench-%'`;
       await tx`insert into app.invoices (tenant_id, customer_id, notes)
-               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g limit 1), 'Bench invoice ' || g
+               select t.id, (select c.id from app.customers c where c.tenant_id = t.id order by c.id offset g % ${customers}::int limit 1), 'Bench invoice ' || g
                  from app.tenants t cross join generate_series(1, 20) g where t.slug like 'bench-%'`;
       await tx`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
                select i.tenant_id, i.id, o.id, o.name, 1, o.price_cents
