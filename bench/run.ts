@@ -7,7 +7,7 @@
 // BENCH_WRITE_ROUNDS (3 interleaved rounds of the audit write-cost configurations).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
@@ -20,7 +20,7 @@ import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts"
 import { freePort } from "../test/testDatabase.ts";
 import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type ExportResult } from "./exportLoad.ts";
 import { seedBench } from "./seed.ts";
-import { sqlLoad, type LoadResult } from "./sqlLoad.ts";
+import { percentile, sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SECONDS = env("BENCH_SECONDS", 10);
@@ -110,20 +110,40 @@ function httpLoad(url: string, build: (i: number) => Shape): Promise<HttpResult>
   });
 }
 
-function pgbenchLimit(ownerUrl: string): LoadResult | string {
+// The pgbench scripts: the by-id and list-of-50 reads, the same SQL as the direct-SQL limits,
+// the keys drawn from public.bench_keys (the tenant of a random customer for the list).
+const pgbenchScripts = (keys: number): Record<string, string> => ({
+  "by id": `\\set k random(1, ${keys})
+select c.id, c.name, c.email, c.phone, c.notes, c.created_at, c.updated_at from app.customers c
+ where (c.tenant_id, c.id) = (select tenant_id, id from public.bench_keys where n = :k);
+`,
+  "list of 50": `\\set k random(1, ${keys})
+select c.id, c.name, c.email, c.phone, c.notes, c.created_at, c.updated_at from app.customers c
+ where c.tenant_id = (select tenant_id from public.bench_keys where n = :k) order by c.name, c.id limit 51;
+`,
+});
+
+/** pgbench, prepared, as the owner; p50 and p99 come from its per-transaction log (-l), not its average. */
+function pgbenchLimit(ownerUrl: string, script: string): LoadResult | string {
   const which = spawnSync("sh", ["-c", "command -v pgbench"], { encoding: "utf8" });
   if (which.status !== 0) return "pgbench not installed (Debian: apt-get install postgresql-client)";
   const dir = mkdtempSync(join(tmpdir(), "rls-shop-pgbench-"));
-  const script = join(dir, "by-id.sql");
-  writeFileSync(script, `\\set k random(1, ${TENANTS * CUSTOMERS})
-select c.id, c.name, c.email, c.phone, c.notes, c.created_at, c.updated_at from app.customers c
- where (c.tenant_id, c.id) = (select tenant_id, id from public.bench_keys where n = :k);
-`);
+  const file = join(dir, "script.sql");
+  writeFileSync(file, script);
   try {
-    const out = execFileSync("pgbench", ["-n", "-M", "prepared", "-c", String(POOL), "-j", "2", "-T", String(SECONDS), "-f", script, ownerUrl], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const out = execFileSync("pgbench", ["-n", "-M", "prepared", "-c", String(POOL), "-j", "2", "-T", String(SECONDS), "-l", `--log-prefix=${join(dir, "tx")}`, "-f", file, ownerUrl],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? /tps = ([\d.]+)/.exec(out)?.[1]);
-    const latency = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
-    return { requests: Math.round(tps * SECONDS), seconds: SECONDS, rps: tps, p50: latency, p99: NaN, errors: 0 };
+    // Each log line: client_id transaction_no time_us script_no time_epoch time_us_part.
+    const latencies: number[] = [];
+    for (const name of readdirSync(dir).filter((f) => f.startsWith("tx."))) {
+      for (const line of readFileSync(join(dir, name), "utf8").split("\n")) {
+        const us = Number(line.split(" ")[2]);
+        if (Number.isFinite(us) && line) latencies.push(us / 1000);
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    return { requests: latencies.length, seconds: SECONDS, rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: 0 };
   } catch (error) {
     return `pgbench failed: ${(error as Error).message.split("\n")[0]}`;
   } finally {
@@ -335,9 +355,11 @@ async function main() {
       results["GET customer by id, 2 API workers"] = `failed: ${(error as Error).message}`;
     }
 
-    // 7. pgbench, where installed: the same by-id SELECT, prepared, as the owner.
-    log("pgbench");
-    results["pgbench by id (owner, no RLS)"] = pgbenchLimit(urls.ownerUrl);
+    // 7. pgbench, where installed: the same reads, prepared, as the owner.
+    for (const [name, script] of Object.entries(pgbenchScripts(TENANTS * CUSTOMERS))) {
+      log(`pgbench ${name}`);
+      results[`pgbench ${name} (owner, no RLS)`] = pgbenchLimit(urls.ownerUrl, script);
+    }
 
     const summary = {
       started: started.toISOString(),
