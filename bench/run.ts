@@ -4,7 +4,7 @@
 // Knobs: BENCH_SECONDS (per phase, default 10), BENCH_CONNECTIONS (64), BENCH_TENANTS (100),
 // BENCH_CUSTOMERS (1000 per tenant), BENCH_POOL (16: API pool = direct-SQL pool = pgbench clients),
 // BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
-// BENCH_WRITE_ROUNDS (3 interleaved rounds of the audit write-cost configurations).
+// BENCH_ROUNDS (3 interleaved rounds of the RLS and audit write-cost comparisons).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,7 +30,7 @@ const CUSTOMERS = env("BENCH_CUSTOMERS", 1000);
 const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
-const WRITE_ROUNDS = env("BENCH_WRITE_ROUNDS", 3);
+const ROUNDS = env("BENCH_ROUNDS", 3);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 
@@ -251,12 +251,13 @@ async function main() {
         r.release();
       }
     };
-    log("RLS on (app_user)");
-    const rlsOn = await sqlLoad(shape(app, `select ${cols} from app.customers where id = $1`), CONNECTIONS, SECONDS);
-    log("RLS off (BYPASSRLS + explicit filter)");
-    const rlsOff = await sqlLoad(shape(owner, `select ${cols} from app.customers where id = $1 and tenant_id = $2`), CONNECTIONS, SECONDS);
-    results["RLS overhead"] = { rls: rlsOn, explicit_filter_bypassrls: rlsOff };
-    ratios["RLS overhead (1 - rls/explicit)"] = 1 - rlsOn.rps / rlsOff.rps;
+    const rls = await interleaved("RLS overhead", [
+      { name: "rls", load: () => sqlLoad(shape(app, `select ${cols} from app.customers where id = $1`), CONNECTIONS, SECONDS) },
+      { name: "explicit_filter_bypassrls", load: () => sqlLoad(shape(owner, `select ${cols} from app.customers where id = $1 and tenant_id = $2`), CONNECTIONS, SECONDS) },
+    ]);
+    results["RLS overhead"] = rls.medians;
+    results["RLS overhead rounds, req/s"] = rls.rounds;
+    ratios["RLS overhead (1 - rls/explicit)"] = 1 - rls.medians.rls.rps / rls.medians.explicit_filter_bypassrls.rps;
 
     // 3. Write cost of the audit, side by side in four phases: every user trigger of
     //    app.customers off; the role check on and the audit off; both on; both on while a sealer
@@ -270,9 +271,6 @@ async function main() {
       if (!names) return owner.unsafe(`alter table app.customers ${on ? "enable" : "disable"} trigger user`);
       for (const name of names) await owner.unsafe(`alter table app.customers ${on ? "enable" : "disable"} trigger ${name}`);
     };
-    // The four configurations run in WRITE_ROUNDS interleaved rounds and each reports its median
-    // round: on a shared machine, and with tables growing as they are written, one pass in a
-    // fixed order would charge the drift to whichever configuration runs last.
     const configurations: { name: string; apply: () => Promise<unknown>; sealer?: boolean }[] = [
       { name: "all_triggers_off", apply: () => setTriggers(false) },
       { name: "role_check_only", apply: async () => (await setTriggers(true), await setTriggers(false, audit)) },
@@ -280,22 +278,20 @@ async function main() {
       { name: "audit_on_with_sealer", apply: () => setTriggers(true), sealer: true },
     ];
     const writeCost = async (label: string, load: () => Promise<LoadResult>) => {
-      const rounds: Record<string, LoadResult[]> = {};
       let sealedRows = 0;
-      for (let round = 1; round <= WRITE_ROUNDS; round++) {
-        for (const c of configurations) {
+      const { medians: m, rounds } = await interleaved(label, configurations.map((c) => ({
+        name: c.name,
+        load: async () => {
           await c.apply();
-          log(`${label}: ${c.name} (round ${round} of ${WRITE_ROUNDS})`);
           const sealer = c.sealer ? sealLoop(urls.ownerUrl) : undefined;
-          (rounds[c.name] ??= []).push(await load());
+          const result = await load();
           if (sealer) sealedRows += (await sealer.stop()).rows;
-        }
-      }
+          return result;
+        },
+      })));
       await setTriggers(true);
-      const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
-      const m = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, median(v)]));
       results[`write cost of the audit (${label})`] = m;
-      results[`write cost rounds, req/s (${label})`] = Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, v.map((r) => Math.round(r.rps))]));
+      results[`write cost rounds, req/s (${label})`] = rounds;
       results[`sealer during the chained phases (${label})`] = { rows_sealed: sealedRows };
       ratios[`${label}: audit trigger overhead on writes (1 - audit_on/role_check_only)`] = 1 - m.audit_on.rps / m.role_check_only.rps;
       ratios[`${label}: audit + hash chain overhead on writes (1 - audit_on_with_sealer/role_check_only)`] = 1 - m.audit_on_with_sealer.rps / m.role_check_only.rps;
@@ -388,6 +384,26 @@ async function main() {
   }
 }
 
+/**
+ * Runs configurations that are compared with each other in ROUNDS interleaved rounds and keeps
+ * each one's median round: on a shared machine, and with tables growing as they are written,
+ * one pass in a fixed order would charge the drift to whichever configuration runs last.
+ */
+async function interleaved(label: string, configurations: { name: string; load: () => Promise<LoadResult> }[]) {
+  const runs: Record<string, LoadResult[]> = {};
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const c of configurations) {
+      log(`${label}: ${c.name} (round ${round} of ${ROUNDS})`);
+      (runs[c.name] ??= []).push(await c.load());
+    }
+  }
+  const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
+  return {
+    medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])),
+    rounds: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => Math.round(r.rps))])),
+  };
+}
+
 /** Polls app.audit_seal for every bench tenant each second on its own connection, until stopped. */
 function sealLoop(ownerUrl: string): { stop: () => Promise<{ rows: number; calls: number }> } {
   const sql = postgres(ownerUrl, { max: 1, onnotice: () => {} });
@@ -468,7 +484,7 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   }
   const seal = s.results["hash chain sealing"] as { rows: number; seconds: number; rows_per_second: number } | undefined;
   if (seal) lines.push("", `Hash chain sealing: ${seal.rows} rows in ${f(seal.seconds)} s (${seal.rows_per_second.toFixed(0)} rows/s), off the write path.`);
-  for (const [name, v] of Object.entries(s.results).filter(([k]) => k.startsWith("write cost rounds"))) {
+  for (const [name, v] of Object.entries(s.results).filter(([k]) => k.includes(" rounds, req/s"))) {
     lines.push("", `${name}: ${Object.entries(v as Record<string, number[]>).map(([k, r]) => `${k} ${r.join(" / ")}`).join("; ")} (the median round of each is in the table above).`);
   }
   lines.push("", "| ratio | value |", "|---|---|");
