@@ -30,7 +30,7 @@ const CUSTOMERS = env("BENCH_CUSTOMERS", 1000);
 const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
-const ROUNDS = env("BENCH_ROUNDS", 3);
+const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 
@@ -134,16 +134,18 @@ function pgbenchLimit(ownerUrl: string, script: string): LoadResult | string {
     const out = execFileSync("pgbench", ["-n", "-M", "prepared", "-c", String(POOL), "-j", "2", "-T", String(SECONDS), "-l", `--log-prefix=${join(dir, "tx")}`, "-f", file, ownerUrl],
       { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
     const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1] ?? /tps = ([\d.]+)/.exec(out)?.[1]);
-    // Each log line: client_id transaction_no time_us script_no time_epoch time_us_part.
+    const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+    // Each log line: client_id transaction_no time script_no time_epoch time_us, time in µs
+    // (a failed transaction's time is a word, so it counts in failed, not in the percentiles).
     const latencies: number[] = [];
     for (const name of readdirSync(dir).filter((f) => f.startsWith("tx."))) {
       for (const line of readFileSync(join(dir, name), "utf8").split("\n")) {
-        const us = Number(line.split(" ")[2]);
-        if (Number.isFinite(us) && line) latencies.push(us / 1000);
+        const us = line ? Number(line.split(" ")[2]) : NaN;
+        if (Number.isFinite(us)) latencies.push(us / 1000);
       }
     }
     latencies.sort((a, b) => a - b);
-    return { requests: latencies.length, seconds: SECONDS, rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: 0 };
+    return { requests: latencies.length, seconds: SECONDS, rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors: failed };
   } catch (error) {
     return `pgbench failed: ${(error as Error).message.split("\n")[0]}`;
   } finally {
