@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Roll the database back, fail-closed.
-#   deploy/rollback.sh --snapshot FILE   restore a deploy/migrate.sh snapshot (pg_restore --clean,
-#                                        one transaction: the app role sees the old state or the new)
+#   deploy/rollback.sh --snapshot FILE   restore a deploy/migrate.sh snapshot (pg_restore --clean and
+#                                        policies/ in one transaction: the app role sees the old
+#                                        state or the new)
 #   deploy/rollback.sh --previous-migration   undo the last migration (only if it has a Down section)
 # Asks before acting (type "yes"); --yes for automation. Afterwards it re-applies policies/ and
 # runs verify/catalog.sql and verify/verify_rls.sql. If either fails, it revokes app_user's
@@ -40,7 +41,15 @@ if ! $yes; then
 fi
 
 if [ "$mode" = snapshot ]; then
-  pg_restore --clean --if-exists --single-transaction --exit-on-error --no-comments -d "$DATABASE_OWNER_URL" "$file"
+  # The restore and policies/ in one transaction, so the app role sees the old state or the
+  # restored one with its policies, never a mix. --no-owner: the views' owner (app_views) may
+  # take them only with CREATE on schema app, which the snapshot grants after the views; the
+  # policies in the same transaction hand every view to app_views before anyone can read it.
+  {
+    pg_restore --clean --if-exists --no-owner --no-comments -f - "$file"
+    echo "reset search_path; reset check_function_bodies;"
+    grep -v '^#' "$here/policies/ORDER" | sed '/^[[:space:]]*$/d' | while read -r f; do cat "$here/policies/$f"; echo; done
+  } | psql "$DATABASE_OWNER_URL" -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null
   echo "restored: $file"
 else
   (cd "$here" && "$here/node_modules/.bin/tsx" server/cli.ts migrate --down --url "$DATABASE_OWNER_URL") || {

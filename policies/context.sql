@@ -1,18 +1,392 @@
--- Operator entry into a tenant context (verify scripts, tests, seed, bench): the owner opens a
--- transaction-local context for one tenant, then may `set local role app_user` to probe as the
--- API's role. Not executable by app_user or app_bi.
--- Re-appliable: create or replace.
+-- The tenant context: what RLS policies, role checks and the audit read, and the only ways it
+-- is established. Re-appliable: create or replace; the seal key is created once.
+--
+-- Why a proof and a seal (for reviewers):
+--   * A plain setting (set_config('app.tenant_id', ...)) can be written by any session, so it
+--     proves nothing. The API instead proves each request's identity to SQL: it signs the
+--     request's user, tenant refs, token scope, request id, permission, an expiry and a nonce
+--     with HMAC-SHA256 under the context key (CONTEXT_KEY), and app.open_tenant_context checks
+--     the MAC against its own copy (app.context_keys, owner only), the expiry, and that the nonce
+--     was never used (app.context_nonces): a proof opens one transaction, once.
+--     A separate key rather than verifying the JWT in SQL: RS256 deployments work unchanged,
+--     the proof binds what the request is about to do (tenant, permission, request id) for
+--     seconds, not the token's hour, and no JWT parsing runs in the database.
+--   * The opened context is kept in two transaction-local settings: app.context (tenant |
+--     user | role | request id) and app.context_seal, an HMAC of it bound to pg_backend_pid()
+--     and the transaction's start under app.context_seal_key, a key that never leaves the
+--     database. app.verified_context() recomputes the seal: a setting written by hand, copied
+--     from another transaction or another connection, or edited after opening reads as NULL,
+--     so it yields no rows and no writes (the policies fail closed).
+--   * Readers are called by policies as (select app.current_tenant_id()): one verification
+--     per statement (an initplan), about 5 µs.
+-- HMAC-SHA256 is computed from built-ins (sha256(), PostgreSQL 11+) with precomputed pads, so
+-- neither pgcrypto nor any other extension is needed.
 
-/* Opens the context of p_tenant_id for the current transaction, acting as p_role (and p_user_id). */
+-- The seal key: 64 random bytes (from four gen_random_uuid(), 488 random bits), as pads.
+insert into app.context_seal_key (id, ipad, opad)
+select 1,
+       decode(string_agg(lpad(to_hex(get_byte(k, i) # 54), 2, '0'), '' order by i), 'hex'),
+       decode(string_agg(lpad(to_hex(get_byte(k, i) # 92), 2, '0'), '' order by i), 'hex')
+  from (select decode(replace(gen_random_uuid()::text || gen_random_uuid()::text
+                              || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex') as k) x,
+       generate_series(0, 63) i
+on conflict (id) do nothing;
+
+/*
+ * Installs the API's context key (32 to 64 bytes, the CONTEXT_KEY the API holds), replacing
+ * the previous one: from then on only proofs signed with it open a context. Owner only.
+ */
+create or replace function app.install_context_key(p_key bytea) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_key bytea;
+begin
+  if p_key is null or length(p_key) not between 32 and 64 then
+    raise exception 'a context key has 32 to 64 bytes, not %', coalesce(length(p_key), 0)
+      using errcode = '22023', hint = 'CONTEXT_KEY is 64 to 128 hex characters (openssl rand -hex 32)';
+  end if;
+  v_key := p_key || decode(repeat('00', 64 - length(p_key)), 'hex');
+  insert into app.context_keys (id, ipad, opad, installed_at)
+  select 1,
+         decode(string_agg(lpad(to_hex(get_byte(v_key, i) # 54), 2, '0'), '' order by i), 'hex'),
+         decode(string_agg(lpad(to_hex(get_byte(v_key, i) # 92), 2, '0'), '' order by i), 'hex'),
+         now()
+    from generate_series(0, 63) i
+  on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, installed_at = excluded.installed_at
+   where (app.context_keys.ipad, app.context_keys.opad) is distinct from (excluded.ipad, excluded.opad);
+end
+$$;
+revoke execute on function app.install_context_key(bytea) from public;
+
+/*
+ * HMAC-SHA256 of 'fingerprint' under the installed context key, hex, or NULL when none is
+ * installed. The API compares it with its own at boot and in /readyz, so a key mismatch is
+ * reported at once (CONTEXT_KEY_MISMATCH) instead of as refused requests. Reveals nothing that
+ * helps forge a proof.
+ */
+create or replace function app.context_key_fingerprint() returns text
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select encode(sha256(k.opad || sha256(k.ipad || convert_to('fingerprint', 'UTF8'))), 'hex') from app.context_keys k
+$$;
+revoke execute on function app.context_key_fingerprint() from public;
+
+/*
+ * Checks an API proof: the MAC over p_kind, p_fields, p_expires_at (epoch ms) and p_nonce
+ * joined by U+001F, an expiry in the future but at most 5 minutes ahead, and a nonce never
+ * seen before (recorded here, so a replay on any connection or in any later transaction is
+ * refused). Internal: called by the SECURITY DEFINER openers, never by app_user.
+ */
+create or replace function app.proof_is_valid(p_kind text, p_fields text[], p_expires_at bigint, p_nonce text, p_proof text)
+returns boolean
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  k app.context_keys;
+  v_expires timestamptz;
+begin
+  if p_proof is null or p_nonce is null or p_expires_at is null or length(p_nonce) not between 16 and 64 then
+    return false;
+  end if;
+  v_expires := to_timestamp(p_expires_at / 1000.0);
+  if v_expires < statement_timestamp() or v_expires > statement_timestamp() + interval '5 minutes' then
+    return false;
+  end if;
+  select * into k from app.context_keys where id = 1;
+  if not found then
+    return false;
+  end if;
+  if encode(sha256(k.opad || sha256(k.ipad || convert_to(
+       array_to_string(array[p_kind] || p_fields || array[p_expires_at::text, p_nonce], chr(31), ''), 'UTF8'))), 'hex')
+     <> p_proof then
+    return false;
+  end if;
+  insert into app.context_nonces (nonce, expires_at) values (p_nonce, v_expires) on conflict do nothing;
+  return found;
+end
+$$;
+revoke execute on function app.proof_is_valid(text, text[], bigint, text, text) from public;
+
+/*
+ * Sets the context of the current transaction: tenant | user | role | request id, sealed to
+ * this backend and transaction. Internal: only the openers below (and the owner) call it.
+ */
+create or replace function app.set_sealed_context(p_tenant_id uuid, p_user_id uuid, p_role text, p_request_id text)
+returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s app.context_seal_key;
+  v_ctx text;
+begin
+  if p_tenant_id is null then
+    perform set_config('app.context', '', true);
+    perform set_config('app.context_seal', '', true);
+    return;
+  end if;
+  v_ctx := concat_ws('|', p_tenant_id::text, coalesce(p_user_id::text, ''), coalesce(p_role, ''),
+                     coalesce(left(translate(p_request_id, '|', '_'), 128), ''));
+  select * into s from app.context_seal_key where id = 1;
+  perform set_config('app.context', v_ctx, true);
+  perform set_config('app.context_seal', encode(sha256(s.opad || sha256(s.ipad || convert_to(
+    pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_ctx,
+    'UTF8'))), 'hex'), true);
+end
+$$;
+revoke execute on function app.set_sealed_context(uuid, uuid, text, text) from public;
+
+/*
+ * The verified context of the current transaction ('tenant|user|role|request id'), or NULL
+ * when there is none or its seal does not match this backend, this transaction and this
+ * content. The one function every reader goes through; SECURITY DEFINER only to read the seal
+ * key. plpgsql, so its query plan is cached per session.
+ */
+create or replace function app.verified_context() returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_ctx text := current_setting('app.context', true);
+  s app.context_seal_key;
+begin
+  if v_ctx is null or v_ctx = '' then
+    return null;
+  end if;
+  select * into s from app.context_seal_key where id = 1;
+  if encode(sha256(s.opad || sha256(s.ipad || convert_to(
+       pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_ctx,
+       'UTF8'))), 'hex') = current_setting('app.context_seal', true) then
+    return v_ctx;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function app.verified_context() from public;
+
+-- The readers. Single-expression SQL without SET: PostgreSQL inlines them, so a policy's
+-- (select app.current_tenant_id()) is one initplan calling app.verified_context() once.
+-- NULL without a verified context, never a cast error.
+
+/* The tenant of the current transaction, or NULL. */
+create or replace function app.current_tenant_id() returns uuid
+language sql stable
+as $$ select nullif(split_part(app.verified_context(), '|', 1), '')::uuid $$;
+revoke execute on function app.current_tenant_id() from public;
+
+/* The acting user of the current transaction, or NULL (operator contexts have none). */
+create or replace function app.current_user_id() returns uuid
+language sql stable
+as $$ select nullif(split_part(app.verified_context(), '|', 2), '')::uuid $$;
+revoke execute on function app.current_user_id() from public;
+
+/* The acting member's role in the current tenant (owner, admin, manager, staff, accountant), or NULL. */
+create or replace function app.current_member_role() returns text
+language sql stable
+as $$ select nullif(split_part(app.verified_context(), '|', 3), '') $$;
+revoke execute on function app.current_member_role() from public;
+
+/* The request id of the current transaction (for audit), or NULL. */
+create or replace function app.current_request_id() returns text
+language sql stable
+as $$ select nullif(split_part(app.verified_context(), '|', 4), '') $$;
+revoke execute on function app.current_request_id() from public;
+
+/*
+ * Opens the request context for one transaction, from the API's proof over exactly these
+ * arguments (see app.proof_is_valid). p_tenant_refs are the tenant names the request carried
+ * (uuid or slug; header, subdomain, path), p_scope the tenant a scoped token is limited to (or
+ * NULL). Every ref must name the same tenant among the user's memberships. In the same call it
+ * checks the permission the route needs:
+ *   * p_for_row false (a collection: list, create, export): raises SS403 at once;
+ *   * p_for_row true (a route naming one row): returns permitted = false and lets the queries
+ *     run, so the API answers 404 for a row the caller cannot see and 403 for one it can.
+ * Raises (and so opens nothing):
+ *   TN401 the proof is missing, tampered with, expired or already used
+ *   TN404 not a member, unknown tenant, or outside the token's scope (one answer for all)
+ *   TN403 the tenant is suspended (only members learn this)
+ *   TN400 the refs name different tenants the user belongs to
+ */
+create or replace function app.open_tenant_context(
+  p_user_id uuid, p_tenant_refs text[], p_scope uuid, p_request_id text, p_permission text, p_for_row boolean,
+  p_expires_at bigint, p_nonce text, p_proof text
+) returns table (tenant_id uuid, member_role text, permitted boolean)
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_first text := p_tenant_refs[1];
+  v_id uuid;
+  v_status text;
+  v_role text;
+  v_permitted boolean;
+  v_ref text;
+  v_other uuid;
+begin
+  if not app.proof_is_valid('ctx', array[p_user_id::text, array_to_string(p_tenant_refs, chr(30), ''), p_scope::text,
+                                         p_request_id, p_permission, case when p_for_row then '1' else '0' end],
+                            p_expires_at, p_nonce, p_proof) then
+    raise exception 'tenant context proof refused' using errcode = 'TN401';
+  end if;
+  if p_user_id is null or v_first is null then
+    raise exception 'tenant not found' using errcode = 'TN404';
+  end if;
+
+  -- Membership, tenant status and the permission in one indexed query.
+  select t.id, t.status, m.role,
+         p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission)
+    into v_id, v_status, v_role, v_permitted
+    from app.tenants t
+    join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+   where case when v_first ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then t.id = v_first::uuid else t.slug = lower(v_first) end;
+  if v_id is null then
+    raise exception 'tenant not found' using errcode = 'TN404';
+  end if;
+
+  -- Further refs (header and path both given): each must be a membership, and the same tenant.
+  foreach v_ref in array p_tenant_refs[2:] loop
+    select t.id into v_other
+      from app.tenants t
+      join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+     where case when v_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                then t.id = v_ref::uuid else t.slug = lower(v_ref) end;
+    if v_other is null then
+      raise exception 'tenant not found' using errcode = 'TN404';
+    end if;
+    if v_other <> v_id then
+      raise exception 'tenant sources disagree' using errcode = 'TN400';
+    end if;
+  end loop;
+
+  if p_scope is not null and p_scope <> v_id then
+    raise exception 'tenant not found' using errcode = 'TN404';
+  end if;
+  if v_status <> 'active' then
+    raise exception 'tenant suspended' using errcode = 'TN403';
+  end if;
+
+  perform app.set_sealed_context(v_id, p_user_id, v_role, p_request_id);
+
+  if not v_permitted and not coalesce(p_for_row, false) then
+    raise exception 'permission % required', p_permission
+      using errcode = 'SS403', constraint = 'permission', detail = p_permission,
+            hint = format('role %s does not hold it (policies/permissions.sql)', v_role);
+  end if;
+  return query select v_id, v_role, v_permitted;
+end
+$$;
+revoke execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text) from public;
+
+/*
+ * Opens the context of p_tenant_id for the current transaction, acting as p_role (and
+ * p_user_id): operator work, verify scripts, the seed, tests and benchmarks. The owner runs it
+ * and may then `set local role app_user` to act as the API's role. Never granted to app_user
+ * or app_bi: they open contexts only with a proof.
+ */
 create or replace function app.open_operator_context(p_tenant_id uuid, p_role text default 'owner', p_user_id uuid default null)
 returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  perform set_config('app.tenant_id', coalesce(p_tenant_id::text, ''), true);
-  perform set_config('app.user_id', coalesce(p_user_id::text, ''), true);
-  perform set_config('app.role', coalesce(p_role, ''), true);
+  perform app.set_sealed_context(p_tenant_id, p_user_id, p_role, 'operator');
 end
 $$;
 revoke execute on function app.open_operator_context(uuid, text, uuid) from public;
+
+/* Closes the context early (the transaction goes on without one). Anyone may give up a context. */
+create or replace function app.close_context() returns void
+language sql volatile
+as $$ select set_config('app.context', '', true), set_config('app.context_seal', '', true) $$;
+revoke execute on function app.close_context() from public;
+
+/*
+ * Capabilities: a named permission for the rest of the transaction, sealed like the context,
+ * that only the functions owning it grant (app.audit_seal grants 'audit_sealing', app.audit_purge
+ * 'audit_purging', app.issue_invoice 'invoice_issuing'). Guards ask app.has_capability(); a
+ * setting written by hand is not a capability.
+ */
+create or replace function app.grant_capability(p_name text) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s app.context_seal_key;
+  v_caps text := concat_ws(',', nullif(app.verified_capabilities(), ''), p_name);
+begin
+  select * into s from app.context_seal_key where id = 1;
+  perform set_config('app.capabilities', v_caps, true);
+  perform set_config('app.capabilities_seal', encode(sha256(s.opad || sha256(s.ipad || convert_to(
+    'cap|' || pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_caps,
+    'UTF8'))), 'hex'), true);
+end
+$$;
+revoke execute on function app.grant_capability(text) from public;
+
+/* The transaction's verified capabilities, comma-separated, or NULL. */
+create or replace function app.verified_capabilities() returns text
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_caps text := current_setting('app.capabilities', true);
+  s app.context_seal_key;
+begin
+  if v_caps is null or v_caps = '' then
+    return null;
+  end if;
+  select * into s from app.context_seal_key where id = 1;
+  if encode(sha256(s.opad || sha256(s.ipad || convert_to(
+       'cap|' || pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_caps,
+       'UTF8'))), 'hex') = current_setting('app.capabilities_seal', true) then
+    return v_caps;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function app.verified_capabilities() from public;
+
+/* Whether the transaction holds a capability granted by the function that owns it. */
+create or replace function app.has_capability(p_name text) returns boolean
+language sql stable
+as $$ select coalesce(p_name = any (string_to_array(app.verified_capabilities(), ',')), false) $$;
+revoke execute on function app.has_capability(text) from public;
+
+/* Gives up a capability for the rest of the transaction. */
+create or replace function app.drop_capability(p_name text) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_rest text := array_to_string(array_remove(string_to_array(app.verified_capabilities(), ','), p_name), ',');
+begin
+  perform set_config('app.capabilities', '', true);
+  perform set_config('app.capabilities_seal', '', true);
+  if v_rest <> '' then
+    foreach p_name in array string_to_array(v_rest, ',') loop
+      perform app.grant_capability(p_name);
+    end loop;
+  end if;
+end
+$$;
+revoke execute on function app.drop_capability(text) from public;
+
+/* Removes used nonces whose proofs have expired (the API calls it every minute). Returns rows removed. */
+create or replace function app.purge_context_nonces() returns bigint
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_count bigint;
+begin
+  delete from app.context_nonces where expires_at < statement_timestamp() - interval '1 minute';
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+revoke execute on function app.purge_context_nonces() from public;

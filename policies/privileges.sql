@@ -1,5 +1,6 @@
 -- Privileges. Nothing is granted to PUBLIC; app_user holds only what the API needs;
--- app_bi reads views only. Functions get EXECUTE one by one, by name.
+-- app_bi (and so every BI login, a member of it) reads views only; app_views, the views' owner,
+-- reads the tenant tables under RLS. Functions get EXECUTE one by one, by name.
 
 revoke all on schema app from public;
 grant usage on schema app to app_user, app_bi;
@@ -11,7 +12,7 @@ declare
 begin
   foreach t in array app.global_table_names() loop
     if to_regclass(format('app.%I', t)) is not null then
-      execute format('revoke all on table app.%I from public, app_user, app_bi', t);
+      execute format('revoke all on table app.%I from public, app_user, app_bi, app_views', t);
     end if;
   end loop;
 end
@@ -36,10 +37,12 @@ begin
 end
 $$;
 
--- Views: readable by app_user and app_bi (every view is security_invoker, so RLS applies).
+-- Views: readable by app_user and app_bi (owned by app_views, which RLS binds: the verified
+-- context's tenant or the BI login's grants). app_views reads the tenant tables for them.
 do $$
 declare
   v record;
+  t regclass;
 begin
   for v in select c.oid::regclass as rel from pg_catalog.pg_class c
              join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -48,17 +51,33 @@ begin
     execute format('revoke all on table %s from public', v.rel);
     execute format('grant select on table %s to app_user, app_bi', v.rel);
   end loop;
+  for t in select * from app.tenant_tables() loop
+    execute format('grant select on table %s to app_views', t);
+  end loop;
 end
 $$;
+grant usage on schema app to app_views;
 
--- Functions: context readers for policies; the entry points the API calls.
-grant execute on function app.current_tenant_id() to app_user, app_bi;
-grant execute on function app.current_user_id() to app_user, app_bi;
-grant execute on function app.current_member_role() to app_user, app_bi;
-grant execute on function app.current_request_id() to app_user, app_bi;
-grant execute on function app.open_tenant_context(uuid, text[], uuid, text) to app_user;
-grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean) to app_user;
-grant execute on function app.has_permission(text) to app_user;
+-- Functions: EXECUTE is revoked from PUBLIC where each is defined; here each grant names its
+-- role. Context readers for policies; the entry points the API calls. What opens a context
+-- (app.open_tenant_context, app.record_login) takes the API's proof; app.open_operator_context,
+-- app.set_sealed_context, app.grant_capability and the key functions are the owner's only.
+-- What the policies call runs with the caller's EXECUTE rights, also through a view: the
+-- readers, the BI grant lookup and the permission check are executable by every role that
+-- reads (they return NULL, no tenants, false without a verified context or a grant).
+grant execute on function app.verified_context() to app_user, app_bi, app_views;
+grant execute on function app.current_tenant_id() to app_user, app_bi, app_views;
+grant execute on function app.current_user_id() to app_user, app_bi, app_views;
+grant execute on function app.current_member_role() to app_user, app_bi, app_views;
+grant execute on function app.current_request_id() to app_user, app_bi, app_views;
+grant execute on function app.bi_tenant_ids() to app_user, app_bi, app_views;
+grant execute on function app.has_permission(text) to app_user, app_bi, app_views;
+grant execute on function app.verified_capabilities() to app_user;
+grant execute on function app.has_capability(text) to app_user;
+grant execute on function app.close_context() to app_user;
+grant execute on function app.context_key_fingerprint() to app_user;
+grant execute on function app.purge_context_nonces() to app_user;
+grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text) to app_user;
 grant execute on function app.require_permission(text) to app_user;
 grant execute on function app.role_check_applies(oid, uuid) to app_user;
 grant execute on function app.list_members() to app_user;
@@ -66,7 +85,7 @@ grant execute on function app.add_member(text, text) to app_user;
 grant execute on function app.change_member_role(uuid, text) to app_user;
 grant execute on function app.remove_member(uuid) to app_user;
 grant execute on function app.update_tenant_settings(text) to app_user;
-grant execute on function app.record_login(uuid, boolean, text) to app_user;
+grant execute on function app.record_login(uuid, boolean, text, bigint, text, text) to app_user;
 grant execute on function app.find_login(text) to app_user;
 grant execute on function app.get_user(uuid) to app_user;
 grant execute on function app.list_memberships(uuid) to app_user;

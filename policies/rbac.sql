@@ -1,6 +1,113 @@
 -- Role checks on writes, next to the tenant isolation they narrow. The matrix itself is
--- policies/permissions.sql; the check functions are in sql/0301_rbac.sql.
+-- policies/permissions.sql.
 -- Re-appliable: each trigger and policy is dropped if it exists and created again.
+
+/*
+ * Whether the acting member's role (from the verified context) holds a permission. False
+ * without a context. SECURITY DEFINER because the matrix is a global table app_user cannot
+ * read; plpgsql so its plan is cached per session (a SQL function with a SET clause is planned
+ * again on every call). Policies call it as (select ...), once per statement.
+ */
+create or replace function app.has_permission(p_permission text) returns boolean
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_role text := app.current_member_role();
+begin
+  if v_role is null then
+    return false;
+  end if;
+  return exists (select 1 from app.role_permissions rp where rp.role = v_role and rp.permission = p_permission);
+end
+$$;
+revoke execute on function app.has_permission(text) from public;
+
+/* Raises SS403 naming the permission (the API answers 403 FORBIDDEN) unless the role holds it. */
+create or replace function app.require_permission(p_permission text) returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if not app.has_permission(p_permission) then
+    raise exception 'permission % required', p_permission
+      using errcode = 'SS403', constraint = 'permission', detail = p_permission,
+            hint = format('role %s does not hold it (policies/permissions.sql)', coalesce(app.current_member_role(), 'none'));
+  end if;
+end
+$$;
+revoke execute on function app.require_permission(text) from public;
+
+/*
+ * Which writes the role checks judge: rows of the caller's own tenant, written under RLS. Rows
+ * of other tenants and writes without context are RLS's to refuse (so a foreign row stays "not
+ * found" whatever the role), and roles that bypass RLS (the owner role, operators) bypass RBAC.
+ */
+create or replace function app.role_check_applies(p_table oid, p_row_tenant uuid) returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select row_security_active(p_table) and p_row_tenant = app.current_tenant_id()
+$$;
+revoke execute on function app.role_check_applies(oid, uuid) from public;
+
+/* Write check, a BEFORE row trigger attached by policies/rbac.sql with the permission as its argument. */
+create or replace function app.authorize_write() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
+    perform app.require_permission(tg_argv[0]);
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke execute on function app.authorize_write() from public;
+
+/*
+ * Invoices: a status change needs the permission of its transition (issued → invoices:issue,
+ * paid → invoices:pay, void → invoices:void); any other write needs the trigger's argument
+ * (invoices:write). An accountant can so record a payment and change nothing else.
+ */
+create or replace function app.authorize_invoice_write() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
+    if tg_op = 'UPDATE' and new.status is distinct from old.status then
+      perform app.require_permission(case new.status when 'issued' then 'invoices:issue' when 'paid' then 'invoices:pay'
+                                                     when 'void' then 'invoices:void' else tg_argv[0] end);
+    else
+      perform app.require_permission(tg_argv[0]);
+    end if;
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke execute on function app.authorize_invoice_write() from public;
+
+/*
+ * Appointments: the trigger's argument (appointments:write), and without appointments:all a
+ * member writes only appointments assigned to themself, before and after the change.
+ */
+create or replace function app.authorize_appointment_write() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
+    perform app.require_permission(tg_argv[0]);
+    if (tg_op <> 'DELETE' and new.assigned_user_id is distinct from app.current_user_id())
+       or (tg_op <> 'INSERT' and old.assigned_user_id is distinct from app.current_user_id()) then
+      perform app.require_permission('appointments:all');
+    end if;
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke execute on function app.authorize_appointment_write() from public;
 
 /*
  * The permission a write to each tenant table needs, and the function that checks it.
@@ -53,14 +160,16 @@ begin
 end
 $$;
 
--- Members whose role reads appointments without appointments:all (staff) see, change and
--- delete only the appointments assigned to them; to them the others do not exist (404).
--- Restrictive: it narrows tenant_members_* and can never widen them.
+-- A member whose role lacks appointments:all sees, changes and deletes only the appointments
+-- assigned to them, and none at all without appointments:read; to them the others do not exist
+-- (404). Restrictive: it narrows tenant_members_* and can never widen them. Contexts without a
+-- member role (a BI login reading a view) are not narrowed: they see what their grants allow.
 drop policy if exists members_see_only_assigned_appointments on app.appointments;
 create policy members_see_only_assigned_appointments on app.appointments
-  as restrictive for all to app_user
+  as restrictive for all to app_user, app_views
   using (
-    not (select app.has_permission('appointments:read') and not app.has_permission('appointments:all'))
-    or assigned_user_id = (select app.current_user_id())
+    (select app.current_member_role()) is null
+    or (select app.has_permission('appointments:all'))
+    or ((select app.has_permission('appointments:read')) and assigned_user_id = (select app.current_user_id()))
   )
   with check (true);

@@ -1,9 +1,13 @@
--- Reporting views. Every view is security_invoker, so it runs with the caller's rights and
--- RLS of the tables below it applies: app_user and app_bi see their tenant's rows only. Each
--- exposes tenant_id. Re-appliable: create or replace (columns are only ever appended).
+-- Reporting views, for the API (app_user) and BI logins (members of app_bi). Each exposes
+-- tenant_id. Every view of schema app is owned by app_views (NOLOGIN, NOBYPASSRLS) and runs with
+-- its owner's rights (security_invoker off), so a BI login reads the views and nothing else:
+-- it holds no privilege on any table. RLS of the tables below applies to app_views
+-- (policies/tenant_isolation.sql): the rows of the verified context's tenant (app_user), or of
+-- the tenants granted to the connected BI login. A view never bypasses RLS: its owner cannot.
+-- Re-appliable: create or replace (columns are only ever appended), then owner and options.
 
 -- Invoice totals, derived from the lines (never stored).
-create or replace view app.invoice_totals with (security_invoker = true) as
+create or replace view app.invoice_totals with (security_invoker = false) as
 select i.tenant_id, i.id as invoice_id,
        coalesce(sum(l.line_total_cents), 0)::bigint as total_cents,
        count(l.id)::int as line_count
@@ -12,7 +16,7 @@ select i.tenant_id, i.id as invoice_id,
  group by i.tenant_id, i.id;
 
 -- Revenue per day of issue (UTC), issued and paid invoices; void ones do not count.
-create or replace view app.revenue_daily with (security_invoker = true) as
+create or replace view app.revenue_daily with (security_invoker = false) as
 select i.tenant_id, (i.issued_at at time zone 'UTC')::date as day,
        count(distinct i.id)::int as invoices,
        coalesce(sum(l.line_total_cents), 0)::bigint as revenue_cents,
@@ -23,13 +27,13 @@ select i.tenant_id, (i.issued_at at time zone 'UTC')::date as day,
  group by i.tenant_id, (i.issued_at at time zone 'UTC')::date;
 
 -- Appointments per day (UTC, by start) and status.
-create or replace view app.appointments_daily with (security_invoker = true) as
+create or replace view app.appointments_daily with (security_invoker = false) as
 select a.tenant_id, (a.starts_at at time zone 'UTC')::date as day, a.status, count(*)::int as appointments
   from app.appointments a
  group by a.tenant_id, (a.starts_at at time zone 'UTC')::date, a.status;
 
 -- How often each catalog operation was sold on issued or paid invoices.
-create or replace view app.catalog_usage with (security_invoker = true) as
+create or replace view app.catalog_usage with (security_invoker = false) as
 select o.tenant_id, o.id as service_operation_id, o.internal_code, o.name,
        count(l.id)::int as lines,
        coalesce(sum(l.quantity), 0)::numeric(12,2) as quantity,
@@ -41,9 +45,27 @@ select o.tenant_id, o.id as service_operation_id, o.internal_code, o.name,
  group by o.tenant_id, o.id, o.internal_code, o.name;
 
 -- Invoices as the API reads them: the row and its derived total.
-create or replace view app.invoice_summaries with (security_invoker = true) as
+create or replace view app.invoice_summaries with (security_invoker = false) as
 select i.tenant_id, i.id, i.customer_id, i.appointment_id, i.status, i.number, i.notes,
        i.issued_at, i.paid_at, i.voided_at, i.created_at, i.updated_at,
        t.total_cents, t.line_count
   from app.invoices i
   join app.invoice_totals t on t.tenant_id = i.tenant_id and t.invoice_id = i.id;
+
+-- Every view of schema app: owned by app_views, running as its owner. Changing the owner (here,
+-- and in a pg_restore of a snapshot) needs the new owner to hold CREATE on the schema; app_views
+-- is NOLOGIN and only the owner role is a member of it, so that adds nothing anyone can use.
+grant create on schema app to app_views;
+do $$
+declare
+  v regclass;
+begin
+  for v in select c.oid::regclass from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = 'app' and c.relkind = 'v' loop
+    if (select c.relowner from pg_catalog.pg_class c where c.oid = v) <> 'app_views'::regrole then
+      execute format('alter view %s owner to app_views', v);
+    end if;
+    execute format('alter view %s set (security_invoker = false)', v);
+  end loop;
+end
+$$;

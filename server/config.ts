@@ -10,6 +10,8 @@ export type Config = {
   databaseOwnerUrl?: string;
   jwtAlgorithm: "HS256" | "RS256";
   jwtSecret?: string;
+  contextKey?: string;
+  contextProofTtlSeconds: number;
   jwtPublicKeyFile?: string;
   jwtPrivateKeyFile?: string;
   jwtIssuer: string;
@@ -35,6 +37,8 @@ const schema = {
     DATABASE_OWNER_URL: { type: "string", pattern: "^postgres(ql)?://" },
     JWT_ALGORITHM: { enum: ["HS256", "RS256"], default: "HS256" },
     JWT_SECRET: { type: "string", minLength: 32 },
+    CONTEXT_KEY: { type: "string", pattern: "^([0-9a-fA-F]{2}){32,64}$" },
+    CONTEXT_PROOF_TTL_SECONDS: { type: "integer", minimum: 5, maximum: 300, default: 60 },
     JWT_PUBLIC_KEY_FILE: { type: "string", minLength: 1 },
     JWT_PRIVATE_KEY_FILE: { type: "string", minLength: 1 },
     JWT_ISSUER: { type: "string", minLength: 1, default: "rls-service-shop" },
@@ -52,7 +56,7 @@ const schema = {
   allOf: [
     {
       if: { properties: { NODE_ENV: { const: "production" } }, required: ["NODE_ENV"] },
-      then: { required: ["DATABASE_URL", "DATABASE_OWNER_URL"] },
+      then: { required: ["DATABASE_URL", "DATABASE_OWNER_URL", "CONTEXT_KEY"] },
     },
     {
       if: { properties: { NODE_ENV: { const: "production" }, JWT_ALGORITHM: { enum: ["HS256"] } }, required: ["NODE_ENV"] },
@@ -96,6 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseOwnerUrl: r.DATABASE_OWNER_URL,
     jwtAlgorithm: r.JWT_ALGORITHM,
     jwtSecret: r.JWT_SECRET,
+    contextKey: r.CONTEXT_KEY,
+    contextProofTtlSeconds: r.CONTEXT_PROOF_TTL_SECONDS,
     jwtPublicKeyFile: r.JWT_PUBLIC_KEY_FILE,
     jwtPrivateKeyFile: r.JWT_PRIVATE_KEY_FILE,
     jwtIssuer: r.JWT_ISSUER,

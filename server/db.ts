@@ -38,3 +38,13 @@ export function createPool(options: PoolOptions): Sql {
 export function connectOnce(url: string): Sql {
   return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, connection: { application_name: "rls-service-shop-admin" } });
 }
+
+/** Runs `work` on a short-lived owner connection and closes it. */
+export async function withOwner<T>(url: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = connectOnce(url);
+  try {
+    return await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

@@ -119,6 +119,11 @@ export function toAppError(error: unknown): AppError {
     case "TN404": return new NotFoundError("TENANT_NOT_FOUND", "Tenant not found.", { cause: error });
     case "TN403": return new ForbiddenError("TENANT_SUSPENDED", "This tenant is suspended.", { cause: error });
     case "TN400": return new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.", { cause: error });
+    // The database refused the API's context proof: CONTEXT_KEY differs from the key installed
+    // in the database, or the clocks of API and database disagree by more than the proof's TTL.
+    case "TN401": return new AppError(503, "CONTEXT_PROOF_REFUSED", "The database refused the request's context proof.", {
+      cause: error, operational: false, help: "runbooks/context-key.md", headers: { "Retry-After": "5" },
+    });
     case "42501": return new ForbiddenError("FORBIDDEN", "This action is not permitted.", { cause: error });
     case "23505": return new ConflictError("CONFLICT", "A record with these values already exists.", { ...on, cause: error });
     case "23503": return new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.", { ...on, cause: error });

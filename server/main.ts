@@ -1,7 +1,9 @@
 // `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
 // policies, demo seed (development, first start), then the API, with graceful shutdown.
+import { randomBytes } from "node:crypto";
 import { loadConfig, ConfigError } from "./config.ts";
-import { createPool } from "./db.ts";
+import { contextKeyFingerprint, installContextKey, useContextKey } from "./contextProof.ts";
+import { createPool, withOwner } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
 import { logger } from "./log.ts";
 import { setPoolMax } from "./metrics.ts";
@@ -9,7 +11,7 @@ import { migrate } from "./migrate.ts";
 import { applyPolicies } from "./policies.ts";
 import { DEMO_PASSWORD, seedDemo } from "./seed.ts";
 import { installShutdown } from "./shutdown.ts";
-import { useTenantPool } from "./tenantContext.ts";
+import { useTenantPool, withoutTenant } from "./tenantContext.ts";
 import { loadTokenKeys } from "./tokens.ts";
 import { createApp } from "./app.ts";
 
@@ -26,6 +28,10 @@ async function main() {
   }
 
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }));
+  // Production requires CONTEXT_KEY (config.ts); the embedded database keeps its own in
+  // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
+  const contextKey = config.contextKey ?? db.secrets?.contextKey ?? randomBytes(32).toString("hex");
+  useContextKey(contextKey, config.contextProofTtlSeconds);
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
 
@@ -34,6 +40,8 @@ async function main() {
     logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
     await applyPolicies(db.ownerUrl);
     logger.info("policies applied");
+    await withOwner(db.ownerUrl, (owner) => installContextKey(owner, contextKey));
+    logger.info({ fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) }, "context key installed");
     if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl))) logger.info("demo data seeded");
   } catch (error) {
     logger.fatal({ err: error }, "database set-up failed");
@@ -50,6 +58,11 @@ async function main() {
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
+  // Used proof nonces are kept until their proofs expire; clear them every minute.
+  const purge = setInterval(() => {
+    withoutTenant((sql) => sql`select app.purge_context_nonces()`).catch((error) => logger.warn({ err: error }, "purging context nonces failed"));
+  }, 60_000);
+  purge.unref();
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   process.removeAllListeners("SIGINT");

@@ -84,7 +84,7 @@ async function seedShop(tx: Sql, tenantId: string): Promise<void> {
  * set so the SQL functions behave exactly as for the API.
  */
 async function seedBookings(tx: Sql, tenantId: string): Promise<void> {
-  await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+  await tx`select app.open_operator_context(${tenantId}::uuid)`;
   await tx`
     insert into app.appointments (tenant_id, customer_id, vehicle_id, assigned_user_id, starts_at, ends_at, notes)
     select ${tenantId}, v.customer_id, v.id,

@@ -1,12 +1,14 @@
 // The one way a route reaches the database. Each call is one transaction on a reserved
 // connection: BEGIN, app.open_tenant_context(...), the route's queries and COMMIT are written
 // back to back without waiting, so postgres.js pipelines them and a prepared request costs one
-// network round trip. The context is transaction-local (set_config(..., true)); it ends with
-// the transaction, so the pooled connection never carries a tenant into the next request.
+// network round trip. The context opens only with the API's proof of the request
+// (contextProof.ts), is sealed to this backend and transaction, and ends with the transaction,
+// so the pooled connection never carries a tenant into the next request (policies/context.sql).
 // The route's permission (authorize.ts) is checked by the same context call.
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { forbidden } from "./authorize.ts";
+import { tenantContextProof } from "./contextProof.ts";
 import { AppError, isRetryable, toAppError } from "./errors.ts";
 import { trackPoolConnection } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
@@ -51,10 +53,15 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
   trackPoolConnection(1);
   try {
     const begin = sql`begin`.execute();
+    const args = {
+      userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
+      permission: state.permission?.name ?? null, forRow: state.permission?.forRow ?? false,
+    };
+    const p = tenantContextProof(args);
     const open = sql`
       select tenant_id, member_role, permitted
-        from app.open_tenant_context(${state.userId}::uuid, ${state.tenantRefs}::text[], ${state.tokenTenantId ?? null}::uuid, ${state.requestId},
-                                     ${state.permission?.name ?? null}::text, ${state.permission?.forRow ?? false}::boolean)
+        from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid, ${args.requestId},
+                                     ${args.permission}::text, ${args.forRow}::boolean, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})
     `.execute();
 
     let produced: unknown;

@@ -23,6 +23,3 @@ create table app.customers (
 create index customers_tenant_id_name_idx on app.customers (tenant_id, name, id);
 comment on table app.customers is 'Tenant-owned: the shop''s customers. RLS forced; policies from policies/tenant_isolation.sql.';
 
-create trigger customers_touch_updated_at
-  before update on app.customers
-  for each row execute function app.touch_updated_at();

@@ -29,6 +29,3 @@ create unique index vehicles_tenant_vin_key on app.vehicles (tenant_id, vin) whe
 create index vehicles_tenant_customer_idx on app.vehicles (tenant_id, customer_id);
 comment on table app.vehicles is 'Tenant-owned: vehicles of the shop''s customers. RLS forced; policies from policies/tenant_isolation.sql.';
 
-create trigger vehicles_touch_updated_at
-  before update on app.vehicles
-  for each row execute function app.touch_updated_at();

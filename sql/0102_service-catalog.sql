@@ -42,9 +42,3 @@ create index service_operations_tenant_order_idx on app.service_operations (tena
 create index service_operations_tenant_service_idx on app.service_operations (tenant_id, service_id);
 comment on table app.service_operations is 'Tenant-owned: sellable operations with price and duration; listed display_order ASC NULLS LAST, name ASC.';
 
-create trigger services_touch_updated_at
-  before update on app.services
-  for each row execute function app.touch_updated_at();
-create trigger service_operations_touch_updated_at
-  before update on app.service_operations
-  for each row execute function app.touch_updated_at();

@@ -20,17 +20,3 @@ create table app.idempotency_keys (
 create index idempotency_keys_expires_at_idx on app.idempotency_keys (expires_at);
 comment on table app.idempotency_keys is 'Tenant-owned: replay data for POSTs carrying an Idempotency-Key (24 h). RLS forced; policies from policies/tenant_isolation.sql.';
 
-/* Removes expired idempotency keys across tenants (operator job). Returns rows removed. */
-create or replace function app.idempotency_cleanup() returns bigint
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_count bigint;
-begin
-  delete from app.idempotency_keys where expires_at < now();
-  get diagnostics v_count = row_count;
-  return v_count;
-end
-$$;
-revoke execute on function app.idempotency_cleanup() from public;

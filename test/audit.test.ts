@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
-import { appUserSql, db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { appUserSql, asMember, db, openTenantContext, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;
 let app: Sql;
@@ -87,16 +87,16 @@ describe("every mutation is audited in its own transaction", () => {
   it("one statement touching three rows writes three audit rows; a rolled-back change writes none", async () => {
     const requestId = `sql-${randomUUID()}`;
     await app.begin(async (tx) => {
-      await tx`select * from app.open_tenant_context(${boss.id}::uuid, ${[shop.slug]}::text[], null, ${requestId})`;
+      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId });
       await tx`insert into app.customers (name) values ('one'), ('two'), ('three')`;
     });
     expect((await auditOf(requestId)).map((r) => r.action)).toEqual(["insert", "insert", "insert"]);
     const rolledBack = `rb-${randomUUID()}`;
-    await app.begin(async (tx) => {
-      await tx`select * from app.open_tenant_context(${boss.id}::uuid, ${[shop.slug]}::text[], null, ${rolledBack})`;
+    await expect(app.begin(async (tx) => {
+      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId: rolledBack });
       await tx`insert into app.customers (name) values ('ghost')`;
       throw new Error("roll back");
-    }).catch(() => {});
+    })).rejects.toThrow("roll back");
     expect(await auditOf(rolledBack)).toEqual([]);
   });
 
@@ -108,10 +108,7 @@ describe("every mutation is audited in its own transaction", () => {
 
 describe("append-only", () => {
   it("app_user can neither update, delete nor truncate the audit", async () => {
-    const inShop = <T>(fn: (tx: Sql) => Promise<T>) => app.begin(async (tx) => {
-      await tx`select set_config('app.tenant_id', ${shop.id}, true)`;
-      return fn(tx as unknown as Sql);
-    });
+    const inShop = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, boss, shop, fn);
     for (const attempt of [
       (tx: Sql) => tx`update app.audit_log set action = 'x'`,
       (tx: Sql) => tx`delete from app.audit_log`,

@@ -9,13 +9,14 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Sql } from "../server/db.ts";
+import { installContextKey } from "../server/contextProof.ts";
+import { createPool, withOwner, type Sql } from "../server/db.ts";
 import { startEmbedded, type EmbeddedServer } from "../server/embedded.ts";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase } from "../server/provision.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
-import { keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
+import { db, keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
 import { routeInventory } from "../server/routeInventory.ts";
 import { freePort } from "./testDatabase.ts";
 
@@ -41,6 +42,7 @@ beforeAll(async () => {
   const urls = await provisionDatabase(pg.superuserUrl, "shop_degraded", { owner: "o-degraded", app: "a-degraded", bi: "b-degraded" });
   await migrate(urls.ownerUrl);
   await applyPolicies(urls.ownerUrl);
+  await withOwner(urls.ownerUrl, (o) => installContextKey(o, db.contextKey));
   const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
   try {
     tenant = await makeTenant(owner);

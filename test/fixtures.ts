@@ -6,12 +6,14 @@ import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { createPool, type Sql } from "../server/db.ts";
+import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
 
 export const db = inject("db");
 
 export const keys: TokenKeys = hs256Keys(db.jwtSecret, "rls-service-shop", 900);
+useContextKey(db.contextKey);
 
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
@@ -104,4 +106,34 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
       await pool.end({ timeout: 5 });
     },
   };
+}
+
+export type OpenArgs = { userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission?: string | null; forRow?: boolean };
+
+/**
+ * app.open_tenant_context as the API calls it, with a proof signed by the test's context key.
+ * Pass `proof` to replay or tamper with one.
+ */
+export function openTenantContext(tx: Sql, a: OpenArgs, proof?: ContextProof) {
+  const args = { scope: null, requestId: "test", permission: null, forRow: false, ...a };
+  const p = proof ?? tenantContextProof(args);
+  return tx`select tenant_id, member_role, permitted from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid,
+    ${args.requestId}, ${args.permission}::text, ${args.forRow}::boolean, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+}
+
+/** Runs `fn` as app_user (connection `app`) in one transaction inside `user`'s context of `tenant`, opened by proof. */
+export function asMember<T>(app: Sql, user: User, tenant: Tenant, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  return app.begin(async (tx) => {
+    await openTenantContext(tx as unknown as Sql, { userId: user.id, tenantRefs: [tenant.id] });
+    return fn(tx as unknown as Sql);
+  }) as Promise<T>;
+}
+
+/** Runs `fn` as app_user in one transaction inside `tenant`'s context opened by the owner (as verify and the seed do). */
+export function asTenant<T>(owner: Sql, tenant: Tenant, fn: (tx: Sql) => Promise<T>, role: Role = "owner"): Promise<T> {
+  return owner.begin(async (tx) => {
+    await tx`select app.open_operator_context(${tenant.id}::uuid, ${role})`;
+    await tx`set local role app_user`;
+    return fn(tx as unknown as Sql);
+  }) as Promise<T>;
 }

@@ -1,12 +1,15 @@
 // One PostgreSQL server for the whole run: provisioned, migrated and with policies applied
 // once. Test files create their own tenants; nothing is shared between them but the schema.
+import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import { installContextKey } from "../server/contextProof.ts";
+import { withOwner } from "../server/db.ts";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase, type RolePasswords } from "../server/provision.ts";
 import { startTestServer } from "./testDatabase.ts";
 
-export type TestDatabase = { superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string };
+export type TestDatabase = { superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string; contextKey: string };
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -21,7 +24,9 @@ export default async function setup(project: TestProject) {
     const urls = await provisionDatabase(server.superuserUrl, "shop_test", passwords);
     await migrate(urls.ownerUrl);
     await applyPolicies(urls.ownerUrl);
-    project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789" });
+    const contextKey = randomBytes(32).toString("hex");
+    await withOwner(urls.ownerUrl, (owner) => installContextKey(owner, contextKey));
+    project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789", contextKey });
   } catch (error) {
     await server.stop();
     throw error;

@@ -13,8 +13,10 @@ export async function findLeaks(appUrl: string, ownerUrl: string, tenantIds: str
       const none = await app.begin((tx) => tx.unsafe(`select tenant_id from ${table}`));
       if (none.length > 0) leaks.push(`${table}: ${none.length} rows visible without tenant context`);
       for (const tenantId of tenantIds) {
-        const rows = await app.begin(async (tx) => {
-          await tx`select set_config('app.tenant_id', ${tenantId}, true)`;
+        // The owner opens tenant A's context (as verify does), then acts as app_user.
+        const rows = await owner.begin(async (tx) => {
+          await tx`select app.open_operator_context(${tenantId}::uuid)`;
+          await tx`set local role app_user`;
           return tx.unsafe(`select tenant_id from ${table}`);
         });
         const foreign = rows.filter((r) => r.tenant_id !== tenantId).length;

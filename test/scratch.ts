@@ -8,6 +8,8 @@ import postgres from "postgres";
 import { afterAll, beforeAll } from "vitest";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
+import { installContextKey } from "../server/contextProof.ts";
+import { withOwner } from "../server/db.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
 import { db, makeCustomers, makeTenant, type Tenant } from "./fixtures.ts";
 
@@ -42,6 +44,7 @@ export async function createGolden(prefix = "golden"): Promise<Golden> {
   const urls = await provisionDatabase(db.superuserUrl, name, db.passwords);
   await migrate(urls.ownerUrl);
   await applyPolicies(urls.ownerUrl);
+  await withOwner(urls.ownerUrl, (o) => installContextKey(o, db.contextKey));
   const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
   const tenants: Tenant[] = [];
   try {

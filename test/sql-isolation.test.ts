@@ -1,7 +1,7 @@
 // Isolation proved in SQL, connected as app_user (never as the owner or a superuser).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
-import { appUserSql, db, makeCustomers, makeTenant, makeUser, ownerSql, type Tenant } from "./fixtures.ts";
+import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
 import { findLeaks } from "./isolationProbe.ts";
 
 let owner: Sql;
@@ -11,6 +11,7 @@ let b: Tenant;
 let bCustomer: string;
 let tables: string[];
 let appendOnly: string[];
+let aOwner: User;
 
 beforeAll(async () => {
   owner = ownerSql();
@@ -19,6 +20,7 @@ beforeAll(async () => {
   b = await makeTenant(owner);
   await makeCustomers(owner, a, 3);
   [bCustomer] = await makeCustomers(owner, b, 3);
+  aOwner = await makeUser(owner, a, "owner");
   tables = (await owner`select t::text as name from app.tenant_tables() t`).map((r) => r.name);
   [{ names: appendOnly }] = await owner`select app.append_only_table_names() as names`;
 });
@@ -28,12 +30,17 @@ afterAll(async () => {
   await owner.end();
 });
 
-const contexts: [string, string | null][] = [
+// Settings app_user can write itself: none of them is a context (policies/context.sql).
+const contexts: [string, Record<string, string> | null][] = [
   ["no context", null],
-  ["an empty context", ""],
-  ["a malformed context", "not-a-uuid"],
-  ["a uuid-looking injection", "00000000-0000-0000-0000-000000000000' or true --"],
+  ["an empty context", { "app.context": "", "app.tenant_id": "" }],
+  ["a malformed context", { "app.context": "not-a-uuid", "app.tenant_id": "not-a-uuid" }],
+  ["a uuid-looking injection", { "app.tenant_id": "00000000-0000-0000-0000-000000000000' or true --" }],
+  ["tenant A's id written into the settings by hand", { "app.tenant_id": "A", "app.role": "owner", "app.context": "A||owner|x", "app.context_seal": "00" }],
 ];
+
+const forge = (tx: Sql, settings: Record<string, string>) =>
+  Promise.all(Object.entries(settings).map(([k, v]) => tx`select set_config(${k}, ${v === "A" ? a.id : v.replace(/^A\|/, `${a.id}|`)}, true)`));
 
 describe("app_user without a valid tenant context", () => {
   it("the registry finds the tenant tables", () => {
@@ -44,7 +51,7 @@ describe("app_user without a valid tenant context", () => {
     it(`reads zero rows from every tenant table with ${label}`, async () => {
       for (const table of tables) {
         const rows = await app.begin(async (tx) => {
-          if (value !== null) await tx`select set_config('app.tenant_id', ${value}, true)`;
+          if (value !== null) await forge(tx as unknown as Sql, value);
           return tx.unsafe(`select count(*)::int as n from ${table}`);
         });
         expect(rows[0].n, table).toBe(0);
@@ -54,7 +61,7 @@ describe("app_user without a valid tenant context", () => {
     it(`is refused every insert with ${label}, by RLS and nothing else`, async () => {
       for (const table of tables) {
         const attempt = app.begin(async (tx) => {
-          if (value !== null) await tx`select set_config('app.tenant_id', ${value}, true)`;
+          if (value !== null) await forge(tx as unknown as Sql, value);
           return tx.unsafe(`insert into ${table} (tenant_id) values ($1)`, [a.id]);
         });
         const name = table.replace(/^app\./, "");
@@ -69,12 +76,9 @@ describe("app_user without a valid tenant context", () => {
 });
 
 describe("app_user inside tenant A's context", () => {
-  // As an owner of A (a role holding every permission), so only isolation is under test here.
-  const inA = <T>(fn: (tx: Sql) => Promise<T>) =>
-    app.begin(async (tx) => {
-      await tx`select set_config('app.tenant_id', ${a.id}, true), set_config('app.role', 'owner', true)`;
-      return fn(tx as unknown as Sql);
-    });
+  // As an owner of A (a role holding every permission), so only isolation is under test here;
+  // the context is opened as the API opens it, with a proof.
+  const inA = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, aOwner, a, fn);
 
   it("never returns tenant B's rows", async () => {
     const rows = await inA((tx) => tx`select tenant_id from app.customers`);
@@ -106,8 +110,8 @@ describe("app_user inside tenant A's context", () => {
   it("leaves no context behind on the pooled connection after COMMIT", async () => {
     const single = appUserSql();
     try {
-      await single.begin(async (tx) => void (await tx`select set_config('app.tenant_id', ${a.id}, true)`));
-      const [after] = await single`select current_setting('app.tenant_id', true) as v, (select count(*)::int from app.customers) as n`;
+      await asMember(single, aOwner, a, async (tx) => expect((await tx`select count(*)::int as n from app.customers`)[0].n).toBeGreaterThan(0));
+      const [after] = await single`select current_setting('app.context', true) as v, (select count(*)::int from app.customers) as n`;
       expect(after.v).toBe("");
       expect(after.n).toBe(0);
     } finally {
@@ -148,7 +152,7 @@ describe("app_user's own powers", () => {
   it("gets no context from open_tenant_context for a tenant it is not a member of", async () => {
     const outsider = await makeUser(owner);
     await expect(
-      app.begin((tx) => tx`select * from app.open_tenant_context(${outsider.id}::uuid, ${[a.slug]}::text[], null, 'r1')`),
+      app.begin((tx) => openTenantContext(tx as unknown as Sql, { userId: outsider.id, tenantRefs: [a.slug] })),
     ).rejects.toMatchObject({ code: "TN404" });
   });
 });

@@ -111,7 +111,7 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
         ...process.env, NODE_ENV: "production", PORT: "0", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
-        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40),
+        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -141,7 +141,7 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     }
   });
 
-  it("refuses to start in production without the database URLs and JWT_SECRET, naming them", async () => {
+  it("refuses to start in production without the database URLs, JWT_SECRET and CONTEXT_KEY, naming them", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -153,5 +153,6 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     expect(out).toMatch(/DATABASE_URL/);
     expect(out).toMatch(/DATABASE_OWNER_URL/);
     expect(out).toMatch(/JWT_SECRET/);
+    expect(out).toMatch(/CONTEXT_KEY/);
   });
 });

@@ -40,7 +40,9 @@ select line from (
   select 4, row_number() over (order by c.oid::regclass::text), format('| %s | %s | %s | %s |', c.oid::regclass,
          coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false),
          exists (select 1 from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id'),
-         case when coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false) then 'ok' else '**FAIL: runs as owner, bypasses RLS**' end)
+         case when coalesce(c.reloptions @> array['security_invoker=true'] or c.reloptions @> array['security_invoker=on'], false) then 'ok'
+              when c.relkind = 'v' and c.relowner = 'app_views'::regrole then 'ok: runs as app_views, bound by RLS'
+              else '**FAIL: runs as owner, bypasses RLS**' end)
     from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
    where n.nspname = 'app' and c.relkind in ('v', 'm')
   union all

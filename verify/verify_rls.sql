@@ -84,16 +84,26 @@ begin
   execute format('set local role %I', app_role);
 
   for rel, is_table, cols, vals in select t.rel, t.is_table, t.insert_cols, t.insert_rest from verify_rls_targets t loop
-    -- Fail-closed: no context, no rows.
-    perform set_config('app.tenant_id', '', true);
-    execute format('select count(*) from %s', rel) into n;
+    -- Fail-closed: no context, no rows. (Contexts are opened by the owner, as the API's proof
+    -- would open them, then the probe acts as the app role again.)
+    reset role;
+    perform app.close_context();
+    execute format('set local role %I', app_role);
+    begin
+      execute format('select count(*) from %s', rel) into n;
+    exception when insufficient_privilege then
+      notes := notes || format('%s: %s cannot read it (%s)', rel, app_role, sqlerrm);
+      continue;
+    end;
     if n > 0 then
       fails := fails || format('LEAK %s: %s sees %s row(s) without tenant context. FIX: enable and force RLS and key every policy on tenant_id (deploy/apply-policies.sh); for a view, alter view %s set (security_invoker = true)', rel, app_role, n, rel);
     end if;
 
     -- Isolation: tenant A's context shows tenant A's rows only.
     foreach tenant in array array[a, b] loop
-      perform set_config('app.tenant_id', tenant::text, true);
+      reset role;
+      perform app.open_operator_context(tenant);
+      execute format('set local role %I', app_role);
       execute format('select count(*) from %s where tenant_id is distinct from $1', rel) into n using tenant;
       if n > 0 then
         fails := fails || format('LEAK %s: with tenant %s''s context %s sees %s row(s) of other tenants. FIX: verify/catalog.sql names the cause (RLS off, permissive policy, view without security_invoker, BYPASSRLS); then deploy/apply-policies.sh', rel, tenant, app_role, n);
@@ -109,7 +119,9 @@ begin
         ('', format('insert into %s (%s) values (%L%s)', rel, cols, a, vals), 'inserted a row without tenant context', 'INSERT')
       ) p(ctx, stmt, what, cmd)
     loop
-      perform set_config('app.tenant_id', probe.ctx, true);
+      reset role;
+      perform app.open_operator_context(nullif(probe.ctx, '')::uuid);
+      execute format('set local role %I', app_role);
       begin
         execute probe.stmt;
         get diagnostics n = row_count;

@@ -1,6 +1,7 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
 import { Router } from "express";
+import { loginProof } from "../contextProof.ts";
 import { AppError, UnauthorizedError } from "../errors.ts";
 import { verifyPassword } from "../passwords.ts";
 import { requestState } from "../requestContext.ts";
@@ -27,7 +28,13 @@ export function authRoutes(keys: TokenKeys): Router {
     const ok = (await verifyPassword(password, found?.password_hash)) && !!found;
     // Recorded in the audit of each of the account's shops; an unknown email records nothing
     // there but costs the same round trip, so timing tells nothing either.
-    await withoutTenant((sql) => sql`select app.record_login(${found?.user_id ?? null}::uuid, ${ok}, ${requestState()?.requestId ?? null})`);
+    if (found) {
+      const requestId = requestState()?.requestId ?? null;
+      const p = loginProof(found.user_id, ok, requestId);
+      await withoutTenant((sql) => sql`select app.record_login(${found.user_id}::uuid, ${ok}, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`);
+    } else {
+      await withoutTenant((sql) => sql`select 1`);
+    }
     if (!ok) throw new UnauthorizedError("INVALID_CREDENTIALS", "Email or password is incorrect.");
     res.json({ access_token: signAccessToken(keys, { userId: found.user_id }), token_type: "Bearer", expires_in: keys.ttlSeconds });
   });

@@ -1,6 +1,8 @@
 // Liveness and readiness. /healthz: the process answers. /readyz: the database answers as
-// app_user and every migration file has been applied (otherwise 503).
+// app_user, every migration file has been applied, and the database holds this API's context
+// key (otherwise 503).
 import { Router } from "express";
+import { contextKeyFingerprint } from "../contextProof.ts";
 import { AppError, databaseUnavailable } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
 import { withoutTenant } from "../tenantContext.ts";
@@ -23,6 +25,13 @@ export function healthRoutes(): Router {
       throw new AppError(503, "MIGRATIONS_NOT_AT_HEAD", "The database schema is behind this release.", {
         details: { pending },
         help: "runbooks/go-live.md",
+      });
+    }
+    // The database must hold this API's context key, or every tenant request would be refused.
+    const [key] = await withoutTenant((sql) => sql`select app.context_key_fingerprint() as fingerprint`);
+    if (key?.fingerprint !== contextKeyFingerprint()) {
+      throw new AppError(503, "CONTEXT_KEY_MISMATCH", "The database does not hold this API's context key.", {
+        help: "runbooks/context-key.md",
       });
     }
     res.json({ status: "ready", migrations: applied.length });
