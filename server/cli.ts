@@ -1,8 +1,11 @@
 // Operator and developer CLI. `token` signs an access token for a user (optionally scoped
 // to one tenant the user belongs to) with the same keys the API verifies with.
 import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./config.ts";
+import { checkAnchor, readAnchors, writeAnchors } from "./auditAnchor.ts";
+import { contextKeyFingerprint, installContextKey } from "./contextProof.ts";
 import { connectOnce } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
 import { migrate } from "./migrate.ts";
@@ -63,9 +66,17 @@ const audit = program.command("audit").description("the tamper-evident audit tra
 /** Owner connection: --url, DATABASE_OWNER_URL, or the local embedded database. */
 async function ownerConnection(url?: string) {
   const given = url ?? process.env.DATABASE_OWNER_URL;
-  if (given) return { sql: connectOnce(given), stop: async () => {} };
-  const db = await openDatabase(loadConfig());
-  return { sql: connectOnce(db.ownerUrl), stop: db.stop };
+  if (given) return { sql: connectOnce(given), stop: async () => {}, secrets: undefined, dataDir: loadConfig().dataDir };
+  const config = loadConfig();
+  const db = await openDatabase(config);
+  return { sql: connectOnce(db.ownerUrl), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
+}
+
+/** The anchor key and file: AUDIT_ANCHOR_KEY / AUDIT_ANCHOR_FILE, else the local development ones. */
+function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: string }, file?: string) {
+  const key = process.env.AUDIT_ANCHOR_KEY ?? conn.secrets?.auditAnchorKey;
+  if (!key || key.length < 32) throw new Error("set AUDIT_ANCHOR_KEY (32+ characters; keep it away from the database's writers, runbooks/audit-anchors.md)");
+  return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
 async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
@@ -95,24 +106,61 @@ audit
   });
 
 audit
+  .command("anchor")
+  .description("append each tenant's chain head (seq, hash), signed, to the anchor file kept outside the database")
+  .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
+  .option("--no-seal", "anchor only what is already sealed")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { file?: string; url?: string; seal: boolean }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
+    try {
+      const { key, file } = anchorSettings(conn, opts.file);
+      if (opts.seal) for (const t of await tenantsFor(sql)) await sql`select app.audit_seal(${t.id}::uuid)`;
+      const anchors = await writeAnchors(sql, file, key);
+      for (const x of anchors) console.log(`anchored ${x.slug}: position ${x.seq} ${x.hash.slice(0, 16)}…`);
+      console.log(`${anchors.length} tenant(s) anchored in ${file}`);
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+audit
   .command("verify")
-  .description("seal, then walk each tenant's chain and name the first broken link; exits 1 on any")
+  .description("seal, then walk each tenant's chain and check it against its latest anchor; names the first broken link; exits 1 on any")
   .option("--tenant <slug-or-uuid>", "only this tenant")
   .option("--no-seal", "verify only what is already sealed")
+  .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string; seal: boolean }) => {
-    const { sql, stop } = await ownerConnection(opts.url);
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
     let broken = 0;
     try {
+      const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
+      const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
+      if (!settings) console.log("note: no AUDIT_ANCHOR_KEY: chains are checked without anchors (deleting the newest rows is not detectable)");
+      if (anchors.forged) {
+        broken++;
+        console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
+      }
       for (const t of await tenantsFor(sql, opts.tenant)) {
         if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
+        const anchor = anchors.latest.get(t.id);
+        const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
+        if (anchorProblem) {
+          broken++;
+          console.log(`BROKEN ${t.slug}: ${anchorProblem}. FIX: treat as a security incident (runbooks/audit-anchors.md); restore the audit from a snapshot to compare.`);
+          continue;
+        }
         const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
         if (r.problem) {
           broken++;
           console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
             `FIX: treat as a security incident (runbooks/incident-cross-tenant-leak.md); restore the audit from a snapshot to compare.`);
         } else {
-          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}`);
+          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}${anchor ? `, anchored position ${anchor.seq} intact` : ", no anchor yet"}`);
         }
       }
     } finally {
@@ -139,6 +187,79 @@ program
       } else {
         process.stdout.write(page);
       }
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+const bi = program.command("bi").description("BI logins: which tenants each may read through the views (runs as the owner role)");
+
+bi
+  .command("grant")
+  .description("let a BI login (a role that is a member of app_bi) read a tenant's rows through the views; audited")
+  .requiredOption("--role <role>", "the BI login role")
+  .requiredOption("--tenant <slug-or-uuid>", "the tenant")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { role: string; tenant: string; url?: string }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      const [t] = await tenantsFor(sql, opts.tenant);
+      const [r] = await sql.begin((tx) => tx`select app.bi_grant(${opts.role}, ${t.id}::uuid) as granted`);
+      console.log(r.granted ? `granted: ${opts.role} reads ${t.slug}` : `unchanged: ${opts.role} already reads ${t.slug}`);
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+bi
+  .command("revoke")
+  .description("take a tenant back from a BI login; audited")
+  .requiredOption("--role <role>", "the BI login role")
+  .requiredOption("--tenant <slug-or-uuid>", "the tenant")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { role: string; tenant: string; url?: string }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      const [t] = await tenantsFor(sql, opts.tenant);
+      const [r] = await sql.begin((tx) => tx`select app.bi_revoke(${opts.role}, ${t.id}::uuid) as revoked`);
+      console.log(r.revoked ? `revoked: ${opts.role} no longer reads ${t.slug}` : `unchanged: ${opts.role} did not read ${t.slug}`);
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+bi
+  .command("list")
+  .description("every BI grant: role, tenant, since when")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { url?: string }) => {
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      const rows = await sql`select g.role_name, t.slug, g.granted_at from app.bi_grants g join app.tenants t on t.id = g.tenant_id order by 1, 2`;
+      for (const r of rows) console.log(`${r.role_name}\t${r.slug}\t${(r.granted_at as Date).toISOString()}`);
+      if (rows.length === 0) console.log("no BI grants");
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+program
+  .command("context-key")
+  .description("the key the API signs tenant-context proofs with (CONTEXT_KEY)")
+  .command("install")
+  .description("install CONTEXT_KEY in the database (npm start does this itself; for databases set up by a DBA)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { url?: string }) => {
+    const key = process.env.CONTEXT_KEY;
+    if (!key) throw new Error("set CONTEXT_KEY (64 to 128 hex characters: openssl rand -hex 32) to the key the API runs with");
+    const { sql, stop } = await ownerConnection(opts.url);
+    try {
+      await installContextKey(sql, key);
+      console.log(`installed: context key ${contextKeyFingerprint(key).slice(0, 12)}… (the API's /readyz compares the same fingerprint)`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();

@@ -8,27 +8,29 @@ import type { Config } from "./config.ts";
 import { clusterDir, startEmbedded } from "./embedded.ts";
 import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
 
-export type LocalSecrets = { superuser: string; owner: string; app: string; bi: string; jwtSecret: string; contextKey: string };
+export type LocalSecrets = {
+  superuser: string; owner: string; app: string; bi: string; jwtSecret: string; contextKey: string; auditAnchorKey: string; biAcme: string;
+};
 export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets; location: string };
 
 export const DATABASE_NAME = "shop";
 
 export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
   const file = join(resolve(dataDir), "secrets.json");
+  const secret = () => randomBytes(24).toString("base64url");
+  const fresh = (): LocalSecrets => ({
+    superuser: secret(), owner: secret(), app: secret(), bi: secret(), jwtSecret: randomBytes(48).toString("base64url"),
+    contextKey: randomBytes(32).toString("hex"), auditAnchorKey: randomBytes(32).toString("hex"), biAcme: secret(),
+  });
   if (existsSync(file)) {
-    const kept = JSON.parse(readFileSync(file, "utf8")) as LocalSecrets;
-    if (kept.contextKey) return kept;
-    // secrets.json from before the context key: add one, keep the rest.
-    const secrets = { ...kept, contextKey: randomBytes(32).toString("hex") };
-    writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+    const kept = JSON.parse(readFileSync(file, "utf8")) as Partial<LocalSecrets>;
+    // A secrets.json from an earlier release: add the secrets it lacks, keep the rest.
+    const secrets = { ...fresh(), ...kept } as LocalSecrets;
+    if (Object.keys(secrets).length !== Object.keys(kept).length) writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
     return secrets;
   }
   mkdirSync(resolve(dataDir), { recursive: true, mode: 0o755 });
-  const secret = () => randomBytes(24).toString("base64url");
-  const secrets: LocalSecrets = {
-    superuser: secret(), owner: secret(), app: secret(), bi: secret(),
-    jwtSecret: randomBytes(48).toString("base64url"), contextKey: randomBytes(32).toString("hex"),
-  };
+  const secrets = fresh();
   writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
 }
