@@ -33,6 +33,8 @@ declare
   missing text[];
   privs text[];
 begin
+  -- Object names print schema-qualified.
+  perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   -- Subjects: the API role, the BI role, and the BI logins (members of the BI role other than
   -- the role running this check and the schema owner, which probe as the BI role).
   for r in select x.rolname from (values (app_role), (bi_role)) x(rolname)
