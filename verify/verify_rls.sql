@@ -54,6 +54,7 @@ declare
   other uuid;
   nparent int;
   pass int := 0;
+  visible bigint;
 begin
   perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   insert into app.tenants (id, slug, name) values
@@ -69,7 +70,7 @@ begin
   -- reference (a foreign key with a NOT NULL column besides tenant_id) is filled. Foreign key
   -- columns take the parent's probe row of the same tenant; other required columns a value of
   -- their type (timestamps ascend in column order, so starts_at < ends_at holds).
-  create temp table verify_rls_fill (rel regclass primary key, fill_sql text, fill_cols text, filled boolean not null default false, probed boolean not null default false) on commit drop;
+  create temp table verify_rls_fill (rel regclass primary key, fill_sql text, fill_cols text, filled boolean not null default false, probed boolean not null default false, seq int) on commit drop;
   insert into verify_rls_fill (rel) select x from app.tenant_tables() x;
   loop
     pass := pass + 1;
@@ -138,7 +139,7 @@ begin
       exception when others then
         notes := notes || format('%s: no probe row for a throwaway tenant (%s); its existing rows are probed', t.rel, sqlerrm);
       end;
-      update verify_rls_fill f set filled = true where f.rel = t.rel;
+      update verify_rls_fill f set filled = true, seq = pass * 10000 + (select count(*) from verify_rls_fill x where x.filled) where f.rel = t.rel;
       progress := true;
     end loop;
     exit when not progress or pass > 50;
@@ -166,6 +167,11 @@ begin
            has_table_privilege(g.oid, c.oid, 'UPDATE') and c.relkind in ('r', 'p', 'f') as can_update,
            has_table_privilege(g.oid, c.oid, 'DELETE') and c.relkind in ('r', 'p', 'f') as can_delete,
            format('select count(*) from %s', c.oid::regclass) as count_sql,
+           (select quote_ident(x.attname) from pg_catalog.pg_attribute x
+             where x.attrelid = c.oid and x.attnum > 0 and not x.attisdropped and x.atthasdef and x.attgenerated = '' and x.attidentity = ''
+               and x.attname <> 'tenant_id' and not exists (select 1 from pg_catalog.pg_index i where i.indrelid = c.oid and x.attnum = any (i.indkey))
+             order by x.attnum limit 1) as touch_col,
+           (select f.seq from verify_rls_fill f where f.rel = c.oid) as fill_seq,
            case c.relkind when 'v' then format('alter view %s set (security_invoker = true), or revoke select on it from %I', c.oid::regclass, g.rolname)
                           when 'm' then format('revoke select on %s from %I (RLS never applies to a materialized view)', c.oid::regclass, g.rolname)
                           else format('enable and force RLS with every policy keyed on (select app.current_tenant_id()), NULL-safe, or revoke %I''s privileges on %s; verify/catalog.sql names the cause; deploy/apply-policies.sh', g.rolname, c.oid::regclass) end as fix
@@ -178,6 +184,7 @@ begin
     union all
     select g.rolname::text, null, format('function %s', pp.oid::regprocedure), 'F', true, false, false, false,
            format('select count(*) from %s()', pp.oid::regproc),
+           null, null,
            format('revoke execute on function %s from %I, public', pp.oid::regprocedure, g.rolname)
       from pg_catalog.pg_proc pp
       join pg_catalog.pg_namespace n on n.oid = pp.pronamespace
@@ -221,17 +228,27 @@ begin
           end;
         end loop;
       end if;
-      if p.can_update or p.can_delete then
+      -- Blind writes (no column read, so only the UPDATE/DELETE policy's USING applies).
+      if p.can_update and p.touch_col is not null then
         begin
-          n := 0;
-          if p.can_update then execute format('update %s set tenant_id = tenant_id', p.rel); get diagnostics n = row_count; end if;
-          if n > 0 then fails := fails || format('LEAK %s: %s updated %s row(s) without tenant context. FIX: the UPDATE policy must be keyed on (select app.current_tenant_id()); deploy/apply-policies.sh', p.label, who, n); end if;
-          n := 0;
-          if p.can_delete then execute format('delete from %s', p.rel); get diagnostics n = row_count; end if;
-          if n > 0 then fails := fails || format('LEAK %s: %s deleted %s row(s) without tenant context. FIX: the DELETE policy must be keyed on (select app.current_tenant_id()); deploy/apply-policies.sh', p.label, who, n); end if;
+          execute format('update %s set %s = default', p.rel, p.touch_col);
+          get diagnostics n = row_count;
+          if n > 0 then fails := fails || format('LEAK %s: %s updated %s row(s) without tenant context. FIX: the UPDATE policy must be keyed on (select app.current_tenant_id()), NULL-safe; deploy/apply-policies.sh', p.label, who, n); end if;
           raise sqlstate 'VR001';
         exception when insufficient_privilege or sqlstate 'VR001' then null;
-          when others then notes := notes || format('%s: an update or delete without context was refused with %s before RLS could be observed', p.label, sqlstate);
+          when others then notes := notes || format('%s: an update without context was refused with %s before RLS could be observed', p.label, sqlstate);
+        end;
+      end if;
+      if p.can_delete then
+        begin
+          execute format('delete from %s', p.rel);
+          get diagnostics n = row_count;
+          if n > 0 then fails := fails || format('LEAK %s: %s deleted %s row(s) without tenant context. FIX: the DELETE policy must be keyed on (select app.current_tenant_id()), NULL-safe; deploy/apply-policies.sh', p.label, who, n); end if;
+          raise sqlstate 'VR001';
+        exception when insufficient_privilege or sqlstate 'VR001' then null;
+          when foreign_key_violation then
+            fails := fails || format('LEAK %s: %s reached rows to delete without tenant context (only a foreign key refused: %s). FIX: the DELETE policy must be keyed on (select app.current_tenant_id()), NULL-safe; deploy/apply-policies.sh', p.label, who, sqlerrm);
+          when others then notes := notes || format('%s: a delete without context was refused with %s before RLS could be observed', p.label, sqlstate);
         end;
       end if;
     end loop;
@@ -264,35 +281,65 @@ begin
             end;
           end loop;
         end if;
+        -- Blind writes: no column is read, so only the write policy decides which rows they
+        -- reach (a WHERE on tenant_id would also apply the SELECT policy and hide a broken one).
+        visible := null;
+        begin
+          execute p.count_sql into visible;
+        exception when insufficient_privilege then null;
+        end;
         if p.can_update then
-          begin
-            execute format('update %s set tenant_id = $1 where tenant_id = $2', p.rel) using other, tenant;
-            get diagnostics n = row_count;
-            if n > 0 then fails := fails || format('LEAK %s: %s moved rows to another tenant (%s row(s)). FIX: the UPDATE policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n); end if;
-            raise sqlstate 'VR001';
-          exception when insufficient_privilege or sqlstate 'VR001' then null;
-            when others then notes := notes || format('%s: moving a row to another tenant was refused with %s before RLS could be observed', p.label, sqlstate);
-          end;
-          begin
-            execute format('update %s set tenant_id = tenant_id where tenant_id = $1', p.rel) using other;
-            get diagnostics n = row_count;
-            if n > 0 then fails := fails || format('LEAK %s: %s updated %s row(s) of another tenant. FIX: the UPDATE policy needs USING (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n); end if;
-            raise sqlstate 'VR001';
-          exception when insufficient_privilege or sqlstate 'VR001' then null;
-            when others then notes := notes || format('%s: updating another tenant''s row was refused with %s before RLS could be observed', p.label, sqlstate);
-          end;
-        end if;
-        if p.can_delete then
-          begin
-            execute format('delete from %s where tenant_id = $1', p.rel) using other;
-            get diagnostics n = row_count;
-            if n > 0 then fails := fails || format('LEAK %s: %s deleted %s row(s) of another tenant. FIX: the DELETE policy needs USING (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n); end if;
-            raise sqlstate 'VR001';
-          exception when insufficient_privilege or sqlstate 'VR001' then null;
-            when others then notes := notes || format('%s: deleting another tenant''s row was refused with %s before RLS could be observed', p.label, sqlstate);
-          end;
+          -- Move this tenant's rows onto the other tenant's fresh row (its references included,
+          -- so composite foreign keys cannot mask a missing WITH CHECK).
+          for t in select r.row_json, r.cols from verify_rls_rows r where r.rel = p.rel and r.tenant = other loop
+            begin
+              execute format('update %s set (%s) = (select %s from jsonb_populate_record(null::%s, $1))', p.rel, t.cols, t.cols, p.rel) using t.row_json;
+              get diagnostics n = row_count;
+              if n > 0 then fails := fails || format('LEAK %s: %s moved rows to another tenant (%s row(s)). FIX: the UPDATE policy needs WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n); end if;
+              raise sqlstate 'VR001';
+            exception when insufficient_privilege or sqlstate 'VR001' then null;
+              when others then notes := notes || format('%s: moving a row to another tenant was refused with %s (%s) before RLS could be observed', p.label, sqlstate, sqlerrm);
+            end;
+          end loop;
+          if p.touch_col is not null and visible is not null then
+            begin
+              execute format('update %s set %s = default', p.rel, p.touch_col);
+              get diagnostics n = row_count;
+              if n > visible then fails := fails || format('LEAK %s: %s updated %s row(s) of another tenant. FIX: the UPDATE policy needs USING and WITH CHECK (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n - visible); end if;
+              raise sqlstate 'VR001';
+            exception when insufficient_privilege or sqlstate 'VR001' then null;
+              when others then notes := notes || format('%s: updating every row in reach was refused with %s (%s) before RLS could be observed', p.label, sqlstate, sqlerrm);
+            end;
+          end if;
         end if;
       end loop;
+      -- Blind deletes, children first, all in one undone subtransaction: with the policies
+      -- right each removes exactly the rows in view, and no foreign key can object, since this
+      -- tenant's children went first. More rows, or a foreign key refusal, means the DELETE
+      -- policy reached another tenant's rows.
+      begin
+        ready := true;
+        for p in select * from verify_rls_targets v where v.who = who and v.can_delete order by v.fill_seq desc nulls first, v.label loop
+          begin
+            execute p.count_sql into visible;
+            execute format('delete from %s', p.rel);
+            get diagnostics n = row_count;
+            if n > visible then fails := fails || format('LEAK %s: %s deleted %s row(s) of another tenant. FIX: the DELETE policy needs USING (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, n - visible); end if;
+          exception
+            when foreign_key_violation then
+              if ready then
+                fails := fails || format('LEAK %s: %s reached another tenant''s rows to delete (only a foreign key refused: %s). FIX: the DELETE policy needs USING (tenant_id = (select app.current_tenant_id())); deploy/apply-policies.sh', p.label, who, sqlerrm);
+              else
+                notes := notes || format('%s: deleting every row in reach was refused with %s after a child table''s delete was refused', p.label, sqlstate);
+              end if;
+            when others then
+              ready := false;
+              notes := notes || format('%s: deleting every row in reach was refused with %s (%s) before RLS could be observed', p.label, sqlstate, sqlerrm);
+          end;
+        end loop;
+        raise sqlstate 'VR001';
+      exception when sqlstate 'VR001' then null;
+      end;
     end loop;
   end loop;
 
