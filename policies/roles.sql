@@ -40,13 +40,18 @@ begin
 end
 $$;
 
--- The role applying this file (the owner) may `set role app_user`, so the verify scripts can
--- probe isolation as the API's role from the owner's connection. Granted only when missing.
+-- The role applying this file (the owner) may `set role app_user` and `set role app_bi`, so
+-- verify/verify_rls.sql can probe isolation as each application role from the owner's
+-- connection. Granted only when missing.
 do $$
+declare
+  r text;
 begin
-  if not pg_catalog.pg_has_role(current_user, 'app_user', 'MEMBER') then
-    execute format('grant app_user to %I', current_user);
-  end if;
+  foreach r in array array['app_user', 'app_bi'] loop
+    if not pg_catalog.pg_has_role(current_user, r, 'MEMBER') then
+      execute format('grant %I to %I', r, current_user);
+    end if;
+  end loop;
 end
 $$;
 

@@ -1,5 +1,6 @@
 // Operator and developer CLI. `token` signs an access token for a user (optionally scoped
 // to one tenant the user belongs to) with the same keys the API verifies with.
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
@@ -7,6 +8,7 @@ import { loadConfig } from "./config.ts";
 import { checkAnchor, readAnchors, writeAnchors } from "./auditAnchor.ts";
 import { contextKeyFingerprint, installContextKey } from "./contextProof.ts";
 import { connectOnce } from "./db.ts";
+import { localAccess, shellQuote, type Access } from "./localAccess.ts";
 import { openDatabase } from "./localDatabase.ts";
 import { migrate } from "./migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./rbacMatrix.ts";
@@ -262,6 +264,77 @@ program
       console.log(`installed: context key ${contextKeyFingerprint(key).slice(0, 12)}… (the API's /readyz compares the same fingerprint)`);
     } finally {
       await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+type As = "owner" | "app" | "bi";
+
+function urlFor(access: Access, as: As): string {
+  const url = as === "owner" ? access.owner : as === "app" ? access.app : access.bi;
+  if (!url) throw new Error(`no ${as} URL: with DATABASE_URL/DATABASE_OWNER_URL set, only --owner and --app are known`);
+  return url;
+}
+
+function warnIfStopped(access: Access): void {
+  if (access.embedded && !access.running) console.error("note: the embedded database is not running; start it with npm start (in another terminal)");
+}
+
+program
+  .command("db-url")
+  .description("print a connection URL of npm start's database (embedded, or DATABASE_URL/DATABASE_OWNER_URL)")
+  .option("--owner", "the owner role: migrations, policies, verify and deploy scripts (default)")
+  .option("--app", "app_user, the API's login role")
+  .option("--bi", "app_bi, the BI role")
+  .action((opts: { owner?: boolean; app?: boolean; bi?: boolean }) => {
+    const access = localAccess(loadConfig());
+    warnIfStopped(access);
+    console.log(urlFor(access, opts.app ? "app" : opts.bi ? "bi" : "owner"));
+  });
+
+program
+  .command("env")
+  .description("print export lines for the operator scripts (eval \"$(npm run -s cli -- env)\" in the operator's shell)")
+  .action(() => {
+    const access = localAccess(loadConfig());
+    warnIfStopped(access);
+    const lines = [
+      "# npm start's database and API, for verify/ and deploy/ scripts. Not for the shell that runs npm start:",
+      "# with both database URLs set, npm start connects to them instead of starting the embedded server.",
+      `export DATABASE_OWNER_URL=${shellQuote(access.owner)}`,
+      `export DATABASE_URL=${shellQuote(access.app)}`,
+      ...(access.jwtSecret ? [`export JWT_SECRET=${shellQuote(access.jwtSecret)}`] : []),
+      `export API_URL=${shellQuote(access.apiUrl)}`,
+    ];
+    console.log(lines.join("\n"));
+  });
+
+program
+  .command("psql")
+  .description("open psql on npm start's database (starts the embedded server for the session if it is not running); arguments after -- go to psql")
+  .option("--as <role>", "owner, app or bi", (v: string) => {
+    if (!["owner", "app", "bi"].includes(v)) throw new InvalidArgumentError("owner, app or bi");
+    return v as As;
+  }, "owner" as As)
+  .argument("[psqlArgs...]", "passed to psql, e.g. -- -f verify/catalog.sql")
+  .allowUnknownOption()
+  .action(async (psqlArgs: string[], opts: { as: As }) => {
+    const config = loadConfig();
+    let access = localAccess(config);
+    let stop = async () => {};
+    if (access.embedded && !access.running) {
+      const db = await openDatabase(config);
+      stop = db.stop;
+      access = localAccess(config);
+    }
+    try {
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn("psql", [urlFor(access, opts.as), ...psqlArgs], { stdio: "inherit" });
+        child.on("error", (error) => reject(new Error(`psql could not start (${error.message}): install the PostgreSQL 15 client (Debian: apt-get install postgresql-client)`)));
+        child.on("close", (c) => resolve(c ?? 1));
+      });
+      process.exitCode = code;
+    } finally {
       await stop();
     }
   });

@@ -70,7 +70,7 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   }
 }
 
-function runningPostmaster(dir: string): number | undefined {
+export function runningPostmaster(dir: string): number | undefined {
   const pidFile = join(dir, "postmaster.pid");
   if (!existsSync(pidFile)) return undefined;
   const lines = readFileSync(pidFile, "utf8").split("\n");

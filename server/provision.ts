@@ -8,7 +8,7 @@ export type DatabaseUrls = { ownerUrl: string; appUrl: string; biUrl: string };
 
 export const OWNER_ROLE = "app_owner";
 
-function withCredentials(base: string, user: string, password: string, database: string): string {
+export function withCredentials(base: string, user: string, password: string, database: string): string {
   const u = new URL(base);
   u.username = encodeURIComponent(user);
   u.password = encodeURIComponent(password);

@@ -93,10 +93,19 @@ describe("with the API running", () => {
     try {
       const [a, b] = [await makeTenant(owner), await makeTenant(owner)];
       const [ua, ub] = [await makeUser(owner, a), await makeUser(owner, b)];
+      // Operations whose name order differs from the documented order (display_order, NULLs last, name).
+      const [service] = await owner`insert into app.services (tenant_id, name) values (${a.id}, 'Brakes') returning id`;
+      await owner`insert into app.service_operations ${owner(
+        [["A last, no order", null], ["B second", 2], ["C first", 1]].map(([name, order], i) => ({
+          tenant_id: a.id, service_id: service.id, internal_code: `OP-${i}`, name, display_order: order, price_cents: 1000, duration_minutes: 30,
+        })),
+      )}`;
       const env = { API_URL: api.url, TOKEN_A: tokenFor(ua), TENANT_A: a.slug, TOKEN_B: tokenFor(ub), TENANT_B: b.slug };
       const r = await run("verify/test-catalog-api.sh", [], env);
       const hasCatalog = routeInventory(createApp({ keys, bodyLimit: "1kb", deployment: { commit_sha: "t", deployed_at: "t" } })).some((x) => x.path === "/api/v1/service-operations");
       if (hasCatalog) {
+        expect(r.output).toContain("PASS root is a JSON array (3 operations)");
+        expect(r.output).toContain("PASS operations ordered by display_order ascending, NULLs last");
         expect(r.output).toContain("test-catalog-api: all checks passed");
         expect(r.code).toBe(0);
       } else {
