@@ -65,7 +65,7 @@ describe("on the seeded, correctly deployed database", () => {
   it("verify/citus_readiness.sql passes and prints the distribution plan", async () => {
     const r = await psqlFile(golden.ownerUrl, "verify/citus_readiness.sql");
     expect(r.code).toBe(0);
-    expect(r.output).toMatch(/citus_readiness: ok \(\d+ tables distributed by tenant_id, co-located; 5 reference tables\)/);
+    expect(r.output).toMatch(/citus_readiness: ok \(\d+ tables distributed by tenant_id, co-located; \d+ reference tables\)/);
     expect(r.output).toMatch(/distributed: .*app\.customers/);
     expect(r.output).toMatch(/reference: +.*app\.tenants/);
   });

@@ -1,0 +1,312 @@
+// The tenant context cannot be forged from SQL (issue 14), proved in SQL as app_user and as a
+// BI login, with no API in between: only a proof signed with the context key opens a context,
+// once, on the connection and in the transaction that used it; settings written by hand are
+// no context; BI logins read the views of their granted tenants only; the audit takes no forged
+// events and its guard opens for no setting; anchors catch a truncated or re-sealed chain.
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkAnchor, readAnchors, writeAnchors } from "../server/auditAnchor.ts";
+import { loginProof, tenantContextProof, type ContextProof } from "../server/contextProof.ts";
+import type { Sql } from "../server/db.ts";
+import { findForgeryLeaks } from "./contextForgery.ts";
+import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
+import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";
+
+let owner: Sql;
+let app: Sql;
+let a: Tenant;
+let b: Tenant;
+let aOwner: User;
+
+beforeAll(async () => {
+  owner = ownerSql();
+  app = appUserSql();
+  a = await makeTenant(owner, { prefix: "ctx-a" });
+  b = await makeTenant(owner, { prefix: "ctx-b" });
+  await makeCustomers(owner, a, 2);
+  await makeCustomers(owner, b, 2);
+  aOwner = await makeUser(owner, a, "owner");
+});
+
+afterAll(async () => {
+  await app?.end({ timeout: 5 });
+  await owner?.end({ timeout: 5 });
+});
+
+/** A proof signed here, independently of server/contextProof.ts, with chosen expiry and key. */
+function handSigned(fields: string[], options: { expiresAt?: number; key?: string; kind?: string } = {}): ContextProof {
+  const expiresAt = options.expiresAt ?? Date.now() + 30_000;
+  const nonce = randomBytes(18).toString("base64url");
+  const message = [options.kind ?? "ctx", ...fields, String(expiresAt), nonce].join("\x1f");
+  return { expiresAt, nonce, proof: createHmac("sha256", Buffer.from(options.key ?? db.contextKey, "hex")).update(message).digest("hex") };
+}
+
+const open = (tx: Sql, user: User, tenant: Tenant, proof?: ContextProof) => openTenantContext(tx, { userId: user.id, tenantRefs: [tenant.slug], requestId: "test" }, proof);
+const countIn = (tx: Sql) => tx`select count(*)::int as n, count(*) filter (where tenant_id <> ${a.id})::int as foreign from app.customers`;
+
+describe("a context opens only from the API's proof", () => {
+  it("a valid proof opens the member's context, and the database computes the same MAC as the API", async () => {
+    const [row] = await asMember(app, aOwner, a, countIn);
+    expect(row.n).toBeGreaterThanOrEqual(2);
+    expect(row.foreign).toBe(0);
+    const fields = [aOwner.id, a.slug, "", "test", "", "0"];
+    const [opened] = await app.begin((tx) => open(tx as unknown as Sql, aOwner, a, handSigned(fields)));
+    expect(opened).toMatchObject({ tenant_id: a.id, member_role: "owner" });
+  });
+
+  it("refuses a proof replayed in another transaction or on another connection (TN401)", async () => {
+    const proof = tenantContextProof({ userId: aOwner.id, tenantRefs: [a.slug], scope: null, requestId: "test", permission: null, forRow: false });
+    await app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof));
+    await expect(app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+    const other = appUserSql();
+    try {
+      await expect(other.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+    } finally {
+      await other.end();
+    }
+  });
+
+  it("refuses a tampered proof: another tenant, another user, another permission, another MAC", async () => {
+    const bOwner = await makeUser(owner, b, "owner");
+    const signed = tenantContextProof({ userId: aOwner.id, tenantRefs: [a.slug], scope: null, requestId: "test", permission: null, forRow: false });
+    const attempts = [
+      (tx: Sql) => openTenantContext(tx, { userId: bOwner.id, tenantRefs: [b.slug], requestId: "test" }, { ...signed }),
+      (tx: Sql) => openTenantContext(tx, { userId: aOwner.id, tenantRefs: [b.slug], requestId: "test" }, { ...signed, nonce: randomBytes(18).toString("base64url") }),
+      (tx: Sql) => openTenantContext(tx, { userId: aOwner.id, tenantRefs: [a.slug], requestId: "test", permission: "audit:read" }, { ...signed, nonce: randomBytes(18).toString("base64url") }),
+      (tx: Sql) => open(tx, aOwner, a, { ...signed, proof: signed.proof.replace(/^./, (c) => (c === "0" ? "1" : "0")) }),
+      (tx: Sql) => open(tx, aOwner, a, { ...signed, expiresAt: signed.expiresAt + 1 }),
+    ];
+    for (const attempt of attempts) await expect(app.begin((tx) => attempt(tx as unknown as Sql))).rejects.toMatchObject({ code: "TN401" });
+  });
+
+  it("refuses an expired proof, one valid for longer than five minutes, one signed with another key, and none at all", async () => {
+    const fields = [aOwner.id, a.slug, "", "test", "", "0"];
+    for (const proof of [
+      handSigned(fields, { expiresAt: Date.now() - 1000 }),
+      handSigned(fields, { expiresAt: Date.now() + 10 * 60_000 }),
+      handSigned(fields, { key: randomBytes(32).toString("hex") }),
+      handSigned(fields, { kind: "login" }),
+    ]) {
+      await expect(app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+    }
+    await expect(app.begin((tx) => tx`select * from app.open_tenant_context(${aOwner.id}::uuid, ${[a.slug]}::text[], null, 'x', null, false, null, null, null)`))
+      .rejects.toMatchObject({ code: "TN401" });
+  });
+
+  it("app_user cannot call the operator's opener, set a sealed context, or read the keys", async () => {
+    for (const attempt of [
+      app`select app.open_operator_context(${a.id}::uuid)`,
+      app`select app.set_sealed_context(${a.id}::uuid, null, 'owner', 'x')`,
+      app`select app.grant_capability('audit_sealing')`,
+      app`select app.install_context_key(${randomBytes(32)})`,
+      app`select * from app.context_keys`,
+      app`select * from app.context_seal_key`,
+      app`select * from app.context_nonces`,
+      app`select * from app.bi_grants`,
+    ]) {
+      await expect(attempt).rejects.toMatchObject({ code: "42501" });
+    }
+  });
+});
+
+describe("settings written by hand are no context", () => {
+  it("every forgery path reads zero rows from every tenant table and view and writes none", async () => {
+    expect(await findForgeryLeaks(db.appUrl, db.ownerUrl, { userId: aOwner.id, tenantId: a.id })).toEqual([]);
+  });
+
+  it("a context edited after it was opened reads as none", async () => {
+    const [row] = await app.begin(async (tx) => {
+      await open(tx as unknown as Sql, aOwner, a);
+      await tx`select set_config('app.context', replace(current_setting('app.context'), ${a.id}, ${b.id}), true)`;
+      return countIn(tx as unknown as Sql);
+    });
+    expect(row.n).toBe(0);
+  });
+});
+
+describe("BI logins read the views of their granted tenants, whatever they set", () => {
+  const role = `bi_test_${randomUUID().slice(0, 8)}`;
+  const password = randomBytes(12).toString("hex");
+  let bi: Sql;
+
+  beforeAll(async () => {
+    await runSql(db.superuserUrl, `create role ${role} login password '${password}' in role app_bi`);
+    for (const t of [a, b]) {
+      const [c] = await owner`select id from app.customers where tenant_id = ${t.id} limit 1`;
+      await owner`insert into app.invoices (tenant_id, customer_id) values (${t.id}, ${c.id})`;
+    }
+    await owner.begin((tx) => tx`select app.bi_grant(${role}, ${a.id}::uuid)`);
+    const url = new URL(db.biUrl);
+    url.username = role;
+    url.password = password;
+    bi = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  });
+
+  afterAll(async () => {
+    await bi?.end({ timeout: 5 });
+    await owner`delete from app.bi_grants where role_name = ${role}`;
+    await runSql(db.superuserUrl, `drop role if exists ${role}`);
+  });
+
+  it("sees exactly its granted tenant in every view, with or without forged settings", async () => {
+    const views = (await owner`select c.oid::regclass::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'app' and c.relkind = 'v' order by 1`).map((r) => r.name as string);
+    expect(views.length).toBeGreaterThanOrEqual(5);
+    const [totals] = await bi`select count(*)::int as n from app.invoice_totals where tenant_id = ${a.id}`;
+    expect(totals.n).toBeGreaterThan(0);
+    for (const forged of [null, `${b.id}||owner|x`]) {
+      for (const view of views) {
+        const rows = await bi.begin(async (tx) => {
+          if (forged) await tx`select set_config('app.context', ${forged}, true), set_config('app.tenant_id', ${b.id}, true)`;
+          return tx.unsafe(`select distinct tenant_id from ${view}`);
+        });
+        expect(rows.map((r) => r.tenant_id).filter((t) => t !== a.id), `${view} with ${forged ?? "no settings"}`).toEqual([]);
+      }
+    }
+  });
+
+  it("reads no table and calls no function of the API directly", async () => {
+    await expect(bi`select * from app.customers`).rejects.toMatchObject({ code: "42501" });
+    await expect(bi`select * from app.invoices`).rejects.toMatchObject({ code: "42501" });
+    await expect(bi`select * from app.bi_grants`).rejects.toMatchObject({ code: "42501" });
+    await expect(bi`select app.list_members()`).rejects.toMatchObject({ code: "42501" });
+  });
+
+  it("a grant and a revoke are audited, and a revoked login reads nothing", async () => {
+    const events = await owner`select action, entity_id from app.audit_log where tenant_id = ${a.id} and entity = 'bi_login' order by id`;
+    expect(events).toContainEqual({ action: "bi.granted", entity_id: role });
+    await owner.begin((tx) => tx`select app.bi_revoke(${role}, ${a.id}::uuid)`);
+    try {
+      const [r] = await bi`select count(*)::int as n from app.invoice_totals`;
+      expect(r.n).toBe(0);
+      const [ev] = await owner`select count(*)::int as n from app.audit_log where tenant_id = ${a.id} and action = 'bi.revoked' and entity_id = ${role}`;
+      expect(ev.n).toBe(1);
+    } finally {
+      await owner.begin((tx) => tx`select app.bi_grant(${role}, ${a.id}::uuid)`);
+    }
+  });
+
+  it("refuses to grant a role that is not a BI login", async () => {
+    await expect(owner.begin((tx) => tx`select app.bi_grant('app_user', ${a.id}::uuid)`)).rejects.toMatchObject({ code: "42501" });
+  });
+});
+
+describe("the audit takes no forged events", () => {
+  it("app.audit_event needs a verified context: forged settings are refused", async () => {
+    await expect(app.begin(async (tx) => {
+      await tx`select set_config('app.context', ${`${a.id}|${aOwner.id}|owner|x`}, true), set_config('app.tenant_id', ${a.id}, true)`;
+      return tx`select app.audit_event('forged.event', 'x', 'x', '{}'::jsonb)`;
+    })).rejects.toMatchObject({ code: "42501" });
+    const [n] = await owner`select count(*)::int as n from app.audit_log where action = 'forged.event'`;
+    expect(n.n).toBe(0);
+  });
+
+  it("app.record_login writes only for the API's proof", async () => {
+    const requestId = `login-${randomUUID()}`;
+    const forged = handSigned([aOwner.id, "1", requestId], { kind: "login", key: randomBytes(32).toString("hex") });
+    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${forged.expiresAt}::int8, ${forged.nonce}, ${forged.proof})`).rejects.toMatchObject({ code: "TN401" });
+    const p = loginProof(aOwner.id, true, requestId);
+    const [r] = await app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}) as n`;
+    expect(r.n).toBe(1);
+    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`).rejects.toMatchObject({ code: "TN401" });
+    const events = await owner`select action, actor_user_id from app.audit_log where request_id = ${requestId}`;
+    expect(events).toEqual([{ action: "auth.login", actor_user_id: aOwner.id }]);
+  });
+
+  it("the append-only guard opens for no setting, only for the sealing and retention functions", async () => {
+    await owner.begin(async (tx) => {
+      await tx`select app.open_operator_context(${a.id}::uuid)`;
+      await tx`select app.audit_event('probe.event', 'x', 'x', '{}'::jsonb)`;
+    });
+    for (const settings of [["app.audit_sealing", "on"], ["app.audit_purging", "on"], ["app.capabilities", "audit_sealing,audit_purging"]]) {
+      await expect(owner.begin(async (tx) => {
+        await tx`select set_config(${settings[0]}, ${settings[1]}, true)`;
+        return tx`update app.audit_log set seq = 999999, hash = 'x' where tenant_id = ${a.id} and seq is null`;
+      }), settings[0]).rejects.toMatchObject({ code: "SS409" });
+      await expect(owner.begin(async (tx) => {
+        await tx`select set_config(${settings[0]}, ${settings[1]}, true)`;
+        return tx`delete from app.audit_log where tenant_id = ${a.id}`;
+      }), settings[0]).rejects.toMatchObject({ code: "SS409" });
+    }
+    const [sealed] = await owner`select app.audit_seal(${a.id}::uuid) as n`;
+    expect(sealed.n).toBeGreaterThan(0);
+    const [v] = await owner`select * from app.audit_verify(${a.id}::uuid)`;
+    expect(v.problem).toBeNull();
+  });
+});
+
+describe("anchors catch what the chain alone cannot", () => {
+  const golden = useGolden("anchor");
+
+  async function tamperable(fn: (su: Sql, ownerDb: Sql, tenantId: string, file: string, key: string) => Promise<void>) {
+    await golden.withClone(async (s) => {
+      const o = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      const su = postgres(superuserUrlFor(s.name), { max: 1, onnotice: () => {} });
+      const file = `/tmp/anchors-${randomUUID()}.jsonl`;
+      try {
+        const tenantId = golden.tenants[0].id;
+        await o`update app.customers set name = name || '.' where tenant_id = ${tenantId}`;
+        await o`select app.audit_seal(${tenantId}::uuid)`;
+        await fn(su, o, tenantId, file, "k".repeat(40));
+      } finally {
+        await su.end({ timeout: 5 });
+        await o.end({ timeout: 5 });
+      }
+    });
+  }
+
+  it("an intact chain passes against its anchor; a forged anchor line does not verify", async () =>
+    tamperable(async (_su, o, tenantId, file, key) => {
+      const anchors = await writeAnchors(o, file, key);
+      const mine = anchors.find((x) => x.tenant_id === tenantId)!;
+      expect(mine.seq).toBeGreaterThan(0);
+      expect(await checkAnchor(o, mine)).toBeNull();
+      expect(readAnchors(file, "another-key-".repeat(4)).forged).toBe(anchors.length);
+    }));
+
+  it("deleting the newest rows is caught", async () =>
+    tamperable(async (su, o, tenantId, file, key) => {
+      const [mine] = (await writeAnchors(o, file, key)).filter((x) => x.tenant_id === tenantId);
+      // Someone with the owner's powers switches the guard off and drops the chain's tail.
+      await su.unsafe(`alter table app.audit_log disable trigger user`);
+      await su`delete from app.audit_log where tenant_id = ${tenantId} and seq = ${mine.seq}`;
+      await su.unsafe(`alter table app.audit_log enable trigger user`);
+      const [v] = await o`select * from app.audit_verify(${tenantId}::uuid)`;
+      expect(v.problem, "the chain alone does not see it").toBeNull();
+      expect(await checkAnchor(o, readAnchors(file, key).latest.get(tenantId)!)).toMatch(/newest rows deleted/);
+    }));
+
+  it("re-sealing a suffix is caught", async () =>
+    tamperable(async (su, o, tenantId, file, key) => {
+      const [mine] = (await writeAnchors(o, file, key)).filter((x) => x.tenant_id === tenantId);
+      await su.unsafe(`alter table app.audit_log disable trigger user`);
+      await su`update app.audit_log set change = '{"rewritten":true}'::jsonb, seq = null, prev_hash = null, hash = null where tenant_id = ${tenantId} and seq = ${mine.seq}`;
+      await su.unsafe(`alter table app.audit_log enable trigger user`);
+      await o`select app.audit_seal(${tenantId}::uuid)`;
+      const [v] = await o`select * from app.audit_verify(${tenantId}::uuid)`;
+      expect(v.problem, "the chain alone does not see it").toBeNull();
+      expect(await checkAnchor(o, readAnchors(file, key).latest.get(tenantId)!)).toMatch(/re-sealed/);
+    }));
+});
+
+describe("canary: with the seal check switched off, the forgery probe finds leaks", () => {
+  const golden = useGolden("ctxcanary");
+
+  it("finds rows read and written through forged settings", async () =>
+    golden.withClone(async (s) => {
+      const o = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        const t = golden.tenants[0];
+        const [u] = await o`insert into app.users (email) values (${`canary-${randomUUID().slice(0, 8)}@test.test`}) returning id`;
+        await o`insert into app.memberships (tenant_id, user_id, role) values (${t.id}, ${u.id}, 'owner')`;
+        expect(await findForgeryLeaks(s.appUrl, s.ownerUrl, { userId: u.id, tenantId: t.id })).toEqual([]);
+        // Verification off: the reader trusts the setting, as the first wave did.
+        await o.unsafe(`create or replace function app.verified_context() returns text language sql stable as $$ select nullif(current_setting('app.context', true), '') $$`);
+        const leaks = await findForgeryLeaks(s.appUrl, s.ownerUrl, { userId: u.id, tenantId: t.id });
+        expect(leaks.length).toBeGreaterThan(0);
+        expect(leaks.join("\n")).toMatch(/app\.customers: \d+ row\(s\) read after set_config of app\.context without a seal/);
+      } finally {
+        await o.end({ timeout: 5 });
+      }
+    }));
+});
