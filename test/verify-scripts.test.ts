@@ -137,6 +137,20 @@ const breakages: Breakage[] = [
     rls: "LEAK app.customers: app_user sees",
   },
   {
+    name: "a context reader that trusts the setting instead of its seal (judged by behaviour)",
+    sql: "create or replace function app.verified_context() returns text language sql stable as $$ select nullif(current_setting('app.context', true), '') $$",
+    object: "app.customers",
+    rls: "LEAK app.customers: app_user sees",
+  },
+  {
+    name: "a policy keyed on a plain setting",
+    sql: `create policy customers_by_setting on app.customers as permissive for select to app_user
+            using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)`,
+    object: "app.customers",
+    catalog: "FAIL policy customers_by_setting on app.customers: reads a setting directly",
+    rls: "LEAK app.customers: app_user sees",
+  },
+  {
     name: "an INSERT policy WITH CHECK (true)",
     sql: "drop policy tenant_members_insert_into_their_tenant on app.customers; create policy anyone_inserts_customers on app.customers for insert to app_user with check (true)",
     object: "app.customers",

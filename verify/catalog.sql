@@ -255,6 +255,24 @@ begin
     end if;
   end loop;
 
+  -- The tenant context: policies, role checks and the audit read it only through
+  -- app.verified_context() (policies/context.sql), which checks its seal. A function or policy
+  -- that reads an app.* setting itself trusts what any session can write with set_config.
+  for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+            where n.nspname = 'app' and p.prosrc ~* 'current_setting\s*\(\s*''app\.'
+              and p.oid is distinct from to_regprocedure('app.verified_context()')
+              and p.oid is distinct from to_regprocedure('app.verified_capabilities()')
+            order by 1::text
+  loop
+    fails := fails || format('function %s: reads an app.* setting directly, which any session can write (set_config). FIX: read the context through app.current_tenant_id()/current_user_id()/current_member_role() or app.has_capability() (policies/context.sql)', r.fn);
+  end loop;
+  for r in select pol.polname, pol.polrelid::regclass as rel from pg_catalog.pg_policy pol
+            where pg_catalog.pg_get_expr(pol.polqual, pol.polrelid) ~* 'current_setting'
+               or pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid) ~* 'current_setting'
+  loop
+    fails := fails || format('policy %s on %s: reads a setting directly, which any session can write (set_config). FIX: key it on (select app.current_tenant_id()); deploy/apply-policies.sh', r.polname, r.rel);
+  end loop;
+
   if cardinality(fails) > 0 then
     raise exception E'catalog: % failure(s)\n%', cardinality(fails), array_to_string(array(select distinct 'FAIL ' || f from unnest(fails) f order by 1), E'\n');
   end if;

@@ -255,6 +255,30 @@ begin
     reset role;
   end loop;
 
+  -- 1b. Settings written by hand are no context: with tenant A named in the first wave's
+  -- settings and in an unsealed app.context, still nothing is visible. A policy or reader
+  -- that trusts a plain setting shows here.
+  foreach who in array probe_roles loop
+    reset role;
+    perform app.close_context();
+    execute format('set local role %I', who);
+    perform pg_catalog.set_config('app.tenant_id', a::text, true), pg_catalog.set_config('app.role', 'owner', true),
+            pg_catalog.set_config('app.context', a::text || '||owner|verify', true), pg_catalog.set_config('app.context_seal', repeat('0', 64), true);
+    for p in select * from verify_rls_targets v where v.who = who loop
+      begin
+        execute p.count_sql into n;
+        if n > 0 then
+          fails := fails || format('LEAK %s: %s sees %s row(s) with tenant %s named only in settings written by hand (app.tenant_id, app.context). FIX: read the context only through app.verified_context() (policies/context.sql); deploy/apply-policies.sh', p.label, who, n, a);
+        end if;
+      exception when insufficient_privilege then null;
+      end;
+    end loop;
+    perform pg_catalog.set_config('app.tenant_id', '', true), pg_catalog.set_config('app.role', '', true);
+    reset role;
+    perform app.close_context();
+  end loop;
+  reset role;
+
   -- 2. With tenant A's, then B's context: nothing of the other tenant.
   foreach tenant in array array[a, b] loop
     other := case when tenant = a then b else a end;
