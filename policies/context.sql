@@ -32,6 +32,18 @@ select 1,
        generate_series(0, 63) i
 on conflict (id) do nothing;
 
+/* HMAC-SHA256, hex, from a key's precomputed pads. Inlined wherever it is called (plain SQL). */
+create or replace function app.hmac_sha256_hex(p_ipad bytea, p_opad bytea, p_message text) returns text
+language sql immutable parallel safe
+as $$ select encode(sha256(p_opad || sha256(p_ipad || convert_to(p_message, 'UTF8'))), 'hex') $$;
+revoke execute on function app.hmac_sha256_hex(bytea, bytea, text) from public;
+
+/* What a seal signs: this backend, this transaction's start (µs) and the value. Inlined. */
+create or replace function app.seal_input(p_value text) returns text
+language sql stable
+as $$ select pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || p_value $$;
+revoke execute on function app.seal_input(text) from public;
+
 /*
  * Installs the API's context key (32 to 64 bytes, the CONTEXT_KEY the API holds), replacing
  * the previous one: from then on only proofs signed with it open a context. Owner only.
@@ -70,7 +82,7 @@ create or replace function app.context_key_fingerprint() returns text
 language sql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select encode(sha256(k.opad || sha256(k.ipad || convert_to('fingerprint', 'UTF8'))), 'hex') from app.context_keys k
+  select app.hmac_sha256_hex(k.ipad, k.opad, 'fingerprint') from app.context_keys k
 $$;
 revoke execute on function app.context_key_fingerprint() from public;
 
@@ -78,12 +90,12 @@ revoke execute on function app.context_key_fingerprint() from public;
  * Checks an API proof: the MAC over p_kind, p_fields, p_expires_at (epoch ms) and p_nonce
  * joined by U+001F, an expiry in the future but at most 5 minutes ahead, and a nonce never
  * seen before (recorded here, so a replay on any connection or in any later transaction is
- * refused). Internal: called by the SECURITY DEFINER openers, never by app_user.
+ * refused). Internal: called by the SECURITY DEFINER openers, never by app_user. No SET clause
+ * of its own: its callers fix search_path, and a SET clause costs every call a GUC change.
  */
 create or replace function app.proof_is_valid(p_kind text, p_fields text[], p_expires_at bigint, p_nonce text, p_proof text)
 returns boolean
 language plpgsql volatile
-set search_path = pg_catalog, pg_temp
 as $$
 declare
   k app.context_keys;
@@ -100,8 +112,7 @@ begin
   if not found then
     return false;
   end if;
-  if encode(sha256(k.opad || sha256(k.ipad || convert_to(
-       array_to_string(array[p_kind] || p_fields || array[p_expires_at::text, p_nonce], chr(31), ''), 'UTF8'))), 'hex')
+  if app.hmac_sha256_hex(k.ipad, k.opad, array_to_string(array[p_kind] || p_fields || array[p_expires_at::text, p_nonce], chr(31), ''))
      <> p_proof then
     return false;
   end if;
@@ -113,12 +124,12 @@ revoke execute on function app.proof_is_valid(text, text[], bigint, text, text) 
 
 /*
  * Sets the context of the current transaction: tenant | user | role | request id, sealed to
- * this backend and transaction. Internal: only the openers below (and the owner) call it.
+ * this backend and transaction. Internal: only the openers below (and the owner) call it; like
+ * app.proof_is_valid, it runs under its caller's fixed search_path.
  */
 create or replace function app.set_sealed_context(p_tenant_id uuid, p_user_id uuid, p_role text, p_request_id text)
 returns void
 language plpgsql volatile
-set search_path = pg_catalog, pg_temp
 as $$
 declare
   s app.context_seal_key;
@@ -133,9 +144,7 @@ begin
                      coalesce(left(translate(p_request_id, '|', '_'), 128), ''));
   select * into s from app.context_seal_key where id = 1;
   perform set_config('app.context', v_ctx, true);
-  perform set_config('app.context_seal', encode(sha256(s.opad || sha256(s.ipad || convert_to(
-    pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_ctx,
-    'UTF8'))), 'hex'), true);
+  perform set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
 end
 $$;
 revoke execute on function app.set_sealed_context(uuid, uuid, text, text) from public;
@@ -158,9 +167,7 @@ begin
     return null;
   end if;
   select * into s from app.context_seal_key where id = 1;
-  if encode(sha256(s.opad || sha256(s.ipad || convert_to(
-       pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_ctx,
-       'UTF8'))), 'hex') = current_setting('app.context_seal', true) then
+  if app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)) = current_setting('app.context_seal', true) then
     return v_ctx;
   end if;
   return null;
@@ -211,10 +218,20 @@ revoke execute on function app.current_request_id() from public;
  *   TN403 the tenant is suspended (only members learn this)
  *   TN400 the refs name different tenants the user belongs to
  */
+-- Its first form returned a set (a tuplestore per call); one row of OUT parameters is cheaper.
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_proc
+              where oid = to_regprocedure('app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text)') and proretset) then
+    drop function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text);
+  end if;
+end
+$$;
 create or replace function app.open_tenant_context(
   p_user_id uuid, p_tenant_refs text[], p_scope uuid, p_request_id text, p_permission text, p_for_row boolean,
-  p_expires_at bigint, p_nonce text, p_proof text
-) returns table (tenant_id uuid, member_role text, permitted boolean)
+  p_expires_at bigint, p_nonce text, p_proof text,
+  out tenant_id uuid, out member_role text, out permitted boolean
+)
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -236,25 +253,36 @@ begin
     raise exception 'tenant not found' using errcode = 'TN404';
   end if;
 
-  -- Membership, tenant status and the permission in one indexed query.
-  select t.id, t.status, m.role,
-         p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission)
-    into v_id, v_status, v_role, v_permitted
-    from app.tenants t
-    join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
-   where case when v_first ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-              then t.id = v_first::uuid else t.slug = lower(v_first) end;
+  -- Membership, tenant status and the permission in one indexed query. Two statements, one per
+  -- kind of ref: a single one with CASE in its WHERE has no good generic plan, and PostgreSQL
+  -- would plan it again on every call (that was most of the first wave's 217 µs).
+  if v_first ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    select t.id, t.status, m.role,
+           p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission)
+      into v_id, v_status, v_role, v_permitted
+      from app.memberships m
+      join app.tenants t on t.id = m.tenant_id
+     where m.tenant_id = v_first::uuid and m.user_id = p_user_id;
+  else
+    select t.id, t.status, m.role,
+           p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission)
+      into v_id, v_status, v_role, v_permitted
+      from app.tenants t
+      join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+     where t.slug = lower(v_first);
+  end if;
   if v_id is null then
     raise exception 'tenant not found' using errcode = 'TN404';
   end if;
 
   -- Further refs (header and path both given): each must be a membership, and the same tenant.
   foreach v_ref in array p_tenant_refs[2:] loop
-    select t.id into v_other
-      from app.tenants t
-      join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
-     where case when v_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                then t.id = v_ref::uuid else t.slug = lower(v_ref) end;
+    if v_ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+      select m.tenant_id into v_other from app.memberships m where m.tenant_id = v_ref::uuid and m.user_id = p_user_id;
+    else
+      select t.id into v_other from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+       where t.slug = lower(v_ref);
+    end if;
     if v_other is null then
       raise exception 'tenant not found' using errcode = 'TN404';
     end if;
@@ -277,7 +305,9 @@ begin
       using errcode = 'SS403', constraint = 'permission', detail = p_permission,
             hint = format('role %s does not hold it (policies/permissions.sql)', v_role);
   end if;
-  return query select v_id, v_role, v_permitted;
+  tenant_id := v_id;
+  member_role := v_role;
+  permitted := v_permitted;
 end
 $$;
 revoke execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text) from public;
@@ -321,9 +351,7 @@ declare
 begin
   select * into s from app.context_seal_key where id = 1;
   perform set_config('app.capabilities', v_caps, true);
-  perform set_config('app.capabilities_seal', encode(sha256(s.opad || sha256(s.ipad || convert_to(
-    'cap|' || pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_caps,
-    'UTF8'))), 'hex'), true);
+  perform set_config('app.capabilities_seal', app.hmac_sha256_hex(s.ipad, s.opad, 'cap|' || app.seal_input(v_caps)), true);
 end
 $$;
 revoke execute on function app.grant_capability(text) from public;
@@ -341,9 +369,7 @@ begin
     return null;
   end if;
   select * into s from app.context_seal_key where id = 1;
-  if encode(sha256(s.opad || sha256(s.ipad || convert_to(
-       'cap|' || pg_backend_pid()::text || '|' || (extract(epoch from transaction_timestamp()) * 1000000)::bigint::text || '|' || v_caps,
-       'UTF8'))), 'hex') = current_setting('app.capabilities_seal', true) then
+  if app.hmac_sha256_hex(s.ipad, s.opad, 'cap|' || app.seal_input(v_caps)) = current_setting('app.capabilities_seal', true) then
     return v_caps;
   end if;
   return null;
