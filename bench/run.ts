@@ -6,12 +6,13 @@
 // BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
 // BENCH_ROUNDS (3 interleaved rounds of the RLS and audit write-cost comparisons).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
+import { installContextKey, tenantContextProof, useContextKey } from "../server/contextProof.ts";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
@@ -19,6 +20,7 @@ import { startEmbedded } from "../server/embedded.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
 import { freePort } from "../test/testDatabase.ts";
 import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type ExportResult } from "./exportLoad.ts";
+import { contextCallCost, requestShapes } from "./contextCost.ts";
 import { seedBench } from "./seed.ts";
 import { percentile, sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
@@ -33,6 +35,7 @@ const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
+const CONTEXT_KEY = randomBytes(32).toString("hex");
 
 const log = (...args: unknown[]) => console.error("[bench]", ...args);
 const pick = <T>(xs: T[], i: number) => xs[(i * 7919) % xs.length];
@@ -60,7 +63,7 @@ async function startApi(urls: DatabaseUrls, workers = 1): Promise<Api> {
     env: {
       ...process.env, NODE_ENV: "production", PORT: String(port), LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)),
       BENCH_API_WORKERS: String(workers),
-      DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET,
+      DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -163,6 +166,8 @@ async function main() {
     log("migrating and applying policies");
     await migrate(urls.ownerUrl);
     await applyPolicies(urls.ownerUrl);
+    await installContextKey(owner, CONTEXT_KEY);
+    useContextKey(CONTEXT_KEY);
     log(`seeding ${TENANTS} tenants x ${CUSTOMERS} customers`);
     const data = await seedBench(owner, TENANTS, CUSTOMERS);
     const tokens = new Map(data.tenants.map((t) => [t.id, signAccessToken(keys, { userId: t.userId })]));
@@ -238,14 +243,18 @@ async function main() {
     for (const e of more) await measure(e);
 
     // 2. RLS overhead: the API's transaction shape (BEGIN, context, SELECT, COMMIT, pipelined),
-    //    as app_user under RLS against the owner (BYPASSRLS) with an explicit tenant filter.
+    //    as app_user under RLS against the owner (BYPASSRLS) with an explicit tenant filter. Both
+    //    open the context by proof, so the difference is what RLS costs the statement.
+    const members = new Map(data.tenants.map((t) => [t.id, t.userId]));
     const shape = (sql: postgres.Sql, query: string) => async (i: number) => {
       const c = pick(data.customers, i);
+      const a = { userId: members.get(c.tenantId)!, tenantRefs: [c.tenantId], scope: null, requestId: `bench-rls-${i}`, permission: "customers:read", forRow: true };
+      const p = tenantContextProof(a);
       const r = await sql.reserve();
       try {
         await Promise.all([
           r`begin`.execute(),
-          r`select set_config('app.tenant_id', ${c.tenantId}, true)`.execute(),
+          r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
           r.unsafe(query, query.includes("$2") ? [c.id, c.tenantId] : [c.id], { prepare: true }).execute(),
           r`commit`.execute(),
         ]);
@@ -260,6 +269,25 @@ async function main() {
     results["RLS overhead"] = rls.medians;
     results["RLS overhead rounds, req/s"] = rls.rounds;
     ratios["RLS overhead (1 - rls/explicit)"] = 1 - rls.medians.rls.rps / rls.medians.explicit_filter_bypassrls.rps;
+
+    // 2b. The tenant context's cost: one opener call against a bare set_config, fresh and after
+    //     100 prepared statements; and a request's transaction in the API's shape against the
+    //     bare set_config shape, interleaved (bench/contextCost.ts).
+    log("tenant context: cost per call");
+    const member = { tenantId: data.tenants[0].id, userId: data.tenants[0].userId };
+    results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] = await contextCallCost(urls.appUrl, member);
+    const shapes = requestShapes(urls.appUrl, urls.ownerUrl, POOL, data.customers, new Map(data.tenants.map((t) => [t.id, { tenantId: t.id, userId: t.userId }])));
+    try {
+      const s = await interleaved("context shape", [
+        { name: "api_shape_proof_rls", load: () => shapes.load("api", CONNECTIONS, SECONDS) },
+        { name: "bare_set_config_explicit_filter", load: () => shapes.load("bare", CONNECTIONS, SECONDS) },
+      ]);
+      results["request transaction: API shape against bare set_config shape"] = s.medians;
+      results["request transaction rounds, tx/s"] = s.rounds;
+      ratios["API transaction shape / bare set_config shape (tx/s)"] = s.medians.api_shape_proof_rls.rps / s.medians.bare_set_config_explicit_filter.rps;
+    } finally {
+      await shapes.end();
+    }
 
     // 3. Write cost of the audit, side by side in four phases: every user trigger of
     //    app.customers off; the role check on and the audit off; both on; both on while a sealer
@@ -303,11 +331,13 @@ async function main() {
     await writeCost("POST customer, API", () => httpLoad(api!.url, post));
     const insertAsAppUser = async (i: number) => {
       const t = pick(data.tenants, i);
+      const a = { userId: t.userId, tenantRefs: [t.id], scope: null, requestId: `bench-sql-${i}`, permission: "customers:write", forRow: false };
+      const p = tenantContextProof(a);
       const r = await app.reserve();
       try {
         await Promise.all([
           r`begin`.execute(),
-          r`select from app.open_tenant_context(${t.userId}::uuid, ${[t.id]}::text[], null, ${`bench-sql-${i}`}, 'customers:write', false)`.execute(),
+          r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, false, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
           r.unsafe(`insert into app.customers (tenant_id, name) values (app.current_tenant_id(), $1) returning ${cols}`, [`Bench sql ${i}`], { prepare: true }).execute(),
           r`commit`.execute(),
         ]);
@@ -425,6 +455,22 @@ function sealLoop(ownerUrl: string): { stop: () => Promise<{ rows: number; calls
 
 type Target = { target: string; measured: string; met: boolean; note?: string };
 
+/** The context opener's cost per call, ≤ 30 µs and flat as a connection prepares more statements. */
+function contextTarget(results: Record<string, unknown>): Target {
+  const c = results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] as
+    { fresh: { open_tenant_context_us: number; set_config_us: number }; after_100_prepared_statements: { open_tenant_context_us: number } };
+  const fresh = c.fresh.open_tenant_context_us;
+  const after = c.after_100_prepared_statements.open_tenant_context_us;
+  const flat = after <= fresh * 1.2;
+  const met = fresh <= 30 && after <= 30 && flat;
+  return {
+    target: "context opener ≤ 30 µs per call, flat after 100 prepared statements",
+    measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs)`,
+    met,
+    note: met ? undefined : "per call: the proof's HMAC and its nonce insert (an unlogged table), the membership/status/permission query, and the sealed settings; on a shared 2-core machine the absolute figure moves with load, so read it beside set_config's",
+  };
+}
+
 /** The issue's targets, each with the figure it is judged on and, when missed, what limits it. */
 function targets(ratios: Record<string, number>, results: Record<string, unknown>): Target[] {
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
@@ -439,7 +485,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
   return [
     {
       target: "RLS overhead ≤ 10%", measured: pct(rls), met: rls <= 0.1,
-      note: rls <= 0.1 ? undefined : "the policy's once-per-statement initplan (app.current_tenant_id(): current_setting and a uuid check) on a ~0.1 ms primary-key read; run-to-run noise on a shared 2-core machine is several points, so compare runs before acting",
+      note: rls <= 0.1 ? undefined : "the policy's once-per-statement initplan (app.current_tenant_id(): the context seal's HMAC, about 5 µs) on a ~0.1 ms primary-key read; run-to-run noise on a shared 2-core machine is several points, so compare runs before acting",
     },
     {
       target: "audit with hash chain costs writes ≤ 35%", measured: `${pct(chain)} at the database (${pct(chainApi)} through the API)`, met: chain <= 0.35,
@@ -454,6 +500,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
       note: byId.p99 < 25 ? undefined
         : `at concurrency 64, p99 < 25 ms needs more than ~${needed.toFixed(0)} req/s (64 requests in flight / 25 ms); the API reached ${byId.rps.toFixed(0)} req/s with one process and ${twoWorkers.rps.toFixed(0)} with two, CPU-bound (about 1 ms of CPU per request: JWT verification, Express routing, the pino access log line, JSON) on 2 cores shared with PostgreSQL and the load generator. Lift: more cores per API process pair, a leaner HTTP layer than Express, or caching verified tokens`,
     },
+    contextTarget(results),
     { target: "one network round trip of database work per read request", measured: "1 (test/round-trips.test.ts, a TCP proxy counting client flights)", met: true },
   ];
 }

@@ -42,7 +42,7 @@ async function main() {
     logger.info("policies applied");
     await withOwner(db.ownerUrl, (owner) => installContextKey(owner, contextKey));
     logger.info({ fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) }, "context key installed");
-    if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl))) logger.info("demo data seeded");
+    if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
   } catch (error) {
     logger.fatal({ err: error }, "database set-up failed");
     await early("setup-failed");

@@ -1,6 +1,7 @@
 // Demo data for development (never in production): tenants acme, beta and gamma, a member
-// of each role in each (owner@, admin@, manager@, staff@, accountant@<slug>.test), a platform admin, and some customers. Runs once: a database
-// that already has the tenant `acme` is left alone.
+// of each role in each (owner@, admin@, manager@, staff@, accountant@<slug>.test), a platform
+// admin, some customers, and the BI login bi_acme granted acme. Runs once: a database that
+// already has the tenant `acme` is left alone.
 import { connectOnce, type Sql } from "./db.ts";
 import { hashPassword } from "./passwords.ts";
 
@@ -10,7 +11,14 @@ export const DEMO_TENANTS = ["acme", "beta", "gamma"] as const;
 const first = ["Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Farah", "Goran", "Hana", "Ivo", "Jana", "Karim", "Lena"];
 const last = ["Moreau", "Novak", "Okafor", "Petrov", "Quinn", "Rossi", "Silva", "Tanaka"];
 
-export async function seedDemo(ownerUrl: string, customersPerTenant = 24): Promise<boolean> {
+export const DEMO_BI_LOGIN = "bi_acme";
+
+/**
+ * Seeds the demo into an empty database. With `biPassword`, also the BI login bi_acme (a member
+ * of app_bi) granted acme, so the README's psql session works.
+ */
+export async function seedDemo(ownerUrl: string, options: { customersPerTenant?: number; biPassword?: string } = {}): Promise<boolean> {
+  const customersPerTenant = options.customersPerTenant ?? 24;
   const sql = connectOnce(ownerUrl);
   try {
     const [seeded] = await sql`select 1 from app.tenants where slug = 'acme'`;
@@ -42,6 +50,14 @@ export async function seedDemo(ownerUrl: string, customersPerTenant = 24): Promi
         await tx`insert into app.customers ${tx(customers, "tenant_id", "name", "email", "phone", "notes")}`;
         await seedShop(tx as unknown as Sql, tenant.id);
         await seedBookings(tx as unknown as Sql, tenant.id);
+      }
+      if (options.biPassword) {
+        await tx`select app.close_context()`;
+        const [exists] = await tx`select 1 from pg_roles where rolname = ${DEMO_BI_LOGIN}`;
+        const verb = exists ? "alter" : "create";
+        await tx.unsafe(`${verb} role ${DEMO_BI_LOGIN} login password '${options.biPassword.replace(/'/g, "''")}'`);
+        if (!exists) await tx.unsafe(`grant app_bi to ${DEMO_BI_LOGIN}`);
+        await tx`select app.bi_grant(${DEMO_BI_LOGIN}, (select id from app.tenants where slug = 'acme'))`;
       }
     });
     return true;

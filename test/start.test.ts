@@ -3,9 +3,10 @@
 // a second start reuses the data without seeding again.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDir } from "../server/embedded.ts";
 import { DEMO_PASSWORD } from "../server/seed.ts";
@@ -82,6 +83,17 @@ describe("npm start", () => {
       expect(res.status).toBe(200);
       expect((await res.json()).data.length).toBeGreaterThan(0);
       expect(postmasterRunning()).toBe(true);
+      // The demo's BI login reads acme through the views, as the README's psql session shows.
+      const secrets = JSON.parse(await readFile(join(dataDir, "secrets.json"), "utf8")) as { biAcme: string };
+      const bi = postgres(`postgres://bi_acme:${encodeURIComponent(secrets.biAcme)}@127.0.0.1:${pgPort}/shop`, { max: 1, onnotice: () => {} });
+      try {
+        const tenants = await bi`select count(distinct tenant_id)::int as n, sum(revenue_cents)::int8 as cents from app.revenue_daily`;
+        expect(tenants[0]).toMatchObject({ n: 1 });
+        expect(Number(tenants[0].cents)).toBeGreaterThan(0);
+        await expect(bi`select * from app.invoices`).rejects.toMatchObject({ code: "42501" });
+      } finally {
+        await bi.end({ timeout: 5 });
+      }
     } finally {
       first.child.kill("SIGTERM");
     }
