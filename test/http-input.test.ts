@@ -42,6 +42,12 @@ describe("malformed and invalid input", () => {
     ["a body that is not JSON", () => call("POST", "/api/v1/customers", { body: "name=a", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "UNSUPPORTED_MEDIA_TYPE"],
     ["a text/plain body", () => call("POST", "/api/v1/customers", { body: '{"name":"a"}', headers: { "content-type": "text/plain" } }), 415, "UNSUPPORTED_MEDIA_TYPE"],
     ["a body over the limit", () => call("POST", "/api/v1/customers", { body: { name: "a", notes: "x".repeat(200_000) } }), 413, "PAYLOAD_TOO_LARGE"],
+    ["a NUL byte in q", () => call("GET", "/api/v1/customers?q=a%00b"), 400, "INVALID_PARAMETER"],
+    ["a NUL byte in a body string", () => call("POST", "/api/v1/customers", { body: { name: "a\u0000b" } }), 422, "VALIDATION_FAILED"],
+    ["a NUL byte in a property name", () => call("POST", "/api/v1/customers", { body: '{"name":"a","x\\u0000":1}' }), 422, "VALIDATION_FAILED"],
+    ["a lone surrogate in a body string", () => call("POST", "/api/v1/customers", { body: '{"name":"a\\ud800"}' }), 422, "VALIDATION_FAILED"],
+    ["a malformed percent-escape in a path id", () => call("GET", "/api/v1/customers/%E0"), 400, "MALFORMED_URI"],
+    ["a malformed percent-escape in the tenant path", () => call("GET", "/api/v1/t/%E0/customers"), 400, "MALFORMED_URI"],
     ["an unknown route", () => call("GET", "/api/v1/nothing-here"), 404, "ROUTE_NOT_FOUND"],
   ];
   for (const [label, send, status, code] of cases) {
@@ -57,6 +63,12 @@ describe("malformed and invalid input", () => {
     const [{ n }] = await owner`select count(*)::int as n from app.customers where tenant_id = ${tenant.id}`;
     expect(n).toBe(0);
   });
+});
+
+it("a malformed percent-escape in the path is 400 before authentication", async () => {
+  const res = await api.request("GET", "/api/v1/t/%E0/customers");
+  expect(res.status).toBe(400);
+  expect(res.body.error).toMatchObject({ code: "MALFORMED_URI", request_id: expect.any(String) });
 });
 
 describe("request ids", () => {
