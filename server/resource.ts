@@ -9,6 +9,7 @@ import { NotFoundError } from "./errors.ts";
 import { sendWithEtag } from "./etag.ts";
 import { withTenantOnce } from "./idempotency.ts";
 import { withTenant } from "./tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "./keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "./validate.ts";
 
 export type ResourceSpec = {
@@ -29,11 +30,11 @@ export type ResourceSpec = {
   required: string[];
   /** Query filters: name → JSON schema; each is an equality on the column of that name. */
   filters: Record<string, object>;
-  /** The ORDER BY list, as a fragment written in code (never input). */
-  orderBy: (sql: Sql) => postgres.PendingQuery<postgres.Row[]>;
+  /** The list's documented order and the keys its cursor carries (code, never input). */
+  keyset: Keyset;
   notFoundCode: string;
   notFoundMessage: string;
-  /** Lists answer a root JSON array instead of {data: [...]}. */
+  /** Lists answer a root JSON array instead of {data: [...]}; the next page is then named by the X-Next-Cursor and Link headers. */
   rootArray?: boolean;
   /** Strong ETag and If-None-Match → 304 on lists and items. */
   etag?: boolean;
@@ -45,10 +46,10 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   const router = Router();
   const validateCreate = bodyValidator<Row>({ type: "object", additionalProperties: false, required: spec.required, properties: spec.fields });
   const validatePatch = bodyValidator<Row>({ type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields });
-  const validateList = queryValidator<Row & { limit: number }>({
+  const validateList = queryValidator<Row & { limit: number; cursor?: string }>({
     type: "object",
     additionalProperties: false,
-    properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 200 }, ...spec.filters, ...spec.where?.schema },
+    properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema },
   });
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
   const source = spec.readFrom ?? spec.table;
@@ -60,13 +61,20 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant((sql) => sql`
-      select ${sql(spec.columns)} from ${sql(source)}
+      select ${sql(spec.columns)} ${keyColumns(sql, spec.keyset)} from ${sql(source)}
        where true ${filters.reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
          ${spec.where ? spec.where.build(sql, query) : sql``}
-       order by ${spec.orderBy(sql)}
-       limit ${query.limit}
+         ${after(sql, spec.keyset, query.cursor)}
+       order by ${orderBy(sql, spec.keyset)}
+       limit ${query.limit + 1}
     `);
-    send(req, res, spec.rootArray ? rows : { data: rows });
+    const { data, next_cursor } = page(spec.keyset, rows, query.limit);
+    if (!spec.rootArray) return send(req, res, { data, next_cursor });
+    if (next_cursor) {
+      const next = new URLSearchParams({ ...(req.query as Record<string, string>), cursor: next_cursor });
+      res.set("X-Next-Cursor", next_cursor).links({ next: `${req.baseUrl}?${next}` });
+    }
+    send(req, res, data);
   });
 
   router.post("/", requires(spec.permissions.write), async (req, res) => {

@@ -28,7 +28,7 @@ export function appointmentRoutes() {
         ${q.from ? sql`and ends_at > ${q.from as string}::timestamptz` : sql``}
         ${q.to ? sql`and starts_at < ${q.to as string}::timestamptz` : sql``}`,
     },
-    orderBy: (sql) => sql`starts_at, id`,
+    keyset: { keys: [{ expr: "starts_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
     notFoundCode: "APPOINTMENT_NOT_FOUND",
     notFoundMessage: "Appointment not found.",
   });

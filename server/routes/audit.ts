@@ -6,6 +6,7 @@ import type { Sql } from "../db.ts";
 import { requires } from "../authorize.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { queryValidator } from "../validate.ts";
 
 type AuditQuery = { limit: number; cursor?: string; from?: string; to?: string; action?: string; entity?: string; entity_id?: string; actor?: string };
@@ -13,8 +14,7 @@ const validate = queryValidator<AuditQuery>({
   type: "object",
   additionalProperties: false,
   properties: {
-    limit: { type: "integer", minimum: 1, maximum: 500, default: 100 },
-    cursor: { type: "string", pattern: "^[0-9]{1,19}$" },
+    ...pageQuerySchema(100, 500),
     from: { type: "string", format: "date-time" },
     to: { type: "string", format: "date-time" },
     action: { type: "string", pattern: "^[a-z][a-z0-9_.]{1,63}$" },
@@ -23,6 +23,9 @@ const validate = queryValidator<AuditQuery>({
     actor: { type: "string", format: "uuid" },
   },
 });
+
+// Newest first by the bigint id (qualified, so it is the column and not the text alias of the answer).
+const newestFirst: Keyset = { keys: [{ expr: "audit_log.id", type: "bigint" }], descending: true };
 
 type Filter = "from" | "to" | "action" | "entity" | "entity_id" | "actor";
 type Fragment = ReturnType<Sql["unsafe"]>;
@@ -52,14 +55,14 @@ export function auditRoutes(): Router {
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`
       select id::text as id, occurred_at, actor_user_id, actor_role, request_id, action, entity, entity_id, change, seq
+             ${keyColumns(sql, newestFirst)}
         from app.audit_log
        where true ${filtersOf(sql, q, (f) => sql`${q[f]!}`)}
-         ${q.cursor ? sql`and id < ${q.cursor}::bigint` : sql``}
-       order by id desc
+         ${after(sql, newestFirst, q.cursor)}
+       order by ${orderBy(sql, newestFirst)}
        limit ${q.limit + 1}
     `);
-    const page = rows.slice(0, q.limit);
-    res.json({ data: page, next_cursor: rows.length > q.limit ? page[page.length - 1].id : null });
+    res.json(page(newestFirst, rows, q.limit));
   });
 
   // The same filters as CSV, written by PostgreSQL itself (COPY of the query, RLS applies)

@@ -44,7 +44,7 @@ export function invoiceRoutes() {
     },
     required: ["customer_id"],
     filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: { type: "string", format: "uuid" } },
-    orderBy: (sql) => sql`created_at desc, id`,
+    keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }], descending: true },
     notFoundCode: "INVOICE_NOT_FOUND",
     notFoundMessage: "Invoice not found.",
   });

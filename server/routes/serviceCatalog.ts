@@ -13,7 +13,7 @@ export function serviceRoutes() {
     },
     required: ["name"],
     filters: {},
-    orderBy: (sql) => sql`display_order, name, id`,
+    keyset: { keys: [{ expr: "display_order", type: "int" }, { expr: "name", type: "text" }, { expr: "id", type: "uuid" }] },
     notFoundCode: "SERVICE_NOT_FOUND",
     notFoundMessage: "Service not found.",
     etag: true,
@@ -38,7 +38,16 @@ export function serviceOperationRoutes() {
     },
     required: ["service_id", "internal_code", "name", "price_cents", "duration_minutes"],
     filters: { service_id: { type: "string", format: "uuid" }, active: { type: "boolean" } },
-    orderBy: (sql) => sql`display_order asc nulls last, name asc, id`,
+    // display_order ascending with NULLs last, then name: the NULL flag is a key of its own so
+    // that every key is non-null and a row comparison pages through it.
+    keyset: {
+      keys: [
+        { expr: "display_order is null", type: "boolean" },
+        { expr: "coalesce(display_order, 0)", type: "int" },
+        { expr: "name", type: "text" },
+        { expr: "id", type: "uuid" },
+      ],
+    },
     notFoundCode: "SERVICE_OPERATION_NOT_FOUND",
     notFoundMessage: "Service operation not found.",
     rootArray: true,

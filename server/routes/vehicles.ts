@@ -19,7 +19,7 @@ export function vehicleRoutes() {
     },
     required: ["customer_id"],
     filters: { customer_id: { type: "string", format: "uuid" } },
-    orderBy: (sql) => sql`created_at, id`,
+    keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
     notFoundCode: "VEHICLE_NOT_FOUND",
     notFoundMessage: "Vehicle not found.",
   });
