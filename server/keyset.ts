@@ -56,8 +56,10 @@ export function after(sql: Sql, keyset: Keyset, cursor: string | undefined): Fra
   if (cursor === undefined) return sql``;
   const values = decodeCursor(keyset, cursor);
   const left = sql.unsafe(`(${keyset.keys.map((k) => `(${k.expr})`).join(", ")})`);
+  // Bound as text, cast in SQL: postgres.js would otherwise serialise by the inferred type
+  // (a timestamptz through Date, losing microseconds; a boolean string always as false).
   const right = values.reduce(
-    (acc, v, i) => sql`${acc}${i > 0 ? sql`, ` : sql``}${v}::${sql.unsafe(keyset.keys[i].type)}`,
+    (acc, v, i) => sql`${acc}${i > 0 ? sql`, ` : sql``}${v}::text::${sql.unsafe(keyset.keys[i].type)}`,
     sql``,
   );
   return sql`and ${left} ${sql.unsafe(keyset.descending ? "<" : ">")} (${right})`;

@@ -21,8 +21,11 @@ export type ResourceSpec = {
   columns: string[];
   /** Where reads come from when not the table itself (a security_invoker view). */
   readFrom?: string;
-  /** Columns answered by writes (default: columns). */
-  returning?: string[];
+  /**
+   * When reads come from a view: how a write answers the same shape, given the write as a
+   * statement returning the table's row (`returning *`). Without it, writes return `columns`.
+   */
+  answer?: (sql: Sql, written: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>;
   /** Extra list filters beyond equality: their query schema and the condition they add. */
   where?: { schema: Record<string, object>; build: (sql: Sql, query: Row) => postgres.PendingQuery<postgres.Row[]> };
   /** JSON schemas of the writable properties; the only ones a body may carry. */
@@ -53,7 +56,8 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   });
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
   const source = spec.readFrom ?? spec.table;
-  const returning = spec.returning ?? spec.columns;
+  const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
+    spec.answer ? spec.answer(sql, statement(sql`returning *`)) : statement(sql`returning ${sql(spec.columns)}`);
   const equality = Object.keys(spec.filters);
   const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
 
@@ -82,9 +86,9 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     await withTenantOnce(
       req,
       res,
-      (sql) => sql`
-        insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(returning)}
-      `,
+      (sql) => write(sql, (returning) => sql`
+        insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} ${returning}
+      `),
       ([row]) => ({ status: 201, body: row, headers: { Location: `${req.baseUrl}/${row.id}` } }),
     );
   });
@@ -99,9 +103,9 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   router.patch("/:id", requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
-    const [row] = await withTenant((sql) => sql`
-      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid returning ${sql(returning)}
-    `);
+    const [row] = await withTenant((sql) => write(sql, (returning) => sql`
+      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid ${returning}
+    `));
     if (!row) throw notFound();
     res.json(row);
   });

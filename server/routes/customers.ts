@@ -2,7 +2,8 @@
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
 import { Router } from "express";
 import { requires } from "../authorize.ts";
-import { BadRequestError, NotFoundError } from "../errors.ts";
+import { NotFoundError } from "../errors.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
@@ -21,46 +22,31 @@ const validateList = queryValidator<{ limit: number; cursor?: string; q?: string
   type: "object",
   additionalProperties: false,
   properties: {
-    limit: { type: "integer", minimum: 1, maximum: 200, default: 50 },
-    cursor: { type: "string", minLength: 1, maxLength: 1024 },
+    ...pageQuerySchema(50, 200),
     q: { type: "string", minLength: 1, maxLength: 200 },
   },
 });
 
 const notFound = () => new NotFoundError("CUSTOMER_NOT_FOUND", "Customer not found.");
 
-// The keyset cursor is opaque to clients: base64url of the last row's sort key.
-function encodeCursor(row: { name: string; id: string }): string {
-  return Buffer.from(JSON.stringify([row.name, row.id])).toString("base64url");
-}
-function decodeCursor(cursor: string): { name: string; id: string } {
-  try {
-    const [name, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (typeof name === "string" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id)) return { name, id };
-  } catch {
-    // fall through
-  }
-  throw new BadRequestError("INVALID_CURSOR", "The cursor is not one this API issued.");
-}
+const byName: Keyset = { keys: [{ expr: "name", type: "text" }, { expr: "id", type: "uuid" }] };
 
 export function customerRoutes(): Router {
   const router = Router();
 
   router.get("/", requires("customers:read"), async (req, res) => {
     const { limit, cursor, q } = validateList(req.query);
-    const after = cursor ? decodeCursor(cursor) : undefined;
     const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
     const rows = await withTenant((sql) => sql`
-      select id, name, email, phone, notes, created_at, updated_at
+      select id, name, email, phone, notes, created_at, updated_at ${keyColumns(sql, byName)}
         from app.customers
        where true
          ${like ? sql`and (name ilike ${like} or email ilike ${like})` : sql``}
-         ${after ? sql`and (name, id) > (${after.name}, ${after.id}::uuid)` : sql``}
-       order by name, id
+         ${after(sql, byName, cursor)}
+       order by ${orderBy(sql, byName)}
        limit ${limit + 1}
     `);
-    const page = rows.slice(0, limit);
-    res.json({ data: page, next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1] as never) : null });
+    res.json(page(byName, rows, limit));
   });
 
   router.post("/", requires("customers:write"), async (req, res) => {

@@ -6,7 +6,8 @@ import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { NotFoundError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
-import { bodyValidator, parseId } from "../validate.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../validate.ts";
 
 const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
 const validateAdd = bodyValidator<{ email: string; role: string }>({
@@ -16,13 +17,20 @@ const validateAdd = bodyValidator<{ email: string; role: string }>({
 const validateChange = bodyValidator<{ role: string }>({ type: "object", additionalProperties: false, required: ["role"], properties: { role } });
 
 const columns = "user_id, email, role, created_at";
+const byEmail: Keyset = { keys: [{ expr: "lower(email)", type: "text" }, { expr: "user_id", type: "uuid" }] };
+const validateList = queryValidator<{ limit: number; cursor?: string }>({ type: "object", additionalProperties: false, properties: pageQuerySchema(100, 500) });
 
 export function memberRoutes(): Router {
   const router = Router();
 
-  router.get("/", requires("members:manage"), async (_req, res) => {
-    const rows = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.list_members()`);
-    res.json({ data: rows });
+  router.get("/", requires("members:manage"), async (req, res) => {
+    const { limit, cursor } = validateList(req.query);
+    const rows = await withTenant((sql) => sql`
+      select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
+       where true ${after(sql, byEmail, cursor)}
+       order by ${orderBy(sql, byEmail)}
+       limit ${limit + 1}`);
+    res.json(page(byEmail, rows, limit));
   });
 
   router.post("/", requires("members:manage"), async (req, res) => {
