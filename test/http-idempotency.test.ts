@@ -103,3 +103,40 @@ describe("Idempotency-Key on domain actions", () => {
     expect([withoutKey.status, withoutKey.body.error.code]).toEqual([409, "INVALID_TRANSITION"]);
   });
 });
+
+describe("Idempotency-Key: headers, members, tenant naming", () => {
+  it("a replay answers the original headers, Location included", async () => {
+    const key = randomUUID();
+    const first = await post(key, { name: "Located" });
+    const again = await post(key, { name: "Located" });
+    expect(first.headers.get("location")).toMatch(/^\/api\/v1\/customers\/[0-9a-f-]{36}$/);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.headers.get("location")).toBe(first.headers.get("location"));
+  });
+
+  it("POST /members takes an Idempotency-Key: the retry replays, the member is added once", async () => {
+    const bob = await makeUser(owner);
+    const key = randomUUID();
+    const add = () => api.request("POST", "/api/v1/members", { token: tokenFor(alice), tenant: a.slug, body: { email: bob.email, role: "staff" }, headers: { "idempotency-key": key } });
+    const first = await add();
+    const again = await add();
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get("location")).toBe(first.headers.get("location"));
+    const [{ n }] = await owner`select count(*)::int as n from app.audit_log where tenant_id = ${a.id} and action = 'member.added' and entity_id = ${bob.id}`;
+    expect(n).toBe(1);
+  });
+
+  it("the same request via /t/{slug} and via X-Tenant-Id is one request (replayed, not 422)", async () => {
+    const key = randomUUID();
+    const viaPath = await api.request("POST", `/api/v1/t/${a.slug}/customers`, { token: tokenFor(alice), body: { name: "Named twice" }, headers: { "idempotency-key": key } });
+    const viaHeader = await api.request("POST", "/api/v1/customers", { token: tokenFor(alice), tenant: a.id, body: { name: "Named twice" }, headers: { "idempotency-key": key } });
+    expect(viaPath.status).toBe(201);
+    expect(viaHeader.status).toBe(201);
+    expect(viaHeader.headers.get("idempotent-replayed")).toBe("true");
+    expect(viaHeader.body).toEqual(viaPath.body);
+    expect(await countNamed("Named twice")).toBe(1);
+  });
+});

@@ -5,6 +5,7 @@
 import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { NotFoundError } from "../errors.ts";
+import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
@@ -35,8 +36,12 @@ export function memberRoutes(): Router {
 
   router.post("/", requires("members:manage"), async (req, res) => {
     const input = validateAdd(req.body);
-    const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`);
-    res.status(201).location(`${req.baseUrl}/${member.user_id}`).json(member);
+    await withTenantOnce(
+      req,
+      res,
+      (sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`,
+      ([member]) => ({ status: 201, body: member, headers: { Location: `${req.baseUrl}/${member.user_id}` } }),
+    );
   });
 
   router.patch("/:userId", requires("members:manage"), async (req, res) => {
