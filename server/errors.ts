@@ -146,6 +146,11 @@ export function toAppError(error: unknown): AppError {
   }
   // Any other data exception (class 22) is the input's fault, never the server's.
   if (code.startsWith("22")) return new ValidationError("INVALID_VALUE", "A value is not acceptable to the database.", { cause: error });
+  // A client error raised by Express or a library it uses (http-errors: status and expose).
+  const http = error as { status?: unknown; expose?: unknown; message?: string };
+  if (typeof http.status === "number" && http.status >= 400 && http.status < 500 && http.expose === true) {
+    return new AppError(http.status, "REQUEST_REJECTED", "The request was rejected as malformed.", { cause: error });
+  }
   // A path or query with a malformed percent-escape (decodeURIComponent, Express's param decoding).
   if (error instanceof URIError) return new BadRequestError("MALFORMED_URI", "The URL holds a malformed percent-escape.", { cause: error });
   return new AppError(500, "INTERNAL", "Internal server error.", { cause: error, operational: false });

@@ -5,6 +5,7 @@ import { Router, type Request, type Response } from "express";
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { requires, type Permission } from "./authorize.ts";
+import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "./contract.ts";
 import { NotFoundError } from "./errors.ts";
 import { sendWithEtag } from "./etag.ts";
 import { withTenantOnce } from "./idempotency.ts";
@@ -19,6 +20,13 @@ export type ResourceSpec = {
   permissions: { read: Permission; write: Permission };
   /** Columns answered by reads, in order. */
   columns: string[];
+  /** The answer's properties (one per column): reads and writes answer this one shape. */
+  row: Record<string, JsonSchema>;
+  /** Name in the API document, singular ("vehicle"), and its tag ("Vehicles"). */
+  name: string;
+  tag: string;
+  /** The documented order of the list, in words. */
+  order: string;
   /** Where reads come from when not the table itself (a security_invoker view). */
   readFrom?: string;
   /**
@@ -47,13 +55,29 @@ type Row = Record<string, unknown>;
 
 export function resourceRoutes(spec: ResourceSpec): Router {
   const router = Router();
-  const validateCreate = bodyValidator<Row>({ type: "object", additionalProperties: false, required: spec.required, properties: spec.fields });
-  const validatePatch = bodyValidator<Row>({ type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields });
-  const validateList = queryValidator<Row & { limit: number; cursor?: string }>({
-    type: "object",
-    additionalProperties: false,
-    properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema },
-  });
+  const createSchema = { type: "object", additionalProperties: false, required: spec.required, properties: spec.fields };
+  const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields };
+  const listSchema = { type: "object", additionalProperties: false, properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema } };
+  const validateCreate = bodyValidator<Row>(createSchema);
+  const validatePatch = bodyValidator<Row>(patchSchema);
+  const validateList = queryValidator<Row & { limit: number; cursor?: string }>(listSchema);
+  const item = row(spec.row);
+  const etagHeaders = spec.etag ? { ETag: { description: "Strong validator of this representation; send it as If-None-Match.", schema: { type: "string" } } } : undefined;
+  const notModified: Responses = spec.etag ? { 304: { description: "Not modified (If-None-Match matched)." } } : {};
+  const nextHeaders = spec.rootArray
+    ? { "X-Next-Cursor": { description: "Cursor of the next page; absent on the last page.", schema: { type: "string" } }, Link: { description: 'rel="next": the next page\'s URL.', schema: { type: "string" } }, ...etagHeaders }
+    : etagHeaders;
+  const doc = {
+    list: documented({
+      summary: `List ${spec.tag.toLowerCase()}`, tag: spec.tag, query: listSchema,
+      description: `Ordered by ${spec.order}. Keyset paginated: ${spec.rootArray ? "the answer is a root JSON array; the next page's cursor is in X-Next-Cursor (and Link rel=\"next\"), absent on the last page" : "pass next_cursor back as cursor; null on the last page"}.`,
+      responses: { 200: { description: "A page", schema: spec.rootArray ? { type: "array", items: item } : pageSchema(item), headers: nextHeaders }, ...notModified },
+    }),
+    create: documented({ summary: `Create a ${spec.name}`, tag: spec.tag, body: createSchema, responses: { 201: { description: `The ${spec.name}, as a read answers it`, schema: item, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } } }),
+    read: documented({ summary: `Read a ${spec.name}`, tag: spec.tag, responses: { 200: { description: `The ${spec.name}`, schema: item, headers: etagHeaders }, ...notModified } }),
+    patch: documented({ summary: `Change a ${spec.name}`, tag: spec.tag, body: patchSchema, responses: { 200: { description: `The ${spec.name}, as a read answers it`, schema: item } } }),
+    remove: documented({ summary: `Delete a ${spec.name}`, tag: spec.tag, responses: { 204: { description: "Deleted" } } }),
+  };
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
   const source = spec.readFrom ?? spec.table;
   const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
@@ -61,7 +85,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   const equality = Object.keys(spec.filters);
   const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
 
-  router.get("/", requires(spec.permissions.read), async (req, res) => {
+  router.get("/", doc.list, requires(spec.permissions.read), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant((sql) => sql`
@@ -81,7 +105,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     send(req, res, data);
   });
 
-  router.post("/", requires(spec.permissions.write), async (req, res) => {
+  router.post("/", doc.create, requires(spec.permissions.write), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -93,14 +117,14 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     );
   });
 
-  router.get("/:id", requires(spec.permissions.read), async (req, res) => {
+  router.get("/:id", doc.read, requires(spec.permissions.read), async (req, res) => {
     const id = parseId(req.params.id);
     const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
 
-  router.patch("/:id", requires(spec.permissions.write), async (req, res) => {
+  router.patch("/:id", doc.patch, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [row] = await withTenant((sql) => write(sql, (returning) => sql`
@@ -110,7 +134,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     res.json(row);
   });
 
-  router.delete("/:id", requires(spec.permissions.write), async (req, res) => {
+  router.delete("/:id", doc.remove, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant((sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

@@ -2,6 +2,7 @@
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
 import type postgres from "postgres";
 import { requires } from "../authorize.ts";
+import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
 import type { Sql } from "../db.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { resourceRoutes } from "../resource.ts";
@@ -23,8 +24,21 @@ function answer(sql: Sql, written: postgres.PendingQuery<postgres.Row[]>) {
       from w left join app.invoice_totals t on t.tenant_id = w.tenant_id and t.invoice_id = w.id`;
 }
 
+const invoiceRow = {
+  id: uuid, customer_id: uuid, appointment_id: nullable(uuid), status: { enum: ["draft", "issued", "paid", "void"] },
+  number: { type: ["integer", "null"], description: "Assigned on issue: gapless per tenant." }, notes: nullable({ type: "string" }),
+  issued_at: nullable(timestamp), paid_at: nullable(timestamp), voided_at: nullable(timestamp), created_at: timestamp, updated_at: timestamp,
+  total_cents: { type: "integer" }, line_count: { type: "integer" },
+};
+const invoice = row(invoiceRow);
+const line = row({
+  id: uuid, invoice_id: uuid, service_operation_id: nullable(uuid), description: { type: "string" },
+  quantity: { type: "number", description: "Two decimals (numeric(10,2)), as a JSON number." },
+  unit_price_cents: { type: "integer" }, line_total_cents: { type: "integer" }, created_at: timestamp,
+});
+
 type LineInput = { service_operation_id?: string; quantity: number; description?: string; unit_price_cents?: number };
-const validateLine = bodyValidator<LineInput>({
+const lineSchema = {
   oneOf: [
     {
       type: "object", additionalProperties: false, required: ["service_operation_id", "quantity"],
@@ -39,10 +53,12 @@ const validateLine = bodyValidator<LineInput>({
       },
     },
   ],
-});
+};
+const validateLine = bodyValidator<LineInput>(lineSchema);
 
 const lineOrder: Keyset = { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] };
-const validateLineList = queryValidator<{ limit: number; cursor?: string }>({ type: "object", additionalProperties: false, properties: pageQuerySchema(200, 500) });
+const lineListSchema = { type: "object", additionalProperties: false, properties: pageQuerySchema(200, 500) };
+const validateLineList = queryValidator<{ limit: number; cursor?: string }>(lineListSchema);
 
 const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found.");
 
@@ -61,12 +77,20 @@ export function invoiceRoutes() {
     required: ["customer_id"],
     filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: { type: "string", format: "uuid" } },
     keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }], descending: true },
+    name: "invoice",
+    tag: "Invoices",
+    order: "created_at descending (newest first), then id descending",
+    row: invoiceRow,
     notFoundCode: "INVOICE_NOT_FOUND",
     notFoundMessage: "Invoice not found.",
   });
 
   // Lines: a catalog operation (its price copied now) or a custom line; drafts only.
-  router.post("/:id/lines", requires("invoices:write"), async (req, res) => {
+  router.post("/:id/lines", documented({
+    summary: "Add a line to a draft invoice", tag: "Invoices", body: lineSchema,
+    description: "Either a catalog operation (its name and price copied now) or a custom line with description and unit price.",
+    responses: { 201: { description: "The line, as the list answers it", schema: line } },
+  }), requires("invoices:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const line = validateLine(req.body);
     await withTenantOnce(
@@ -99,7 +123,11 @@ export function invoiceRoutes() {
     );
   });
 
-  router.get("/:id/lines", requires("invoices:read"), async (req, res) => {
+  router.get("/:id/lines", documented({
+    summary: "List an invoice's lines", tag: "Invoices", query: lineListSchema,
+    description: "Ordered by created_at, then id. Keyset paginated: pass next_cursor back as cursor.",
+    responses: { 200: { description: "A page of lines", schema: pageSchema(line) } },
+  }), requires("invoices:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const { limit, cursor } = validateLineList(req.query);
     const [invoices, lines] = await withTenant((sql) => [
@@ -112,7 +140,10 @@ export function invoiceRoutes() {
     res.json(page(lineOrder, lines, limit));
   });
 
-  router.post("/:id/issue", requires("invoices:issue"), async (req, res) => {
+  router.post("/:id/issue", documented({
+    summary: "Issue a draft invoice (numbers it)", tag: "Invoices",
+    responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
+  }), requires("invoices:issue"), async (req, res) => {
     const id = parseId(req.params.id);
     await withTenantOnce(req, res, (sql) => answer(sql, sql`select * from app.issue_invoice(${id}::uuid)`), ([invoice]) => {
       if (!invoice) throw notFound();
@@ -122,7 +153,10 @@ export function invoiceRoutes() {
 
   // Pay and void: the status machine lives in app.invoice_guard(); zero rows is a foreign or unknown id.
   for (const [action, status, stamp, permission] of [["pay", "paid", "paid_at", "invoices:pay"], ["void", "void", "voided_at", "invoices:void"]] as const) {
-    router.post(`/:id/${action}`, requires(permission), async (req, res) => {
+    router.post(`/:id/${action}`, documented({
+      summary: action === "pay" ? "Record payment of an issued invoice" : "Void an invoice", tag: "Invoices",
+      responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
+    }), requires(permission), async (req, res) => {
       const id = parseId(req.params.id);
       await withTenantOnce(
         req,

@@ -2,16 +2,19 @@
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
 import { Router } from "express";
 import { requires } from "../authorize.ts";
+import { documented, row } from "../contract.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
 import { queryValidator } from "../validate.ts";
 
-const validateRange = queryValidator<{ from: string; to: string }>({
+const rangeSchema = {
   type: "object",
   additionalProperties: false,
   required: ["from", "to"],
   properties: { from: { type: "string", format: "date" }, to: { type: "string", format: "date" } },
-});
+};
+const validateRange = queryValidator<{ from: string; to: string }>(rangeSchema);
+const day = row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } });
 
 /** RFC 4180 field: quoted when it holds a comma, quote, CR or LF; quotes doubled. */
 export function csvField(value: unknown): string {
@@ -21,7 +24,16 @@ export function csvField(value: unknown): string {
 
 export function reportRoutes(): Router {
   const router = Router();
-  router.get("/revenue-daily", requires("reports:read"), async (req, res) => {
+  router.get("/revenue-daily", documented({
+    summary: "Revenue per day", tag: "Reports", query: rangeSchema,
+    description: "Every day from..to (inclusive) that has issued invoices, ordered by day; bounded by the range, never truncated. CSV with Accept: text/csv.",
+    responses: {
+      200: {
+        description: "JSON (or CSV with Accept: text/csv)",
+        schema: { type: "object", additionalProperties: false, required: ["from", "to", "data"], properties: { from: { type: "string" }, to: { type: "string" }, data: { type: "array", items: day } } },
+      },
+    },
+  }), requires("reports:read"), async (req, res) => {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`
