@@ -19,6 +19,7 @@ function describe(errors: ErrorObject[] | null | undefined) {
 
 // PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate has no UTF-8 form (Node would
 // silently store U+FFFD instead): both are refused here, before any schema or SQL sees them.
+// eslint-disable-next-line no-control-regex -- matching NUL is the point
 const unsafeText = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const unsafeTextMessage = "holds a NUL character or a lone UTF-16 surrogate";
 
