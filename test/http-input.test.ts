@@ -48,6 +48,7 @@ describe("malformed and invalid input", () => {
     ["a lone surrogate in a body string", () => call("POST", "/api/v1/customers", { body: '{"name":"a\\ud800"}' }), 422, "VALIDATION_FAILED"],
     ["a malformed percent-escape in a path id", () => call("GET", "/api/v1/customers/%E0"), 400, "MALFORMED_URI"],
     ["a malformed percent-escape in the tenant path", () => call("GET", "/api/v1/t/%E0/customers"), 400, "MALFORMED_URI"],
+    ["JSON nested 10,000 deep", () => call("POST", "/api/v1/customers", { body: "[".repeat(10_000) + "]".repeat(10_000) }), 400, "BODY_TOO_DEEP"],
     ["an unknown route", () => call("GET", "/api/v1/nothing-here"), 404, "ROUTE_NOT_FOUND"],
   ];
   for (const [label, send, status, code] of cases) {
