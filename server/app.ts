@@ -48,7 +48,8 @@ export function tenantResources(): Record<string, Router> {
 export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  app.set("etag", false);
+  // Strong ETags on every body, and 304 for a matching If-None-Match on GET: Express's own (req.fresh).
+  app.set("etag", "strong");
   app.set("query parser", "simple");
 
   app.use(requestId);

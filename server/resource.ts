@@ -7,7 +7,6 @@ import type { Sql } from "./db.ts";
 import { requires, type Permission } from "./authorize.ts";
 import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "./contract.ts";
 import { NotFoundError } from "./errors.ts";
-import { sendWithEtag } from "./etag.ts";
 import { withTenantOnce } from "./idempotency.ts";
 import { withTenant } from "./tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "./keyset.ts";
@@ -83,7 +82,12 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
     spec.answer ? spec.answer(sql, statement(sql`returning *`)) : statement(sql`returning ${sql(spec.columns)}`);
   const equality = Object.keys(spec.filters);
-  const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
+  // Express computes the strong ETag of every body and answers 304 when If-None-Match matches
+  // (app.set("etag", "strong"), req.fresh); cacheable resources only add their cache policy.
+  const send = (_req: Request, res: Response, body: unknown) => {
+    if (spec.etag) res.set("Cache-Control", "private, no-cache");
+    res.json(body);
+  };
 
   router.get("/", doc.list, requires(spec.permissions.read), async (req, res) => {
     const query = validateList(req.query);

@@ -142,7 +142,7 @@ describe("fuzzing every documented operation", () => {
       { numRuns: 640, seed, endOnFailure: true },
     );
     // The counterexample can be megabytes of hostile input: report its first lines and the seed to replay it (FUZZ_SEED).
-    if (result.failed) throw new Error(`fuzz failed (FUZZ_SEED=${seed}): ${String((result.errorInstance as Error)?.message ?? result.error).slice(0, 1500)}`);
+    if (result.failed) throw new Error(`fuzz failed (FUZZ_SEED=${seed}): ${String((result.errorInstance as Error)?.message ?? result.errorInstance).slice(0, 1500)}`);
     console.log(`fuzz: ${sent} requests over ${ops.length} operations in ${Date.now() - started} ms`);
     expect(sent).toBeGreaterThanOrEqual(10_000);
   });

@@ -1,5 +1,6 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
+import { stringify } from "csv-stringify/sync";
 import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { documented, row } from "../contract.ts";
@@ -16,11 +17,6 @@ const rangeSchema = {
 const validateRange = queryValidator<{ from: string; to: string }>(rangeSchema);
 const day = row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } });
 
-/** RFC 4180 field: quoted when it holds a comma, quote, CR or LF; quotes doubled. */
-export function csvField(value: unknown): string {
-  const text = value === null || value === undefined ? "" : value instanceof Date ? value.toISOString() : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
 
 export function reportRoutes(): Router {
   const router = Router();
@@ -42,9 +38,9 @@ export function reportRoutes(): Router {
     `);
     const data = rows.map((r) => ({ day: r.day, invoices: r.invoices, revenue_cents: Number(r.revenue_cents), paid_cents: Number(r.paid_cents) }));
     if (req.accepts(["application/json", "text/csv"]) === "text/csv") {
-      const header = ["day", "invoices", "revenue_cents", "paid_cents"];
-      const lines = [header.join(","), ...data.map((r) => header.map((k) => csvField(r[k as keyof typeof r])).join(","))];
-      res.type("text/csv; charset=utf-8").attachment(`revenue-daily-${from}-${to}.csv`).send(`${lines.join("\r\n")}\r\n`);
+      // RFC 4180 (quoting, CRLF line ends) by csv-stringify rather than by hand.
+      const csv = stringify(data, { header: true, columns: ["day", "invoices", "revenue_cents", "paid_cents"], record_delimiter: "windows" });
+      res.type("text/csv; charset=utf-8").attachment(`revenue-daily-${from}-${to}.csv`).send(csv);
       return;
     }
     res.json({ from, to, data });
