@@ -1,11 +1,11 @@
 // GET /api/v1/audit: the tenant's audit trail, newest first, keyset-paginated by id. RLS
 // scopes it to the caller's tenant; app_user can only read it. Needs audit:read (the export audit:export).
-import type { Readable } from "node:stream";
-import { Router, type Response } from "express";
+import { Router } from "express";
 import type { Sql } from "../db.ts";
 import { requires } from "../authorize.ts";
 import { documented, page as pageSchema, row, timestamp } from "../contract.ts";
 import { BadRequestError } from "../errors.ts";
+import { relayCopy } from "../copyRelay.ts";
 import { withTenant } from "../tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { queryValidator } from "../validate.ts";
@@ -101,43 +101,11 @@ export function auditRoutes(): Router {
           to stdout with (format csv, header)`;
       const rows = await copy.readable();
       res.status(200).type("text/csv; charset=utf-8").attachment(`audit-${new Date().toISOString().slice(0, 10)}.csv`);
-      const complete = await relay(rows, res, () => copy.cancel());
+      const complete = await relayCopy(rows, res, () => copy.cancel());
       // The client left: the cancelled COPY is undone, the export's audit row commits.
       if (!complete) await sql`rollback to savepoint audit_export`;
     });
     res.end();
   });
   return router;
-}
-
-/**
- * Relays a COPY's output to the response, pausing the COPY while the client is slower. Resolves
- * false when the client left first: the COPY is then cancelled and its remaining output read
- * and dropped, because a paused COPY would hold the connection forever.
- */
-function relay(rows: Readable, res: Response, cancel: () => void): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    let left = false;
-    const forward = (chunk: Buffer) => {
-      if (!res.write(chunk)) rows.pause();
-    };
-    const resume = () => rows.resume();
-    const leave = () => {
-      if (res.writableFinished) return;
-      left = true;
-      cancel();
-      rows.off("data", forward).resume();
-    };
-    const done = () => {
-      res.off("drain", resume).off("close", leave);
-      // postgres.js 3.4.9 can leave its socket paused when the COPY's last data filled the
-      // stream (porsager/postgres#499, fix pending in #1016): the rest of the answer then sits
-      // unread and the next statement (our COMMIT) never returns. The stream's read() resumes it.
-      (rows as Readable & { _read: (size: number) => void })._read(0);
-    };
-    rows.on("data", forward);
-    res.on("drain", resume).on("close", leave);
-    rows.once("end", () => (done(), resolve(!left)));
-    rows.once("error", (error) => (done(), left ? resolve(false) : reject(error)));
-  });
 }
