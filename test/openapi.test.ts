@@ -2,6 +2,7 @@
 // (the schemas their validators compile), covering exactly the mounted routes; /docs renders it
 // with Swagger UI served from node_modules. Responses are checked against it in every suite
 // (test/contractValidation.ts, wired into the fixtures' request helper).
+import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -36,6 +37,15 @@ describe("the OpenAPI document", () => {
     expect(res.body.openapi).toBe("3.1.0");
     expect(res.body.components.schemas.Error).toBeDefined();
     expect(res.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+  });
+
+  it("is a valid OpenAPI 3.1 document (swagger-parser validates it against the specification's schema)", async () => {
+    const doc = (await api.request("GET", "/openapi.json")).body;
+    await expect(SwaggerParser.validate(structuredClone(doc))).resolves.toBeDefined();
+    // The validator can fail: an operation whose responses is not an object is refused.
+    const broken = structuredClone(doc);
+    broken.paths["/api/v1/customers"].get.responses = "none";
+    await expect(SwaggerParser.validate(broken)).rejects.toThrow();
   });
 
   it("documents every mounted route, and every documented route is mounted", async () => {
