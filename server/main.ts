@@ -1,5 +1,6 @@
 // `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
 // policies, demo seed (development, first start), then the API, with graceful shutdown.
+import { answerClientErrors } from "./clientErrors.ts";
 import { loadConfig, ConfigError } from "./config.ts";
 import { createPool } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
@@ -55,6 +56,7 @@ async function main() {
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
   const server = app.listen(config.port, config.host);
+  answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
   server.on("listening", () => {
     const address = server.address();

@@ -5,6 +5,7 @@ import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
+import { answerClientErrors } from "../server/clientErrors.ts";
 import { openApiDocument } from "../server/contract.ts";
 import { createPool, type Sql } from "../server/db.ts";
 import { responseValidator } from "./contractValidation.ts";
@@ -62,6 +63,7 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
+  answerClientErrors(server);
   const { port } = server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });

@@ -1,4 +1,5 @@
 // Bad input gets a clear 4xx with a stable code and the standard error body; never a 500.
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
 import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
@@ -70,6 +71,27 @@ it("a malformed percent-escape in the path is 400 before authentication", async 
   const res = await api.request("GET", "/api/v1/t/%E0/customers");
   expect(res.status).toBe(400);
   expect(res.body.error).toMatchObject({ code: "MALFORMED_URI", request_id: expect.any(String) });
+});
+
+describe("requests Node's HTTP parser refuses", () => {
+  it("a request line over 16 KiB is 431 HEADERS_TOO_LARGE with the error body", async () => {
+    const res = await call("GET", `/api/v1/customers?q=${"x".repeat(20_000)}`);
+    expect(res.status).toBe(431);
+    expect(res.body.error).toMatchObject({ code: "HEADERS_TOO_LARGE", request_id: expect.any(String) });
+  });
+
+  it("malformed HTTP is 400 MALFORMED_REQUEST with the error body", async () => {
+    const { port } = new URL(api.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () => socket.write("GARBAGE\r\n\r\n"));
+      let text = "";
+      socket.on("data", (c) => (text += c.toString()));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).error).toMatchObject({ code: "MALFORMED_REQUEST", request_id: expect.any(String) });
+  });
 });
 
 describe("request ids", () => {
