@@ -22,6 +22,8 @@ import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
+import { docsRoutes } from "./routes/docs.ts";
+import { documented } from "./contract.ts";
 import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
 import type { TokenKeys } from "./tokens.ts";
 
@@ -46,7 +48,8 @@ export function tenantResources(): Record<string, Router> {
 export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  app.set("etag", false);
+  // Strong ETags on every body, and 304 for a matching If-None-Match on GET: Express's own (req.fresh).
+  app.set("etag", "strong");
   app.set("query parser", "simple");
 
   app.use(requestId);
@@ -64,7 +67,11 @@ export function createApp(options: AppOptions): express.Express {
   );
   app.use(tenantPathPrefix);
   app.use(healthRoutes());
-  app.get("/metrics", metricsEndpoint);
+  app.get("/metrics", documented({
+    summary: "Prometheus metrics (unauthenticated: expose to the scraper's network only)", tag: "Operations", auth: "public",
+    responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
+  }), metricsEndpoint);
+  app.use(docsRoutes());
   app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   const api = express.Router();

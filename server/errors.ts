@@ -132,16 +132,32 @@ export function toAppError(error: unknown): AppError {
     case "23P01":
     case "22P02":
     case "22007":
-    case "22008":
     case "22001":
-    case "22003":
       return new ValidationError("CONSTRAINT_VIOLATION", "The values break a data rule.", { ...on, cause: error });
+    case "22003": // numeric_value_out_of_range
+    case "22008": // datetime_field_overflow
+    case "22015": // interval_field_overflow
+      return new ValidationError("VALUE_OUT_OF_RANGE", "A value is outside the range the database accepts.", { cause: error });
+    case "22021": // character_not_in_repertoire: a NUL byte or invalid UTF-8
+    case "22P05": // untranslatable_character
+      return new ValidationError("INVALID_CHARACTER", "A text value holds a character the database cannot store (NUL or invalid UTF-8).", { cause: error });
+    case "54000": // program_limit_exceeded, e.g. a value too large for an index row
+      return new ValidationError("VALUE_TOO_LARGE", "A value is too large for the database to store or index.", { cause: error });
     case "40001":
     case "40P01":
       return new ConflictError("TRANSACTION_CONFLICT", "A concurrent change conflicted with this request; retry it.", { cause: error });
     case "57014":
       return new UnavailableError("DATABASE_TIMEOUT", "The database did not answer in time.", { cause: error });
   }
+  // Any other data exception (class 22) is the input's fault, never the server's.
+  if (code.startsWith("22")) return new ValidationError("INVALID_VALUE", "A value is not acceptable to the database.", { cause: error });
+  // A client error raised by Express or a library it uses (http-errors: status and expose).
+  const http = error as { status?: unknown; expose?: unknown; message?: string };
+  if (typeof http.status === "number" && http.status >= 400 && http.status < 500 && http.expose === true) {
+    return new AppError(http.status, "REQUEST_REJECTED", "The request was rejected as malformed.", { cause: error });
+  }
+  // A path or query with a malformed percent-escape (decodeURIComponent, Express's param decoding).
+  if (error instanceof URIError) return new BadRequestError("MALFORMED_URI", "The URL holds a malformed percent-escape.", { cause: error });
   return new AppError(500, "INTERNAL", "Internal server error.", { cause: error, operational: false });
 }
 

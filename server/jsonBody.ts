@@ -1,11 +1,26 @@
 // JSON bodies only: a body in another media type is 415, a body over the limit 413,
-// malformed JSON 400. A request without a body passes with req.body undefined.
+// malformed JSON 400, JSON nested deeper than maxJsonDepth 400. A request without a body passes with req.body undefined.
 import express, { type RequestHandler } from "express";
 import { AppError, BadRequestError } from "./errors.ts";
 
 function hasBody(req: Parameters<RequestHandler>[0]): boolean {
   const length = req.get("content-length");
   return req.get("transfer-encoding") !== undefined || (length !== undefined && length !== "0");
+}
+
+/** No request schema nests deeper than a few levels; far deeper JSON would overflow the stack of JSON.stringify and ajv. */
+export const maxJsonDepth = 32;
+
+/** The nesting depth of a parsed JSON value, counted iteratively (a deep value cannot overflow the stack here). */
+function depthOver(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 export function jsonBody(limit: string): RequestHandler[] {
@@ -18,7 +33,10 @@ export function jsonBody(limit: string): RequestHandler[] {
   const parse = express.json({ limit, strict: true, type: ["application/json", "application/*+json"] });
   const parseErrors: RequestHandler = (req, res, next) =>
     parse(req, res, (err?: unknown) => {
-      if (!err) return next();
+      if (!err) {
+        if (depthOver(req.body, maxJsonDepth)) return next(new BadRequestError("BODY_TOO_DEEP", `The body nests deeper than ${maxJsonDepth} levels.`));
+        return next();
+      }
       const type = (err as { type?: string }).type;
       if (type === "entity.too.large") return next(new AppError(413, "PAYLOAD_TOO_LARGE", `The body is larger than ${limit}.`));
       if (type === "encoding.unsupported" || type === "charset.unsupported") {

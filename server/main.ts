@@ -1,6 +1,7 @@
 // `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
 // policies, demo seed (development, first start), then the API, with graceful shutdown.
 import { randomBytes } from "node:crypto";
+import { answerClientErrors } from "./clientErrors.ts";
 import { loadConfig, ConfigError } from "./config.ts";
 import { contextKeyFingerprint, installContextKey, useContextKey } from "./contextProof.ts";
 import { createPool, withOwner } from "./db.ts";
@@ -68,6 +69,7 @@ async function main() {
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
   const server = app.listen(config.port, config.host);
+  answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
   server.on("listening", () => {
     const address = server.address();

@@ -5,10 +5,11 @@ import { Router, type Request, type Response } from "express";
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { requires, type Permission } from "./authorize.ts";
+import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "./contract.ts";
 import { NotFoundError } from "./errors.ts";
-import { sendWithEtag } from "./etag.ts";
 import { withTenantOnce } from "./idempotency.ts";
 import { withTenant } from "./tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "./keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "./validate.ts";
 
 export type ResourceSpec = {
@@ -18,10 +19,20 @@ export type ResourceSpec = {
   permissions: { read: Permission; write: Permission };
   /** Columns answered by reads, in order. */
   columns: string[];
+  /** The answer's properties (one per column): reads and writes answer this one shape. */
+  row: Record<string, JsonSchema>;
+  /** Name in the API document, singular ("vehicle"), and its tag ("Vehicles"). */
+  name: string;
+  tag: string;
+  /** The documented order of the list, in words. */
+  order: string;
   /** Where reads come from when not the table itself (a security_invoker view). */
   readFrom?: string;
-  /** Columns answered by writes (default: columns). */
-  returning?: string[];
+  /**
+   * When reads come from a view: how a write answers the same shape, given the write as a
+   * statement returning the table's row (`returning *`). Without it, writes return `columns`.
+   */
+  answer?: (sql: Sql, written: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>;
   /** Extra list filters beyond equality: their query schema and the condition they add. */
   where?: { schema: Record<string, object>; build: (sql: Sql, query: Row) => postgres.PendingQuery<postgres.Row[]> };
   /** JSON schemas of the writable properties; the only ones a body may carry. */
@@ -29,11 +40,11 @@ export type ResourceSpec = {
   required: string[];
   /** Query filters: name → JSON schema; each is an equality on the column of that name. */
   filters: Record<string, object>;
-  /** The ORDER BY list, as a fragment written in code (never input). */
-  orderBy: (sql: Sql) => postgres.PendingQuery<postgres.Row[]>;
+  /** The list's documented order and the keys its cursor carries (code, never input). */
+  keyset: Keyset;
   notFoundCode: string;
   notFoundMessage: string;
-  /** Lists answer a root JSON array instead of {data: [...]}. */
+  /** Lists answer a root JSON array instead of {data: [...]}; the next page is then named by the X-Next-Cursor and Link headers. */
   rootArray?: boolean;
   /** Strong ETag and If-None-Match → 304 on lists and items. */
   etag?: boolean;
@@ -43,62 +54,91 @@ type Row = Record<string, unknown>;
 
 export function resourceRoutes(spec: ResourceSpec): Router {
   const router = Router();
-  const validateCreate = bodyValidator<Row>({ type: "object", additionalProperties: false, required: spec.required, properties: spec.fields });
-  const validatePatch = bodyValidator<Row>({ type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields });
-  const validateList = queryValidator<Row & { limit: number }>({
-    type: "object",
-    additionalProperties: false,
-    properties: { limit: { type: "integer", minimum: 1, maximum: 500, default: 200 }, ...spec.filters, ...spec.where?.schema },
-  });
+  const createSchema = { type: "object", additionalProperties: false, required: spec.required, properties: spec.fields };
+  const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields };
+  const listSchema = { type: "object", additionalProperties: false, properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema } };
+  const validateCreate = bodyValidator<Row>(createSchema);
+  const validatePatch = bodyValidator<Row>(patchSchema);
+  const validateList = queryValidator<Row & { limit: number; cursor?: string }>(listSchema);
+  const item = row(spec.row);
+  const etagHeaders = spec.etag ? { ETag: { description: "Strong validator of this representation; send it as If-None-Match.", schema: { type: "string" } } } : undefined;
+  const notModified: Responses = spec.etag ? { 304: { description: "Not modified (If-None-Match matched)." } } : {};
+  const nextHeaders = spec.rootArray
+    ? { "X-Next-Cursor": { description: "Cursor of the next page; absent on the last page.", schema: { type: "string" } }, Link: { description: 'rel="next": the next page\'s URL.', schema: { type: "string" } }, ...etagHeaders }
+    : etagHeaders;
+  const doc = {
+    list: documented({
+      summary: `List ${spec.tag.toLowerCase()}`, tag: spec.tag, query: listSchema,
+      description: `Ordered by ${spec.order}. Keyset paginated: ${spec.rootArray ? "the answer is a root JSON array; the next page's cursor is in X-Next-Cursor (and Link rel=\"next\"), absent on the last page" : "pass next_cursor back as cursor; null on the last page"}.`,
+      responses: { 200: { description: "A page", schema: spec.rootArray ? { type: "array", items: item } : pageSchema(item), headers: nextHeaders }, ...notModified },
+    }),
+    create: documented({ summary: `Create a ${spec.name}`, tag: spec.tag, body: createSchema, responses: { 201: { description: `The ${spec.name}, as a read answers it`, schema: item, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } } }),
+    read: documented({ summary: `Read a ${spec.name}`, tag: spec.tag, responses: { 200: { description: `The ${spec.name}`, schema: item, headers: etagHeaders }, ...notModified } }),
+    patch: documented({ summary: `Change a ${spec.name}`, tag: spec.tag, body: patchSchema, responses: { 200: { description: `The ${spec.name}, as a read answers it`, schema: item } } }),
+    remove: documented({ summary: `Delete a ${spec.name}`, tag: spec.tag, responses: { 204: { description: "Deleted" } } }),
+  };
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
   const source = spec.readFrom ?? spec.table;
-  const returning = spec.returning ?? spec.columns;
+  const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
+    spec.answer ? spec.answer(sql, statement(sql`returning *`)) : statement(sql`returning ${sql(spec.columns)}`);
   const equality = Object.keys(spec.filters);
-  const send = (req: Request, res: Response, body: unknown) => (spec.etag ? sendWithEtag(req, res, body) : res.json(body));
+  // Express computes the strong ETag of every body and answers 304 when If-None-Match matches
+  // (app.set("etag", "strong"), req.fresh); cacheable resources only add their cache policy.
+  const send = (_req: Request, res: Response, body: unknown) => {
+    if (spec.etag) res.set("Cache-Control", "private, no-cache");
+    res.json(body);
+  };
 
-  router.get("/", requires(spec.permissions.read), async (req, res) => {
+  router.get("/", doc.list, requires(spec.permissions.read), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant((sql) => sql`
-      select ${sql(spec.columns)} from ${sql(source)}
+      select ${sql(spec.columns)} ${keyColumns(sql, spec.keyset)} from ${sql(source)}
        where true ${filters.reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
          ${spec.where ? spec.where.build(sql, query) : sql``}
-       order by ${spec.orderBy(sql)}
-       limit ${query.limit}
+         ${after(sql, spec.keyset, query.cursor)}
+       order by ${orderBy(sql, spec.keyset)}
+       limit ${query.limit + 1}
     `);
-    send(req, res, spec.rootArray ? rows : { data: rows });
+    const { data, next_cursor } = page(spec.keyset, rows, query.limit);
+    if (!spec.rootArray) return send(req, res, { data, next_cursor });
+    if (next_cursor) {
+      const next = new URLSearchParams({ ...(req.query as Record<string, string>), cursor: next_cursor });
+      res.set("X-Next-Cursor", next_cursor).links({ next: `${req.baseUrl}?${next}` });
+    }
+    send(req, res, data);
   });
 
-  router.post("/", requires(spec.permissions.write), async (req, res) => {
+  router.post("/", doc.create, requires(spec.permissions.write), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
       res,
-      (sql) => sql`
-        insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} returning ${sql(returning)}
-      `,
+      (sql) => write(sql, (returning) => sql`
+        insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} ${returning}
+      `),
       ([row]) => ({ status: 201, body: row, headers: { Location: `${req.baseUrl}/${row.id}` } }),
     );
   });
 
-  router.get("/:id", requires(spec.permissions.read), async (req, res) => {
+  router.get("/:id", doc.read, requires(spec.permissions.read), async (req, res) => {
     const id = parseId(req.params.id);
     const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
 
-  router.patch("/:id", requires(spec.permissions.write), async (req, res) => {
+  router.patch("/:id", doc.patch, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
-    const [row] = await withTenant((sql) => sql`
-      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid returning ${sql(returning)}
-    `);
+    const [row] = await withTenant((sql) => write(sql, (returning) => sql`
+      update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid ${returning}
+    `));
     if (!row) throw notFound();
     res.json(row);
   });
 
-  router.delete("/:id", requires(spec.permissions.write), async (req, res) => {
+  router.delete("/:id", doc.remove, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant((sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

@@ -1,12 +1,13 @@
 // Reads the Express app's router stack (Express 5: app.router.stack, nested routers in
 // layer.handle.stack) and lists every route with whether it runs behind the tenant-context
-// middleware (resolveTenant, recognised by its TENANT_PATH marker) and the permission its
-// `requires(...)` middleware names, without grepping source.
+// middleware (resolveTenant, recognised by its TENANT_PATH marker), the permission its
+// `requires(...)` middleware names and the contract its `documented(...)` mark carries, without grepping source.
 import type express from "express";
 import { permissionOf } from "./authorize.ts";
+import { docOf, type Doc } from "./contract.ts";
 import { isTenantPath } from "./tenantResolution.ts";
 
-export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string };
+export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; doc?: Doc };
 
 type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
 
@@ -25,8 +26,9 @@ function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
     if (layer.route) {
       const inRoute = layer.route.stack.some((l) => isTenantPath(l.handle));
       const permission = layer.route.stack.map((l) => permissionOf(l.handle)).find(Boolean);
+      const doc = layer.route.stack.map((l) => docOf(l.handle)).find(Boolean);
       for (const method of Object.keys(layer.route.methods)) {
-        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission });
+        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission, doc });
       }
     } else {
       const nested = (layer.handle as { stack?: Layer[] }).stack;

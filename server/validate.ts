@@ -17,11 +17,40 @@ function describe(errors: ErrorObject[] | null | undefined) {
   }));
 }
 
+// PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate has no UTF-8 form (Node would
+// silently store U+FFFD instead): both are refused here, before any schema or SQL sees them.
+// eslint-disable-next-line no-control-regex -- matching NUL is the point
+const unsafeText = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const unsafeTextMessage = "holds a NUL character or a lone UTF-16 surrogate";
+
+/** JSON pointers of every string (or property name) in `value` that PostgreSQL cannot store as text. Iterative: deep JSON cannot overflow the stack. */
+export function unsafeStrings(value: unknown): string[] {
+  const found: string[] = [];
+  const stack: [unknown, string][] = [[value, ""]];
+  while (stack.length > 0 && found.length < 20) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (unsafeText.test(v)) found.push(at || "/");
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, child] of Object.entries(v)) {
+        const pointer = `${at}/${k.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+        if (unsafeText.test(k)) found.push(pointer);
+        stack.push([child, pointer]);
+      }
+    }
+  }
+  return found;
+}
+
+const unsafeDetails = (pointers: string[]) => pointers.map((field) => ({ field, message: unsafeTextMessage }));
+
 /** Compiles a body schema; the returned function narrows or throws 422 VALIDATION_FAILED. */
 export function bodyValidator<T>(schema: JSONSchemaType<T> | object): (body: unknown) => T {
   const check = ajv.compile(schema) as ValidateFunction<T>;
   return (body) => {
     if (body === undefined) throw new BadRequestError("BODY_REQUIRED", "A JSON body is required.");
+    const unsafe = unsafeStrings(body);
+    if (unsafe.length > 0) throw new ValidationError("VALIDATION_FAILED", "The request body is invalid.", { details: unsafeDetails(unsafe) });
     if (!check(body)) {
       throw new ValidationError("VALIDATION_FAILED", "The request body is invalid.", { details: describe(check.errors) });
     }
@@ -34,6 +63,8 @@ export function queryValidator<T>(schema: object): (query: unknown) => T {
   const check = queryAjv.compile(schema);
   return (query) => {
     const copy = { ...(query as object) };
+    const unsafe = unsafeStrings(copy);
+    if (unsafe.length > 0) throw new BadRequestError("INVALID_PARAMETER", "A query parameter is invalid.", { details: unsafeDetails(unsafe) });
     if (!check(copy)) {
       throw new BadRequestError("INVALID_PARAMETER", "A query parameter is invalid.", { details: describe(check.errors) });
     }

@@ -5,8 +5,11 @@ import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
+import { answerClientErrors } from "../server/clientErrors.ts";
+import { openApiDocument } from "../server/contract.ts";
 import { createPool, type Sql } from "../server/db.ts";
 import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
+import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
 
@@ -58,9 +61,11 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
   const pool = createPool({ url: options.databaseUrl ?? db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: options.statementTimeoutMs ?? 10_000 });
   useTenantPool(pool);
   const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
+  const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
+  answerClientErrors(server);
   const { port } = server.address() as { port: number };
   const url = `http://127.0.0.1:${port}`;
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
@@ -97,6 +102,7 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
       } catch {
         // not JSON; keep the text
       }
+      checkResponse(method, path, res.status, res.headers.get("content-type"), parsed);
       return { status: res.status, body: parsed, headers: res.headers };
     },
     async close() {

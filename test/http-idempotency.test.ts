@@ -103,3 +103,75 @@ describe("Idempotency-Key on domain actions", () => {
     expect([withoutKey.status, withoutKey.body.error.code]).toEqual([409, "INVALID_TRANSITION"]);
   });
 });
+
+describe("Idempotency-Key: headers, members, tenant naming", () => {
+  it("a replay answers the original headers, Location included", async () => {
+    const key = randomUUID();
+    const first = await post(key, { name: "Located" });
+    const again = await post(key, { name: "Located" });
+    expect(first.headers.get("location")).toMatch(/^\/api\/v1\/customers\/[0-9a-f-]{36}$/);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.headers.get("location")).toBe(first.headers.get("location"));
+  });
+
+  it("POST /members takes an Idempotency-Key: the retry replays, the member is added once", async () => {
+    const bob = await makeUser(owner);
+    const key = randomUUID();
+    const add = () => api.request("POST", "/api/v1/members", { token: tokenFor(alice), tenant: a.slug, body: { email: bob.email, role: "staff" }, headers: { "idempotency-key": key } });
+    const first = await add();
+    const again = await add();
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get("location")).toBe(first.headers.get("location"));
+    const [{ n }] = await owner`select count(*)::int as n from app.audit_log where tenant_id = ${a.id} and action = 'member.added' and entity_id = ${bob.id}`;
+    expect(n).toBe(1);
+  });
+
+  it("the same request via /t/{slug} and via X-Tenant-Id is one request (replayed, not 422)", async () => {
+    const key = randomUUID();
+    const viaPath = await api.request("POST", `/api/v1/t/${a.slug}/customers`, { token: tokenFor(alice), body: { name: "Named twice" }, headers: { "idempotency-key": key } });
+    const viaHeader = await api.request("POST", "/api/v1/customers", { token: tokenFor(alice), tenant: a.id, body: { name: "Named twice" }, headers: { "idempotency-key": key } });
+    expect(viaPath.status).toBe(201);
+    expect(viaHeader.status).toBe(201);
+    expect(viaHeader.headers.get("idempotent-replayed")).toBe("true");
+    expect(viaHeader.body).toEqual(viaPath.body);
+    expect(await countNamed("Named twice")).toBe(1);
+  });
+});
+
+describe("every tenant POST takes an Idempotency-Key", () => {
+  it("each one replays its first answer (status, body, Location) and runs its effect once", async () => {
+    const call = (path: string, body: unknown, key: string) =>
+      api.request("POST", path, { token: tokenFor(alice), tenant: a.slug, body, headers: { "idempotency-key": key } });
+    const once = async (path: string, body: unknown) => {
+      const key = randomUUID();
+      const first = await call(path, body, key);
+      const again = await call(path, body, key);
+      expect(first.status, `${path}: ${JSON.stringify(first.body)}`).toBeLessThan(300);
+      expect([again.status, again.headers.get("idempotent-replayed")], path).toEqual([first.status, "true"]);
+      expect(again.body, path).toEqual(first.body);
+      expect(again.headers.get("location"), path).toBe(first.headers.get("location"));
+      return first.body;
+    };
+    const customer = await once("/api/v1/customers", { name: "Every POST" });
+    await once("/api/v1/vehicles", { customer_id: customer.id, plate: "EP-1" });
+    const service = await once("/api/v1/services", { name: `Every POST ${randomUUID()}` });
+    const op = await once("/api/v1/service-operations", { service_id: service.id, internal_code: `EP-${randomUUID().slice(0, 8)}`, name: "Op", price_cents: 100, duration_minutes: 10 });
+    await once("/api/v1/appointments", { customer_id: customer.id, starts_at: "2031-01-01T09:00:00Z", ends_at: "2031-01-01T10:00:00Z" });
+    const invoice = await once("/api/v1/invoices", { customer_id: customer.id });
+    await once(`/api/v1/invoices/${invoice.id}/lines`, { service_operation_id: op.id, quantity: 2 });
+    await once(`/api/v1/invoices/${invoice.id}/issue`, undefined);
+    await once(`/api/v1/invoices/${invoice.id}/pay`, undefined);
+    const other = await once("/api/v1/invoices", { customer_id: customer.id });
+    await once(`/api/v1/invoices/${other.id}/lines`, { description: "Labour", quantity: 1, unit_price_cents: 100 });
+    await once(`/api/v1/invoices/${other.id}/issue`, undefined);
+    await once(`/api/v1/invoices/${other.id}/void`, undefined);
+    await once("/api/v1/members", { email: (await makeUser(owner)).email, role: "accountant" });
+    const [{ n }] = await owner`select count(*)::int as n from app.invoice_lines where invoice_id = ${invoice.id}`;
+    expect(n).toBe(1);
+    const [{ v }] = await owner`select count(*)::int as v from app.vehicles where tenant_id = ${a.id} and plate = 'EP-1'`;
+    expect(v).toBe(1);
+  });
+});

@@ -1,4 +1,5 @@
 // Bad input gets a clear 4xx with a stable code and the standard error body; never a 500.
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db.ts";
 import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
@@ -42,6 +43,13 @@ describe("malformed and invalid input", () => {
     ["a body that is not JSON", () => call("POST", "/api/v1/customers", { body: "name=a", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "UNSUPPORTED_MEDIA_TYPE"],
     ["a text/plain body", () => call("POST", "/api/v1/customers", { body: '{"name":"a"}', headers: { "content-type": "text/plain" } }), 415, "UNSUPPORTED_MEDIA_TYPE"],
     ["a body over the limit", () => call("POST", "/api/v1/customers", { body: { name: "a", notes: "x".repeat(200_000) } }), 413, "PAYLOAD_TOO_LARGE"],
+    ["a NUL byte in q", () => call("GET", "/api/v1/customers?q=a%00b"), 400, "INVALID_PARAMETER"],
+    ["a NUL byte in a body string", () => call("POST", "/api/v1/customers", { body: { name: "a\u0000b" } }), 422, "VALIDATION_FAILED"],
+    ["a NUL byte in a property name", () => call("POST", "/api/v1/customers", { body: '{"name":"a","x\\u0000":1}' }), 422, "VALIDATION_FAILED"],
+    ["a lone surrogate in a body string", () => call("POST", "/api/v1/customers", { body: '{"name":"a\\ud800"}' }), 422, "VALIDATION_FAILED"],
+    ["a malformed percent-escape in a path id", () => call("GET", "/api/v1/customers/%E0"), 400, "MALFORMED_URI"],
+    ["a malformed percent-escape in the tenant path", () => call("GET", "/api/v1/t/%E0/customers"), 400, "MALFORMED_URI"],
+    ["JSON nested 10,000 deep", () => call("POST", "/api/v1/customers", { body: "[".repeat(10_000) + "]".repeat(10_000) }), 400, "BODY_TOO_DEEP"],
     ["an unknown route", () => call("GET", "/api/v1/nothing-here"), 404, "ROUTE_NOT_FOUND"],
   ];
   for (const [label, send, status, code] of cases) {
@@ -56,6 +64,33 @@ describe("malformed and invalid input", () => {
   it("loses nothing: none of the rejected bodies created a row", async () => {
     const [{ n }] = await owner`select count(*)::int as n from app.customers where tenant_id = ${tenant.id}`;
     expect(n).toBe(0);
+  });
+});
+
+it("a malformed percent-escape in the path is 400 before authentication", async () => {
+  const res = await api.request("GET", "/api/v1/t/%E0/customers");
+  expect(res.status).toBe(400);
+  expect(res.body.error).toMatchObject({ code: "MALFORMED_URI", request_id: expect.any(String) });
+});
+
+describe("requests Node's HTTP parser refuses", () => {
+  it("a request line over 16 KiB is 431 HEADERS_TOO_LARGE with the error body", async () => {
+    const res = await call("GET", `/api/v1/customers?q=${"x".repeat(20_000)}`);
+    expect(res.status).toBe(431);
+    expect(res.body.error).toMatchObject({ code: "HEADERS_TOO_LARGE", request_id: expect.any(String) });
+  });
+
+  it("malformed HTTP is 400 MALFORMED_REQUEST with the error body", async () => {
+    const { port } = new URL(api.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () => socket.write("GARBAGE\r\n\r\n"));
+      let text = "";
+      socket.on("data", (c) => (text += c.toString()));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).error).toMatchObject({ code: "MALFORMED_REQUEST", request_id: expect.any(String) });
   });
 });
 

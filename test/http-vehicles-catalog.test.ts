@@ -176,6 +176,15 @@ describe("the catalog", () => {
     expect((await get("/api/v1/services", { "if-none-match": services.headers.get("etag")! })).status).toBe(304);
   });
 
+  it("compares If-None-Match weakly (W/ ignored, * matches), as Express's req.fresh does, with its cache policy", async () => {
+    const list = await get("/api/v1/service-operations");
+    expect(list.headers.get("cache-control")).toBe("private, no-cache");
+    expect((await get("/api/v1/service-operations", { "if-none-match": `W/${list.headers.get("etag")}` })).status).toBe(304);
+    expect((await get("/api/v1/service-operations", { "if-none-match": `"nope", ${list.headers.get("etag")}` })).status).toBe(304);
+    expect((await get("/api/v1/service-operations", { "if-none-match": "*" })).status).toBe(304);
+    expect((await get("/api/v1/service-operations", { "if-none-match": '"nope"' })).status).toBe(200);
+  });
+
   it("changes the ETag after any catalog write", async () => {
     const before = (await get("/api/v1/service-operations")).headers.get("etag")!;
     const first = (await get("/api/v1/service-operations")).body[0];

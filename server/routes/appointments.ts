@@ -1,9 +1,9 @@
 // Appointments. The database enforces the rules: the vehicle belongs to the customer, the
 // assignee is a member, start before end, no overlapping live bookings per assignee
 // (APPOINTMENT_OVERLAP), and the status machine (INVALID_TRANSITION).
+import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
 
-const uuid = { type: "string", format: "uuid" };
 
 export function appointmentRoutes() {
   return resourceRoutes({
@@ -28,7 +28,14 @@ export function appointmentRoutes() {
         ${q.from ? sql`and ends_at > ${q.from as string}::timestamptz` : sql``}
         ${q.to ? sql`and starts_at < ${q.to as string}::timestamptz` : sql``}`,
     },
-    orderBy: (sql) => sql`starts_at, id`,
+    keyset: { keys: [{ expr: "starts_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
+    name: "appointment",
+    tag: "Appointments",
+    order: "starts_at, then id",
+    row: {
+      id: uuid, customer_id: uuid, vehicle_id: nullable(uuid), assigned_user_id: nullable(uuid), starts_at: timestamp, ends_at: timestamp,
+      status: { enum: ["scheduled", "in_progress", "done", "cancelled"] }, notes: nullable({ type: "string" }), created_at: timestamp, updated_at: timestamp,
+    },
     notFoundCode: "APPOINTMENT_NOT_FOUND",
     notFoundMessage: "Appointment not found.",
   });

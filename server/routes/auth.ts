@@ -2,6 +2,7 @@
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
 import { Router } from "express";
 import { loginProof } from "../contextProof.ts";
+import { documented, row } from "../contract.ts";
 import { AppError, UnauthorizedError } from "../errors.ts";
 import { verifyPassword } from "../passwords.ts";
 import { requestState } from "../requestContext.ts";
@@ -10,16 +11,20 @@ import { signAccessToken, type TokenKeys } from "../tokens.ts";
 import { bodyValidator } from "../validate.ts";
 
 type Login = { email: string; password: string };
-const validateLogin = bodyValidator<Login>({
+const loginSchema = {
   type: "object",
   additionalProperties: false,
   required: ["email", "password"],
   properties: { email: { type: "string", minLength: 3, maxLength: 320 }, password: { type: "string", minLength: 1, maxLength: 1024 } },
-});
+};
+const validateLogin = bodyValidator<Login>(loginSchema);
 
 export function authRoutes(keys: TokenKeys): Router {
   const router = Router();
-  router.post("/auth/login", async (req, res) => {
+  router.post("/auth/login", documented({
+    summary: "Log in: a bearer token", tag: "Caller", auth: "public", body: loginSchema,
+    responses: { 200: { description: "An access token", schema: row({ access_token: { type: "string" }, token_type: { const: "Bearer" }, expires_in: { type: "integer" } }) } },
+  }), async (req, res) => {
     if (!keys.signingKey) {
       throw new AppError(501, "LOGIN_DISABLED", "This deployment verifies tokens from an identity provider and issues none.");
     }

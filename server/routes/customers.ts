@@ -2,7 +2,9 @@
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
 import { Router } from "express";
 import { requires } from "../authorize.ts";
-import { BadRequestError, NotFoundError } from "../errors.ts";
+import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
+import { NotFoundError } from "../errors.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
@@ -15,55 +17,55 @@ const fields = {
   phone: { type: ["string", "null"], minLength: 1, maxLength: 40 },
   notes: { type: ["string", "null"], maxLength: 4000 },
 };
-const validateCreate = bodyValidator<CustomerInput>({ type: "object", additionalProperties: false, required: ["name"], properties: fields });
-const validatePatch = bodyValidator<Partial<CustomerInput>>({ type: "object", additionalProperties: false, minProperties: 1, properties: fields });
-const validateList = queryValidator<{ limit: number; cursor?: string; q?: string }>({
+const createSchema = { type: "object", additionalProperties: false, required: ["name"], properties: fields };
+const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: fields };
+const validateCreate = bodyValidator<CustomerInput>(createSchema);
+const validatePatch = bodyValidator<Partial<CustomerInput>>(patchSchema);
+const listSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    limit: { type: "integer", minimum: 1, maximum: 200, default: 50 },
-    cursor: { type: "string", minLength: 1, maxLength: 1024 },
-    q: { type: "string", minLength: 1, maxLength: 200 },
+    ...pageQuerySchema(50, 200),
+    q: { type: "string", minLength: 1, maxLength: 200, description: "Case-insensitive substring of name or email." },
   },
+};
+const validateList = queryValidator<{ limit: number; cursor?: string; q?: string }>(listSchema);
+const customer = row({
+  id: uuid, name: { type: "string" }, email: nullable({ type: "string" }), phone: nullable({ type: "string" }),
+  notes: nullable({ type: "string" }), created_at: timestamp, updated_at: timestamp,
 });
+const tag = "Customers";
 
 const notFound = () => new NotFoundError("CUSTOMER_NOT_FOUND", "Customer not found.");
 
-// The keyset cursor is opaque to clients: base64url of the last row's sort key.
-function encodeCursor(row: { name: string; id: string }): string {
-  return Buffer.from(JSON.stringify([row.name, row.id])).toString("base64url");
-}
-function decodeCursor(cursor: string): { name: string; id: string } {
-  try {
-    const [name, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (typeof name === "string" && typeof id === "string" && /^[0-9a-f-]{36}$/.test(id)) return { name, id };
-  } catch {
-    // fall through
-  }
-  throw new BadRequestError("INVALID_CURSOR", "The cursor is not one this API issued.");
-}
+const byName: Keyset = { keys: [{ expr: "name", type: "text" }, { expr: "id", type: "uuid" }] };
 
 export function customerRoutes(): Router {
   const router = Router();
 
-  router.get("/", requires("customers:read"), async (req, res) => {
+  router.get("/", documented({
+    summary: "List customers", tag, query: listSchema,
+    description: "Ordered by name, then id. Keyset paginated: pass next_cursor back as cursor; null on the last page.",
+    responses: { 200: { description: "A page of customers", schema: pageSchema(customer) } },
+  }), requires("customers:read"), async (req, res) => {
     const { limit, cursor, q } = validateList(req.query);
-    const after = cursor ? decodeCursor(cursor) : undefined;
     const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
     const rows = await withTenant((sql) => sql`
-      select id, name, email, phone, notes, created_at, updated_at
+      select id, name, email, phone, notes, created_at, updated_at ${keyColumns(sql, byName)}
         from app.customers
        where true
          ${like ? sql`and (name ilike ${like} or email ilike ${like})` : sql``}
-         ${after ? sql`and (name, id) > (${after.name}, ${after.id}::uuid)` : sql``}
-       order by name, id
+         ${after(sql, byName, cursor)}
+       order by ${orderBy(sql, byName)}
        limit ${limit + 1}
     `);
-    const page = rows.slice(0, limit);
-    res.json({ data: page, next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1] as never) : null });
+    res.json(page(byName, rows, limit));
   });
 
-  router.post("/", requires("customers:write"), async (req, res) => {
+  router.post("/", documented({
+    summary: "Create a customer", tag, body: createSchema,
+    responses: { 201: { description: "The customer, as a read answers it", schema: customer, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } },
+  }), requires("customers:write"), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -77,7 +79,7 @@ export function customerRoutes(): Router {
     );
   });
 
-  router.get("/:id", requires("customers:read"), async (req, res) => {
+  router.get("/:id", documented({ summary: "Read a customer", tag, responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const [customer] = await withTenant((sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
@@ -86,7 +88,7 @@ export function customerRoutes(): Router {
     res.json(customer);
   });
 
-  router.patch("/:id", requires("customers:write"), async (req, res) => {
+  router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [customer] = await withTenant((sql) => sql`
@@ -98,7 +100,7 @@ export function customerRoutes(): Router {
     res.json(customer);
   });
 
-  router.delete("/:id", requires("customers:write"), async (req, res) => {
+  router.delete("/:id", documented({ summary: "Delete a customer", tag, description: "409 REFERENCE_IN_USE while vehicles reference it.", responses: { 204: { description: "Deleted" } } }), requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant((sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

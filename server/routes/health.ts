@@ -3,6 +3,7 @@
 // key (otherwise 503).
 import { Router } from "express";
 import { contextKeyFingerprint } from "../contextProof.ts";
+import { documented, row } from "../contract.ts";
 import { AppError, databaseUnavailable } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
 import { withoutTenant } from "../tenantContext.ts";
@@ -10,10 +11,13 @@ import { withoutTenant } from "../tenantContext.ts";
 export function healthRoutes(): Router {
   const router = Router();
   const expected = migrationNames();
-  router.get("/healthz", (_req, res) => {
+  router.get("/healthz", documented({ summary: "Liveness", tag: "Operations", auth: "public", responses: { 200: { description: "The process answers", schema: row({ status: { const: "ok" } }) } } }), (_req, res) => {
     res.json({ status: "ok" });
   });
-  router.get("/readyz", async (_req, res) => {
+  router.get("/readyz", documented({
+    summary: "Readiness: the database answers and is at the release's migrations", tag: "Operations", auth: "public",
+    responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
+  }), async (_req, res) => {
     let applied: string[];
     try {
       applied = (await withoutTenant((sql) => sql`select name from app.applied_migrations() as name`)).map((r) => r.name);

@@ -1,17 +1,44 @@
 // Invoices. Drafts change freely; issuing numbers them (gapless per tenant, in SQL); after
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
+import type postgres from "postgres";
 import { requires } from "../authorize.ts";
+import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
+import type { Sql } from "../db.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { resourceRoutes } from "../resource.ts";
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
-import { bodyValidator, parseId } from "../validate.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../validate.ts";
 
 const columns = ["id", "customer_id", "appointment_id", "status", "number", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
-const lineColumns = ["id", "invoice_id", "service_operation_id", "description", "quantity", "unit_price_cents", "line_total_cents", "created_at"];
+// quantity is numeric(10,2): answered as a JSON number by every route, never as a string.
+const lineSelect = "id, invoice_id, service_operation_id, description, quantity::float8 as quantity, unit_price_cents, line_total_cents, created_at";
+
+/** An invoice write answers what a read of app.invoice_summaries answers: the row plus its totals. */
+function answer(sql: Sql, written: postgres.PendingQuery<postgres.Row[]>) {
+  // The statement's snapshot predates the write: a new invoice has no totals row yet (and no lines).
+  return sql`
+    with w as (${written})
+    select ${sql(columns.map((c) => `w.${c}`))}, coalesce(t.total_cents, 0)::bigint as total_cents, coalesce(t.line_count, 0)::int as line_count
+      from w left join app.invoice_totals t on t.tenant_id = w.tenant_id and t.invoice_id = w.id`;
+}
+
+const invoiceRow = {
+  id: uuid, customer_id: uuid, appointment_id: nullable(uuid), status: { enum: ["draft", "issued", "paid", "void"] },
+  number: { type: ["integer", "null"], description: "Assigned on issue: gapless per tenant." }, notes: nullable({ type: "string" }),
+  issued_at: nullable(timestamp), paid_at: nullable(timestamp), voided_at: nullable(timestamp), created_at: timestamp, updated_at: timestamp,
+  total_cents: { type: "integer" }, line_count: { type: "integer" },
+};
+const invoice = row(invoiceRow);
+const line = row({
+  id: uuid, invoice_id: uuid, service_operation_id: nullable(uuid), description: { type: "string" },
+  quantity: { type: "number", description: "Two decimals (numeric(10,2)), as a JSON number." },
+  unit_price_cents: { type: "integer" }, line_total_cents: { type: "integer" }, created_at: timestamp,
+});
 
 type LineInput = { service_operation_id?: string; quantity: number; description?: string; unit_price_cents?: number };
-const validateLine = bodyValidator<LineInput>({
+const lineSchema = {
   oneOf: [
     {
       type: "object", additionalProperties: false, required: ["service_operation_id", "quantity"],
@@ -26,7 +53,12 @@ const validateLine = bodyValidator<LineInput>({
       },
     },
   ],
-});
+};
+const validateLine = bodyValidator<LineInput>(lineSchema);
+
+const lineOrder: Keyset = { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] };
+const lineListSchema = { type: "object", additionalProperties: false, properties: pageQuerySchema(200, 500) };
+const validateLineList = queryValidator<{ limit: number; cursor?: string }>(lineListSchema);
 
 const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found.");
 
@@ -36,7 +68,7 @@ export function invoiceRoutes() {
     table: "app.invoices",
     readFrom: "app.invoice_summaries",
     columns: [...columns, "total_cents", "line_count"],
-    returning: columns,
+    answer,
     fields: {
       customer_id: { type: "string", format: "uuid" },
       appointment_id: { type: ["string", "null"], format: "uuid" },
@@ -44,13 +76,21 @@ export function invoiceRoutes() {
     },
     required: ["customer_id"],
     filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: { type: "string", format: "uuid" } },
-    orderBy: (sql) => sql`created_at desc, id`,
+    keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }], descending: true },
+    name: "invoice",
+    tag: "Invoices",
+    order: "created_at descending (newest first), then id descending",
+    row: invoiceRow,
     notFoundCode: "INVOICE_NOT_FOUND",
     notFoundMessage: "Invoice not found.",
   });
 
   // Lines: a catalog operation (its price copied now) or a custom line; drafts only.
-  router.post("/:id/lines", requires("invoices:write"), async (req, res) => {
+  router.post("/:id/lines", documented({
+    summary: "Add a line to a draft invoice", tag: "Invoices", body: lineSchema,
+    description: "Either a catalog operation (its name and price copied now) or a custom line with description and unit price.",
+    responses: { 201: { description: "The line, as the list answers it", schema: line } },
+  }), requires("invoices:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const line = validateLine(req.body);
     await withTenantOnce(
@@ -68,43 +108,60 @@ export function invoiceRoutes() {
         insert into app.invoice_lines (invoice_id, service_operation_id, description, quantity, unit_price_cents)
         select invoice.id, priced.operation_id, priced.description, ${line.quantity}::numeric, priced.unit_price_cents
           from invoice, priced
-        returning ${sql(lineColumns)}
+        returning ${sql.unsafe(lineSelect)}
       )
-      select (select count(*) from priced)::int as prices, (select row_to_json(inserted) from inserted) as line
-        from invoice
+      select (select count(*) from priced)::int as _prices, inserted.*
+        from invoice left join inserted on true
     `,
       // No row when the invoice is not visible: a row route answers with rows only for its own row.
       ([result]) => {
         if (!result) throw notFound();
-        if (result.prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
-        return { status: 201, body: result.line };
+        if (result._prices === 0) throw new ValidationError("REFERENCE_NOT_FOUND", "A referenced record does not exist.");
+        const { _prices, ...line } = result;
+        return { status: 201, body: line };
       },
     );
   });
 
-  router.get("/:id/lines", requires("invoices:read"), async (req, res) => {
+  router.get("/:id/lines", documented({
+    summary: "List an invoice's lines", tag: "Invoices", query: lineListSchema,
+    description: "Ordered by created_at, then id. Keyset paginated: pass next_cursor back as cursor.",
+    responses: { 200: { description: "A page of lines", schema: pageSchema(line) } },
+  }), requires("invoices:read"), async (req, res) => {
     const id = parseId(req.params.id);
+    const { limit, cursor } = validateLineList(req.query);
     const [invoices, lines] = await withTenant((sql) => [
       sql`select 1 from app.invoices where id = ${id}::uuid`,
-      sql`select ${sql(lineColumns)} from app.invoice_lines where invoice_id = ${id}::uuid order by created_at, id`,
+      sql`select ${sql.unsafe(lineSelect)} ${keyColumns(sql, lineOrder)} from app.invoice_lines
+           where invoice_id = ${id}::uuid ${after(sql, lineOrder, cursor)}
+           order by ${orderBy(sql, lineOrder)} limit ${limit + 1}`,
     ]);
     if (invoices.length === 0) throw notFound();
-    res.json({ data: lines });
+    res.json(page(lineOrder, lines, limit));
   });
 
-  router.post("/:id/issue", requires("invoices:issue"), async (req, res) => {
+  router.post("/:id/issue", documented({
+    summary: "Issue a draft invoice (numbers it)", tag: "Invoices",
+    responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
+  }), requires("invoices:issue"), async (req, res) => {
     const id = parseId(req.params.id);
-    await withTenantOnce(req, res, (sql) => sql`select ${sql(columns)} from app.issue_invoice(${id}::uuid)`, ([invoice]) => ({ status: 200, body: invoice }));
+    await withTenantOnce(req, res, (sql) => answer(sql, sql`select * from app.issue_invoice(${id}::uuid)`), ([invoice]) => {
+      if (!invoice) throw notFound();
+      return { status: 200, body: invoice };
+    });
   });
 
   // Pay and void: the status machine lives in app.invoice_guard(); zero rows is a foreign or unknown id.
   for (const [action, status, stamp, permission] of [["pay", "paid", "paid_at", "invoices:pay"], ["void", "void", "voided_at", "invoices:void"]] as const) {
-    router.post(`/:id/${action}`, requires(permission), async (req, res) => {
+    router.post(`/:id/${action}`, documented({
+      summary: action === "pay" ? "Record payment of an issued invoice" : "Void an invoice", tag: "Invoices",
+      responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
+    }), requires(permission), async (req, res) => {
       const id = parseId(req.params.id);
       await withTenantOnce(
         req,
         res,
-        (sql) => sql`update app.invoices set status = ${status}, ${sql(stamp)} = now() where id = ${id}::uuid returning ${sql(columns)}`,
+        (sql) => answer(sql, sql`update app.invoices set status = ${status}, ${sql(stamp)} = now() where id = ${id}::uuid returning *`),
         ([invoice]) => {
           if (!invoice) throw notFound();
           return { status: 200, body: invoice };

@@ -4,34 +4,65 @@
 // removes the owner role; the last owner stays) and audits each change.
 import { Router } from "express";
 import { requires } from "../authorize.ts";
+import { documented, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
 import { NotFoundError } from "../errors.ts";
+import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
-import { bodyValidator, parseId } from "../validate.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../validate.ts";
 
 const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
-const validateAdd = bodyValidator<{ email: string; role: string }>({
+const addSchema = {
   type: "object", additionalProperties: false, required: ["email", "role"],
   properties: { email: { type: "string", format: "email", maxLength: 320 }, role },
-});
-const validateChange = bodyValidator<{ role: string }>({ type: "object", additionalProperties: false, required: ["role"], properties: { role } });
+};
+const changeSchema = { type: "object", additionalProperties: false, required: ["role"], properties: { role } };
+const validateAdd = bodyValidator<{ email: string; role: string }>(addSchema);
+const validateChange = bodyValidator<{ role: string }>(changeSchema);
+const member = row({ user_id: uuid, email: { type: "string" }, role, created_at: timestamp });
+const tag = "Members";
 
 const columns = "user_id, email, role, created_at";
+const byEmail: Keyset = { keys: [{ expr: "lower(email)", type: "text" }, { expr: "user_id", type: "uuid" }] };
+const listSchema = { type: "object", additionalProperties: false, properties: pageQuerySchema(100, 500) };
+const validateList = queryValidator<{ limit: number; cursor?: string }>(listSchema);
 
 export function memberRoutes(): Router {
   const router = Router();
 
-  router.get("/", requires("members:manage"), async (_req, res) => {
-    const rows = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.list_members()`);
-    res.json({ data: rows });
+  router.get("/", documented({
+    summary: "List the shop's members", tag, query: listSchema,
+    description: "Ordered by lower(email), then user_id. Keyset paginated: pass next_cursor back as cursor.",
+    responses: { 200: { description: "A page of members", schema: pageSchema(member) } },
+  }), requires("members:manage"), async (req, res) => {
+    const { limit, cursor } = validateList(req.query);
+    const rows = await withTenant((sql) => sql`
+      select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
+       where true ${after(sql, byEmail, cursor)}
+       order by ${orderBy(sql, byEmail)}
+       limit ${limit + 1}`);
+    res.json(page(byEmail, rows, limit));
   });
 
-  router.post("/", requires("members:manage"), async (req, res) => {
+  router.post("/", documented({
+    summary: "Add an existing account as a member", tag, body: addSchema,
+    description: "Unknown email: 422 ACCOUNT_NOT_FOUND. Only an owner grants the owner role (403 OWNER_REQUIRED).",
+    responses: { 201: { description: "The member, as the list answers it", schema: member, headers: { Location: { description: "The member's URL", schema: { type: "string" } } } } },
+  }), requires("members:manage"), async (req, res) => {
     const input = validateAdd(req.body);
-    const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`);
-    res.status(201).location(`${req.baseUrl}/${member.user_id}`).json(member);
+    await withTenantOnce(
+      req,
+      res,
+      (sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`,
+      ([member]) => ({ status: 201, body: member, headers: { Location: `${req.baseUrl}/${member.user_id}` } }),
+    );
   });
 
-  router.patch("/:userId", requires("members:manage"), async (req, res) => {
+  router.patch("/:userId", documented({
+    summary: "Change a member's role", tag, body: changeSchema,
+    description: "The last owner cannot be demoted (409 LAST_OWNER).",
+    responses: { 200: { description: "The member, as the list answers it", schema: member } },
+  }), requires("members:manage"), async (req, res) => {
     const userId = parseId(req.params.userId);
     const { role: next } = validateChange(req.body);
     const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
@@ -39,7 +70,7 @@ export function memberRoutes(): Router {
     res.json(member);
   });
 
-  router.delete("/:userId", requires("members:manage"), async (req, res) => {
+  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage"), async (req, res) => {
     const userId = parseId(req.params.userId);
     await withTenant((sql) => sql`select app.remove_member(${userId}::uuid)`);
     res.status(204).end();

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { Router } from "express";
 import { authenticate } from "../authenticate.ts";
 import { configKeys } from "../config.ts";
+import { documented, row } from "../contract.ts";
 import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
 import { requestState } from "../requestContext.ts";
@@ -42,11 +43,17 @@ export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeplo
     next();
   });
 
-  router.get("/current-commit", (_req, res) => {
+  router.get("/current-commit", documented({
+    summary: "The running release", tag: "Operations", auth: "admin",
+    responses: { 200: { description: "Commit and deploy time", schema: row({ commit_sha: { type: "string" }, deployed_at: { type: "string" } }) } },
+  }), (_req, res) => {
     res.json(deployment);
   });
 
-  router.get("/env-sanity", async (_req, res) => {
+  router.get("/env-sanity", documented({
+    summary: "Environment sanity: database, migrations, policies, variable names (never values)", tag: "Operations", auth: "admin",
+    responses: { 200: { description: "Checks", schema: row({ db: { type: "object" }, migrations: { type: "object" }, policies: { type: "object" }, env_vars: { type: "object" } }) } },
+  }), async (_req, res) => {
     const started = Date.now();
     const [info] = await withoutTenant((sql) => sql`select current_setting('server_version') as version, current_user as role`);
     const latency = Date.now() - started;

@@ -1,27 +1,35 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
+import { stringify } from "csv-stringify/sync";
 import { Router } from "express";
 import { requires } from "../authorize.ts";
+import { documented, row } from "../contract.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
 import { queryValidator } from "../validate.ts";
 
-const validateRange = queryValidator<{ from: string; to: string }>({
+const rangeSchema = {
   type: "object",
   additionalProperties: false,
   required: ["from", "to"],
   properties: { from: { type: "string", format: "date" }, to: { type: "string", format: "date" } },
-});
+};
+const validateRange = queryValidator<{ from: string; to: string }>(rangeSchema);
+const day = row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } });
 
-/** RFC 4180 field: quoted when it holds a comma, quote, CR or LF; quotes doubled. */
-export function csvField(value: unknown): string {
-  const text = value === null || value === undefined ? "" : value instanceof Date ? value.toISOString() : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
 
 export function reportRoutes(): Router {
   const router = Router();
-  router.get("/revenue-daily", requires("reports:read"), async (req, res) => {
+  router.get("/revenue-daily", documented({
+    summary: "Revenue per day", tag: "Reports", query: rangeSchema,
+    description: "Every day from..to (inclusive) that has issued invoices, ordered by day; bounded by the range, never truncated. CSV with Accept: text/csv.",
+    responses: {
+      200: {
+        description: "JSON (or CSV with Accept: text/csv)",
+        schema: { type: "object", additionalProperties: false, required: ["from", "to", "data"], properties: { from: { type: "string" }, to: { type: "string" }, data: { type: "array", items: day } } },
+      },
+    },
+  }), requires("reports:read"), async (req, res) => {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant((sql) => sql`
@@ -30,9 +38,9 @@ export function reportRoutes(): Router {
     `);
     const data = rows.map((r) => ({ day: r.day, invoices: r.invoices, revenue_cents: Number(r.revenue_cents), paid_cents: Number(r.paid_cents) }));
     if (req.accepts(["application/json", "text/csv"]) === "text/csv") {
-      const header = ["day", "invoices", "revenue_cents", "paid_cents"];
-      const lines = [header.join(","), ...data.map((r) => header.map((k) => csvField(r[k as keyof typeof r])).join(","))];
-      res.type("text/csv; charset=utf-8").attachment(`revenue-daily-${from}-${to}.csv`).send(`${lines.join("\r\n")}\r\n`);
+      // RFC 4180 (quoting, CRLF line ends) by csv-stringify rather than by hand.
+      const csv = stringify(data, { header: true, columns: ["day", "invoices", "revenue_cents", "paid_cents"], record_delimiter: "windows" });
+      res.type("text/csv; charset=utf-8").attachment(`revenue-daily-${from}-${to}.csv`).send(csv);
       return;
     }
     res.json({ from, to, data });

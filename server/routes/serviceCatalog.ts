@@ -1,5 +1,6 @@
 // The service catalog v2: groups (services) and operations. Lists and items carry a strong
 // ETag; operations list as a root JSON array, display_order ASC NULLS LAST, then name.
+import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
 
 export function serviceRoutes() {
@@ -13,7 +14,11 @@ export function serviceRoutes() {
     },
     required: ["name"],
     filters: {},
-    orderBy: (sql) => sql`display_order, name, id`,
+    keyset: { keys: [{ expr: "display_order", type: "int" }, { expr: "name", type: "text" }, { expr: "id", type: "uuid" }] },
+    name: "service",
+    tag: "Services",
+    order: "display_order, name, then id",
+    row: { id: uuid, name: { type: "string" }, display_order: { type: "integer" }, created_at: timestamp, updated_at: timestamp },
     notFoundCode: "SERVICE_NOT_FOUND",
     notFoundMessage: "Service not found.",
     etag: true,
@@ -38,7 +43,24 @@ export function serviceOperationRoutes() {
     },
     required: ["service_id", "internal_code", "name", "price_cents", "duration_minutes"],
     filters: { service_id: { type: "string", format: "uuid" }, active: { type: "boolean" } },
-    orderBy: (sql) => sql`display_order asc nulls last, name asc, id`,
+    // display_order ascending with NULLs last, then name: the NULL flag is a key of its own so
+    // that every key is non-null and a row comparison pages through it.
+    keyset: {
+      keys: [
+        { expr: "display_order is null", type: "boolean" },
+        { expr: "coalesce(display_order, 0)", type: "int" },
+        { expr: "name", type: "text" },
+        { expr: "id", type: "uuid" },
+      ],
+    },
+    name: "service operation",
+    tag: "Service operations",
+    order: "display_order ascending with nulls last, name, then id",
+    row: {
+      id: uuid, service_id: uuid, internal_code: { type: "string" }, name: { type: "string" }, subcategory: nullable({ type: "string" }),
+      display_order: nullable({ type: "integer" }), price_cents: { type: "integer" }, duration_minutes: { type: "integer" }, active: { type: "boolean" },
+      created_at: timestamp, updated_at: timestamp,
+    },
     notFoundCode: "SERVICE_OPERATION_NOT_FOUND",
     notFoundMessage: "Service operation not found.",
     rootArray: true,

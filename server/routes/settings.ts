@@ -2,17 +2,20 @@
 // goes through a SECURITY DEFINER function that checks settings:write and audits it.
 import { Router } from "express";
 import { requires } from "../authorize.ts";
+import { documented, row, uuid } from "../contract.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator } from "../validate.ts";
 
-const validateSettings = bodyValidator<{ name: string }>({
+const settingsSchema = {
   type: "object", additionalProperties: false, required: ["name"],
   properties: { name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" } },
-});
+};
+const validateSettings = bodyValidator<{ name: string }>(settingsSchema);
+const tenant = row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { enum: ["active", "suspended"] } });
 
 export function settingsRoutes(): Router {
   const router = Router();
-  router.patch("/", requires("settings:write"), async (req, res) => {
+  router.patch("/", documented({ summary: "Change the shop's settings", tag: "Settings", body: settingsSchema, responses: { 200: { description: "The shop", schema: tenant } } }), requires("settings:write"), async (req, res) => {
     const { name } = validateSettings(req.body);
     const [tenant] = await withTenant((sql) => sql`select id, slug, name, status from app.update_tenant_settings(${name})`);
     res.json(tenant);

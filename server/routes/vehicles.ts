@@ -1,5 +1,6 @@
 // Vehicles: a customer's cars. The customer must belong to the caller's tenant; the database
 // checks it (composite foreign key), so a foreign or unknown customer is 422 REFERENCE_NOT_FOUND.
+import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
 
 const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLength: max });
@@ -19,7 +20,14 @@ export function vehicleRoutes() {
     },
     required: ["customer_id"],
     filters: { customer_id: { type: "string", format: "uuid" } },
-    orderBy: (sql) => sql`created_at, id`,
+    keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
+    name: "vehicle",
+    tag: "Vehicles",
+    order: "created_at, then id",
+    row: {
+      id: uuid, customer_id: uuid, vin: nullable({ type: "string" }), plate: nullable({ type: "string" }), make: nullable({ type: "string" }),
+      model: nullable({ type: "string" }), year: nullable({ type: "integer" }), created_at: timestamp, updated_at: timestamp,
+    },
     notFoundCode: "VEHICLE_NOT_FOUND",
     notFoundMessage: "Vehicle not found.",
   });

@@ -1,0 +1,127 @@
+// The OpenAPI document: served at /openapi.json, generated from the routes' own contract marks
+// (the schemas their validators compile), covering exactly the mounted routes; /docs renders it
+// with Swagger UI served from node_modules. Responses are checked against it in every suite
+// (test/contractValidation.ts, wired into the fixtures' request helper).
+import SwaggerParser from "@apidevtools/swagger-parser";
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import { openApiDocument } from "../server/contract.ts";
+import { routeInventory, tenantResourceRouter } from "../server/routeInventory.ts";
+import { responseValidator } from "./contractValidation.ts";
+import { keys, startApi, type Api } from "./fixtures.ts";
+
+let api: Api;
+beforeAll(async () => {
+  api = await startApi();
+});
+afterAll(async () => {
+  await api.close();
+});
+
+const newApp = () => createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
+type Doc = { openapi: string; paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; security: unknown[]; responses: Record<string, unknown> }>> };
+const toTemplate = (path: string) => path.replace(/:([A-Za-z_]+)/g, "{$1}");
+
+function undocumented(app: ReturnType<typeof newApp>, doc: Doc): string[] {
+  return routeInventory(app)
+    .filter((r) => !doc.paths[toTemplate(r.path)]?.[r.method.toLowerCase()])
+    .map((r) => `${r.method} ${r.path}: mounted but not in the OpenAPI document. FIX: add documented({...}) with its schemas before its handler`);
+}
+
+describe("the OpenAPI document", () => {
+  it("is served at /openapi.json as OpenAPI 3.1", async () => {
+    const res = await api.request("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe("3.1.0");
+    expect(res.body.components.schemas.Error).toBeDefined();
+    expect(res.body.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+  });
+
+  it("is a valid OpenAPI 3.1 document (swagger-parser validates it against the specification's schema)", async () => {
+    const doc = (await api.request("GET", "/openapi.json")).body;
+    await expect(SwaggerParser.validate(structuredClone(doc))).resolves.toBeDefined();
+    // The validator can fail: an operation whose responses is not an object is refused.
+    const broken = structuredClone(doc);
+    broken.paths["/api/v1/customers"].get.responses = "none";
+    await expect(SwaggerParser.validate(broken)).rejects.toThrow();
+  });
+
+  it("documents every mounted route, and every documented route is mounted", async () => {
+    const app = newApp();
+    const doc = (await api.request("GET", "/openapi.json")).body as Doc;
+    expect(undocumented(app, doc)).toEqual([]);
+    const mounted = new Set(routeInventory(app).map((r) => `${r.method.toLowerCase()} ${toTemplate(r.path)}`));
+    const documentedRoutes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path.replace("/api/v1/t/{tenant}/", "/api/v1/")}`));
+    expect(documentedRoutes.filter((r) => !mounted.has(r))).toEqual([]);
+    expect(mounted.size).toBeGreaterThan(40);
+  });
+
+  it("canary: a route mounted without documented(...) is caught by name", () => {
+    const app = newApp();
+    tenantResourceRouter(app, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
+    expect(undocumented(app, openApiDocument(app) as Doc)).toEqual([expect.stringMatching(/^GET \/api\/v1\/customers\/:id\/secrets: mounted but not in the OpenAPI document/)]);
+  });
+
+  it("names the tenant both ways (X-Tenant-Id header and /api/v1/t/{tenant}/ path), the bearer security and Idempotency-Key on tenant POSTs", () => {
+    const doc = openApiDocument(newApp()) as Doc;
+    const list = doc.paths["/api/v1/customers"].get;
+    expect(list.parameters.map((p) => `${p.in}:${p.name}`)).toEqual(expect.arrayContaining(["header:X-Tenant-Id", "query:limit", "query:cursor", "query:q"]));
+    expect(list.security).toEqual([{ bearer: [] }]);
+    expect(doc.paths["/api/v1/t/{tenant}/customers"].get.parameters.map((p) => `${p.in}:${p.name}`)).toContain("path:tenant");
+    expect(doc.paths["/api/v1/members"].post.parameters.map((p) => p.name)).toContain("Idempotency-Key");
+    expect(doc.paths["/api/v1/auth/login"].post.security).toEqual([]);
+    expect(doc.paths["/api/v1/customers/{id}"].get.responses["4XX"]).toBeDefined();
+  });
+
+  it("every schema in it compiles (strict JSON Schema, the same dialect ajv validates requests with)", () => {
+    const doc = openApiDocument(newApp()) as Doc;
+    const ajv = new Ajv({ strict: false });
+    addFormats.default(ajv);
+    ajv.addSchema(doc, "openapi");
+    let compiled = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const status of Object.keys(op.responses)) {
+          const content = (op.responses[status] as { content?: Record<string, unknown> }).content ?? {};
+          for (const media of Object.keys(content)) {
+            const ref = ["paths", path, method, "responses", status, "content", media, "schema"].map((p) => p.replace(/~/g, "~0").replace(/\//g, "~1")).join("/");
+            ajv.compile({ $ref: `openapi#/${ref}` });
+            compiled++;
+          }
+        }
+      }
+    }
+    expect(compiled).toBeGreaterThan(100);
+  });
+
+  it("the response hook refuses an answer that breaks the documented schema, an undocumented status and an undocumented route", () => {
+    const check = responseValidator(openApiDocument(newApp()) as never);
+    const customer = { id: "8d1e5a8c-0000-4000-8000-000000000000", name: "A", email: null, phone: null, notes: null, created_at: "2030-01-01T00:00:00.000Z", updated_at: "2030-01-01T00:00:00.000Z" };
+    expect(() => check("GET", `/api/v1/customers/${customer.id}`, 200, "application/json", customer)).not.toThrow();
+    expect(() => check("GET", `/api/v1/customers/${customer.id}`, 200, "application/json", { ...customer, tenant_id: "x" })).toThrow(/response contract/);
+    expect(() => check("GET", `/api/v1/customers/${customer.id}`, 200, "application/json", { ...customer, created_at: 5 })).toThrow(/response contract/);
+    expect(() => check("GET", `/api/v1/customers/${customer.id}`, 302, "application/json", customer)).toThrow(/not documented/);
+    expect(() => check("GET", "/api/v1/nowhere", 200, "application/json", {})).toThrow(/not in the OpenAPI document/);
+    expect(() => check("GET", `/api/v1/customers/${customer.id}`, 404, "application/json", { message: "no" })).toThrow(/response contract/);
+  });
+});
+
+describe("/docs", () => {
+  it("renders the document with Swagger UI from this server, no CDN", async () => {
+    const page = await api.request("GET", "/docs");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(page.body).not.toMatch(/https?:\/\//);
+    const assets = [...String(page.body).matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(assets).toEqual(expect.arrayContaining(["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/init.js"]));
+    for (const asset of assets) {
+      const res = await fetch(api.url + asset);
+      expect(res.status, asset).toBe(200);
+      expect((await res.text()).length, asset).toBeGreaterThan(10);
+    }
+    const init = await fetch(`${api.url}/docs/init.js`);
+    expect(await init.text()).toContain('url: "/openapi.json"');
+  });
+});
