@@ -22,14 +22,20 @@
 -- HMAC-SHA256 is computed from built-ins (sha256(), PostgreSQL 11+) with precomputed pads, so
 -- neither pgcrypto nor any other extension is needed.
 
+/* An HMAC-SHA256 pad: the key (at most 64 bytes) zero-padded to 64 bytes, each byte XOR p_byte (0x36 inner, 0x5c outer). */
+create or replace function app.hmac_pad(p_key bytea, p_byte integer) returns bytea
+language sql immutable parallel safe
+as $$
+  select decode(string_agg(lpad(to_hex(get_byte(k, i) # p_byte), 2, '0'), '' order by i), 'hex')
+    from (select p_key || decode(repeat('00', 64 - length(p_key)), 'hex') as k) x, generate_series(0, 63) i
+$$;
+revoke execute on function app.hmac_pad(bytea, integer) from public;
+
 -- The seal key: 64 random bytes (from four gen_random_uuid(), 488 random bits), as pads.
 insert into app.context_seal_key (id, ipad, opad)
-select 1,
-       decode(string_agg(lpad(to_hex(get_byte(k, i) # 54), 2, '0'), '' order by i), 'hex'),
-       decode(string_agg(lpad(to_hex(get_byte(k, i) # 92), 2, '0'), '' order by i), 'hex')
+select 1, app.hmac_pad(k, 54), app.hmac_pad(k, 92)
   from (select decode(replace(gen_random_uuid()::text || gen_random_uuid()::text
-                              || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex') as k) x,
-       generate_series(0, 63) i
+                              || gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex') as k) x
 on conflict (id) do nothing;
 
 /*
@@ -76,20 +82,13 @@ create or replace function app.install_context_key(p_key bytea) returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-  v_key bytea;
 begin
   if p_key is null or length(p_key) not between 32 and 64 then
     raise exception 'a context key has 32 to 64 bytes, not %', coalesce(length(p_key), 0)
       using errcode = '22023', hint = 'CONTEXT_KEY is 64 to 128 hex characters (openssl rand -hex 32)';
   end if;
-  v_key := p_key || decode(repeat('00', 64 - length(p_key)), 'hex');
   insert into app.context_keys (id, ipad, opad, installed_at)
-  select 1,
-         decode(string_agg(lpad(to_hex(get_byte(v_key, i) # 54), 2, '0'), '' order by i), 'hex'),
-         decode(string_agg(lpad(to_hex(get_byte(v_key, i) # 92), 2, '0'), '' order by i), 'hex'),
-         now()
-    from generate_series(0, 63) i
+  values (1, app.hmac_pad(p_key, 54), app.hmac_pad(p_key, 92), now())
   on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, installed_at = excluded.installed_at
    where (app.context_keys.ipad, app.context_keys.opad) is distinct from (excluded.ipad, excluded.opad);
 end

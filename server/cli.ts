@@ -197,41 +197,30 @@ program
 
 const bi = program.command("bi").description("BI logins: which tenants each may read through the views (runs as the owner role)");
 
-bi
-  .command("grant")
-  .description("let a BI login (a role that is a member of app_bi) read a tenant's rows through the views; audited")
-  .requiredOption("--role <role>", "the BI login role")
-  .requiredOption("--tenant <slug-or-uuid>", "the tenant")
-  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { role: string; tenant: string; url?: string }) => {
-    const { sql, stop } = await ownerConnection(opts.url);
-    try {
-      const [t] = await tenantsFor(sql, opts.tenant);
-      const [r] = await sql.begin((tx) => tx`select app.bi_grant(${opts.role}, ${t.id}::uuid) as granted`);
-      console.log(r.granted ? `granted: ${opts.role} reads ${t.slug}` : `unchanged: ${opts.role} already reads ${t.slug}`);
-    } finally {
-      await sql.end({ timeout: 5 });
-      await stop();
-    }
-  });
+/** `bi grant` and `bi revoke`: one owner call, audited in SQL (app.bi_grant / app.bi_revoke). */
+function biChange(verb: "grant" | "revoke", description: string, done: (role: string, slug: string, changed: boolean) => string) {
+  bi.command(verb)
+    .description(description)
+    .requiredOption("--role <role>", "the BI login role")
+    .requiredOption("--tenant <slug-or-uuid>", "the tenant")
+    .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+    .action(async (opts: { role: string; tenant: string; url?: string }) => {
+      const { sql, stop } = await ownerConnection(opts.url);
+      try {
+        const [t] = await tenantsFor(sql, opts.tenant);
+        const [r] = await sql.begin((tx) => (verb === "grant" ? tx`select app.bi_grant(${opts.role}, ${t.id}::uuid) as changed` : tx`select app.bi_revoke(${opts.role}, ${t.id}::uuid) as changed`));
+        console.log(done(opts.role, t.slug, r.changed));
+      } finally {
+        await sql.end({ timeout: 5 });
+        await stop();
+      }
+    });
+}
 
-bi
-  .command("revoke")
-  .description("take a tenant back from a BI login; audited")
-  .requiredOption("--role <role>", "the BI login role")
-  .requiredOption("--tenant <slug-or-uuid>", "the tenant")
-  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { role: string; tenant: string; url?: string }) => {
-    const { sql, stop } = await ownerConnection(opts.url);
-    try {
-      const [t] = await tenantsFor(sql, opts.tenant);
-      const [r] = await sql.begin((tx) => tx`select app.bi_revoke(${opts.role}, ${t.id}::uuid) as revoked`);
-      console.log(r.revoked ? `revoked: ${opts.role} no longer reads ${t.slug}` : `unchanged: ${opts.role} did not read ${t.slug}`);
-    } finally {
-      await sql.end({ timeout: 5 });
-      await stop();
-    }
-  });
+biChange("grant", "let a BI login (a role that is a member of app_bi) read a tenant's rows through the views; audited",
+  (role, slug, changed) => (changed ? `granted: ${role} reads ${slug}` : `unchanged: ${role} already reads ${slug}`));
+biChange("revoke", "take a tenant back from a BI login; audited",
+  (role, slug, changed) => (changed ? `revoked: ${role} no longer reads ${slug}` : `unchanged: ${role} did not read ${slug}`));
 
 bi
   .command("list")
