@@ -6,7 +6,9 @@
 // BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
 // BENCH_ROUNDS (3 interleaved rounds of the RLS, audit write-cost and floor comparisons),
 // BENCH_FLOOR_SECONDS (per round of the API against the floor, default 40% of BENCH_SECONDS),
-// BENCH_ONLY=floor (only the API against the floor and the cluster row, to iterate quickly).
+// BENCH_ONLY=floor (only the API against the floor and the cluster row, to iterate quickly),
+// BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
+// rounds as a third side, so a lever is measured side by side with the code before it).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -57,9 +59,9 @@ async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }>
 type Api = { url: string; pid: number; stop: () => Promise<void> };
 
 /** The API in production mode; with workers > 1, that many processes share the port (bench/cluster.ts) and the pool. */
-function startApi(urls: DatabaseUrls, workers = 1): Promise<Api> {
+function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd()): Promise<Api> {
   const entry = workers > 1 ? "bench/cluster.ts" : "server/main.ts";
-  return startServer(entry, {
+  return startServer(entry, dir, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), BENCH_API_WORKERS: String(workers),
     DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET,
   });
@@ -67,14 +69,15 @@ function startApi(urls: DatabaseUrls, workers = 1): Promise<Api> {
 
 /** The floor (bench/floor.ts): a bare Express + postgres.js handler, same database, role and pool size. */
 function startFloor(urls: DatabaseUrls): Promise<Api> {
-  return startServer("bench/floor.ts", { NODE_ENV: "production", DB_POOL_MAX: String(POOL), DATABASE_URL: urls.appUrl });
+  return startServer("bench/floor.ts", process.cwd(), { NODE_ENV: "production", DB_POOL_MAX: String(POOL), DATABASE_URL: urls.appUrl });
 }
 
-async function startServer(entry: string, env: Record<string, string>): Promise<Api> {
+async function startServer(entry: string, cwd: string, env: Record<string, string>): Promise<Api> {
   const port = await freePort();
   // BENCH_API_NODE_OPTIONS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server processes.
   const nodeOptions = (process.env.BENCH_API_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeOptions, "--import", "tsx", entry], {
+    cwd,
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -175,6 +178,7 @@ async function main() {
   const app = postgres(urls.appUrl, { max: POOL, onnotice: () => {} });
   let api: Api | undefined;
   let floor: Api | undefined;
+  let baseline: Api | undefined;
   try {
     log("migrating and applying policies");
     await migrate(urls.ownerUrl);
@@ -195,6 +199,7 @@ async function main() {
     //    Idempotency-Key, so both sides run BEGIN, context, INSERT, COMMIT), in interleaved rounds,
     //    with CPU per request in Node (the server's process tree) and in PostgreSQL (its pool's backends).
     floor = await startFloor(urls);
+    if (process.env.BENCH_BASELINE_DIR) baseline = await startApi(urls, 1, process.env.BENCH_BASELINE_DIR);
     const user = new Map(data.tenants.map((t) => [t.id, t.userId]));
     const headersFor = (tenantId: string, onFloor: boolean) => (onFloor ? { "x-tenant-id": tenantId, "x-user-id": user.get(tenantId)! } : auth(tenantId));
     const floorShapes: { name: string; status: number; http: (onFloor: boolean) => (i: number) => Shape }[] = [
@@ -222,22 +227,24 @@ async function main() {
       const wrong = Math.max(0, r.requests - (r.statuses[String(status)] ?? 0));
       return { ...r, errors: r.errors + wrong, ...cpu };
     };
-    const againstFloor: Record<string, { api: Measured; floor: Measured; rounds: Record<string, number[]> }> = {};
+    const againstFloor: Record<string, { api: Measured; floor: Measured; api_baseline?: Measured; rounds: Record<string, number[]> }> = {};
+    const sides: Record<string, Api> = { api, floor, ...(baseline ? { api_baseline: baseline } : {}) };
     for (const f of floorShapes) {
       log(`API against the floor, ${f.name}: warm-up`);
-      await httpLoad(api.url, f.http(false), 1);
-      await httpLoad(floor.url, f.http(true), 1);
-      const sides = { api, floor };
-      const cmp = await interleaved(`API against the floor, ${f.name}`, (["api", "floor"] as const).map((side) => ({
+      for (const [side, server] of Object.entries(sides)) await httpLoad(server.url, f.http(side === "floor"), 1);
+      const cmp = await interleaved(`API against the floor, ${f.name}`, Object.keys(sides).map((side) => ({
         name: side,
-        load: () => measured(sides[side], side === "api" ? "rls-service-shop" : "rls-service-shop-floor", f.http(side === "floor"), f.status),
+        load: () => measured(sides[side], side === "floor" ? "rls-service-shop-floor" : "rls-service-shop", f.http(side === "floor"), f.status),
       })));
-      againstFloor[f.name] = { api: cmp.medians.api as Measured, floor: cmp.medians.floor as Measured, rounds: cmp.rounds };
+      againstFloor[f.name] = { ...(cmp.medians as Record<"api" | "floor", Measured>), rounds: cmp.rounds };
       ratios[`${f.name}: API / floor`] = cmp.medians.api.rps / cmp.medians.floor.rps;
+      if (baseline) ratios[`${f.name}: API / API at BENCH_BASELINE_DIR`] = cmp.medians.api.rps / cmp.medians.api_baseline.rps;
     }
     results["API against the floor"] = againstFloor;
     await floor.stop();
     floor = undefined;
+    await baseline?.stop();
+    baseline = undefined;
 
     if (!ONLY) {
       // 1. Endpoints, each followed by its limit: the same SQL, one prepared statement, owner, no RLS.
@@ -452,6 +459,7 @@ async function main() {
   } finally {
     await api?.stop();
     await floor?.stop();
+    await baseline?.stop();
     await app.end({ timeout: 5 });
     await owner.end({ timeout: 5 });
     await urls.stop();
@@ -574,13 +582,21 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
     else if (v && typeof v === "object" && "rps" in v) row(name, v as LoadResult);
     else if (v && typeof v === "object") for (const [k, r] of Object.entries(v)) if (r && typeof r === "object" && "rps" in r) row(`${name}: ${k}`, r as LoadResult);
   }
-  const floor = s.results["API against the floor"] as Record<string, { api: Measured; floor: Measured; rounds: Record<string, number[]> }> | undefined;
+  const floor = s.results["API against the floor"] as Record<string, { api: Measured; floor: Measured; api_baseline?: Measured; rounds: Record<string, number[]> }> | undefined;
   if (floor) {
     lines.push("", "API against the floor (bench/floor.ts: Express + postgres.js, BEGIN / set_config / query / COMMIT pipelined, no auth, no logs), median of interleaved rounds; CPU per request from /proc:", "",
       "| endpoint | API req/s | floor req/s | API / floor | API p50 / p99 ms | floor p50 / p99 ms | Node CPU µs/req API / floor | PostgreSQL CPU µs/req API / floor | errors API / floor | rounds req/s API; floor |",
       "|---|---|---|---|---|---|---|---|---|---|");
     for (const [name, v] of Object.entries(floor)) {
       lines.push(`| ${name} | ${f(v.api.rps)} | ${f(v.floor.rps)} | ${(v.api.rps / v.floor.rps).toFixed(2)} | ${f(v.api.p50)} / ${f(v.api.p99)} | ${f(v.floor.p50)} / ${f(v.floor.p99)} | ${v.api.node_cpu_us.toFixed(0)} / ${v.floor.node_cpu_us.toFixed(0)} | ${v.api.pg_cpu_us.toFixed(0)} / ${v.floor.pg_cpu_us.toFixed(0)} | ${v.api.errors} / ${v.floor.errors} | ${v.rounds.api.join(" / ")}; ${v.rounds.floor.join(" / ")} |`);
+    }
+    const base = Object.entries(floor).filter(([, v]) => v.api_baseline);
+    if (base.length) {
+      lines.push("", "The API at BENCH_BASELINE_DIR, in the same rounds:", "", "| endpoint | API req/s | baseline req/s | API / baseline | API p50 / p99 ms | baseline p50 / p99 ms | Node CPU µs/req API / baseline | PostgreSQL CPU µs/req API / baseline | rounds req/s baseline |", "|---|---|---|---|---|---|---|---|---|");
+      for (const [name, v] of base) {
+        const b = v.api_baseline!;
+        lines.push(`| ${name} | ${f(v.api.rps)} | ${f(b.rps)} | ${(v.api.rps / b.rps).toFixed(2)} | ${f(v.api.p50)} / ${f(v.api.p99)} | ${f(b.p50)} / ${f(b.p99)} | ${v.api.node_cpu_us.toFixed(0)} / ${b.node_cpu_us.toFixed(0)} | ${v.api.pg_cpu_us.toFixed(0)} / ${b.pg_cpu_us.toFixed(0)} | ${v.rounds.api_baseline.join(" / ")} |`);
+      }
     }
   }
   const two = s.results["GET customer by id, 2 API workers"] as Measured | string | undefined;
