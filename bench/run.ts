@@ -58,11 +58,10 @@ async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }>
 
 type Api = { url: string; pid: number; stop: () => Promise<void> };
 
-/** The API in production mode; with workers > 1, that many processes share the port (bench/cluster.ts) and the pool. */
+/** The API in production mode; with workers > 1, WEB_CONCURRENCY workers share the port and the pool. */
 function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd()): Promise<Api> {
-  const entry = workers > 1 ? "bench/cluster.ts" : "server/main.ts";
-  return startServer(entry, dir, {
-    NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), BENCH_API_WORKERS: String(workers),
+  return startServer("server/main.ts", dir, {
+    NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
     DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET,
   });
 }
@@ -179,6 +178,7 @@ async function main() {
   let api: Api | undefined;
   let floor: Api | undefined;
   let baseline: Api | undefined;
+  let cluster: Api | undefined;
   try {
     log("migrating and applying policies");
     await migrate(urls.ownerUrl);
@@ -236,7 +236,15 @@ async function main() {
         name: side,
         load: () => measured(sides[side], side === "floor" ? "rls-service-shop-floor" : "rls-service-shop", f.http(side === "floor"), f.status),
       })));
-      againstFloor[f.name] = { ...(cmp.medians as Record<"api" | "floor", Measured>), rounds: cmp.rounds };
+      // CPU per request: each side's median over its rounds (steadier than the median round's own
+      // figure when the machine is shared); req/s, p50 and p99: the median round.
+      const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const sidesMeasured = Object.fromEntries(Object.entries(cmp.runs as Record<string, Measured[]>).map(([side, runs]) => [side, {
+        ...(cmp.medians[side] as Measured),
+        node_cpu_us: middle(runs.map((r) => r.node_cpu_us)),
+        pg_cpu_us: middle(runs.map((r) => r.pg_cpu_us)),
+      }]));
+      againstFloor[f.name] = { ...(sidesMeasured as Record<"api" | "floor", Measured>), rounds: cmp.rounds };
       ratios[`${f.name}: API / floor`] = cmp.medians.api.rps / cmp.medians.floor.rps;
       if (baseline) ratios[`${f.name}: API / API at BENCH_BASELINE_DIR`] = cmp.medians.api.rps / cmp.medians.api_baseline.rps;
     }
@@ -412,21 +420,27 @@ async function main() {
       if (typeof viaPsql !== "string") ratios["export: API rows/s / psql rows/s"] = viaApi.rows_per_second / viaPsql.rows_per_second;
     }
 
-    // 6. GET by id against two API processes sharing the port (bench/cluster.ts), same pool in total.
+    // 6. GET by id: one API process against WEB_CONCURRENCY=2 (two workers sharing the port, the
+    //    same pool in total), in interleaved rounds; Node CPU counts every process of the tree.
+    try {
+      cluster = await startApi(urls, 2);
+      const byId = floorShapes[0].http(false);
+      await httpLoad(cluster.url, byId, 1);
+      const servers: Record<string, Api> = { one_process: api, web_concurrency_2: cluster };
+      const cmp = await interleaved("GET customer by id, WEB_CONCURRENCY", Object.keys(servers).map((name) => ({
+        name, load: () => measured(servers[name], "rls-service-shop", byId, 200),
+      })));
+      results["GET customer by id, WEB_CONCURRENCY=2"] = cmp.medians.web_concurrency_2;
+      results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] = cmp.medians.one_process;
+      ratios["GET customer by id: WEB_CONCURRENCY=2 / one process"] = cmp.medians.web_concurrency_2.rps / cmp.medians.one_process.rps;
+    } catch (error) {
+      results["GET customer by id, WEB_CONCURRENCY=2"] = `failed: ${(error as Error).message}`;
+    } finally {
+      await cluster?.stop();
+      cluster = undefined;
+    }
     await api.stop();
     api = undefined;
-    log("GET customer by id, 2 API workers");
-    try {
-      const cluster = await startApi(urls, 2);
-      try {
-        await httpLoad(cluster.url, floorShapes[0].http(false), 1);
-        results["GET customer by id, 2 API workers"] = await measured(cluster, "rls-service-shop", floorShapes[0].http(false), 200, SECONDS);
-      } finally {
-        await cluster.stop();
-      }
-    } catch (error) {
-      results["GET customer by id, 2 API workers"] = `failed: ${(error as Error).message}`;
-    }
 
     if (!ONLY) {
       // 7. pgbench, where installed: the same reads, prepared, as the owner.
@@ -460,6 +474,7 @@ async function main() {
     await api?.stop();
     await floor?.stop();
     await baseline?.stop();
+    await cluster?.stop();
     await app.end({ timeout: 5 });
     await owner.end({ timeout: 5 });
     await urls.stop();
@@ -481,6 +496,7 @@ async function interleaved(label: string, configurations: { name: string; load: 
   }
   const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
   return {
+    runs,
     medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])),
     rounds: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((r) => Math.round(r.rps))])),
   };
@@ -510,7 +526,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   const list: Target[] = [];
   const floor = results["API against the floor"] as Record<string, { api: Measured; floor: Measured }> | undefined;
-  const two = results["GET customer by id, 2 API workers"];
+  const two = results["GET customer by id, WEB_CONCURRENCY=2"];
   const twoWorkers: Measured | undefined = typeof two === "object" ? (two as Measured) : undefined;
   for (const name of ["GET customer by id", "GET customer list of 50"]) {
     const r = ratios[`${name}: API / floor`];
@@ -584,7 +600,7 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   }
   const floor = s.results["API against the floor"] as Record<string, { api: Measured; floor: Measured; api_baseline?: Measured; rounds: Record<string, number[]> }> | undefined;
   if (floor) {
-    lines.push("", "API against the floor (bench/floor.ts: Express + postgres.js, BEGIN / set_config / query / COMMIT pipelined, no auth, no logs), median of interleaved rounds; CPU per request from /proc:", "",
+    lines.push("", "API against the floor (bench/floor.ts: Express + postgres.js, BEGIN / set_config / query / COMMIT pipelined, no auth, no logs): req/s, p50 and p99 of the median of interleaved rounds; CPU per request from /proc, the median over the rounds:", "",
       "| endpoint | API req/s | floor req/s | API / floor | API p50 / p99 ms | floor p50 / p99 ms | Node CPU µs/req API / floor | PostgreSQL CPU µs/req API / floor | errors API / floor | rounds req/s API; floor |",
       "|---|---|---|---|---|---|---|---|---|---|");
     for (const [name, v] of Object.entries(floor)) {
@@ -599,8 +615,11 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
       }
     }
   }
-  const two = s.results["GET customer by id, 2 API workers"] as Measured | string | undefined;
-  if (two && typeof two === "object") lines.push("", `GET customer by id, 2 API workers: Node CPU ${two.node_cpu_us.toFixed(0)} µs/req (all processes), PostgreSQL ${two.pg_cpu_us.toFixed(0)} µs/req.`);
+  const two = s.results["GET customer by id, WEB_CONCURRENCY=2"] as Measured | string | undefined;
+  const one = s.results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] as Measured | undefined;
+  if (two && typeof two === "object" && one) {
+    lines.push("", `GET customer by id, WEB_CONCURRENCY=2 against one process (interleaved rounds, median round): ${f(two.rps)} against ${f(one.rps)} req/s; Node CPU ${two.node_cpu_us.toFixed(0)} against ${one.node_cpu_us.toFixed(0)} µs/req (every process of the tree); PostgreSQL ${two.pg_cpu_us.toFixed(0)} against ${one.pg_cpu_us.toFixed(0)} µs/req.`);
+  }
   const exports = Object.entries(s.results).filter(([k]) => k.startsWith("export CSV"));
   if (exports.length) lines.push("", "| export | rows | MB | seconds | rows/s | MB/s | API RSS baseline → peak (growth) MB |", "|---|---|---|---|---|---|---|");
   for (const [name, v] of exports) {
