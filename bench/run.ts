@@ -8,7 +8,8 @@
 // BENCH_FLOOR_SECONDS (per round of the API against the floor, default 40% of BENCH_SECONDS),
 // BENCH_ONLY=floor (only the API against the floor and the cluster row, to iterate quickly),
 // BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
-// rounds as a third side, so a lever is measured side by side with the code before it).
+// rounds as a third side, so a lever is measured side by side with the code before it),
+// BENCH_BASELINE_NODE_OPTIONS (Node options of that third side only, e.g. to measure a V8 flag).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -59,8 +60,8 @@ async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }>
 type Api = { url: string; pid: number; stop: () => Promise<void> };
 
 /** The API in production mode; with workers > 1, WEB_CONCURRENCY workers share the port and the pool. */
-function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd()): Promise<Api> {
-  return startServer("server/main.ts", dir, {
+function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS): Promise<Api> {
+  return startServer("server/main.ts", dir, nodeOptions, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
     DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET,
   });
@@ -68,13 +69,13 @@ function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd()): Promise
 
 /** The floor (bench/floor.ts): a bare Express + postgres.js handler, same database, role and pool size. */
 function startFloor(urls: DatabaseUrls): Promise<Api> {
-  return startServer("bench/floor.ts", process.cwd(), { NODE_ENV: "production", DB_POOL_MAX: String(POOL), DATABASE_URL: urls.appUrl });
+  return startServer("bench/floor.ts", process.cwd(), process.env.BENCH_API_NODE_OPTIONS, { NODE_ENV: "production", DB_POOL_MAX: String(POOL), DATABASE_URL: urls.appUrl });
 }
 
-async function startServer(entry: string, cwd: string, env: Record<string, string>): Promise<Api> {
+async function startServer(entry: string, cwd: string, options: string | undefined, env: Record<string, string>): Promise<Api> {
   const port = await freePort();
   // BENCH_API_NODE_OPTIONS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server processes.
-  const nodeOptions = (process.env.BENCH_API_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
+  const nodeOptions = (options ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...nodeOptions, "--import", "tsx", entry], {
     cwd,
     env: { ...process.env, ...env, PORT: String(port) },
@@ -199,7 +200,9 @@ async function main() {
     //    Idempotency-Key, so both sides run BEGIN, context, INSERT, COMMIT), in interleaved rounds,
     //    with CPU per request in Node (the server's process tree) and in PostgreSQL (its pool's backends).
     floor = await startFloor(urls);
-    if (process.env.BENCH_BASELINE_DIR) baseline = await startApi(urls, 1, process.env.BENCH_BASELINE_DIR);
+    if (process.env.BENCH_BASELINE_DIR) {
+      baseline = await startApi(urls, 1, process.env.BENCH_BASELINE_DIR, process.env.BENCH_BASELINE_NODE_OPTIONS ?? process.env.BENCH_API_NODE_OPTIONS);
+    }
     const user = new Map(data.tenants.map((t) => [t.id, t.userId]));
     const headersFor = (tenantId: string, onFloor: boolean) => (onFloor ? { "x-tenant-id": tenantId, "x-user-id": user.get(tenantId)! } : auth(tenantId));
     const floorShapes: { name: string; status: number; http: (onFloor: boolean) => (i: number) => Shape }[] = [
