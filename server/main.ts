@@ -58,19 +58,18 @@ type Steps = Parameters<typeof installShutdown>[1];
 function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, steps: Steps): void {
   const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, ...(jwtSecret ? { JWT_SECRET: jwtSecret } : {}) };
   let stopping = false;
-  const fork = () => cluster.fork(env);
+  // Our own count: cluster.workers drops a worker only after both its exit and its disconnect.
+  const live = new Set<number>();
+  const fork = () => live.add(cluster.fork(env).id);
   for (let i = 0; i < count; i++) fork();
+  let allExited = () => {};
   cluster.on("exit", (worker, code, signal) => {
-    if (stopping) return;
+    live.delete(worker.id);
+    if (stopping) return live.size === 0 && allExited();
     logger.error({ worker: worker.process.pid, code, signal }, "API worker exited; starting another");
-    setTimeout(fork, 1000);
+    setTimeout(() => !stopping && fork(), 1000);
   });
-  const workersExited = () =>
-    new Promise<void>((resolve) => {
-      const left = () => Object.keys(cluster.workers ?? {}).length === 0 && resolve();
-      cluster.on("exit", left);
-      left();
-    });
+  const workersExited = () => new Promise<void>((resolve) => ((allExited = resolve), live.size === 0 && resolve()));
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
   installShutdown(undefined, [
