@@ -5,7 +5,7 @@
 // BENCH_CUSTOMERS (1000 per tenant), BENCH_POOL (16: API pool = direct-SQL pool = pgbench clients),
 // BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
 // BENCH_ROUNDS (3 interleaved rounds of the RLS, audit write-cost and floor comparisons),
-// BENCH_FLOOR_SECONDS (per round of the API against the floor, default 40% of BENCH_SECONDS),
+// BENCH_FLOOR_SECONDS (per round of the API against the floor and of the WEB_CONCURRENCY row, default 30% of BENCH_SECONDS),
 // BENCH_ONLY=floor (only the API against the floor and the cluster row, to iterate quickly),
 // BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
 // rounds as a third side, so a lever is measured side by side with the code before it),
@@ -37,7 +37,7 @@ const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
-const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(3, Math.round(SECONDS * 0.4)));
+const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(2, Math.round(SECONDS * 0.3)));
 const ONLY = process.env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== "floor") throw new Error(`BENCH_ONLY=${ONLY}: only "floor" is known`);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";

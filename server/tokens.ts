@@ -23,7 +23,7 @@ export type TokenKeys = {
 };
 
 /** Verified identities by token text with their exp (seconds); at most `max`, the oldest leaves first. */
-export type TokenCache = { max: number; entries: Map<string, Identity & { exp: number }> };
+export type TokenCache = { max: number; entries: Map<string, { identity: Identity; exp: number }> };
 
 export const DEFAULT_TOKEN_CACHE_MAX = 10_000;
 
@@ -78,18 +78,18 @@ export function verifyAccessToken(keys: TokenKeys, token: string): Identity {
   const cached = cache?.entries.get(token);
   if (cached) {
     // jsonwebtoken's rule: expired once the clock's whole second reaches exp.
-    if (Math.floor(Date.now() / 1000) < cached.exp) return cached;
+    if (Math.floor(Date.now() / 1000) < cached.exp) return cached.identity;
     cache!.entries.delete(token); // verified again below, which answers TOKEN_EXPIRED
   }
-  const identity = verifyUncached(keys, token);
+  const verified = verifyUncached(keys, token);
   if (cache) {
     if (cache.entries.size >= cache.max) cache.entries.delete(cache.entries.keys().next().value!);
-    cache.entries.set(token, identity);
+    cache.entries.set(token, verified);
   }
-  return identity;
+  return verified.identity;
 }
 
-function verifyUncached(keys: TokenKeys, token: string): Identity & { exp: number } {
+function verifyUncached(keys: TokenKeys, token: string): { identity: Identity; exp: number } {
   let payload: jwt.JwtPayload;
   try {
     const decoded = jwt.verify(token, keys.verifyKey, { algorithms: [keys.algorithm], issuer: keys.issuer });
@@ -105,5 +105,5 @@ function verifyUncached(keys: TokenKeys, token: string): Identity & { exp: numbe
   if (payload.tid !== undefined && (typeof payload.tid !== "string" || !uuid.test(payload.tid))) {
     throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   }
-  return { userId: payload.sub, tenantId: payload.tid, exp: payload.exp };
+  return { identity: { userId: payload.sub, tenantId: payload.tid }, exp: payload.exp };
 }
