@@ -56,26 +56,24 @@ export function noteError(res: Response, code: string, causeCode: string | undef
   res.locals.causeCode = causeCode;
 }
 
-const routeSlot = Symbol("route");
-const templateSlot = Symbol("routeTemplate");
-type Tracked = Request & { [routeSlot]?: unknown; [templateSlot]?: string };
-
 /**
  * Remembers the route template when the router dispatches to a route: req.baseUrl is right
- * only at that moment (an async handler answers after the router has restored it). The
- * accessors are shared by every request (no closures per request to create and name).
+ * only at that moment (an async handler answers after the router has restored it).
  */
-const routeAccessors: PropertyDescriptor = {
-  configurable: true,
-  enumerable: true,
-  get(this: Tracked) {
-    return this[routeSlot];
-  },
-  set(this: Tracked, route: { path?: unknown } | undefined) {
-    this[routeSlot] = route;
-    if (route && typeof route.path === "string") this[templateSlot] = `${this.baseUrl}${route.path}`.replace(/(.)\/$/, "$1") || "/";
-  },
-};
+function captureRouteTemplate(req: Request): () => string {
+  let template = "unmatched";
+  let current: unknown;
+  Object.defineProperty(req, "route", {
+    configurable: true,
+    enumerable: true,
+    get: () => current,
+    set: (route: { path?: unknown } | undefined) => {
+      current = route;
+      if (route && typeof route.path === "string") template = `${req.baseUrl}${route.path}`.replace(/(.)\/$/, "$1") || "/";
+    },
+  });
+  return () => template;
+}
 
 // Each (method, route, status) gets its label children once: prom-client otherwise sorts and
 // joins the label values into a key on every inc and observe.
@@ -94,10 +92,10 @@ function boundFor(method: string, route: string, status: number): Bound {
 
 export const metricsMiddleware: RequestHandler = (req, res, next) => {
   const started = performance.now();
-  Object.defineProperty(req, "route", routeAccessors);
+  const template = captureRouteTemplate(req);
   res.on("finish", () => {
     const status = res.statusCode;
-    const route = (req as Tracked)[templateSlot] ?? "unmatched";
+    const route = template();
     const b = boundFor(req.method, route, status);
     b.count.inc();
     b.latency.observe((performance.now() - started) / 1000);
