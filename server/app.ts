@@ -1,5 +1,8 @@
-// The Express app: request id, metrics and logging first, then health, /metrics, /ops, then /api/v1 (JSON bodies,
-// login, authentication, caller routes, tenant routes), then 404 and the one error handler.
+// The Express app: request id, metrics and logging first, then /api/v1 (JSON bodies on writes, login,
+// authentication, caller routes, tenant routes), then health, /metrics and /ops, then 404 and the one
+// error handler. /api/v1 comes first because nearly every request is one: the others' routers are not
+// walked for it (the paths are disjoint, so the order changes no answer).
+import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type Router } from "express";
 import { pinoHttp } from "pino-http";
 import { authenticate } from "./authenticate.ts";
@@ -59,20 +62,16 @@ export function createApp(options: AppOptions): express.Express {
       logger,
       genReqId: (req) => (req as { id?: string }).id ?? "",
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info"),
+      // The serializers read the raw request and response: wrapped (the default), pino-http first
+      // copies every header of both into new objects per request, which these lines never log.
+      wrapSerializers: false,
       serializers: {
-        req: (req) => ({ method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
-        res: (res) => ({ statusCode: res.statusCode }),
+        req: (req: IncomingMessage & { originalUrl?: string }) => ({ method: req.method, url: req.originalUrl ?? req.url, remoteAddress: req.socket?.remoteAddress }),
+        res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
       },
     }),
   );
   app.use(tenantPathPrefix);
-  app.use(healthRoutes());
-  app.get("/metrics", documented({
-    summary: "Prometheus metrics (unauthenticated: expose to the scraper's network only)", tag: "Operations", auth: "public",
-    responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
-  }), metricsEndpoint);
-  app.use(docsRoutes());
-  app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   const api = express.Router();
   api.use(jsonBody(options.bodyLimit));
@@ -83,6 +82,14 @@ export function createApp(options: AppOptions): express.Express {
   const tenant = resolveTenant(options.baseDomain);
   for (const [path, router] of Object.entries(tenantResources())) api.use(path, tenant, router);
   app.use("/api/v1", api);
+
+  app.use(healthRoutes());
+  app.get("/metrics", documented({
+    summary: "Prometheus metrics (unauthenticated: expose to the scraper's network only)", tag: "Operations", auth: "public",
+    responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
+  }), metricsEndpoint);
+  app.use(docsRoutes());
+  app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   app.use(notFound);
   app.use(errorHandler);

@@ -25,6 +25,8 @@ export type Config = {
   dataDir: string;
   embeddedPgPort: number;
   seedDemo: boolean;
+  tokenCacheMax: number;
+  webConcurrency: number;
 };
 
 const schema = {
@@ -52,6 +54,8 @@ const schema = {
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
     EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
     SEED_DEMO: { type: "boolean" },
+    TOKEN_CACHE_MAX: { type: "integer", minimum: 0, maximum: 1000000, default: 10000 },
+    WEB_CONCURRENCY: { type: "integer", minimum: 1, maximum: 64, default: 1 },
   },
   allOf: [
     {
@@ -115,5 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: r.DATA_DIR,
     embeddedPgPort: r.EMBEDDED_PG_PORT,
     seedDemo: r.SEED_DEMO ?? r.NODE_ENV === "development",
+    tokenCacheMax: r.TOKEN_CACHE_MAX,
+    webConcurrency: r.WEB_CONCURRENCY,
   };
 }

@@ -1,5 +1,7 @@
 // JSON bodies only: a body in another media type is 415, a body over the limit 413,
-// malformed JSON 400, JSON nested deeper than maxJsonDepth 400. A request without a body passes with req.body undefined.
+// malformed JSON 400, JSON nested deeper than maxJsonDepth 400. A request without a body passes
+// with req.body undefined, and so does any GET, HEAD, DELETE or OPTIONS: no route reads their
+// body, so it is not parsed (nor paid for).
 import express, { type RequestHandler } from "express";
 import { AppError, BadRequestError } from "./errors.ts";
 
@@ -23,15 +25,15 @@ function depthOver(value: unknown, limit: number): boolean {
   return false;
 }
 
-export function jsonBody(limit: string): RequestHandler[] {
-  const requireJson: RequestHandler = (req, _res, next) => {
-    if (["POST", "PUT", "PATCH"].includes(req.method) && hasBody(req) && !req.is(["application/json", "application/*+json"])) {
+const withBody = new Set(["POST", "PUT", "PATCH"]);
+
+export function jsonBody(limit: string): RequestHandler {
+  const parse = express.json({ limit, strict: true, type: ["application/json", "application/*+json"] });
+  return (req, res, next) => {
+    if (!withBody.has(req.method)) return next();
+    if (hasBody(req) && !req.is(["application/json", "application/*+json"])) {
       throw new AppError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.");
     }
-    next();
-  };
-  const parse = express.json({ limit, strict: true, type: ["application/json", "application/*+json"] });
-  const parseErrors: RequestHandler = (req, res, next) =>
     parse(req, res, (err?: unknown) => {
       if (!err) {
         if (depthOver(req.body, maxJsonDepth)) return next(new BadRequestError("BODY_TOO_DEEP", `The body nests deeper than ${maxJsonDepth} levels.`));
@@ -44,5 +46,5 @@ export function jsonBody(limit: string): RequestHandler[] {
       }
       return next(new BadRequestError("MALFORMED_JSON", "The body is not valid JSON."));
     });
-  return [requireJson, parseErrors];
+  };
 }

@@ -1,8 +1,12 @@
 // `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
 // policies, demo seed (development, first start), then the API, with graceful shutdown.
+// WEB_CONCURRENCY > 1 (production on several cores): this process does the set-up once, then
+// forks that many workers (node:cluster) that share the port, each with its own pool of
+// DB_POOL_MAX connections; SIGTERM drains the workers, then stops the database.
+import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { answerClientErrors } from "./clientErrors.ts";
-import { loadConfig, ConfigError } from "./config.ts";
+import { loadConfig, ConfigError, type Config } from "./config.ts";
 import { contextKeyFingerprint, installContextKey, useContextKey } from "./contextProof.ts";
 import { createPool, withOwner } from "./db.ts";
 import { openDatabase } from "./localDatabase.ts";
@@ -13,7 +17,7 @@ import { applyPolicies } from "./policies.ts";
 import { DEMO_PASSWORD, seedDemo } from "./seed.ts";
 import { installShutdown } from "./shutdown.ts";
 import { useTenantPool, withoutTenant } from "./tenantContext.ts";
-import { loadTokenKeys } from "./tokens.ts";
+import { loadTokenKeys, type TokenKeys } from "./tokens.ts";
 import { createApp } from "./app.ts";
 
 async function main() {
@@ -35,7 +39,9 @@ async function main() {
   useContextKey(contextKey, config.contextProofTtlSeconds);
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
+  const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
 
+  if (cluster.isWorker) return serve(config, db, keys, steps, early);
   try {
     const ran = await migrate(db.ownerUrl, { log: (m) => logger.info(m) });
     logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
@@ -50,7 +56,48 @@ async function main() {
     process.exit(1);
   }
 
-  const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
+  if (config.webConcurrency > 1) return forkWorkers(config.webConcurrency, db, config.jwtSecret ?? db.secrets?.jwtSecret, contextKey, steps);
+  return serve(config, db, keys, steps, early);
+}
+
+type Db = Awaited<ReturnType<typeof openDatabase>>;
+type Steps = Parameters<typeof installShutdown>[1];
+
+/** The primary of WEB_CONCURRENCY workers: they reach the database it set up; it stops them, then it. */
+function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, contextKey: string, steps: Steps): void {
+  // Every worker signs with the key the primary installed.
+  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, CONTEXT_KEY: contextKey, ...(jwtSecret ? { JWT_SECRET: jwtSecret } : {}) };
+  let stopping = false;
+  // Our own count: cluster.workers drops a worker only after both its exit and its disconnect.
+  const live = new Set<number>();
+  const fork = () => live.add(cluster.fork(env).id);
+  for (let i = 0; i < count; i++) fork();
+  let allExited = () => {};
+  cluster.on("exit", (worker, code, signal) => {
+    live.delete(worker.id);
+    if (stopping) return live.size === 0 && allExited();
+    logger.error({ worker: worker.process.pid, code, signal }, "API worker exited; starting another");
+    setTimeout(() => !stopping && fork(), 1000);
+  });
+  const workersExited = () => new Promise<void>((resolve) => ((allExited = resolve), live.size === 0 && resolve()));
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
+  installShutdown(undefined, [
+    {
+      label: "stop API workers",
+      run: () => {
+        stopping = true;
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+        return workersExited();
+      },
+      timeoutMs: 20_000,
+    },
+    ...steps,
+  ]);
+  logger.info({ workers: count }, "API workers starting");
+}
+
+function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (signal: string) => Promise<void>): void {
   const pool = createPool({
     url: db.appUrl,
     max: config.dbPoolMax,
@@ -76,7 +123,7 @@ async function main() {
     const port = typeof address === "object" && address ? address.port : config.port;
     const base = `http://${config.host === "0.0.0.0" ? "localhost" : config.host}:${port}`;
     logger.info({ port, embedded: db.embedded }, "API listening");
-    if (config.nodeEnv !== "production") {
+    if (config.nodeEnv !== "production" && (cluster.worker?.id ?? 1) === 1) {
       process.stdout.write(
         [
           "",

@@ -75,14 +75,30 @@ function captureRouteTemplate(req: Request): () => string {
   return () => template;
 }
 
+// Each (method, route, status) gets its label children once: prom-client otherwise sorts and
+// joins the label values into a key on every inc and observe.
+type Bound = { count: { inc: () => void }; latency: { observe: (seconds: number) => void } };
+const bound = new Map<string, Bound>();
+
+function boundFor(method: string, route: string, status: number): Bound {
+  const key = `${method} ${status} ${route}`;
+  let b = bound.get(key);
+  if (!b) {
+    b = { count: requests.labels(method, route, String(status)), latency: latency.labels(method, route) };
+    bound.set(key, b);
+  }
+  return b;
+}
+
 export const metricsMiddleware: RequestHandler = (req, res, next) => {
-  const stop = latency.startTimer();
+  const started = performance.now();
   const template = captureRouteTemplate(req);
   res.on("finish", () => {
     const status = res.statusCode;
     const route = template();
-    requests.inc({ method: req.method, route, status: String(status) });
-    stop({ method: req.method, route });
+    const b = boundFor(req.method, route, status);
+    b.count.inc();
+    b.latency.observe((performance.now() - started) / 1000);
     if (status === 503) unavailable.inc({ code: String(res.locals.errorCode ?? "UNKNOWN") });
     if (status === 304) notModified.inc({ route });
     if (res.locals.causeCode === "42501") denials.inc({ source: "database", code: String(res.locals.errorCode) });

@@ -153,6 +153,45 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     }
   });
 
+  it("with WEB_CONCURRENCY=2 migrates once, serves from two workers on one port, and drains both on SIGTERM", async () => {
+    const { inject } = await import("vitest");
+    const db = inject("db");
+    const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+      env: {
+        ...process.env, NODE_ENV: "production", PORT: "0", LOG_LEVEL: "info", WEB_CONCURRENCY: "2", DB_POOL_MAX: "2",
+        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (c) => (out += c));
+    child.stderr!.on("data", (c) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const listening = () => [...out.matchAll(/"pid":(\d+)[^\n]*"port":(\d+),"embedded":false[^\n]*"msg":"API listening"/g)].map((m) => ({ pid: Number(m[1]), port: Number(m[2]) }));
+    let workers: { pid: number; port: number }[] = [];
+    try {
+      workers = await new Promise((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (listening().length >= 2) {
+            clearInterval(timer);
+            resolve(listening());
+          }
+        }, 50);
+        void exited.then((code) => (clearInterval(timer), reject(new Error(`exited ${code}: ${out}`))));
+      });
+      expect(new Set(workers.map((w) => w.pid)).size).toBe(2);
+      expect(workers.every((w) => w.pid !== child.pid)).toBe(true);
+      expect(new Set(workers.map((w) => w.port)).size).toBe(1);
+      expect(out.match(/"msg":"migrations at head"/g)?.length).toBe(1);
+      expect((await fetch(`http://127.0.0.1:${workers[0].port}/readyz`)).status).toBe(200);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    for (const w of workers) expect(() => process.kill(w.pid, 0)).toThrow();
+    expect(out).toMatch(/"step":"stop API workers"/);
+  });
+
   it("refuses to start in production without the database URLs, JWT_SECRET and CONTEXT_KEY, naming them", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" },

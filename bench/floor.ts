@@ -1,0 +1,66 @@
+// Bench only: the floor the API is measured against. A bare Express 5 + postgres.js server on
+// the API's database, as the API's role (app_user, NOBYPASSRLS), with the API's pool size:
+// each request is BEGIN, the context, the query and COMMIT, pipelined on a reserved connection.
+// No authentication, no validation beyond the uuid cast, no logs, no metrics: what the API would
+// cost if it were nothing but the transaction. The tenant comes from X-Tenant-Id (a uuid), the
+// user from X-User-Id. The context is opened as the API opens it, with a proof signed under
+// CONTEXT_KEY (a setting written by hand is no context since issue 14): the floor pays the same
+// database work, so API / floor measures what the API layer adds; bench/contextCost.ts measures
+// the opener against a bare set_config.
+import express, { type Request, type Response } from "express";
+import postgres from "postgres";
+import { tenantContextProof, useContextKey } from "../server/contextProof.ts";
+
+useContextKey(process.env.CONTEXT_KEY!);
+
+const sql = postgres(process.env.DATABASE_URL!, {
+  max: Number(process.env.DB_POOL_MAX ?? 16),
+  onnotice: () => {},
+  connection: { application_name: "rls-service-shop-floor" },
+});
+
+function open(r: postgres.ReservedSql, userId: string, tenantId: string) {
+  const p = tenantContextProof({ userId, tenantRefs: [tenantId], scope: null, requestId: "floor", permission: null, forRow: false });
+  return r`select from app.open_tenant_context(${userId}::uuid, ${[tenantId]}::text[], null, 'floor', null, false, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+}
+
+/** BEGIN, context, the query, COMMIT: written together, answered in one round trip. */
+async function inTenant(req: Request, query: (r: postgres.ReservedSql) => postgres.PendingQuery<postgres.Row[]>): Promise<postgres.Row[]> {
+  const r = await sql.reserve();
+  try {
+    const [, , rows] = await Promise.all([
+      r`begin`.execute(),
+      open(r, req.get("x-user-id") ?? "", req.get("x-tenant-id") ?? "").execute(),
+      query(r).execute(),
+      r`commit`.execute(),
+    ]);
+    return rows;
+  } finally {
+    r.release();
+  }
+}
+
+const app = express();
+app.disable("x-powered-by");
+app.set("etag", false);
+app.get("/readyz", (_req, res) => void res.json({ ok: true }));
+
+app.get("/api/v1/customers/:id", async (req: Request<{ id: string }>, res: Response) => {
+  const [row] = await inTenant(req, (r) => r`select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${req.params.id}::uuid`);
+  if (!row) res.status(404).json({ error: { code: "CUSTOMER_NOT_FOUND" } });
+  else res.json(row);
+});
+
+app.get("/api/v1/customers", async (req, res) => {
+  const limit = Math.min(Number(req.query.limit ?? 50) || 50, 200);
+  const rows = await inTenant(req, (r) => r`select id, name, email, phone, notes, created_at, updated_at from app.customers order by name, id limit ${limit + 1}`);
+  res.json({ data: rows.slice(0, limit), next_cursor: null });
+});
+
+app.post("/api/v1/customers", express.json(), async (req, res) => {
+  const [row] = await inTenant(req, (r) => r`insert into app.customers (name) values (${String(req.body?.name)}) returning id, name, email, phone, notes, created_at, updated_at`);
+  res.status(201).json(row);
+});
+
+const server = app.listen(Number(process.env.PORT), "127.0.0.1");
+process.on("SIGTERM", () => server.close(() => void sql.end({ timeout: 5 }).then(() => process.exit(0))));
