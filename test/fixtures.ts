@@ -5,7 +5,7 @@ import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Sql } from "../server/db.ts";
+import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
 
@@ -52,9 +52,13 @@ export type Api = {
 };
 
 /** Starts the real app on a free port, against the test database as app_user. */
-export async function startApi(options: { baseDomain?: string; poolMax?: number; maxSockets?: number; databaseUrl?: string; statementTimeoutMs?: number } = {}): Promise<Api> {
-  const pool = createPool({ url: options.databaseUrl ?? db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: options.statementTimeoutMs ?? 10_000 });
-  useTenantPool(pool);
+export async function startApi(
+  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number } & Partial<Omit<PoolOptions, "url" | "max">> = {},
+): Promise<Api> {
+  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, ...poolOptions } = options;
+  const pool = createPool({ url: databaseUrl ?? db.appUrl, max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000, ...poolOptions });
+  // A second API in the same test file must not leave the first one on its closed pool.
+  const previous = useTenantPool(pool);
   const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
@@ -101,6 +105,8 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
       agent.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      const current = useTenantPool(previous);
+      if (current !== pool) useTenantPool(current);
       await pool.end({ timeout: 5 });
     },
   };

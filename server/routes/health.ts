@@ -3,7 +3,7 @@
 import { Router } from "express";
 import { AppError, databaseUnavailable } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
-import { withoutTenant } from "../tenantContext.ts";
+import { probeDatabase } from "../tenantContext.ts";
 
 export function healthRoutes(): Router {
   const router = Router();
@@ -14,7 +14,7 @@ export function healthRoutes(): Router {
   router.get("/readyz", async (_req, res) => {
     let applied: string[];
     try {
-      applied = (await withoutTenant((sql) => sql`select name from app.applied_migrations() as name`)).map((r) => r.name);
+      applied = (await probeDatabase((sql) => sql`select name from app.applied_migrations() as name`)).map((r) => r.name);
     } catch (error) {
       throw databaseUnavailable(error);
     }
