@@ -52,7 +52,7 @@ export type Pool = {
   end: (options?: { timeout?: number }) => Promise<void>;
 };
 
-type Client = { sql: Sql; closes: number };
+type Client = { sql: Sql; closes: number; leased: boolean };
 
 function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Options<Record<string, postgres.PostgresType>> {
   return {
@@ -79,8 +79,14 @@ function clientPool(options: PoolOptions, size: number, maxWaiting: number, acqu
   return genericPool.createPool<Client>(
     {
       create: async () => {
-        const client = { closes: 0 } as Client;
-        client.sql = postgres(options.url, clientOptions(options, () => client.closes++));
+        const client = { closes: 0, leased: false } as Client;
+        client.sql = postgres(options.url, clientOptions(options, () => {
+          client.closes++;
+          // Closed under a request: end the client at once. Its pending queries then fail
+          // (CONNECTION_DESTROYED) instead of waiting on a reconnect that can stall: postgres.js
+          // 3.4.9 keeps a write that was pending at the close and never flushes the next ones.
+          if (client.leased) void client.sql.end({ timeout: 0 });
+        }));
         clients.add(client);
         return client;
       },
@@ -114,6 +120,7 @@ export function createPool(options: PoolOptions): Pool {
       throw (error as Error).name === "TimeoutError" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
     }
     const closes = client.closes;
+    client.leased = true;
     let released = false;
     return {
       sql: client.sql,
@@ -121,7 +128,8 @@ export function createPool(options: PoolOptions): Pool {
       release: (broken = false) => {
         if (released) return;
         released = true;
-        // A connection left in an unknown state (a failed ROLLBACK) is closed, not reused.
+        client.leased = false;
+        // A connection lost, or left in an unknown state (a failed ROLLBACK), is not reused.
         (broken ? pool.destroy(client) : pool.release(client)).catch((error) => logger.error({ err: error }, "pool release failed"));
       },
     };
