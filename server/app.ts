@@ -9,6 +9,7 @@ import { jsonBody } from "./jsonBody.ts";
 import { logger } from "./log.ts";
 import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
 import { requestId } from "./requestId.ts";
+import { refuseWhileDraining } from "./shutdown.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
@@ -50,6 +51,7 @@ export function createApp(options: AppOptions): express.Express {
   app.set("query parser", "simple");
 
   app.use(requestId);
+  app.use(refuseWhileDraining);
   app.use(metricsMiddleware);
   app.use(
     pinoHttp({

@@ -25,7 +25,7 @@ async function main() {
     throw error;
   }
 
-  const db = await openDatabase(config, (line) => logger.debug({ postgres: line }));
+  const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
 
@@ -47,13 +47,16 @@ async function main() {
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     statementTimeoutMs: config.dbStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    maxWaiting: config.dbPoolQueueMax,
+    exportMax: config.dbExportPoolMax,
+    prepare: config.dbPrepare,
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
   const server = app.listen(config.port, config.host);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
   server.on("listening", () => {
