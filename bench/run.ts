@@ -4,7 +4,8 @@
 // Knobs: BENCH_SECONDS (per phase, default 10), BENCH_CONNECTIONS (64), BENCH_TENANTS (100),
 // BENCH_CUSTOMERS (1000 per tenant), BENCH_POOL (16: API pool = direct-SQL pool = pgbench clients),
 // BENCH_EXPORT_ROWS (1,000,000 audit rows exported), BENCH_SEAL_ROWS (100,000 rows sealed),
-// BENCH_ROUNDS (3 interleaved rounds of the RLS and audit write-cost comparisons).
+// BENCH_ROUNDS (3 interleaved rounds of the RLS and audit write-cost comparisons),
+// BENCH_OVERLOAD_CONNECTIONS (256: the list under overload, p99 and the share shed as 503 OVERLOADED).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,6 +31,7 @@ const CUSTOMERS = env("BENCH_CUSTOMERS", 1000);
 const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
+const OVERLOAD_CONNECTIONS = env("BENCH_OVERLOAD_CONNECTIONS", 256);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
@@ -90,13 +92,13 @@ async function startApi(urls: DatabaseUrls, workers = 1): Promise<Api> {
 type HttpResult = LoadResult & { statuses: Record<string, number> };
 type Shape = { method: "GET" | "POST"; path: string; headers: Record<string, string>; body?: string };
 
-function httpLoad(url: string, build: (i: number) => Shape): Promise<HttpResult> {
+function httpLoad(url: string, build: (i: number) => Shape, connections = CONNECTIONS): Promise<HttpResult> {
   let i = 0;
   return new Promise((resolve, reject) => {
     autocannon(
       {
         url,
-        connections: CONNECTIONS,
+        connections,
         duration: SECONDS,
         requests: [{ setupRequest: (req) => ({ ...req, ...build(i++) }) }],
       },
@@ -205,6 +207,13 @@ async function main() {
       ratios[`${e.name}: API / limit`] = http.rps / limit.rps;
     };
     for (const e of endpoints) await measure(e);
+    // Overload: far more connections than the pool. Past DB_POOL_QUEUE_MAX waiting requests the
+    // API answers 503 OVERLOADED at once instead of queueing: p99 stays bounded, the rest is shed.
+    const overloadName = `GET customer list of 50 at ${OVERLOAD_CONNECTIONS} connections (shedding)`;
+    log(`HTTP  ${overloadName}`);
+    const overload = await httpLoad(api.url, endpoints[1].http, OVERLOAD_CONNECTIONS);
+    results[overloadName] = overload;
+    ratios[`${overloadName}: shed as 503`] = (overload.statuses["503"] ?? 0) / Math.max(1, overload.requests);
     // The catalog's 304 path: each tenant's current ETag, sent back as If-None-Match.
     const etags = new Map<string, string>();
     for (const t of data.tenants) {
