@@ -24,6 +24,7 @@ import { settingsRoutes } from "./routes/settings.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
+import { shedWhenSaturated } from "./tenantContext.ts";
 import type { TokenKeys } from "./tokens.ts";
 
 export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
@@ -70,6 +71,7 @@ export function createApp(options: AppOptions): express.Express {
   app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   const api = express.Router();
+  api.use(shedWhenSaturated);
   api.use(jsonBody(options.bodyLimit));
   api.use(authRoutes(options.keys));
   api.use(authenticate(options.keys));

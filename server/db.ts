@@ -49,6 +49,8 @@ export type Pool = {
   /** The statement that opens every request's transaction, with its timeouts. */
   begin: string;
   stats: () => { inUse: number; waiting: number; max: number; exportsInUse: number };
+  /** True when a request would be refused with OVERLOADED right now (every connection busy, queue full). */
+  saturated: () => boolean;
   end: (options?: { timeout?: number }) => Promise<void>;
 };
 
@@ -103,7 +105,8 @@ export function createPool(options: PoolOptions): Pool {
   const acquireTimeoutMs = options.acquireTimeoutMs ?? 1000;
   const idleInTransactionMs = options.idleInTransactionTimeoutMs ?? options.statementTimeoutMs * 2;
   const clients = new Set<Client>();
-  const requests = clientPool(options, options.max, options.maxWaiting ?? options.max * 8, acquireTimeoutMs, clients);
+  const maxWaiting = options.maxWaiting ?? options.max * 8;
+  const requests = clientPool(options, options.max, maxWaiting, acquireTimeoutMs, clients);
   const exportMax = options.exportMax ?? 2;
   const exports = clientPool(options, exportMax, 0, acquireTimeoutMs, clients);
   const probe = postgres(options.url, { ...clientOptions(options), connect_timeout: Math.min(options.connectTimeoutMs, 1000) / 1000 });
@@ -140,6 +143,7 @@ export function createPool(options: PoolOptions): Pool {
     probe,
     begin: `begin; set local statement_timeout = ${Math.trunc(options.statementTimeoutMs)}; ` +
       `set local idle_in_transaction_session_timeout = ${Math.trunc(idleInTransactionMs)}`,
+    saturated: () => requests.spareResourceCapacity < 1 && requests.available < 1 && requests.pending >= maxWaiting,
     stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
     // Waits up to `timeout` seconds for leases to come back, then closes every connection.
     end: async ({ timeout = 5 } = {}) => {

@@ -7,7 +7,8 @@
 import type postgres from "postgres";
 import type { Budget, Pool, Sql } from "./db.ts";
 import { forbidden } from "./authorize.ts";
-import { AppError, databaseUnavailable, isRetryable, toAppError } from "./errors.ts";
+import type { RequestHandler } from "express";
+import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
 import { trackPoolConnection } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
 
@@ -137,6 +138,12 @@ export async function withoutTenant<T extends postgres.Row[]>(work: (sql: Sql) =
     lease.release(lease.lost());
   }
 }
+
+/**
+ * Sheds a request before it costs anything (body parsing, token check) when the pool would refuse
+ * it anyway: every connection busy and DB_POOL_QUEUE_MAX requests already waiting.
+ */
+export const shedWhenSaturated: RequestHandler = (_req, _res, next) => next(pool?.saturated() ? overloaded() : undefined);
 
 /** Runs one query on the pool's own probe connection: readiness never waits behind requests. */
 export async function probeDatabase<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
