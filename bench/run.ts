@@ -9,7 +9,8 @@
 // BENCH_ONLY=floor (only the API against the floor and the cluster row, to iterate quickly),
 // BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
 // rounds as a third side, so a lever is measured side by side with the code before it),
-// BENCH_BASELINE_NODE_OPTIONS (Node options of that third side only, e.g. to measure a V8 flag).
+// BENCH_BASELINE_NODE_OPTIONS (Node options of that third side only, e.g. to measure a V8 flag),
+// BENCH_OVERLOAD_CONNECTIONS (256: the list under overload, p99 and the share shed as 503 OVERLOADED).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -38,6 +39,7 @@ const CUSTOMERS = env("BENCH_CUSTOMERS", 1000);
 const POOL = env("BENCH_POOL", 16);
 const EXPORT_ROWS = env("BENCH_EXPORT_ROWS", 1_000_000);
 const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
+const OVERLOAD_CONNECTIONS = env("BENCH_OVERLOAD_CONNECTIONS", 256);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(2, Math.round(SECONDS * 0.3)));
 const ONLY = process.env.BENCH_ONLY;
@@ -111,13 +113,13 @@ type HttpResult = LoadResult & { statuses: Record<string, number> };
 type Measured = HttpResult & { node_cpu_us: number; pg_cpu_us: number };
 type Shape = { method: "GET" | "POST"; path: string; headers: Record<string, string>; body?: string };
 
-function httpLoad(url: string, build: (i: number) => Shape, seconds = SECONDS): Promise<HttpResult> {
+function httpLoad(url: string, build: (i: number) => Shape, seconds = SECONDS, connections = CONNECTIONS): Promise<HttpResult> {
   let i = 0;
   return new Promise((resolve, reject) => {
     autocannon(
       {
         url,
-        connections: CONNECTIONS,
+        connections,
         duration: seconds,
         requests: [{ setupRequest: (req) => ({ ...req, ...build(i++) }) }],
       },
@@ -263,6 +265,14 @@ async function main() {
     baseline = undefined;
 
     if (!ONLY) {
+      // 0b. Overload: far more connections than the pool. Past DB_POOL_QUEUE_MAX waiting requests
+      //     the API answers 503 OVERLOADED at once instead of queueing: p99 stays bounded, the rest is shed.
+      const overloadName = `GET customer list of 50 at ${OVERLOAD_CONNECTIONS} connections (shedding)`;
+      log(`HTTP  ${overloadName}`);
+      const overload = await httpLoad(api.url, floorShapes[1].http(false), SECONDS, OVERLOAD_CONNECTIONS);
+      results[overloadName] = overload;
+      ratios[`${overloadName}: shed as 503`] = (overload.statuses["503"] ?? 0) / Math.max(1, overload.requests);
+
       // 1. Endpoints, each followed by its limit: the same SQL, one prepared statement, owner, no RLS.
       const endpoints: { name: string; http: (i: number) => Shape; limit: (i: number) => Promise<unknown> }[] = [
         {

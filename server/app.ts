@@ -12,6 +12,7 @@ import { jsonBody } from "./jsonBody.ts";
 import { logger } from "./log.ts";
 import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
 import { requestId } from "./requestId.ts";
+import { refuseWhileDraining } from "./shutdown.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
@@ -28,6 +29,7 @@ import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { documented } from "./contract.ts";
 import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
+import { shedWhenSaturated } from "./tenantContext.ts";
 import type { TokenKeys } from "./tokens.ts";
 
 export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
@@ -56,6 +58,7 @@ export function createApp(options: AppOptions): express.Express {
   app.set("query parser", "simple");
 
   app.use(requestId);
+  app.use(refuseWhileDraining);
   app.use(metricsMiddleware);
   app.use(
     pinoHttp({
@@ -74,6 +77,7 @@ export function createApp(options: AppOptions): express.Express {
   app.use(tenantPathPrefix);
 
   const api = express.Router();
+  api.use(shedWhenSaturated);
   api.use(jsonBody(options.bodyLimit));
   api.use(authRoutes(options.keys));
   api.use(authenticate(options.keys));

@@ -21,6 +21,11 @@ export type Config = {
   dbPoolMax: number;
   dbConnectTimeoutMs: number;
   dbStatementTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  dbAcquireTimeoutMs: number;
+  dbPoolQueueMax: number;
+  dbExportPoolMax: number;
+  dbPrepare: boolean;
   bodyLimit: string;
   dataDir: string;
   embeddedPgPort: number;
@@ -50,6 +55,11 @@ const schema = {
     DB_POOL_MAX: { type: "integer", minimum: 1, maximum: 500, default: 10 },
     DB_CONNECT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 60000, default: 1000 },
     DB_STATEMENT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 600000, default: 5000 },
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 600000, default: 10000 },
+    DB_ACQUIRE_TIMEOUT_MS: { type: "integer", minimum: 10, maximum: 60000, default: 1000 },
+    DB_POOL_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 64 },
+    DB_EXPORT_POOL_MAX: { type: "integer", minimum: 1, maximum: 50, default: 2 },
+    DB_PREPARE: { type: "boolean", default: true },
     BODY_LIMIT: { type: "string", pattern: "^[0-9]+(b|kb|mb)$", default: "100kb" },
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
     EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
@@ -115,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolMax: r.DB_POOL_MAX,
     dbConnectTimeoutMs: r.DB_CONNECT_TIMEOUT_MS,
     dbStatementTimeoutMs: r.DB_STATEMENT_TIMEOUT_MS,
+    dbIdleInTransactionTimeoutMs: r.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    dbAcquireTimeoutMs: r.DB_ACQUIRE_TIMEOUT_MS,
+    dbPoolQueueMax: r.DB_POOL_QUEUE_MAX,
+    dbExportPoolMax: r.DB_EXPORT_POOL_MAX,
+    dbPrepare: r.DB_PREPARE,
     bodyLimit: r.BODY_LIMIT,
     dataDir: r.DATA_DIR,
     embeddedPgPort: r.EMBEDDED_PG_PORT,

@@ -1,6 +1,22 @@
-// The API's connection pool, as app_user. Connect and statement timeouts keep a request from
-// hanging when the database is down or slow: it fails fast and the next one reconnects.
+// The API's connections to PostgreSQL, as app_user.
+//
+// Why leases of whole one-connection clients, and not postgres.js's sql.reserve(): in postgres.js
+// 3.4.9 (the latest release) a reserved connection whose backend dies stays pinned to the request.
+// The next write through it (our ROLLBACK, or release() handing the socketless connection back to
+// the pool as "open") schedules nextWrite() with setImmediate on a null socket, and its
+// `TypeError: Cannot read properties of null (reading 'write')` is thrown outside any promise:
+// uncaught, it kills the process (porsager/postgres#1208, also #1154 and #1066; the guard in #1209
+// is not released). A postgres.js client of one connection (max: 1) routes queries only to a live
+// socket and reconnects by itself, so a dead backend costs the request a 503, never the process.
+// generic-pool hands those clients out: a bounded wait (DATABASE_BUSY), a bounded queue
+// (OVERLOADED) and a separate small budget for long exports (EXPORTS_BUSY).
+//
+// Nothing is sent as a startup parameter (PgBouncer in transaction mode refuses them): the
+// timeouts are role defaults (policies/roles.sql) and SET LOCAL in each transaction's BEGIN.
+import genericPool from "generic-pool";
 import postgres from "postgres";
+import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";
+import { logger } from "./log.ts";
 
 export type Sql = postgres.Sql;
 
@@ -9,29 +25,138 @@ export type PoolOptions = {
   max: number;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
+  idleInTransactionTimeoutMs?: number;
+  /** How long a request may wait for a free connection before 503 DATABASE_BUSY. */
+  acquireTimeoutMs?: number;
+  /** Requests allowed to wait for a connection; one more is refused at once with 503 OVERLOADED. */
+  maxWaiting?: number;
+  /** Connections kept for long exports, apart from `max`. */
+  exportMax?: number;
+  /** Named prepared statements: false behind PgBouncer in transaction mode (before 1.21). */
+  prepare?: boolean;
   applicationName?: string;
 };
 
-export function createPool(options: PoolOptions): Sql {
-  return postgres(options.url, {
-    max: options.max,
+export type Budget = "request" | "export";
+
+/** One connection, held by one request. `lost()` says its connection closed since it was taken. */
+export type Lease = { sql: Sql; lost: () => boolean; release: (broken?: boolean) => void };
+
+export type Pool = {
+  acquire: (budget?: Budget) => Promise<Lease>;
+  /** A connection of its own for readiness checks, so /readyz never queues behind requests. */
+  probe: Sql;
+  /** The statement that opens every request's transaction, with its timeouts. */
+  begin: string;
+  stats: () => { inUse: number; waiting: number; max: number; exportsInUse: number };
+  /** True when a request would be refused with OVERLOADED right now (every connection busy, queue full). */
+  saturated: () => boolean;
+  end: (options?: { timeout?: number }) => Promise<void>;
+};
+
+type Client = { sql: Sql; closes: number; leased: boolean };
+
+function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Options<Record<string, postgres.PostgresType>> {
+  return {
+    max: 1,
     connect_timeout: options.connectTimeoutMs / 1000,
     idle_timeout: 60,
-    max_lifetime: 60 * 30,
-    prepare: true,
+    // A lifetime end closes the connection between two queries of a transaction; recycling is
+    // left to idle_timeout, which only fires on an idle connection.
+    max_lifetime: null,
+    prepare: options.prepare ?? true,
     // bigint (int8) as a JS number: counts and cent sums stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    // postgres.js waits before reconnecting after failures, by default up to 20 s
-    // ((0.5..1) * min(3^retries / 100, 20)): with the database down a request would wait that
-    // long. Capped at 250 ms, a request fails over to 503 within the connect timeout.
+    // postgres.js waits before reconnecting after failures, by default up to 20 s: with the
+    // database down a request would wait that long. Capped at 250 ms, it fails over to 503 fast.
     backoff: (retries: number) => Math.min(0.05 * retries, 0.25),
     onnotice: () => {},
-    connection: {
-      application_name: options.applicationName ?? "rls-service-shop",
-      statement_timeout: options.statementTimeoutMs,
-      idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
+    onclose,
+    // application_name is the one startup parameter PgBouncer accepts without configuration.
+    connection: { application_name: options.applicationName ?? "rls-service-shop" },
+  };
+}
+
+function clientPool(options: PoolOptions, size: number, maxWaiting: number, acquireTimeoutMs: number, clients: Set<Client>) {
+  return genericPool.createPool<Client>(
+    {
+      create: async () => {
+        const client = { closes: 0, leased: false } as Client;
+        client.sql = postgres(options.url, clientOptions(options, () => {
+          client.closes++;
+          // Closed under a request: end the client at once. Its pending queries then fail
+          // (CONNECTION_DESTROYED) instead of waiting on a reconnect that can stall: postgres.js
+          // 3.4.9 keeps a write that was pending at the close and never flushes the next ones.
+          if (client.leased) void client.sql.end({ timeout: 0 });
+        }));
+        clients.add(client);
+        return client;
+      },
+      destroy: async (client) => {
+        clients.delete(client);
+        await client.sql.end({ timeout: 1 });
+      },
     },
-  });
+    { max: size, min: 0, maxWaitingClients: maxWaiting, acquireTimeoutMillis: acquireTimeoutMs },
+  );
+}
+
+export function createPool(options: PoolOptions): Pool {
+  const acquireTimeoutMs = options.acquireTimeoutMs ?? 1000;
+  const idleInTransactionMs = options.idleInTransactionTimeoutMs ?? options.statementTimeoutMs * 2;
+  const clients = new Set<Client>();
+  const maxWaiting = options.maxWaiting ?? options.max * 8;
+  const requests = clientPool(options, options.max, maxWaiting, acquireTimeoutMs, clients);
+  const exportMax = options.exportMax ?? 2;
+  const exports = clientPool(options, exportMax, 0, acquireTimeoutMs, clients);
+  const probe = postgres(options.url, { ...clientOptions(options), connect_timeout: Math.min(options.connectTimeoutMs, 1000) / 1000 });
+  let ending = false;
+
+  async function acquire(budget: Budget = "request"): Promise<Lease> {
+    const pool = budget === "export" ? exports : requests;
+    let client: Client;
+    try {
+      client = await pool.acquire();
+    } catch (error) {
+      if (ending || /draining/.test((error as Error).message)) throw shuttingDown(error);
+      if (budget === "export") throw exportsBusy(exportMax, error);
+      throw (error as Error).name === "TimeoutError" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
+    }
+    const closes = client.closes;
+    client.leased = true;
+    let released = false;
+    return {
+      sql: client.sql,
+      lost: () => client.closes !== closes,
+      release: (broken = false) => {
+        if (released) return;
+        released = true;
+        client.leased = false;
+        // A connection lost, or left in an unknown state (a failed ROLLBACK), is not reused.
+        (broken ? pool.destroy(client) : pool.release(client)).catch((error) => logger.error({ err: error }, "pool release failed"));
+      },
+    };
+  }
+
+  return {
+    acquire,
+    probe,
+    begin: `begin; set local statement_timeout = ${Math.trunc(options.statementTimeoutMs)}; ` +
+      `set local idle_in_transaction_session_timeout = ${Math.trunc(idleInTransactionMs)}`,
+    saturated: () => requests.spareResourceCapacity < 1 && requests.available < 1 && requests.pending >= maxWaiting,
+    stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
+    // Waits up to `timeout` seconds for leases to come back, then closes every connection.
+    end: async ({ timeout = 5 } = {}) => {
+      ending = true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([requests.drain(), exports.drain()]),
+        new Promise((resolve) => (timer = setTimeout(resolve, timeout * 1000))),
+      ]);
+      clearTimeout(timer);
+      await Promise.all([...clients].map((client) => client.sql.end({ timeout: 0 })).concat(probe.end({ timeout: 0 })));
+    },
+  };
 }
 
 /** A short-lived single connection for administrative work (migrations, policies, seed). */

@@ -99,6 +99,8 @@ function run(command: string, args: string[], ids: { uid: number; gid: number } 
 
 export async function startEmbedded(options: {
   dir: string; port: number; superuserPassword: string; onLog?: (line: string) => void;
+  /** Called when the server exits without stop() having been called (it crashed or was killed). */
+  onExit?: (how: { code: number | null; signal: NodeJS.Signals | null }) => void;
 }): Promise<EmbeddedServer> {
   const dir = resolve(options.dir);
   const log = options.onLog ?? (() => {});
@@ -155,6 +157,10 @@ export async function startEmbedded(options: {
   });
 
   let stopping: Promise<void> | undefined;
+  child.once("exit", (code, signal) => {
+    process.off("exit", killOnExit);
+    if (!stopping) options.onExit?.({ code, signal });
+  });
   return {
     superuserUrl: url(options.port),
     port: options.port,

@@ -55,6 +55,29 @@ export const databaseUnavailable = (cause?: unknown) =>
     help: "runbooks/incident-database-unavailable.md",
   });
 
+// Bounded waits (server/db.ts): each answers at once with a Retry-After instead of queueing.
+export const databaseBusy = (waitedMs: number, cause?: unknown) =>
+  new UnavailableError("DATABASE_BUSY", `No database connection became free within ${waitedMs} ms; retry shortly.`, {
+    cause,
+    help: "runbooks/incident-database-unavailable.md",
+  });
+
+export const overloaded = (cause?: unknown) =>
+  new UnavailableError("OVERLOADED", "The service is at capacity; retry shortly.", {
+    cause,
+    help: "runbooks/incident-database-unavailable.md",
+  });
+
+export const exportsBusy = (budget: number, cause?: unknown) =>
+  new UnavailableError("EXPORTS_BUSY", `All ${budget} export connections are in use; retry later.`, {
+    cause,
+    headers: { "Retry-After": "10" },
+    help: "runbooks/incident-database-unavailable.md",
+  });
+
+export const shuttingDown = (cause?: unknown) =>
+  new UnavailableError("SHUTTING_DOWN", "This instance is shutting down; retry on another.", { cause });
+
 type PgError = { code?: string; constraint_name?: string; constraint?: string; message?: string; detail?: string };
 
 // Client-side connection failures reported by postgres.js or the socket layer.

@@ -5,7 +5,8 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { Config } from "./config.ts";
-import { clusterDir, startEmbedded } from "./embedded.ts";
+import { clusterDir, startEmbedded, type EmbeddedServer } from "./embedded.ts";
+import { logger } from "./log.ts";
 import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
 
 export type LocalSecrets = {
@@ -35,17 +36,44 @@ export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
   return secrets;
 }
 
-export async function openDatabase(config: Config, log: (line: string) => void = () => {}): Promise<Database> {
+/**
+ * `supervise` (npm start): nothing else restarts the embedded server, so when it dies the API
+ * starts it again on the same folder and port (crash recovery replays its WAL), retrying while
+ * the dead server's children still hold its shared memory, and logs the outage and the recovery.
+ */
+export async function openDatabase(config: Config, log: (line: string) => void = () => {}, options: { supervise?: boolean } = {}): Promise<Database> {
   if (config.databaseUrl && config.databaseOwnerUrl) {
     return { appUrl: config.databaseUrl, ownerUrl: config.databaseOwnerUrl, biUrl: "", embedded: false, stop: async () => {}, location: "DATABASE_URL" };
   }
   const secrets = loadOrCreateSecrets(config.dataDir);
-  const server = await startEmbedded({ dir: clusterDir(config.dataDir), port: config.embeddedPgPort, superuserPassword: secrets.superuser, onLog: log });
+  let stopped = false;
+  const start = (): Promise<EmbeddedServer> =>
+    startEmbedded({ dir: clusterDir(config.dataDir), port: config.embeddedPgPort, superuserPassword: secrets.superuser, onLog: log, onExit: options.supervise ? restart : undefined });
+  const restart = async (how: { code: number | null; signal: NodeJS.Signals | null }) => {
+    const since = performance.now();
+    logger.error({ exit_code: how.code, signal: how.signal, help: "runbooks/incident-database-unavailable.md" }, "embedded PostgreSQL exited unexpectedly; restarting it");
+    for (let attempt = 1; !stopped; attempt++) {
+      try {
+        server = await start();
+        if (stopped) return void (await server.stop());
+        logger.info({ attempt, down_ms: Math.round(performance.now() - since) }, "embedded PostgreSQL recovered");
+        return;
+      } catch (error) {
+        if (attempt % 50 === 1) logger.warn({ err: error, attempt }, "embedded PostgreSQL did not start yet; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 1000)));
+      }
+    }
+  };
+  let server = await start();
+  const stop = async () => {
+    stopped = true;
+    await server.stop();
+  };
   try {
     const urls = await provisionDatabase(server.superuserUrl, DATABASE_NAME, { owner: secrets.owner, app: secrets.app, bi: secrets.bi });
-    return { ...urls, embedded: true, stop: server.stop, secrets, location: `embedded PostgreSQL on port ${server.port}, data in ${server.dataDir}` };
+    return { ...urls, embedded: true, stop, secrets, location: `embedded PostgreSQL on port ${server.port}, data in ${server.dataDir}` };
   } catch (error) {
-    await server.stop();
+    await stop();
     throw error;
   }
 }

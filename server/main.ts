@@ -32,7 +32,7 @@ async function main() {
     throw error;
   }
 
-  const db = await openDatabase(config, (line) => logger.debug({ postgres: line }));
+  const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
   // Production requires CONTEXT_KEY (config.ts); the embedded database keeps its own in
   // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
   const contextKey = config.contextKey ?? db.secrets?.contextKey ?? randomBytes(32).toString("hex");
@@ -103,6 +103,11 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     statementTimeoutMs: config.dbStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    maxWaiting: config.dbPoolQueueMax,
+    exportMax: config.dbExportPoolMax,
+    prepare: config.dbPrepare,
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
@@ -113,8 +118,6 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
   purge.unref();
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
   const server = app.listen(config.port, config.host);
   answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);

@@ -1,9 +1,23 @@
-// Graceful shutdown that cannot run twice: stop accepting, let in-flight requests finish
-// (bounded), then run the labelled cleanup steps in order; exit non-zero if any failed.
-import type { Server } from "node:http";
+// Graceful shutdown that cannot run twice: stop accepting, answer what is in flight with
+// `Connection: close` (and anything arriving on a kept-alive socket with 503 SHUTTING_DOWN),
+// close idle keep-alive sockets, drain (bounded), then run the labelled cleanup steps in order
+// (pool end, embedded server stop); exit non-zero if any failed. It also runs when the parent
+// process goes away (`npm start` killed without passing the signal on), so nothing is orphaned.
+import type { Server, ServerResponse } from "node:http";
+import type { RequestHandler } from "express";
+import { shuttingDown } from "./errors.ts";
 import { logger } from "./log.ts";
 
 export type CleanupStep = { label: string; run: () => Promise<unknown>; timeoutMs?: number };
+
+let draining = false;
+
+/** First middleware: once shutdown has begun, a request is refused and its socket closed after the answer. */
+export const refuseWhileDraining: RequestHandler = (_req, res, next) => {
+  if (!draining) return next();
+  res.setHeader("Connection", "close");
+  next(shuttingDown());
+};
 
 function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -12,14 +26,26 @@ function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise
   });
 }
 
+let uninstallPrevious: (() => void) | undefined;
+
+/** Installs the shutdown for `server` and `steps`, replacing one installed before (set-up's). */
 export function installShutdown(server: Server | undefined, steps: CleanupStep[], drainMs = 10_000): (signal: string) => Promise<void> {
+  uninstallPrevious?.();
+  const inFlight = new Set<ServerResponse>();
+  server?.on("request", (_req, res: ServerResponse) => {
+    inFlight.add(res);
+    res.once("close", () => inFlight.delete(res));
+  });
   let started: Promise<void> | undefined;
   const shutdown = (signal: string) =>
     (started ??= (async () => {
       logger.info({ signal }, "shutting down");
+      draining = true;
       let failed = false;
       if (server) {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Answers not yet begun tell their client this socket closes after them.
+        for (const res of inFlight) if (!res.headersSent) res.setHeader("Connection", "close");
         server.closeIdleConnections();
         try {
           await withTimeout(closed, drainMs, "drain");
@@ -39,7 +65,18 @@ export function installShutdown(server: Server | undefined, steps: CleanupStep[]
       }
       process.exitCode = failed ? 1 : 0;
     })());
-  process.once("SIGTERM", () => void shutdown("SIGTERM").then(() => process.exit()));
-  process.once("SIGINT", () => void shutdown("SIGINT").then(() => process.exit()));
+  const exitAfter = (signal: string) => void shutdown(signal).then(() => process.exit());
+  const signals = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+  for (const signal of signals) process.on(signal, exitAfter);
+  // Orphaned: the parent (npm, a shell, a supervisor) is gone without passing a signal on.
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid !== parent) exitAfter("parent-exited");
+  }, 500);
+  watch.unref();
+  uninstallPrevious = () => {
+    for (const signal of signals) process.off(signal, exitAfter);
+    clearInterval(watch);
+  };
   return shutdown;
 }

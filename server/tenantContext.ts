@@ -1,15 +1,16 @@
-// The one way a route reaches the database. Each call is one transaction on a reserved
-// connection: BEGIN, app.open_tenant_context(...), the route's queries and COMMIT are written
+// The one way a route reaches the database. Each call is one transaction on a leased
+// connection (server/db.ts): BEGIN, app.open_tenant_context(...), the route's queries and COMMIT are written
 // back to back without waiting, so postgres.js pipelines them and a prepared request costs one
 // network round trip. The context opens only with the API's proof of the request
 // (contextProof.ts), is sealed to this backend and transaction, and ends with the transaction,
 // so the pooled connection never carries a tenant into the next request (policies/context.sql).
 // The route's permission (authorize.ts) is checked by the same context call.
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
+import type { Budget, Pool, Sql } from "./db.ts";
 import { forbidden } from "./authorize.ts";
+import type { RequestHandler } from "express";
 import { tenantContextProof } from "./contextProof.ts";
-import { AppError, isRetryable, toAppError } from "./errors.ts";
+import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
 import { trackPoolConnection } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
 
@@ -17,11 +18,14 @@ type Pending = postgres.PendingQuery<postgres.Row[]>;
 type Work = Pending | readonly Pending[] | Promise<unknown>;
 type Result<W> = W extends Pending ? Awaited<W> : W extends readonly Pending[] ? { [K in keyof W]: Awaited<W[K]> } : Awaited<W>;
 
-let pool: Sql | undefined;
+let pool: Pool | undefined;
 const maxAttempts = 3;
 
-export function useTenantPool(sql: Sql | undefined): void {
-  pool = sql;
+/** Sets the pool the helpers use; returns the one it replaces. */
+export function useTenantPool(p: Pool | undefined): Pool | undefined {
+  const previous = pool;
+  pool = p;
+  return previous;
 }
 
 function isQuery(x: unknown): x is Pending {
@@ -33,10 +37,10 @@ function isQuery(x: unknown): x is Pending {
  * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
  * depends on an earlier answer, a promise (then COMMIT follows it).
  */
-export async function withTenant<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>> {
+export async function withTenant<W extends Work>(work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runOnce(work);
+      return await runOnce(work, options.budget);
     } catch (error) {
       if (attempt < maxAttempts && isRetryable(error)) continue;
       throw toAppError(error);
@@ -44,15 +48,17 @@ export async function withTenant<W extends Work>(work: (sql: Sql) => W): Promise
   }
 }
 
-async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>> {
+async function runOnce<W extends Work>(work: (sql: Sql) => W, budget: Budget = "request"): Promise<Result<W>> {
   const state = requestState();
   if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
 
-  const sql = (await pool.reserve()) as unknown as postgres.ReservedSql;
+  const lease = await pool.acquire(budget);
+  const sql = lease.sql;
+  let broken = false;
   trackPoolConnection(1);
   try {
-    const begin = sql`begin`.execute();
+    const begin = sql.unsafe(pool.begin).execute();
     const args = {
       userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
       permission: state.permission?.name ?? null, forRow: state.permission?.forRow ?? false,
@@ -90,9 +96,16 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
       // A row route without the permission: a row found is refused before anything commits.
       if (body[0].status === "fulfilled" && deniedRow(head[1], body[0].value)) body[0] = { status: "rejected", reason: forbidden(state.permission!.name) };
       const ok = body[0].status === "fulfilled";
-      const end = await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
+      // A lost connection ended the transaction already; a COMMIT now would open a new one.
+      const end = lease.lost()
+        ? [{ status: "rejected", reason: databaseUnavailable() } as const]
+        : await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
       settled.push(...head, ...body, ...end);
     }
+    broken = settled[settled.length - 1].status === "rejected";
+    // The connection closed during the transaction: whatever the answers said, nothing of it
+    // is known to have committed, so the request is not acknowledged (the client retries it).
+    if (lease.lost()) throw databaseUnavailable((settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined)?.reason);
     if (threw) throw threw;
 
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -106,7 +119,7 @@ async function runOnce<W extends Work>(work: (sql: Sql) => W): Promise<Result<W>
     if (!isAsync && results.some((r) => deniedRow(opened, r))) throw forbidden(state.permission!.name);
     return (Array.isArray(produced) ? results : results[0]) as Result<W>;
   } finally {
-    sql.release();
+    lease.release(broken || lease.lost());
     trackPoolConnection(-1);
   }
 }
@@ -121,9 +134,26 @@ function deniedRow(opened: PromiseSettledResult<unknown>, answer: unknown): bool
 /** Runs one query outside any tenant (global SECURITY DEFINER entry points: login, me). */
 export async function withoutTenant<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
   if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  const lease = await pool.acquire();
   try {
-    return await work(pool);
+    const rows = await work(lease.sql);
+    if (lease.lost()) throw databaseUnavailable();
+    return rows;
   } catch (error) {
     throw toAppError(error);
+  } finally {
+    lease.release(lease.lost());
   }
+}
+
+/**
+ * Sheds a request before it costs anything (body parsing, token check) when the pool would refuse
+ * it anyway: every connection busy and DB_POOL_QUEUE_MAX requests already waiting.
+ */
+export const shedWhenSaturated: RequestHandler = (_req, _res, next) => next(pool?.saturated() ? overloaded() : undefined);
+
+/** Runs one query on the pool's own probe connection: readiness never waits behind requests. */
+export async function probeDatabase<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
+  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  return work(pool.probe);
 }

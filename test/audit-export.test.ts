@@ -94,8 +94,8 @@ describe("audit export", () => {
   }, 60_000);
 
   it("a client leaving half way still leaves the export audited and gives the connection back", async () => {
-    // One connection in the pool: if the abandoned COPY held it, the next request would hang.
-    const single = await startApi({ poolMax: 1 });
+    // One export connection: if the abandoned COPY held it, the next export would be refused.
+    const single = await startApi({ poolMax: 1, exportMax: 1 });
     try {
       const before = await exportsOf();
       await new Promise<void>((resolve, reject) => {
@@ -106,10 +106,17 @@ describe("audit export", () => {
         req.on("error", (e: NodeJS.ErrnoException) => (e.code === "ECONNRESET" ? undefined : reject(e)));
         req.end();
       });
-      const next = await single.request("GET", "/api/v1/audit?entity=customers&limit=1", { token: tokenFor(bigOwner), tenant: big.slug });
+      // The abandoned export cancels its COPY and commits its audit row, then frees its
+      // connection: a second export gets it within a second (EXPORTS_BUSY until then).
+      const started = performance.now();
+      let next = await single.request("GET", "/api/v1/audit/export.csv?entity=no_such_table", { token: tokenFor(bigOwner), tenant: big.slug });
+      while (next.status === 503 && next.body.error.code === "EXPORTS_BUSY" && performance.now() - started < 1000) {
+        await new Promise((r) => setTimeout(r, 20));
+        next = await single.request("GET", "/api/v1/audit/export.csv?entity=no_such_table", { token: tokenFor(bigOwner), tenant: big.slug });
+      }
       expect(next.status).toBe(200);
-      expect(next.body.data).toHaveLength(1);
-      expect(await exportsOf()).toBe(before + 1);
+      expect(String(next.body).trimEnd().split("\n")).toHaveLength(1);
+      expect(await exportsOf()).toBe(before + 2);
     } finally {
       await single.close();
     }

@@ -7,7 +7,7 @@ import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { answerClientErrors } from "../server/clientErrors.ts";
 import { openApiDocument } from "../server/contract.ts";
-import { createPool, type Sql } from "../server/db.ts";
+import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
 import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
@@ -57,9 +57,18 @@ export type Api = {
 };
 
 /** Starts the real app on a free port, against the test database as app_user. */
-export async function startApi(options: { baseDomain?: string; poolMax?: number; maxSockets?: number; databaseUrl?: string; statementTimeoutMs?: number } = {}): Promise<Api> {
-  const pool = createPool({ url: options.databaseUrl ?? db.appUrl, max: options.poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: options.statementTimeoutMs ?? 10_000 });
-  useTenantPool(pool);
+export async function startApi(
+  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number } & Partial<Omit<PoolOptions, "url" | "max">> = {},
+): Promise<Api> {
+  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, ...poolOptions } = options;
+  // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
+  // elsewhere a 503 under a loaded CI machine would only make a test flaky.
+  const pool = createPool({
+    url: databaseUrl ?? db.appUrl, max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000,
+    acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions,
+  });
+  // A second API in the same test file must not leave the first one on its closed pool.
+  const previous = useTenantPool(pool);
   const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
@@ -81,7 +90,10 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
         headers["content-type"] ??= "application/json";
       }
       // node:http rather than fetch: fetch drops a Host header, and the subdomain tests need one.
-      const res = await new Promise<{ status: number; text: string; headers: Headers }>((resolve, reject) => {
+      // A kept-alive socket the server closed (keepAliveTimeout) just as the request reused it
+      // fails with ECONNRESET before the server saw anything: sent again once on a new socket,
+      // as Node's documentation advises (http.ClientRequest reusedSocket). Nothing else is retried.
+      const send = (retry: boolean) => new Promise<{ status: number; text: string; headers: Headers }>((resolve, reject) => {
         const req = httpRequest(url + path, { method, headers, agent }, (r) => {
           const chunks: Buffer[] = [];
           r.on("data", (c: Buffer) => chunks.push(c));
@@ -92,9 +104,13 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
           });
           r.on("error", reject);
         });
-        req.on("error", reject);
+        req.on("error", (error: NodeJS.ErrnoException) => {
+          if (retry && req.reusedSocket && error.code === "ECONNRESET") resolve(send(false));
+          else reject(error);
+        });
         req.end(body);
       });
+      const res = await send(true);
       const text = res.text;
       let parsed: unknown = text;
       try {
@@ -109,6 +125,8 @@ export async function startApi(options: { baseDomain?: string; poolMax?: number;
       agent.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      const current = useTenantPool(previous);
+      if (current !== pool) useTenantPool(current);
       await pool.end({ timeout: 5 });
     },
   };

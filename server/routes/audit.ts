@@ -104,7 +104,7 @@ export function auditRoutes(): Router {
       const complete = await relayCopy(rows, res, () => copy.cancel());
       // The client left: the cancelled COPY is undone, the export's audit row commits.
       if (!complete) await sql`rollback to savepoint audit_export`;
-    });
+    }, { budget: "export" });
     res.end();
   });
   return router;

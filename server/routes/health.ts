@@ -6,7 +6,7 @@ import { contextKeyFingerprint } from "../contextProof.ts";
 import { documented, row } from "../contract.ts";
 import { AppError, databaseUnavailable } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
-import { withoutTenant } from "../tenantContext.ts";
+import { probeDatabase } from "../tenantContext.ts";
 
 export function healthRoutes(): Router {
   const router = Router();
@@ -19,8 +19,11 @@ export function healthRoutes(): Router {
     responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
   }), async (_req, res) => {
     let applied: string[];
+    let fingerprint: string | null;
     try {
-      applied = (await withoutTenant((sql) => sql`select name from app.applied_migrations() as name`)).map((r) => r.name);
+      const [r] = await probeDatabase((sql) => sql`select array(select app.applied_migrations()) as applied, app.context_key_fingerprint() as fingerprint`);
+      applied = r.applied;
+      fingerprint = r.fingerprint;
     } catch (error) {
       throw databaseUnavailable(error);
     }
@@ -32,8 +35,7 @@ export function healthRoutes(): Router {
       });
     }
     // The database must hold this API's context key, or every tenant request would be refused.
-    const [key] = await withoutTenant((sql) => sql`select app.context_key_fingerprint() as fingerprint`);
-    if (key?.fingerprint !== contextKeyFingerprint()) {
+    if (fingerprint !== contextKeyFingerprint()) {
       throw new AppError(503, "CONTEXT_KEY_MISMATCH", "The database does not hold this API's context key.", {
         help: "runbooks/context-key.md",
       });

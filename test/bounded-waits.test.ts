@@ -1,0 +1,153 @@
+// Every wait is bounded, and past the bound the answer is an immediate 503 with Retry-After:
+// taking a connection (DATABASE_BUSY after DB_ACQUIRE_TIMEOUT_MS), queueing for one (OVERLOADED
+// past DB_POOL_QUEUE_MAX waiting), exports (their own DB_EXPORT_POOL_MAX connections, so slow
+// export readers cannot starve ordinary requests: EXPORTS_BUSY), a statement and an idle
+// transaction (server-side timeouts set per transaction and on the role, not at connect).
+import type { Server } from "node:http";
+import { request as httpRequest, type ClientRequest } from "node:http";
+import postgres from "postgres";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import { createPool, type Lease, type Pool, type PoolOptions, type Sql } from "../server/db.ts";
+import { useTenantPool } from "../server/tenantContext.ts";
+import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, tokenFor, type Tenant, type User } from "./fixtures.ts";
+
+let owner: Sql;
+let tenant: Tenant;
+let user: User;
+let pool: Pool | undefined;
+let server: Server | undefined;
+let base: string;
+const held: Lease[] = [];
+const exports: ClientRequest[] = [];
+
+beforeAll(async () => {
+  owner = ownerSql();
+  tenant = await makeTenant(owner, { prefix: "bounded" });
+  user = await makeUser(owner, tenant, "owner");
+  // Enough audit rows that an export's CSV outgrows the socket buffers of a reader that stalls.
+  await makeCustomers(owner, tenant, 30_000);
+}, 60_000);
+
+afterEach(async () => {
+  for (const lease of held.splice(0)) lease.release();
+  for (const req of exports.splice(0)) req.destroy();
+  server?.closeAllConnections();
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  await pool?.end({ timeout: 2 });
+  useTenantPool(undefined);
+  server = pool = undefined;
+});
+
+afterAll(async () => {
+  await owner.end();
+});
+
+async function startApi(options: Partial<PoolOptions>): Promise<void> {
+  pool = createPool({ url: db.appUrl, max: 1, connectTimeoutMs: 1000, statementTimeoutMs: 5000, ...options });
+  useTenantPool(pool);
+  const app = createApp({ keys, bodyLimit: "100kb" });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+async function get(path: string) {
+  const started = performance.now();
+  const res = await fetch(base + path, { headers: { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug } });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, retryAfter: res.headers.get("retry-after"), ms: performance.now() - started };
+}
+
+/** An export whose reader takes the first bytes and then stops reading. Resolves once it streams. */
+function stalledExport(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${base}/api/v1/audit/export.csv?entity=customers`, { headers: { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug } }, (res) => {
+      res.once("data", () => (res.pause(), resolve(res.statusCode!)));
+    });
+    req.on("error", (error: NodeJS.ErrnoException) => (error.code === "ECONNRESET" ? undefined : reject(error)));
+    req.end();
+    exports.push(req);
+  });
+}
+
+describe("taking a connection", () => {
+  it("waits at most DB_ACQUIRE_TIMEOUT_MS, then answers 503 DATABASE_BUSY with Retry-After", async () => {
+    await startApi({ max: 1, acquireTimeoutMs: 300 });
+    held.push(await pool!.acquire());
+    const res = await get("/api/v1/customers?limit=1");
+    expect([res.status, res.body.error.code, res.retryAfter]).toEqual([503, "DATABASE_BUSY", "1"]);
+    expect(res.ms).toBeGreaterThanOrEqual(290);
+    expect(res.ms).toBeLessThan(1000);
+    held.pop()!.release();
+    expect((await get("/api/v1/customers?limit=1")).status).toBe(200);
+  });
+
+  it("past DB_POOL_QUEUE_MAX waiting requests answers 503 OVERLOADED at once; /healthz and /readyz stay fast", async () => {
+    await startApi({ max: 1, maxWaiting: 2, acquireTimeoutMs: 5000 });
+    held.push(await pool!.acquire());
+    const waiting = [get("/api/v1/customers?limit=1"), get("/api/v1/customers?limit=1")];
+    await new Promise((r) => setTimeout(r, 100));
+    const shed = await get("/api/v1/customers?limit=1");
+    expect([shed.status, shed.body.error.code, shed.retryAfter]).toEqual([503, "OVERLOADED", "1"]);
+    expect(shed.ms).toBeLessThan(250);
+    const [healthz, readyz] = [await get("/healthz"), await get("/readyz")];
+    expect([healthz.status, readyz.status]).toEqual([200, 200]);
+    expect(Math.max(healthz.ms, readyz.ms)).toBeLessThan(250);
+    held.pop()!.release();
+    expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([200, 200]);
+  });
+});
+
+describe("exports", () => {
+  it("draw from their own budget: stalled readers fill it (EXPORTS_BUSY) and ordinary requests still pass", async () => {
+    await startApi({ max: 1, exportMax: 2, acquireTimeoutMs: 500 });
+    expect(await Promise.all([stalledExport(), stalledExport()])).toEqual([200, 200]);
+    const third = await get("/api/v1/audit/export.csv?entity=customers");
+    expect([third.status, third.body.error.code, third.retryAfter]).toEqual([503, "EXPORTS_BUSY", "10"]);
+    expect(third.ms).toBeLessThan(250);
+    for (let i = 0; i < 5; i++) {
+      const list = await get("/api/v1/customers?limit=1");
+      expect(list.status).toBe(200);
+      expect(list.ms).toBeLessThan(1000);
+    }
+  }, 30_000);
+});
+
+describe("server-side timeouts", () => {
+  it("are set per transaction in the BEGIN, not as startup parameters", async () => {
+    await startApi({ statementTimeoutMs: 1234, idleInTransactionTimeoutMs: 2345 });
+    const lease = await pool!.acquire();
+    held.push(lease);
+    const [, [statement], [idle]] = await Promise.all([
+      lease.sql.unsafe(pool!.begin).execute(),
+      lease.sql`select current_setting('statement_timeout') as v`.execute(),
+      lease.sql`select current_setting('idle_in_transaction_session_timeout') as v`.execute(),
+    ]);
+    await lease.sql`commit`;
+    expect([statement.v, idle.v]).toEqual(["1234ms", "2345ms"]);
+    // Outside the API's transaction the connection has the role's defaults (policies/roles.sql).
+    const [outside] = await lease.sql`select current_setting('statement_timeout') as s, current_setting('idle_in_transaction_session_timeout') as i`;
+    expect([outside.s, outside.i]).toEqual(["5s", "10s"]);
+  });
+
+  it("end a transaction left idle: the connection is closed by the server and the lease reports it lost", async () => {
+    await startApi({ idleInTransactionTimeoutMs: 300 });
+    const lease = await pool!.acquire();
+    held.push(lease);
+    await lease.sql.unsafe(pool!.begin);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(lease.lost()).toBe(true);
+    held.pop()!.release(true);
+  });
+
+  it("hold on the role: any app_user session has its statement cancelled after 5 s (57014)", async () => {
+    const app = postgres(db.appUrl, { max: 1, onnotice: () => {} });
+    try {
+      await expect(app`select pg_sleep(6)`).rejects.toMatchObject({ code: "57014" });
+    } finally {
+      await app.end();
+    }
+  }, 15_000);
+});
