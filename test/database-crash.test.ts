@@ -14,13 +14,14 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Pool } from "../server/db.ts";
+import { installContextKey } from "../server/contextProof.ts";
+import { createPool, withOwner, type Pool } from "../server/db.ts";
 import { startEmbedded, type EmbeddedServer } from "../server/embedded.ts";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase } from "../server/provision.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
-import { keys, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
+import { db, keys, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
 import { freePort } from "./testDatabase.ts";
 
 const ROUNDS = 10;
@@ -47,6 +48,7 @@ beforeAll(async () => {
   ownerUrl = urls.ownerUrl;
   await migrate(urls.ownerUrl);
   await applyPolicies(urls.ownerUrl);
+  await withOwner(urls.ownerUrl, (o) => installContextKey(o, db.contextKey));
   const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
   try {
     tenant = await makeTenant(owner);
