@@ -661,7 +661,7 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   }
   const floor = s.results["API against the floor"] as Record<string, { api: Measured; floor: Measured; api_baseline?: Measured; rounds: Record<string, number[]> }> | undefined;
   if (floor) {
-    lines.push("", "API against the floor (bench/floor.ts: Express + postgres.js, BEGIN / set_config / query / COMMIT pipelined, no auth, no logs): req/s, p50 and p99 of the median of interleaved rounds; CPU per request from /proc, the median over the rounds:", "",
+    lines.push("", "API against the floor (bench/floor.ts: Express + postgres.js, BEGIN / the context by proof / query / COMMIT pipelined, no auth, no logs): req/s, p50 and p99 of the median of interleaved rounds; CPU per request from /proc, the median over the rounds:", "",
       "| endpoint | API req/s | floor req/s | API / floor | API p50 / p99 ms | floor p50 / p99 ms | Node CPU µs/req API / floor | PostgreSQL CPU µs/req API / floor | errors API / floor | rounds req/s API; floor |",
       "|---|---|---|---|---|---|---|---|---|---|");
     for (const [name, v] of Object.entries(floor)) {
