@@ -287,9 +287,9 @@ begin
       into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted
       from app.context_keys k cross join app.context_seal_key s
       left join lateral (
-        select t.id, t.status, m.role,
-               p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted
+        select t.id, t.status, m.role, p_permission is null or rp.role is not null as permitted
           from app.memberships m join app.tenants t on t.id = m.tenant_id
+          left join app.role_permissions rp on rp.role = m.role and rp.permission = p_permission
          where m.tenant_id = v_first::uuid and m.user_id = p_user_id) x on true
      where k.id = 1 and s.id = 1;
   else
@@ -297,9 +297,9 @@ begin
       into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted
       from app.context_keys k cross join app.context_seal_key s
       left join lateral (
-        select t.id, t.status, m.role,
-               p_permission is null or exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted
+        select t.id, t.status, m.role, p_permission is null or rp.role is not null as permitted
           from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+          left join app.role_permissions rp on rp.role = m.role and rp.permission = p_permission
          where t.slug = lower(v_first)) x on true
      where k.id = 1 and s.id = 1;
   end if;
