@@ -33,7 +33,8 @@ async function start(command: string, args: string[]): Promise<Started> {
   child.stderr!.on("data", (c) => (out += c));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const base = await waitFor(() => /API ready on (http:\/\/[^\s]+)/.exec(out)?.[1], 90_000, exited, () => out);
-  const apiPid = Number(/"pid":(\d+)[^\n]*"msg":"API listening"/.exec(out)![1]);
+  // The log line and the banner are two writes: wait for the log line too (they can arrive apart).
+  const apiPid = Number(await waitFor(() => /"pid":(\d+)[^\n]*"msg":"API listening"/.exec(out)?.[1], 10_000, exited, () => out));
   return { child, base, output: () => out, exited, apiPid };
 }
 
