@@ -56,3 +56,5 @@ comment on table app.bi_grants is 'Global: the tenants each BI login may read th
 -- release can open a context without a proof.
 drop function if exists app.open_tenant_context(uuid, text[], uuid, text);
 drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, boolean);
+-- Likewise the login recorder that took its user on trust (policies/audit_functions.sql has the one with a proof).
+drop function if exists app.record_login(uuid, boolean, text);
