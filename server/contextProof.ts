@@ -4,7 +4,7 @@
 // a nonce. app.open_tenant_context recomputes the MAC with its copy of the key, refuses an
 // expired proof and records the nonce, so a proof opens one transaction, once. Without the key
 // nothing opens a context: not a leaked DATABASE_URL, not an injected set_config.
-import { createHmac, randomBytes } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string };
 
@@ -29,7 +29,9 @@ export function parseContextKey(hexKey: string): Buffer {
 export function signProof(kind: "ctx" | "login", fields: readonly (string | null | undefined)[]): ContextProof {
   if (!contextKey) throw new Error("No context key configured (useContextKey)");
   const expiresAt = Date.now() + proofTtlMs;
-  const nonce = randomBytes(18).toString("base64url");
+  // randomUUID draws from a cached entropy pool (122 random bits); randomBytes per call was
+  // 2% of the API's CPU per request in a profile.
+  const nonce = randomUUID();
   const parts = [kind, ...fields.map((f) => f ?? ""), String(expiresAt), nonce];
   // Fields never hold the separators (uuids, slugs, sane request ids, permission names); a
   // field that did could make two different argument lists sign alike, so refuse it.
