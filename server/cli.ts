@@ -293,6 +293,9 @@ program
       `export DATABASE_OWNER_URL=${shellQuote(access.owner)}`,
       `export DATABASE_URL=${shellQuote(access.app)}`,
       ...(access.jwtSecret ? [`export JWT_SECRET=${shellQuote(access.jwtSecret)}`] : []),
+      ...(access.contextKey ? [`export CONTEXT_KEY=${shellQuote(access.contextKey)}`] : []),
+      ...(access.auditAnchorKey ? [`export AUDIT_ANCHOR_KEY=${shellQuote(access.auditAnchorKey)}`] : []),
+      ...(access.auditAnchorFile ? [`export AUDIT_ANCHOR_FILE=${shellQuote(access.auditAnchorFile)}`] : []),
       `export API_URL=${shellQuote(access.apiUrl)}`,
     ];
     console.log(lines.join("\n"));

@@ -80,6 +80,9 @@ describe("README operator commands against npm start's embedded database", () =>
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(new RegExp(`^export DATABASE_OWNER_URL='postgres://app_owner:[^@]+@127\\.0\\.0\\.1:${env.EMBEDDED_PG_PORT}/shop'$`, "m"));
     expect(r.output).toMatch(/^export JWT_SECRET='[^']{32,}'$/m);
+    expect(r.output).toMatch(/^export CONTEXT_KEY='[0-9a-f]{64}'$/m);
+    expect(r.output).toMatch(/^export AUDIT_ANCHOR_KEY='[0-9a-f]{64}'$/m);
+    expect(r.output).toMatch(/^export AUDIT_ANCHOR_FILE='[^']+audit-anchors\.jsonl'$/m);
     expect(r.output).toContain(`export API_URL='http://127.0.0.1:${env.PORT}'`);
   });
 });
