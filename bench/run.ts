@@ -594,7 +594,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
     list.push({
       target: `${name}: API ≥ 0.8× the floor`, measured: `${r.toFixed(2)}× (${f.api.rps.toFixed(0)} against ${f.floor.rps.toFixed(0)} req/s)`, met: r >= 0.8,
       note: r >= 0.8 ? undefined
-        : `the API's Node CPU per request (${f.api.node_cpu_us.toFixed(0)} µs against the floor's ${f.floor.node_cpu_us.toFixed(0)}: JWT, Express routing and middleware, pino-http, prom-client, validation, JSON) and its context call in PostgreSQL (${f.api.pg_cpu_us.toFixed(0)} µs against ${f.floor.pg_cpu_us.toFixed(0)}: app.open_tenant_context checks the proof, its nonce, membership, tenant and permission), on 2 cores shared with PostgreSQL and the load generator`,
+        : `the API's Node CPU per request (${f.api.node_cpu_us.toFixed(0)} µs against the floor's ${f.floor.node_cpu_us.toFixed(0)}: JWT, Express routing and middleware, the access log, prom-client, validation, JSON) and its context call in PostgreSQL (${f.api.pg_cpu_us.toFixed(0)} µs against ${f.floor.pg_cpu_us.toFixed(0)}: app.open_tenant_context checks the proof, its nonce, membership, tenant and permission), on 2 cores shared with PostgreSQL and the load generator`,
     });
   }
   if (floor?.["GET customer by id"]) {

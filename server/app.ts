@@ -1,16 +1,14 @@
-// The Express app: request id, metrics and logging first, then /api/v1 (JSON bodies on writes, login,
+// The Express app: request id, then the access log and metrics (one listener, accessLog.ts), then /api/v1 (JSON bodies on writes, login,
 // authentication, caller routes, tenant routes), then health, /metrics and /ops, then 404 and the one
 // error handler. /api/v1 comes first because nearly every request is one: the others' routers are not
 // walked for it (the paths are disjoint, so the order changes no answer).
-import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type Router } from "express";
-import { pinoHttp } from "pino-http";
 import { authenticate } from "./authenticate.ts";
 import { errorHandler, notFound } from "./errorHandler.ts";
 import { idempotencyKey } from "./idempotency.ts";
 import { jsonBody } from "./jsonBody.ts";
-import { logger } from "./log.ts";
-import { metricsEndpoint, metricsMiddleware } from "./metrics.ts";
+import { metricsEndpoint } from "./metrics.ts";
+import { accessLog } from "./accessLog.ts";
 import { requestId } from "./requestId.ts";
 import { refuseWhileDraining } from "./shutdown.ts";
 import { authRoutes } from "./routes/auth.ts";
@@ -59,21 +57,7 @@ export function createApp(options: AppOptions): express.Express {
 
   app.use(requestId);
   app.use(refuseWhileDraining);
-  app.use(metricsMiddleware);
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req) => (req as { id?: string }).id ?? "",
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "info"),
-      // The serializers read the raw request and response: wrapped (the default), pino-http first
-      // copies every header of both into new objects per request, which these lines never log.
-      wrapSerializers: false,
-      serializers: {
-        req: (req: IncomingMessage & { originalUrl?: string }) => ({ method: req.method, url: req.originalUrl ?? req.url, remoteAddress: req.socket?.remoteAddress }),
-        res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.use(accessLog);
   app.use(tenantPathPrefix);
 
   const api = express.Router();

@@ -4,6 +4,7 @@
 // 3.1 document from those marks, so the document describes what is mounted, with one source.
 import type express from "express";
 import type { RequestHandler } from "express";
+import { templateOf } from "./metrics.ts";
 import { routeInventory } from "./routeInventory.ts";
 
 export type JsonSchema = Record<string, unknown>;
@@ -27,9 +28,13 @@ export type Doc = {
 
 const DOC = Symbol.for("rls-service-shop.doc");
 
-/** Marks a route with its contract; the middleware itself only passes the request on. */
+/**
+ * Marks a route with its contract. First on the route, it also records the route's template
+ * for the metrics and the access log (metrics.ts routeTemplate).
+ */
 export function documented(doc: Doc): RequestHandler {
-  const handler: RequestHandler = function documentedRoute(_req, _res, next) {
+  const handler: RequestHandler = function documentedRoute(req, res, next) {
+    res.locals.route ??= templateOf(req.baseUrl, (req.route as { path: string }).path);
     next();
   };
   return Object.assign(handler, { [DOC]: doc });

@@ -15,7 +15,6 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const error = toAppError(err);
   const requestId = requestState()?.requestId ?? (req as { id?: string }).id;
-  (res as { err?: unknown }).err = undefined; // pino-http: already logged below
   if (error.operational) {
     logger.warn({ code: error.code, status: error.status, cause_code: (error.cause as { code?: string })?.code }, error.message);
   } else {

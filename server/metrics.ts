@@ -57,22 +57,20 @@ export function noteError(res: Response, code: string, causeCode: string | undef
 }
 
 /**
- * Remembers the route template when the router dispatches to a route: req.baseUrl is right
- * only at that moment (an async handler answers after the router has restored it).
+ * The route template of a request (/api/v1/customers/:id), never its raw path. documented()
+ * (contract.ts), first on every route, records it while the router dispatches, the one moment
+ * req.baseUrl is the route's mount (an error answer is sent after the routers restored it).
+ * A route without a contract falls back to what req.route says at the end.
  */
-function captureRouteTemplate(req: Request): () => string {
-  let template = "unmatched";
-  let current: unknown;
-  Object.defineProperty(req, "route", {
-    configurable: true,
-    enumerable: true,
-    get: () => current,
-    set: (route: { path?: unknown } | undefined) => {
-      current = route;
-      if (route && typeof route.path === "string") template = `${req.baseUrl}${route.path}`.replace(/(.)\/$/, "$1") || "/";
-    },
-  });
-  return () => template;
+export function routeTemplate(req: Request, res: Response): string {
+  const recorded = res.locals.route as string | undefined;
+  if (recorded !== undefined) return recorded;
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  return typeof path === "string" ? templateOf(req.baseUrl, path) : "unmatched";
+}
+
+export function templateOf(baseUrl: string, path: string): string {
+  return `${baseUrl}${path}`.replace(/(.)\/$/, "$1") || "/";
 }
 
 // Each (method, route, status) gets its label children once: prom-client otherwise sorts and
@@ -90,22 +88,16 @@ function boundFor(method: string, route: string, status: number): Bound {
   return b;
 }
 
-export const metricsMiddleware: RequestHandler = (req, res, next) => {
-  const started = performance.now();
-  const template = captureRouteTemplate(req);
-  res.on("finish", () => {
-    const status = res.statusCode;
-    const route = template();
-    const b = boundFor(req.method, route, status);
-    b.count.inc();
-    b.latency.observe((performance.now() - started) / 1000);
-    if (status === 503) unavailable.inc({ code: String(res.locals.errorCode ?? "UNKNOWN") });
-    if (status === 304) notModified.inc({ route });
-    if (res.locals.causeCode === "42501") denials.inc({ source: "database", code: String(res.locals.errorCode) });
-    else if (status === 403) denials.inc({ source: "http", code: String(res.locals.errorCode ?? "FORBIDDEN") });
-  });
-  next();
-};
+/** Counts one answered request (accessLog.ts calls it when the response ends). */
+export function recordRequest(method: string, route: string, status: number, seconds: number, locals: Record<string, unknown>): void {
+  const b = boundFor(method, route, status);
+  b.count.inc();
+  b.latency.observe(seconds);
+  if (status === 503) unavailable.inc({ code: String(locals.errorCode ?? "UNKNOWN") });
+  if (status === 304) notModified.inc({ route });
+  if (locals.causeCode === "42501") denials.inc({ source: "database", code: String(locals.errorCode) });
+  else if (status === 403) denials.inc({ source: "http", code: String(locals.errorCode ?? "FORBIDDEN") });
+}
 
 export const metricsEndpoint: RequestHandler = async (_req, res) => {
   res.setHeader("Content-Type", registry.contentType);

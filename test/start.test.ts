@@ -42,6 +42,16 @@ async function start(): Promise<Started> {
   return { child, base, output: () => out, exited };
 }
 
+/** The first output line matching `pattern` (lines are written as they come: wait for it). */
+async function waitForLine(started: Started, pattern: RegExp): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const line = started.output().split("\n").find((l) => pattern.test(l));
+    if (line) return line;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no line matching ${pattern} in:\n${started.output()}`);
+}
+
 async function login(base: string) {
   const res = await fetch(`${base}/api/v1/auth/login`, {
     method: "POST",
@@ -79,9 +89,19 @@ describe("npm start", () => {
       expect(first.output()).toMatch(/demo data seeded/);
       expect(first.output()).toMatch(/curl -s .*\/api\/v1\/customers/);
       const token = await login(first.base);
-      const res = await fetch(`${first.base}/api/v1/customers`, { headers: { authorization: `Bearer ${token}`, "x-tenant-id": "acme" } });
+      const res = await fetch(`${first.base}/api/v1/customers?limit=5&q=Secret`, { headers: { authorization: `Bearer ${token}`, "x-tenant-id": "acme", "x-request-id": "start-test-list" } });
       expect(res.status).toBe(200);
-      expect((await res.json()).data.length).toBeGreaterThan(0);
+      expect((await res.json()).data.length).toBeGreaterThanOrEqual(0);
+      const all = await fetch(`${first.base}/api/v1/customers`, { headers: { authorization: `Bearer ${token}`, "x-tenant-id": "acme" } });
+      expect((await all.json()).data.length).toBeGreaterThan(0);
+      // One access log line per answered request: its id, user, tenant, route and status; never the token or the query string.
+      const line = await waitForLine(first, /"request_id":"start-test-list"[^\n]*"msg":"request completed"/);
+      expect(JSON.parse(line)).toMatchObject({
+        level: 30, request_id: "start-test-list", tenant_id: expect.stringMatching(/^[0-9a-f-]{36}$/), user_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        req: { method: "GET", url: "/api/v1/customers" }, res: { statusCode: 200 }, responseTime: expect.any(Number),
+      });
+      expect(first.output()).not.toContain(token);
+      expect(first.output()).not.toContain("Secret");
       expect(postmasterRunning()).toBe(true);
       // The demo's BI login reads acme through the views, as the README's psql session shows.
       const secrets = JSON.parse(await readFile(join(dataDir, "secrets.json"), "utf8")) as { biAcme: string };
