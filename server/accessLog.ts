@@ -10,24 +10,22 @@
 import type { Request, RequestHandler, Response } from "express";
 import { logger } from "./log.ts";
 import { recordRequest, routeTemplate } from "./metrics.ts";
-import { requestState, type RequestState } from "./requestContext.ts";
+import { logBindings } from "./requestContext.ts";
 
 export const accessLog: RequestHandler = (req, res, next) => {
   const started = performance.now();
-  // The close event does not run in the request's async context: its state is taken now.
-  const state = requestState();
-  res.once("close", () => ended(req, res, state, performance.now() - started));
+  res.once("close", () => ended(req, res, performance.now() - started));
   next();
 };
 
-function ended(req: Request, res: Response, state: RequestState | undefined, ms: number): void {
+function ended(req: Request, res: Response, ms: number): void {
   const status = res.statusCode;
   recordRequest(req.method, routeTemplate(req, res), status, ms / 1000, res.locals);
   const completed = res.writableFinished;
   const level = !completed ? "warn" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
   if (!logger.isLevelEnabled(level)) return;
   logger[level]({
-    request_id: state?.requestId, tenant_id: state?.tenantId, user_id: state?.userId,
+    ...logBindings(req),
     req: { method: req.method, url: pathOf(req), remoteAddress: req.socket?.remoteAddress },
     res: { statusCode: status },
     responseTime: Math.round(ms * 10) / 10,

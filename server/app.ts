@@ -63,12 +63,14 @@ export function createApp(options: AppOptions): express.Express {
   const api = express.Router();
   api.use(shedWhenSaturated);
   api.use(jsonBody(options.bodyLimit));
-  api.use(authRoutes(options.keys));
+  // Mounted at its path, the login router is not walked by every other request.
+  api.use("/auth", authRoutes(options.keys));
   api.use(authenticate(options.keys));
   api.use(idempotencyKey);
-  api.use(meRoutes());
   const tenant = resolveTenant(options.baseDomain);
   for (const [path, router] of Object.entries(tenantResources())) api.use(path, tenant, router);
+  // The caller's routes (/me, /tenants) after the tenant resources, which nearly every request is.
+  api.use(meRoutes());
   app.use("/api/v1", api);
 
   app.use(healthRoutes());

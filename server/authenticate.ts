@@ -12,7 +12,7 @@ export function authenticate(keys: TokenKeys): RequestHandler {
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
     if (!match) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
     const identity = verifyAccessToken(keys, match[1]);
-    const state = requestState();
+    const state = requestState(req);
     if (!state) throw new Error("request state missing");
     state.userId = identity.userId;
     state.tokenTenantId = identity.tenantId;

@@ -17,7 +17,7 @@ const PERMISSION = Symbol.for("rls-service-shop.permission");
 /** Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql). */
 export function requires(permission: Permission): RequestHandler {
   const handler: RequestHandler = function requiresPermission(req, _res, next) {
-    const state = requestState();
+    const state = requestState(req);
     if (!state) throw new Error("request state missing");
     state.permission = { name: permission, forRow: Object.keys(req.params ?? {}).length > 0 };
     next();

@@ -5,7 +5,7 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import { NotFoundError, toAppError } from "./errors.ts";
 import { logger } from "./log.ts";
 import { noteError } from "./metrics.ts";
-import { requestState } from "./requestContext.ts";
+import { logBindings, requestState } from "./requestContext.ts";
 
 export const notFound: RequestHandler = (req) => {
   throw new NotFoundError("ROUTE_NOT_FOUND", `No route for ${req.method} ${req.path}.`);
@@ -14,11 +14,11 @@ export const notFound: RequestHandler = (req) => {
 export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const error = toAppError(err);
-  const requestId = requestState()?.requestId ?? (req as { id?: string }).id;
+  const requestId = requestState(req)?.requestId ?? (req as { id?: string }).id;
   if (error.operational) {
-    logger.warn({ code: error.code, status: error.status, cause_code: (error.cause as { code?: string })?.code }, error.message);
+    logger.warn({ ...logBindings(req), code: error.code, status: error.status, cause_code: (error.cause as { code?: string })?.code }, error.message);
   } else {
-    logger.error({ err: err instanceof Error ? { type: err.name, message: err.message, stack: err.stack, code: (err as { code?: string }).code } : err }, "unhandled error");
+    logger.error({ ...logBindings(req), err: err instanceof Error ? { type: err.name, message: err.message, stack: err.stack, code: (err as { code?: string }).code } : err }, "unhandled error");
   }
   noteError(res, error.code, (error.cause as { code?: string } | undefined)?.code);
   for (const [name, value] of Object.entries(error.headers ?? {})) res.setHeader(name, value);

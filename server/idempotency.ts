@@ -31,12 +31,12 @@ export type Reply = { status: number; body: unknown; headers?: Record<string, st
 export async function withTenantOnce<T>(req: Request, res: Response, effect: (sql: Sql) => Promise<T>, reply: (result: T) => Reply): Promise<void> {
   const idem = pending.get(req);
   if (!idem) {
-    const r = reply(await withTenant((sql) => effect(sql)));
+    const r = reply(await withTenant(req, (sql) => effect(sql)));
     res.status(r.status).set(r.headers ?? {}).json(r.body);
     return;
   }
-  const userId = requestState()?.userId;
-  const answer = await withTenant(async (sql): Promise<Reply & { replayed: boolean }> => {
+  const userId = requestState(req)?.userId;
+  const answer = await withTenant(req, async (sql): Promise<Reply & { replayed: boolean }> => {
     const [{ locked }] = await sql`select pg_try_advisory_xact_lock(hashtextextended(app.current_tenant_id()::text || ':' || ${idem.key}, 0)) as locked`;
     if (!locked) throw new ConflictError("IDEMPOTENCY_IN_PROGRESS", "A request with this Idempotency-Key is still running; retry later.");
     const [seen] = await sql`

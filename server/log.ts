@@ -1,17 +1,11 @@
 // One JSON logger; every line carries the request id (and tenant, once known) from the
 // request state. Tokens, cookies and passwords are redacted; query parameters never logged.
 import { pino } from "pino";
-import { requestState } from "./requestContext.ts";
 
 export const logger = pino({
   level: process.env.LOG_LEVEL ?? "info",
   redact: {
     paths: ["req.headers.authorization", "req.headers.cookie", "password", "*.password", "access_token"],
     censor: "[redacted]",
-  },
-  mixin() {
-    const state = requestState();
-    if (!state) return {};
-    return { request_id: state.requestId, tenant_id: state.tenantId, user_id: state.userId };
   },
 });

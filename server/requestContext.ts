@@ -1,6 +1,8 @@
-// Request-scoped values live in AsyncLocalStorage, set by the first middleware; the logger
-// and the tenant-context helper read them from here, not from `req`.
-import { AsyncLocalStorage } from "node:async_hooks";
+// Request-scoped values live on the request, set by the first middleware (requestId.ts); the
+// authenticator, the tenant resolver, the tenant-context helper and the error handler read them
+// with requestState(req). Not AsyncLocalStorage: on Node 20 it installs promise hooks that run
+// for every promise the process creates, measured at about 6% of a bare handler's CPU.
+import type { Request } from "express";
 
 export type RequestState = {
   requestId: string;
@@ -16,12 +18,21 @@ export type RequestState = {
   permission?: { name: string; forRow: boolean };
 };
 
-const storage = new AsyncLocalStorage<RequestState>();
+const STATE = Symbol("rls-service-shop.request-state");
 
-export function runWithRequestState<T>(state: RequestState, fn: () => T): T {
-  return storage.run(state, fn);
+type WithState = { [STATE]?: RequestState };
+
+export function attachRequestState(req: Request, state: RequestState): RequestState {
+  (req as WithState)[STATE] = state;
+  return state;
 }
 
-export function requestState(): RequestState | undefined {
-  return storage.getStore();
+export function requestState(req: Request): RequestState | undefined {
+  return (req as WithState)[STATE];
+}
+
+/** What a log line written during a request carries: its id, and the tenant and user once known. */
+export function logBindings(req: Request): { request_id?: string; tenant_id?: string; user_id?: string } {
+  const state = requestState(req);
+  return { request_id: state?.requestId, tenant_id: state?.tenantId, user_id: state?.userId };
 }

@@ -1,8 +1,8 @@
 // First middleware: a request id (X-Request-Id accepted when sane, else generated), echoed
-// on the response, and the request state in AsyncLocalStorage for everything after it.
+// on the response, and the request state on the request for everything after it.
 import { randomUUID } from "node:crypto";
 import type { RequestHandler } from "express";
-import { runWithRequestState } from "./requestContext.ts";
+import { attachRequestState } from "./requestContext.ts";
 
 const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -11,5 +11,6 @@ export const requestId: RequestHandler = (req, res, next) => {
   const id = given && acceptable.test(given) ? given : randomUUID();
   (req as { id?: string }).id = id;
   res.setHeader("X-Request-Id", id);
-  runWithRequestState({ requestId: id, tenantRefs: [] }, () => next());
+  attachRequestState(req, { requestId: id, tenantRefs: [] });
+  next();
 };

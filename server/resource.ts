@@ -92,7 +92,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   router.get("/", doc.list, requires(spec.permissions.read), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
-    const rows = await withTenant((sql) => sql`
+    const rows = await withTenant(req, (sql) => sql`
       select ${sql(spec.columns)} ${keyColumns(sql, spec.keyset)} from ${sql(source)}
        where true ${filters.reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
          ${spec.where ? spec.where.build(sql, query) : sql``}
@@ -123,7 +123,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
 
   router.get("/:id", doc.read, requires(spec.permissions.read), async (req, res) => {
     const id = parseId(req.params.id);
-    const [row] = await withTenant((sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
+    const [row] = await withTenant(req, (sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
@@ -131,7 +131,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
   router.patch("/:id", doc.patch, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
-    const [row] = await withTenant((sql) => write(sql, (returning) => sql`
+    const [row] = await withTenant(req, (sql) => write(sql, (returning) => sql`
       update ${sql(spec.table)} set ${sql(changes as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(changes))} where id = ${id}::uuid ${returning}
     `));
     if (!row) throw notFound();
@@ -140,7 +140,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
 
   router.delete("/:id", doc.remove, requires(spec.permissions.write), async (req, res) => {
     const id = parseId(req.params.id);
-    const deleted = await withTenant((sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
+    const deleted = await withTenant(req, (sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();
     res.status(204).end();
   });

@@ -8,7 +8,7 @@
 import type postgres from "postgres";
 import type { Budget, Pool, Sql } from "./db.ts";
 import { forbidden } from "./authorize.ts";
-import type { RequestHandler } from "express";
+import type { Request, RequestHandler } from "express";
 import { tenantContextProof } from "./contextProof.ts";
 import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
 import { trackPoolConnection } from "./metrics.ts";
@@ -37,10 +37,10 @@ function isQuery(x: unknown): x is Pending {
  * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
  * depends on an earlier answer, a promise (then COMMIT follows it).
  */
-export async function withTenant<W extends Work>(work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
+export async function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runOnce(work, options.budget);
+      return await runOnce(req, work, options.budget);
     } catch (error) {
       if (attempt < maxAttempts && isRetryable(error)) continue;
       throw toAppError(error);
@@ -48,8 +48,8 @@ export async function withTenant<W extends Work>(work: (sql: Sql) => W, options:
   }
 }
 
-async function runOnce<W extends Work>(work: (sql: Sql) => W, budget: Budget = "request"): Promise<Result<W>> {
-  const state = requestState();
+async function runOnce<W extends Work>(req: Request, work: (sql: Sql) => W, budget: Budget = "request"): Promise<Result<W>> {
+  const state = requestState(req);
   if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
 

@@ -66,7 +66,7 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
         }
       }
     }
-    const state = requestState();
+    const state = requestState(req);
     if (!state) throw new Error("request state missing");
     if (refs.length === 0) {
       if (!state.tokenTenantId) {

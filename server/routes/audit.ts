@@ -63,7 +63,7 @@ export function auditRoutes(): Router {
   }), requires("audit:read"), async (req, res) => {
     const q = validate(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
-    const rows = await withTenant((sql) => sql`
+    const rows = await withTenant(req, (sql) => sql`
       select id::text as id, occurred_at, actor_user_id, actor_role, request_id, action, entity, entity_id, change, seq
              ${keyColumns(sql, newestFirst)}
         from app.audit_log
@@ -85,7 +85,7 @@ export function auditRoutes(): Router {
   }), requires("audit:export"), async (req, res) => {
     const q = validateExport(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
-    await withTenant(async (sql) => {
+    await withTenant(req, async (sql) => {
       const filters = q;
       // COPY is one statement however long it streams: it gets its own statement_timeout.
       await sql`

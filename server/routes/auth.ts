@@ -21,7 +21,7 @@ const validateLogin = bodyValidator<Login>(loginSchema);
 
 export function authRoutes(keys: TokenKeys): Router {
   const router = Router();
-  router.post("/auth/login", documented({
+  router.post("/login", documented({
     summary: "Log in: a bearer token", tag: "Caller", auth: "public", body: loginSchema,
     responses: { 200: { description: "An access token", schema: row({ access_token: { type: "string" }, token_type: { const: "Bearer" }, expires_in: { type: "integer" } }) } },
   }), async (req, res) => {
@@ -34,7 +34,7 @@ export function authRoutes(keys: TokenKeys): Router {
     // Recorded in the audit of each of the account's shops; an unknown email records nothing
     // there but costs the same round trip, so timing tells nothing either.
     if (found) {
-      const requestId = requestState()?.requestId ?? null;
+      const requestId = requestState(req)?.requestId ?? null;
       const p = loginProof(found.user_id, ok, requestId);
       await withoutTenant((sql) => sql`select app.record_login(${found.user_id}::uuid, ${ok}, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`);
     } else {

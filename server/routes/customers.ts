@@ -50,7 +50,7 @@ export function customerRoutes(): Router {
   }), requires("customers:read"), async (req, res) => {
     const { limit, cursor, q } = validateList(req.query);
     const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
-    const rows = await withTenant((sql) => sql`
+    const rows = await withTenant(req, (sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at ${keyColumns(sql, byName)}
         from app.customers
        where true
@@ -81,7 +81,7 @@ export function customerRoutes(): Router {
 
   router.get("/:id", documented({ summary: "Read a customer", tag, responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read"), async (req, res) => {
     const id = parseId(req.params.id);
-    const [customer] = await withTenant((sql) => sql`
+    const [customer] = await withTenant(req, (sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
     `);
     if (!customer) throw notFound();
@@ -91,7 +91,7 @@ export function customerRoutes(): Router {
   router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
-    const [customer] = await withTenant((sql) => sql`
+    const [customer] = await withTenant(req, (sql) => sql`
       update app.customers set ${sql(changes, Object.keys(changes) as (keyof CustomerInput)[])}
        where id = ${id}::uuid
       returning id, name, email, phone, notes, created_at, updated_at
@@ -102,7 +102,7 @@ export function customerRoutes(): Router {
 
   router.delete("/:id", documented({ summary: "Delete a customer", tag, description: "409 REFERENCE_IN_USE while vehicles reference it.", responses: { 204: { description: "Deleted" } } }), requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
-    const deleted = await withTenant((sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
+    const deleted = await withTenant(req, (sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();
     res.status(204).end();
   });

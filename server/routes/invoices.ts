@@ -130,7 +130,7 @@ export function invoiceRoutes() {
   }), requires("invoices:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const { limit, cursor } = validateLineList(req.query);
-    const [invoices, lines] = await withTenant((sql) => [
+    const [invoices, lines] = await withTenant(req, (sql) => [
       sql`select 1 from app.invoices where id = ${id}::uuid`,
       sql`select ${sql.unsafe(lineSelect)} ${keyColumns(sql, lineOrder)} from app.invoice_lines
            where invoice_id = ${id}::uuid ${after(sql, lineOrder, cursor)}

@@ -1,13 +1,13 @@
 // The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
 // reached through SECURITY DEFINER functions keyed on the verified token subject.
-import { Router } from "express";
+import { Router, type Request } from "express";
 import { documented, page, row, uuid } from "../contract.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { requestState } from "../requestContext.ts";
 import { withoutTenant } from "../tenantContext.ts";
 
-function callerId(): string {
-  const id = requestState()?.userId;
+function callerId(req: Request): string {
+  const id = requestState(req)?.userId;
   if (!id) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
   return id;
 }
@@ -17,18 +17,18 @@ export function meRoutes(): Router {
   router.get("/me", documented({
     summary: "The caller", tag: "Caller",
     responses: { 200: { description: "The caller's account", schema: row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } }) } },
-  }), async (_req, res) => {
-    const [user] = await withoutTenant((sql) => sql`select id, email, is_platform_admin from app.get_user(${callerId()}::uuid)`);
+  }), async (req, res) => {
+    const [user] = await withoutTenant((sql) => sql`select id, email, is_platform_admin from app.get_user(${callerId(req)}::uuid)`);
     // A valid signature for a user that no longer exists is still no user.
     if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
-    res.json({ id: user.id, email: user.email, is_platform_admin: user.is_platform_admin, token_tenant_id: requestState()?.tokenTenantId ?? null });
+    res.json({ id: user.id, email: user.email, is_platform_admin: user.is_platform_admin, token_tenant_id: requestState(req)?.tokenTenantId ?? null });
   });
   router.get("/tenants", documented({
     summary: "The caller's shops and role in each", tag: "Caller",
     description: "Every membership (a person belongs to few shops): not paginated, next_cursor is always null.",
     responses: { 200: { description: "Memberships", schema: page(row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } })) } },
-  }), async (_req, res) => {
-    const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId()}::uuid)`);
+  }), async (req, res) => {
+    const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId(req)}::uuid)`);
     res.json({ data: rows.map((r) => ({ id: r.tenant_id, slug: r.slug, name: r.name, status: r.status, role: r.role })), next_cursor: null });
   });
   return router;

@@ -36,7 +36,7 @@ export function memberRoutes(): Router {
     responses: { 200: { description: "A page of members", schema: pageSchema(member) } },
   }), requires("members:manage"), async (req, res) => {
     const { limit, cursor } = validateList(req.query);
-    const rows = await withTenant((sql) => sql`
+    const rows = await withTenant(req, (sql) => sql`
       select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
        where true ${after(sql, byEmail, cursor)}
        order by ${orderBy(sql, byEmail)}
@@ -65,14 +65,14 @@ export function memberRoutes(): Router {
   }), requires("members:manage"), async (req, res) => {
     const userId = parseId(req.params.userId);
     const { role: next } = validateChange(req.body);
-    const [member] = await withTenant((sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
+    const [member] = await withTenant(req, (sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
     if (!member) throw new NotFoundError("MEMBER_NOT_FOUND", "Member not found.");
     res.json(member);
   });
 
   router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage"), async (req, res) => {
     const userId = parseId(req.params.userId);
-    await withTenant((sql) => sql`select app.remove_member(${userId}::uuid)`);
+    await withTenant(req, (sql) => sql`select app.remove_member(${userId}::uuid)`);
     res.status(204).end();
   });
 

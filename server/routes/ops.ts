@@ -2,7 +2,7 @@
 //   GET /ops/current-commit  {commit_sha, deployed_at}
 //   GET /ops/env-sanity      {db, migrations, policies, env_vars}: names of variables, never values.
 import { execFileSync } from "node:child_process";
-import { Router } from "express";
+import { Router, type Request } from "express";
 import { authenticate } from "../authenticate.ts";
 import { configKeys } from "../config.ts";
 import { documented, row } from "../contract.ts";
@@ -27,8 +27,8 @@ export function currentDeployment(env: NodeJS.ProcessEnv = process.env): Deploym
   return { commit_sha: sha, deployed_at: env.DEPLOYED_AT ?? new Date().toISOString() };
 }
 
-const requirePlatformAdmin = async (): Promise<void> => {
-  const userId = requestState()?.userId;
+const requirePlatformAdmin = async (req: Request): Promise<void> => {
+  const userId = requestState(req)?.userId;
   if (!userId) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
   const [user] = await withoutTenant((sql) => sql`select is_platform_admin from app.get_user(${userId}::uuid)`);
   if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
@@ -38,8 +38,8 @@ const requirePlatformAdmin = async (): Promise<void> => {
 export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeployment()): Router {
   const router = Router();
   router.use(authenticate(keys));
-  router.use(async (_req, _res, next) => {
-    await requirePlatformAdmin();
+  router.use(async (req, _res, next) => {
+    await requirePlatformAdmin(req);
     next();
   });
 

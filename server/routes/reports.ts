@@ -32,7 +32,7 @@ export function reportRoutes(): Router {
   }), requires("reports:read"), async (req, res) => {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
-    const rows = await withTenant((sql) => sql`
+    const rows = await withTenant(req, (sql) => sql`
       select to_char(day, 'YYYY-MM-DD') as day, invoices, revenue_cents, paid_cents
         from app.revenue_daily where day between ${from}::date and ${to}::date order by day
     `);

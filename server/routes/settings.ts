@@ -17,7 +17,7 @@ export function settingsRoutes(): Router {
   const router = Router();
   router.patch("/", documented({ summary: "Change the shop's settings", tag: "Settings", body: settingsSchema, responses: { 200: { description: "The shop", schema: tenant } } }), requires("settings:write"), async (req, res) => {
     const { name } = validateSettings(req.body);
-    const [tenant] = await withTenant((sql) => sql`select id, slug, name, status from app.update_tenant_settings(${name})`);
+    const [tenant] = await withTenant(req, (sql) => sql`select id, slug, name, status from app.update_tenant_settings(${name})`);
     res.json(tenant);
   });
   return router;
