@@ -1,0 +1,36 @@
+// The logger writes a turn's lines together (server/log.ts): none may be lost or reordered,
+// also when the process exits right after logging (a fatal start-up error).
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+
+function run(script: string): { status: number | null; lines: string[] } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info" } });
+  return { status: r.status, lines: r.stdout.split("\n").filter(Boolean) };
+}
+
+describe("the logger", () => {
+  it("writes every line, in order, when the process exits in the same turn", () => {
+    const { status, lines } = run(`
+      import { logger } from "./server/log.ts";
+      for (let i = 0; i < 5000; i++) logger.info({ i }, "line");
+      logger.fatal("database set-up failed");
+      process.exit(3);
+    `);
+    expect(status).toBe(3);
+    expect(lines).toHaveLength(5001);
+    expect(lines.slice(0, 5000).map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+    expect(JSON.parse(lines[5000])).toMatchObject({ level: 60, msg: "database set-up failed" });
+  });
+
+  it("writes lines spread over many turns, and redacts passwords", async () => {
+    const { status, lines } = run(`
+      import { logger } from "./server/log.ts";
+      let i = 0;
+      const tick = () => { logger.info({ i, user: { password: "hunter2" } }, "tick"); if (++i < 200) setImmediate(tick); };
+      tick();
+    `);
+    expect(status).toBe(0);
+    expect(lines.map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(lines.join("\n")).not.toContain("hunter2");
+  });
+});
