@@ -24,8 +24,9 @@ export const accessLog: RequestHandler = (req, res, next) => {
 
 function ended(req: Request, res: Response, ms: number): void {
   const status = res.statusCode;
-  recordRequest(req.method, routeTemplate(req, res), status, ms / 1000, res.locals);
   const completed = res.writableFinished;
+  // The metrics count answers: an abandoned response has no status to count.
+  if (completed) recordRequest(req.method, routeTemplate(req, res), status, ms / 1000, res.locals);
   const level = !completed ? "warn" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
   if (!accessLogger.isLevelEnabled(level)) return;
   accessLogger[level]({

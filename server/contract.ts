@@ -34,7 +34,8 @@ const DOC = Symbol.for("rls-service-shop.doc");
  */
 export function documented(doc: Doc): RequestHandler {
   const handler: RequestHandler = function documentedRoute(req, res, next) {
-    res.locals.route ??= templateOf(req.baseUrl, (req.route as { path: string }).path);
+    const path = (req.route as { path?: unknown } | undefined)?.path;
+    if (typeof path === "string") res.locals.route ??= templateOf(req.baseUrl, path);
     next();
   };
   return Object.assign(handler, { [DOC]: doc });

@@ -84,7 +84,8 @@ function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Opt
     // bigint (int8) as a JS number: counts and cent sums stay far below 2^53.
     types: {
       int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
-      timestamptz: { to: 1184, from: [1184], serialize: (x: Date | string) => (x instanceof Date ? x.toISOString() : x), parse: timestamptzToJson },
+      // Parameters serialize as postgres.js's own date type does; only reading changes.
+      timestamptz: { to: 1184, from: [1184], serialize: (x: Date | string) => (x instanceof Date ? x : new Date(x)).toISOString(), parse: timestamptzToJson },
     },
     // postgres.js waits before reconnecting after failures, by default up to 20 s: with the
     // database down a request would wait that long. Capped at 250 ms, it fails over to 503 fast.
