@@ -66,7 +66,7 @@ $$;
 
 -- Timeouts on the API's role. They hold behind PgBouncer in transaction mode, which refuses
 -- them as startup parameters and hands one server connection to many clients, and they bound
--- whatever skips the API's per-transaction SET LOCAL (server/db.ts): a statement past 5 s is
+-- whatever skips the API's per-transaction timeouts (server/tenantContext.ts): a statement past 5 s is
 -- cancelled, a transaction left idle for 10 s is ended and its connection closed. Set only
 -- when missing or different, so a second run issues no ALTER.
 do $$

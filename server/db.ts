@@ -12,7 +12,8 @@
 // (OVERLOADED) and a separate small budget for long exports (EXPORTS_BUSY).
 //
 // Nothing is sent as a startup parameter (PgBouncer in transaction mode refuses them): the
-// timeouts are role defaults (policies/roles.sql) and SET LOCAL in each transaction's BEGIN.
+// timeouts are role defaults (policies/roles.sql), and set again for each request transaction by
+// the statement that opens its context (tenantContext.ts), so DB_STATEMENT_TIMEOUT_MS holds.
 import genericPool from "generic-pool";
 import postgres from "postgres";
 import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";
@@ -46,8 +47,8 @@ export type Pool = {
   acquire: (budget?: Budget) => Promise<Lease>;
   /** A connection of its own for readiness checks, so /readyz never queues behind requests. */
   probe: Sql;
-  /** The statement that opens every request's transaction, with its timeouts. */
-  begin: string;
+  /** Every request transaction's timeouts in ms, as set_config values (the context statement sets them). */
+  timeouts: { statement: string; idleInTransaction: string };
   stats: () => { inUse: number; waiting: number; max: number; exportsInUse: number };
   /** True when a request would be refused with OVERLOADED right now (every connection busy, queue full). */
   saturated: () => boolean;
@@ -161,8 +162,7 @@ export function createPool(options: PoolOptions): Pool {
   return {
     acquire,
     probe,
-    begin: `begin; set local statement_timeout = ${Math.trunc(options.statementTimeoutMs)}; ` +
-      `set local idle_in_transaction_session_timeout = ${Math.trunc(idleInTransactionMs)}`,
+    timeouts: { statement: String(Math.trunc(options.statementTimeoutMs)), idleInTransaction: String(Math.trunc(idleInTransactionMs)) },
     saturated: () => requests.spareResourceCapacity < 1 && requests.available < 1 && requests.pending >= maxWaiting,
     stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
     // Waits up to `timeout` seconds for leases to come back, then closes every connection.

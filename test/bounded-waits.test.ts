@@ -9,7 +9,9 @@ import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import { createPool, type Lease, type Pool, type PoolOptions, type Sql } from "../server/db.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
+import type { Request } from "express";
+import { attachRequestState } from "../server/requestContext.ts";
+import { useTenantPool, withTenant } from "../server/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, tokenFor, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;
@@ -51,6 +53,13 @@ async function startApi(options: Partial<PoolOptions>): Promise<void> {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+/** A request of the fixture's owner in its tenant, as the middleware leaves it for withTenant. */
+function asRequest(): Request {
+  const req = {} as Request;
+  attachRequestState(req, { requestId: "bounded-waits", userId: user.id, tenantRefs: [tenant.slug] });
+  return req;
 }
 
 async function get(path: string) {
@@ -116,30 +125,33 @@ describe("exports", () => {
 });
 
 describe("server-side timeouts", () => {
-  it("are set per transaction in the BEGIN, not as startup parameters", async () => {
+  it("are set for each request transaction by its context statement, not as startup parameters", async () => {
     await startApi({ statementTimeoutMs: 1234, idleInTransactionTimeoutMs: 2345 });
+    const [inside] = await withTenant(asRequest(), (sql) => sql`
+      select current_setting('statement_timeout') as s, current_setting('idle_in_transaction_session_timeout') as i`);
+    expect([inside.s, inside.i]).toEqual(["1234ms", "2345ms"]);
+    // Outside the API's transaction the connection has the role's defaults (policies/roles.sql).
     const lease = await pool!.acquire();
     held.push(lease);
-    const [, [statement], [idle]] = await Promise.all([
-      lease.sql.unsafe(pool!.begin).execute(),
-      lease.sql`select current_setting('statement_timeout') as v`.execute(),
-      lease.sql`select current_setting('idle_in_transaction_session_timeout') as v`.execute(),
-    ]);
-    await lease.sql`commit`;
-    expect([statement.v, idle.v]).toEqual(["1234ms", "2345ms"]);
-    // Outside the API's transaction the connection has the role's defaults (policies/roles.sql).
     const [outside] = await lease.sql`select current_setting('statement_timeout') as s, current_setting('idle_in_transaction_session_timeout') as i`;
     expect([outside.s, outside.i]).toEqual(["5s", "10s"]);
   });
 
-  it("end a transaction left idle: the connection is closed by the server and the lease reports it lost", async () => {
+  it("cancel a request's statement past DB_STATEMENT_TIMEOUT_MS: 503 DATABASE_TIMEOUT", async () => {
+    await startApi({ statementTimeoutMs: 300 });
+    const error = await withTenant(asRequest(), (sql) => sql`select pg_sleep(2)`).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ status: 503, code: "DATABASE_TIMEOUT" });
+  });
+
+  it("end a transaction left idle: the connection is closed by the server and the request is not acknowledged", async () => {
     await startApi({ idleInTransactionTimeoutMs: 300 });
-    const lease = await pool!.acquire();
-    held.push(lease);
-    await lease.sql.unsafe(pool!.begin);
-    await new Promise((r) => setTimeout(r, 800));
-    expect(lease.lost()).toBe(true);
-    held.pop()!.release(true);
+    const started = performance.now();
+    const error = await withTenant(asRequest(), async (sql) => {
+      await sql`select 1`;
+      await new Promise((r) => setTimeout(r, 800));
+    }).then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ status: 503, code: "DATABASE_UNAVAILABLE" });
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it("hold on the role: any app_user session has its statement cancelled after 5 s (57014)", async () => {
