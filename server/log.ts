@@ -11,10 +11,26 @@ import { pino } from "pino";
 const stdout = pino.destination({ dest: 1, sync: true });
 let pending: string[] = [];
 
+// A pipe takes a write of at most PIPE_BUF (4 KB on Linux) whole: WEB_CONCURRENCY workers share
+// stdout, so a batch leaves in writes of whole lines up to that size, and no line is split.
+const PIPE_BUF = 4096;
+
 function writePending(): void {
-  const text = pending.join("");
+  const lines = pending;
   pending = [];
-  stdout.write(text);
+  let batch = "";
+  let bytes = 0;
+  for (const line of lines) {
+    const size = Buffer.byteLength(line);
+    if (bytes > 0 && bytes + size > PIPE_BUF) {
+      stdout.write(batch);
+      batch = "";
+      bytes = 0;
+    }
+    batch += line;
+    bytes += size;
+  }
+  if (bytes > 0) stdout.write(batch);
 }
 
 const batched = {

@@ -1,6 +1,6 @@
 // The logger writes a turn's lines together (server/log.ts): none may be lost or reordered,
 // also when the process exits right after logging (a fatal start-up error).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
 function run(script: string): { status: number | null; lines: string[] } {
@@ -33,4 +33,24 @@ describe("the logger", () => {
     expect(lines.map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(lines.join("\n")).not.toContain("hunter2");
   });
+
+  it("keeps lines whole when workers write to one pipe at once (WEB_CONCURRENCY)", async () => {
+    const worker = `
+      import { logger } from "./server/log.ts";
+      let turn = 0;
+      const burst = () => { for (let i = 0; i < 300; i++) logger.info({ w: process.env.W, turn, i, name: "Ünïcødé ☃ ".repeat(8) }, "burst"); if (++turn < 40) setImmediate(burst); };
+      burst();`;
+    const args = (w: string) => `W=${w} "${process.execPath}" --import tsx --input-type=module -e '${worker}'`;
+    const child = spawn("sh", ["-c", `${args("a")} & ${args("b")} & wait`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info" } });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    // A reader that stalls: the pipe fills and both writers wait on it, as behind a slow collector.
+    const stall = setInterval(() => (child.stdout.isPaused() ? child.stdout.resume() : child.stdout.pause()), 20);
+    const code = await new Promise((resolve) => child.on("close", resolve));
+    clearInterval(stall);
+    expect(code).toBe(0);
+    const lines = out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { w: string });
+    expect(lines.filter((l) => l.w === "a")).toHaveLength(12_000);
+    expect(lines.filter((l) => l.w === "b")).toHaveLength(12_000);
+  }, 60_000);
 });
