@@ -54,7 +54,7 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
     const refs: string[] = [];
     const header = req.get("x-tenant-id");
     if (header !== undefined) refs.push(checked("X-Tenant-Id header", header.trim()));
-    const sub = fromSubdomain(req.hostname, baseDomain);
+    const sub = baseDomain ? fromSubdomain(req.hostname, baseDomain) : undefined;
     if (sub !== undefined) refs.push(checked("subdomain", sub));
     const path = (req as { tenantFromPath?: string }).tenantFromPath;
     if (path !== undefined) refs.push(checked("path", path));
