@@ -13,7 +13,8 @@
 //
 // Nothing is sent as a startup parameter (PgBouncer in transaction mode refuses them): the
 // timeouts are role defaults (policies/roles.sql), and set again for each request transaction by
-// the statement that opens its context (tenantContext.ts), so DB_STATEMENT_TIMEOUT_MS holds.
+// the statement that opens its context (tenantContext.ts): DB_STATEMENT_TIMEOUT_MS holds for the
+// route's statements; BEGIN and the opener itself run under the role's 5 s.
 import genericPool from "generic-pool";
 import postgres from "postgres";
 import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";

@@ -60,7 +60,8 @@ export function noteError(res: Response, code: string, causeCode: string | undef
  * The route template of a request (/api/v1/customers/:id), never its raw path. documented()
  * (contract.ts), first on every route, records it while the router dispatches, the one moment
  * req.baseUrl is the route's mount (an error answer is sent after the routers restored it).
- * A route without a contract falls back to what req.route says at the end.
+ * A route without a contract (tests' probes only: the contract test refuses one in the app)
+ * falls back to what req.route says at the end, which after an error lacks the mount path.
  */
 export function routeTemplate(req: Request, res: Response): string {
   const recorded = res.locals.route as string | undefined;
