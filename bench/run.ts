@@ -600,7 +600,7 @@ function contextTarget(results: Record<string, unknown>): Target | undefined {
     target: "context opener ≤ 30 µs per call, flat after 100 prepared statements",
     measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs)`,
     met,
-    note: met ? undefined : "per call: the proof's HMAC and its nonce insert (an unlogged table, the larger part), the membership/status/permission query and the sealed settings; on a shared 2-core machine the absolute figure moves with load, so read it beside set_config's",
+    note: met ? undefined : "per call (perf on its backend): executor start-up and shutdown of its two statements (the membership query, the nonce insert) about a fifth, their index scans a sixth, the insert's ON CONFLICT pre-check a tenth, its own assignments (proof message, sealed settings) an eighth; README (Benchmarks) says what was removed and what is left; on a shared 2-core machine the absolute figure moves with load, so read it beside set_config's",
   };
 }
 
