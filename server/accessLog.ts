@@ -8,14 +8,18 @@
 // "request errored" at error with err.message, as pino-http wrote it; a response the client
 // abandoned before it was sent is "request aborted" at warn. The query
 // string is not logged (it may carry a cursor or a search term); the path is.
+import { hostname } from "node:os";
 import type { Request, RequestHandler, Response } from "express";
-import { logger } from "./log.ts";
+import { logger, writeLine } from "./log.ts";
 import { recordRequest, routeTemplate } from "./metrics.ts";
-import { logBindings } from "./requestContext.ts";
+import { requestState } from "./requestContext.ts";
 
-// The line's fields are fixed and never hold a secret: it skips the logger's redaction pass,
-// which doubled the cost of writing it (5.5 against 2.8 µs a line).
-const accessLogger = logger.child({}, { redact: { paths: [] } });
+// The line is pino's (level, time, pid, hostname, the fields, msg), serialized here in one
+// JSON.stringify: its fields are fixed and never hold a secret, so it needs neither pino's
+// redaction nor its per-field serializers, which cost three times as much per line.
+const levels = { info: 30, warn: 40, error: 50 } as const;
+const pid = process.pid;
+const host = hostname();
 
 export const accessLog: RequestHandler = (req, res, next) => {
   const started = performance.now();
@@ -29,16 +33,19 @@ function ended(req: Request, res: Response, ms: number): void {
   // The metrics count answers: an abandoned response has no status to count.
   if (completed) recordRequest(req.method, routeTemplate(req, res), status, ms / 1000, res.locals);
   const level = !completed ? "warn" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
-  if (!accessLogger.isLevelEnabled(level)) return;
+  if (!logger.isLevelEnabled(level)) return;
   // The messages and fields pino-http wrote, so alerts keyed on them keep working.
   const errored = completed && status >= 500;
-  accessLogger[level]({
-    ...logBindings(req),
+  const state = requestState(req);
+  writeLine(JSON.stringify({
+    level: levels[level], time: Date.now(), pid, hostname: host,
+    request_id: state?.requestId, tenant_id: state?.tenantId, user_id: state?.userId,
     req: { method: req.method, url: pathOf(req), remoteAddress: req.socket?.remoteAddress },
     res: { statusCode: status },
-    ...(errored ? { err: { message: `failed with status code ${status}` } } : {}),
+    err: errored ? { message: `failed with status code ${status}` } : undefined,
     responseTime: Math.round(ms),
-  }, !completed ? "request aborted" : errored ? "request errored" : "request completed");
+    msg: !completed ? "request aborted" : errored ? "request errored" : "request completed",
+  }) + "\n");
 }
 
 function pathOf(req: Request): string {
