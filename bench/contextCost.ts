@@ -2,9 +2,14 @@
 //   * per call of app.open_tenant_context (proof check, nonce, membership, status and permission,
 //     sealed settings), against a bare set_config, on a fresh connection and again after that
 //     connection prepared 100 statements (the first wave's opener slowed as a connection held more);
+//   * per call as the API makes it, one call per transaction, one client: the backend's CPU for
+//     BEGIN, the opener, SELECT 1, COMMIT against BEGIN, a SELECT of the same parameters, SELECT 1,
+//     COMMIT. What a request pays: the 5,000-call figure shares one transaction's set-up among all
+//     its calls, and writes one transaction where each request writes its own nonce;
 //   * the API's transaction shape (BEGIN, the opener, a by-id SELECT under RLS, COMMIT, pipelined,
 //     as app_user) against the bare shape (BEGIN, set_config, the same SELECT with an explicit
 //     tenant filter, COMMIT, as the owner), side by side in interleaved rounds.
+import { readFileSync } from "node:fs";
 import postgres from "postgres";
 import { tenantContextProof } from "../server/contextProof.ts";
 import { sqlLoad, type LoadResult } from "./sqlLoad.ts";
@@ -50,6 +55,65 @@ export async function contextCallCost(appUrl: string, member: Member, calls = 50
     for (let i = 0; i < 100; i++) await r.unsafe(`select $1::int + ${i} as x`, [i], { prepare: true });
     const after100 = await measure(r);
     return { calls, fresh, after_100_prepared_statements: after100 };
+  } finally {
+    r.release();
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** A backend's CPU time in µs (/proc/PID/schedstat, nanoseconds): undefined when PostgreSQL is not on this machine. */
+function backendCpuUs(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * µs of backend CPU per opener call, one call per transaction as the API makes it (pipelined
+ * BEGIN, call, SELECT 1, COMMIT; one client), less the same transaction with the call replaced by
+ * a SELECT of its parameters. Interleaved rounds, each side's median. Undefined when the
+ * backend's CPU cannot be read (PostgreSQL on another machine).
+ */
+export async function contextCallCostPerTransaction(appUrl: string, member: Member, transactions = 4000, rounds = 3) {
+  const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
+  const r = await sql.reserve();
+  try {
+    const [{ pid }] = await r`select pg_backend_pid() as pid`;
+    if (backendCpuUs(pid) === undefined) return undefined;
+    const one = (i: number, open: boolean) => {
+      const a = { userId: member.userId, tenantRefs: [member.tenantId], scope: null, requestId: `bench-tx-${i}`, permission: "customers:read", forRow: true };
+      const p = tenantContextProof(a);
+      const call = open
+        ? r`select tenant_id, member_role, permitted from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`
+        : r`select ${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}`;
+      return Promise.all([r`begin`.execute(), call.execute(), r`select 1`.execute(), r`commit`.execute()]);
+    };
+    const perTransaction = async (open: boolean) => {
+      const before = backendCpuUs(pid)!;
+      for (let i = 0; i < transactions; i++) await one(i, open);
+      return (backendCpuUs(pid)! - before) / transactions;
+    };
+    // Warm the session: plpgsql compiles the function and caches its plans once per connection.
+    for (let i = 0; i < 200; i++) {
+      await one(i, true);
+      await one(i, false);
+    }
+    const withOpener: number[] = [];
+    const without: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      withOpener.push(await perTransaction(true));
+      without.push(await perTransaction(false));
+    }
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    return {
+      transactions_per_round: transactions,
+      rounds,
+      open_tenant_context_us: median(withOpener) - median(without),
+      transaction_with_opener_us: median(withOpener),
+      transaction_without_us: median(without),
+    };
   } finally {
     r.release();
     await sql.end({ timeout: 5 });

@@ -27,7 +27,7 @@ import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts"
 import { freePort } from "../test/testDatabase.ts";
 import { cpuMeter } from "./cpu.ts";
 import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type ExportResult } from "./exportLoad.ts";
-import { contextCallCost, requestShapes } from "./contextCost.ts";
+import { contextCallCost, contextCallCostPerTransaction, requestShapes } from "./contextCost.ts";
 import { seedBench } from "./seed.ts";
 import { percentile, sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
@@ -394,6 +394,8 @@ async function main() {
       log("tenant context: cost per call");
       const member = { tenantId: data.tenants[0].id, userId: data.tenants[0].userId };
       results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] = await contextCallCost(urls.appUrl, member);
+      results["tenant context: µs per call, one per transaction (backend CPU, one client)"] =
+        (await contextCallCostPerTransaction(urls.appUrl, member)) ?? "not measured: the backend's CPU is read from /proc, and PostgreSQL is not on this machine";
       const shapes = requestShapes(urls.appUrl, urls.ownerUrl, POOL, data.customers, new Map(data.tenants.map((t) => [t.id, { tenantId: t.id, userId: t.userId }])));
       try {
         const s = await interleaved("context shape", [
@@ -588,19 +590,26 @@ function sealLoop(ownerUrl: string): { stop: () => Promise<{ rows: number; calls
 
 type Target = { target: string; measured: string; met: boolean; note?: string };
 
-/** The context opener's cost per call, ≤ 30 µs and flat as a connection prepares more statements. */
+/**
+ * The context opener's cost per call, ≤ 30 µs and flat as a connection prepares more statements:
+ * judged on both figures, the 5,000 calls in one statement and one call per transaction (what a
+ * request pays), when this run measured the second.
+ */
 function contextTarget(results: Record<string, unknown>): Target | undefined {
   const c = results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] as
     { fresh: { open_tenant_context_us: number; set_config_us: number }; after_100_prepared_statements: { open_tenant_context_us: number } } | undefined;
   if (!c) return undefined;
+  const perTx = results["tenant context: µs per call, one per transaction (backend CPU, one client)"];
+  const tx = typeof perTx === "object" ? (perTx as { open_tenant_context_us: number }).open_tenant_context_us : undefined;
   const fresh = c.fresh.open_tenant_context_us;
   const after = c.after_100_prepared_statements.open_tenant_context_us;
-  const met = fresh <= 30 && after <= 30 && after <= fresh * 1.2;
+  const met = fresh <= 30 && after <= 30 && after <= fresh * 1.2 && (tx === undefined || tx <= 30);
   return {
     target: "context opener ≤ 30 µs per call, flat after 100 prepared statements",
-    measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs)`,
+    measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs); ` +
+      (tx === undefined ? "one per transaction: not measured" : `${tx.toFixed(1)} µs one per transaction`),
     met,
-    note: met ? undefined : "per call (perf on its backend): executor start-up and shutdown of its two statements (the membership query, the nonce insert) about a fifth, their index scans a sixth, the insert's ON CONFLICT pre-check a tenth, its own assignments (proof message, sealed settings) an eighth; README (Benchmarks) says what was removed and what is left; on a shared 2-core machine the absolute figure moves with load, so read it beside set_config's",
+    note: met ? undefined : "one call per transaction, as a request makes it, costs about three times the 5,000-call figure: the nonce record makes every request a writing transaction (transaction id, commit record: about 35 µs by itself), and each transaction sets up the function's expressions and plans again; README (Benchmarks) has the breakdown and the options, which need a decision",
   };
 }
 
