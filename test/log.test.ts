@@ -2,6 +2,7 @@
 // also when the process exits right after logging (a fatal start-up error).
 import { spawn, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../server/config.ts";
 
 function run(script: string): { status: number | null; lines: string[] } {
   const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info" } });
@@ -32,6 +33,28 @@ describe("the logger", () => {
     expect(status).toBe(0);
     expect(lines.map((l) => JSON.parse(l).i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(lines.join("\n")).not.toContain("hunter2");
+  });
+
+  it("writes a line within LOG_FLUSH_MS while the process keeps running", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `
+      import { logger } from "./server/log.ts";
+      logger.info("alone");
+      setTimeout(() => {}, 10_000);`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info", LOG_FLUSH_MS: "20" } });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no line within 5 s")), 5_000);
+        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (clearTimeout(timer), resolve(chunk)));
+      });
+      expect(JSON.parse(line)).toMatchObject({ level: 30, msg: "alone" });
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill();
+    }
+  });
+
+  it("refuses a LOG_FLUSH_MS that is not a whole number of milliseconds up to 1000", () => {
+    expect(() => loadConfig({ ...process.env, LOG_FLUSH_MS: "soon" })).toThrow(/LOG_FLUSH_MS/);
+    expect(() => loadConfig({ ...process.env, LOG_FLUSH_MS: "5000" })).toThrow(/LOG_FLUSH_MS/);
   });
 
   it("keeps lines whole when workers write to one pipe at once (WEB_CONCURRENCY)", async () => {
