@@ -75,7 +75,8 @@ export function page<R extends Record<string, unknown>>(keyset: Keyset, rows: re
   const data = rows.slice(0, limit);
   // Each row rebuilt from the answered columns, in order: deleting the key columns instead left
   // every row in V8's dictionary mode (50 rows stripped and stringified: 127 against 107 µs).
-  const columns = data.length > 0 ? Object.keys(data[0]).filter((c) => !/^_k\d+$/.test(c)) : [];
+  const keyNames = new Set(keyset.keys.map((_, i) => `_k${i}`));
+  const columns = data.length > 0 ? Object.keys(data[0]).filter((c) => !keyNames.has(c)) : [];
   const strip = (row: R) => {
     const out: Record<string, unknown> = {};
     for (const c of columns) out[c] = row[c];

@@ -1,5 +1,6 @@
-// The logger writes a turn's lines together (server/log.ts): none may be lost or reordered,
-// also when the process exits right after logging (a fatal start-up error).
+// The logger writes its lines in batches (server/log.ts: up to 4 KB, or LOG_FLUSH_MS after the
+// first): none may be lost, reordered or split, also when the process exits right after logging
+// (a fatal start-up error), and a lone line must not wait for the process to end.
 import { spawn, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../server/config.ts";
@@ -35,7 +36,7 @@ describe("the logger", () => {
     expect(lines.join("\n")).not.toContain("hunter2");
   });
 
-  it("writes a line within LOG_FLUSH_MS while the process keeps running", async () => {
+  it("writes a lone line while the process keeps running, without waiting for its exit", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `
       import { logger } from "./server/log.ts";
       logger.info("alone");
