@@ -16,13 +16,21 @@ const PERMISSION = Symbol.for("rls-service-shop.permission");
 
 /** Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql). */
 export function requires(permission: Permission): RequestHandler {
+  // The route's own two answers, built once: whether it names a row (has path parameters) is
+  // the same for every request it serves.
+  const answers = { collection: Object.freeze({ name: permission, forRow: false }), row: Object.freeze({ name: permission, forRow: true }) };
   const handler: RequestHandler = function requiresPermission(req, _res, next) {
     const state = requestState(req);
     if (!state) throw new Error("request state missing");
-    state.permission = { name: permission, forRow: Object.keys(req.params ?? {}).length > 0 };
+    state.permission = hasParams(req.params) ? answers.row : answers.collection;
     next();
   };
   return Object.assign(handler, { [PERMISSION]: permission });
+}
+
+function hasParams(params: Record<string, unknown> | undefined): boolean {
+  for (const _ in params) return true;
+  return false;
 }
 
 /** The permission a route's `requires` middleware names (the contract and matrix tests read it). */

@@ -33,9 +33,14 @@ const DOC = Symbol.for("rls-service-shop.doc");
  * for the metrics and the access log (metrics.ts routeTemplate).
  */
 export function documented(doc: Doc): RequestHandler {
+  // The template of the last mount and path seen (a route has one): built once, not per request.
+  let seen: { baseUrl: string; path: string; template: string } | undefined;
   const handler: RequestHandler = function documentedRoute(req, res, next) {
     const path = (req.route as { path?: unknown } | undefined)?.path;
-    if (typeof path === "string") res.locals.route ??= templateOf(req.baseUrl, path);
+    if (typeof path === "string" && res.locals.route === undefined) {
+      if (seen?.baseUrl !== req.baseUrl || seen.path !== path) seen = { baseUrl: req.baseUrl, path, template: templateOf(req.baseUrl, path) };
+      res.locals.route = seen.template;
+    }
     next();
   };
   return Object.assign(handler, { [DOC]: doc });

@@ -58,7 +58,7 @@ export type Pool = {
 
 type Client = { sql: Sql; closes: number; leased: boolean };
 
-const utcTimestamp = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
+const utcTimestamp = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\+00$/;
 
 /**
  * A timestamptz as the JSON answer writes it: the text a Date's toJSON gives
@@ -66,12 +66,14 @@ const utcTimestamp = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
  * without a Date. Parsing into a Date and printing it again was three quarters of
  * JSON.stringify's time on a list of 50 rows. Any other text (another time zone, infinity,
  * BC) still goes through a Date, as before. Routes never compute with timestamps; SQL does.
+ * The shape is tested, then cut at its fixed positions: a regex's captures cost a list of
+ * 50 rows 2.5 µs more (100 timestamps).
  */
 export function timestamptzToJson(x: string): string | Date {
-  const m = utcTimestamp.exec(x);
-  if (!m) return new Date(x);
-  const fraction = m[3] === undefined ? "000" : m[3].length >= 3 ? m[3].slice(0, 3) : m[3].padEnd(3, "0");
-  return `${m[1]}T${m[2]}.${fraction}Z`;
+  if (!utcTimestamp.test(x)) return new Date(x);
+  // "YYYY-MM-DD HH:MM:SS" is 19 characters, then ".f" to ".ffffff", then "+00".
+  const fraction = x.length === 22 ? "000" : x.length >= 26 ? x.slice(20, 23) : x.slice(20, -3).padEnd(3, "0");
+  return `${x.slice(0, 10)}T${x.slice(11, 19)}.${fraction}Z`;
 }
 
 function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Options<Record<string, postgres.PostgresType>> {

@@ -14,7 +14,7 @@ export const notFound: RequestHandler = (req) => {
 export const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
   if (res.headersSent) return next(err);
   const error = toAppError(err);
-  const requestId = requestState(req)?.requestId ?? (req as { id?: string }).id;
+  const requestId = requestState(req)?.requestId;
   if (error.operational) {
     logger.warn({ ...logBindings(req), code: error.code, status: error.status, cause_code: (error.cause as { code?: string })?.code }, error.message);
   } else {

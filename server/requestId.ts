@@ -9,7 +9,6 @@ const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
 export const requestId: RequestHandler = (req, res, next) => {
   const given = req.get("x-request-id");
   const id = given && acceptable.test(given) ? given : randomUUID();
-  (req as { id?: string }).id = id;
   res.setHeader("X-Request-Id", id);
   attachRequestState(req, { requestId: id, tenantRefs: [] });
   next();

@@ -74,7 +74,7 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
       }
       refs.push(state.tokenTenantId);
     }
-    state.tenantRefs = [...new Set(refs)];
+    state.tenantRefs = refs.length > 1 ? [...new Set(refs)] : refs;
     next();
   };
   return Object.assign(handler, { [TENANT_PATH]: true });

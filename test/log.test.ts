@@ -53,6 +53,33 @@ describe("the logger", () => {
     }
   });
 
+  it("writes each access line as JSON whatever the path holds, without its query string", () => {
+    // Raw paths (http.request sends them as they are): a quote, a backslash, escapes, a query.
+    const paths = ['/x"y\\z?q=secret', "/a%22b%5C", "/api/v1/customers/%E2%82%AC"];
+    const { status, lines } = run(`
+      import http from "node:http";
+      import express from "express";
+      import { requestId } from "./server/requestId.ts";
+      import { accessLog } from "./server/accessLog.ts";
+      const app = express();
+      app.use(requestId, accessLog, (req, res) => res.status(404).json({ error: { code: "NOT_FOUND" } }));
+      const server = app.listen(0, "127.0.0.1", async () => {
+        for (const path of ${JSON.stringify(paths)}) {
+          await new Promise((done) => http.get({ port: server.address().port, host: "127.0.0.1", path, headers: { "x-request-id": "log-test" } }, (res) => res.resume().on("end", done)));
+        }
+        server.close();
+      });
+    `);
+    expect(status).toBe(0);
+    const access = lines.map((l) => JSON.parse(l)).filter((l) => l.request_id === "log-test");
+    expect(access.map((l) => l.req.url)).toEqual(paths.map((p) => p.split("?")[0]));
+    for (const l of access) {
+      expect(l).toMatchObject({ level: 40, pid: expect.any(Number), hostname: expect.any(String), req: { method: "GET", remoteAddress: "127.0.0.1" }, res: { statusCode: 404 }, msg: "request completed" });
+      expect(Object.keys(l)).toEqual(["level", "time", "pid", "hostname", "request_id", "req", "res", "responseTime", "msg"]);
+    }
+    expect(lines.join("\n")).not.toContain("secret");
+  });
+
   it("refuses a LOG_FLUSH_MS that is not a whole number of milliseconds up to 1000", () => {
     expect(() => loadConfig({ ...process.env, LOG_FLUSH_MS: "soon" })).toThrow(/LOG_FLUSH_MS/);
     expect(() => loadConfig({ ...process.env, LOG_FLUSH_MS: "5000" })).toThrow(/LOG_FLUSH_MS/);
