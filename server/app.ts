@@ -5,6 +5,7 @@
 import express, { type Router } from "express";
 import { authenticate } from "./authenticate.ts";
 import { errorHandler, notFound } from "./errorHandler.ts";
+import { useStrongEtags } from "./etag.ts";
 import { idempotencyKey } from "./idempotency.ts";
 import { jsonBody } from "./jsonBody.ts";
 import { metricsEndpoint } from "./metrics.ts";
@@ -51,8 +52,9 @@ export function tenantResources(): Record<string, Router> {
 export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  // Strong ETags on every body, and 304 for a matching If-None-Match on GET: Express's own (req.fresh).
-  app.set("etag", "strong");
+  // Strong ETags on every body (Express's own, hashed from the text: etag.ts), and 304 for a
+  // matching If-None-Match on GET (Express's req.fresh).
+  useStrongEtags(app);
   app.set("query parser", "simple");
 
   app.use(requestId);

@@ -3,7 +3,9 @@
 // nowhere), each SQL rule broken once, and the catalog's ordering, root array and ETags.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import express from "express";
 import type { Sql } from "../server/db.ts";
+import { strongEtag } from "../server/etag.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;
@@ -174,6 +176,17 @@ describe("the catalog", () => {
     expect(itemAgain.status).toBe(304);
     const services = await get("/api/v1/services");
     expect((await get("/api/v1/services", { "if-none-match": services.headers.get("etag")! })).status).toBe(304);
+  });
+
+  it("writes Express's own strong ETag, byte for byte, for any body (server/etag.ts)", async () => {
+    const expressEtag = express().set("etag", "strong").get("etag fn") as (body: string | Buffer, encoding?: BufferEncoding) => string;
+    for (const body of ["", "{}", JSON.stringify({ name: "Ünïcødé ☃ \u0000", notes: "x".repeat(5000) }), Buffer.from([0, 1, 2, 255])]) {
+      expect(strongEtag(body)).toBe(expressEtag(typeof body === "string" ? Buffer.from(body) : body));
+    }
+    // Over HTTP: the header is the ETag of the exact bytes answered.
+    const res = await fetch(`${api.url}/api/v1/service-operations`, { headers: { authorization: `Bearer ${tokenFor(member)}`, "x-tenant-id": catalogTenant.slug } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("etag")).toBe(expressEtag(Buffer.from(await res.arrayBuffer())));
   });
 
   it("compares If-None-Match weakly (W/ ignored, * matches), as Express's req.fresh does, with its cache policy", async () => {
