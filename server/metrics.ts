@@ -38,12 +38,19 @@ const denials = new Counter({
   labelNames: ["source", "code"] as const,
   registers: [registry],
 });
-const poolInUse = new Gauge({ name: "db_pool_connections_in_use", help: "Tenant-pool connections reserved by requests right now.", registers: [registry] });
+// Read from the pool when scraped (collect), not counted up and down by every request.
+let poolInUseNow: (() => number) | undefined;
+new Gauge({
+  name: "db_pool_connections_in_use", help: "Tenant-pool connections leased right now (requests and exports).", registers: [registry],
+  collect() {
+    this.set(poolInUseNow?.() ?? 0);
+  },
+});
 const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
 
-/** Called by the tenant-context helper around each reserved connection. */
-export function trackPoolConnection(delta: 1 | -1): void {
-  poolInUse.inc(delta);
+/** Where db_pool_connections_in_use reads its value (the tenant-context helper's pool). */
+export function observePoolInUse(inUse: (() => number) | undefined): void {
+  poolInUseNow = inUse;
 }
 
 export function setPoolMax(max: number): void {

@@ -12,7 +12,7 @@ import { forbidden } from "./authorize.ts";
 import type { Request, RequestHandler } from "express";
 import { tenantContextProof } from "./contextProof.ts";
 import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
-import { trackPoolConnection } from "./metrics.ts";
+import { observePoolInUse } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
 
 type Pending = postgres.PendingQuery<postgres.Row[]>;
@@ -26,6 +26,7 @@ const maxAttempts = 3;
 export function useTenantPool(p: Pool | undefined): Pool | undefined {
   const previous = pool;
   pool = p;
+  observePoolInUse(p && (() => { const s = p.stats(); return s.inUse + s.exportsInUse; }));
   return previous;
 }
 
@@ -57,7 +58,6 @@ async function runOnce<W extends Work>(req: Request, work: (sql: Sql) => W, budg
   const lease = await pool.acquire(budget);
   const sql = lease.sql;
   let broken = false;
-  trackPoolConnection(1);
   try {
     const begin = sql`begin`.execute();
     const args = {
@@ -126,7 +126,6 @@ async function runOnce<W extends Work>(req: Request, work: (sql: Sql) => W, budg
     return (Array.isArray(produced) ? results : results[0]) as Result<W>;
   } finally {
     lease.release(broken || lease.lost());
-    trackPoolConnection(-1);
   }
 }
 

@@ -2,8 +2,9 @@
 import type { Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import type { Sql } from "../server/db.ts";
-import { keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { createPool, type Sql } from "../server/db.ts";
+import { useTenantPool } from "../server/tenantContext.ts";
+import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 import { apiRouter } from "../server/routeInventory.ts";
 
 let owner: Sql;
@@ -113,5 +114,22 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/authorization_denials_total\{source="http",code="TENANT_SUSPENDED"\} 1/);
     expect(text).toMatch(/db_pool_connections_in_use 0/);
     expect(text).not.toContain("00000000-0000-4000-8000-000000000000");
+  });
+
+  it("reports the connections leased from the pool at the moment it is scraped", async () => {
+    const pool = createPool({ url: db.appUrl, max: 3, connectTimeoutMs: 2000, statementTimeoutMs: 10_000 });
+    const previous = useTenantPool(pool);
+    const scrape = async () => (await (await fetch(`${base}/metrics`)).text()).match(/^db_pool_connections_in_use (\d+)$/m)?.[1];
+    try {
+      const leases = [await pool.acquire(), await pool.acquire(), await pool.acquire("export")];
+      expect(await scrape()).toBe("3");
+      leases[0].release();
+      expect(await scrape()).toBe("2");
+      leases.slice(1).forEach((l) => l.release());
+      expect(await scrape()).toBe("0");
+    } finally {
+      useTenantPool(previous);
+      await pool.end({ timeout: 1 });
+    }
   });
 });
