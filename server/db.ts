@@ -125,6 +125,30 @@ function clientPool(options: PoolOptions, size: number, maxWaiting: number, acqu
   );
 }
 
+/** A lease of one client: its methods live on the class, not in closures built per request. */
+class ClientLease implements Lease {
+  readonly sql: Sql;
+  private readonly closes: number;
+  private released = false;
+
+  constructor(private readonly pool: genericPool.Pool<Client>, private readonly client: Client) {
+    this.sql = client.sql;
+    this.closes = client.closes;
+  }
+
+  lost(): boolean {
+    return this.client.closes !== this.closes;
+  }
+
+  release(broken = false): void {
+    if (this.released) return;
+    this.released = true;
+    this.client.leased = false;
+    // A connection lost, or left in an unknown state (a failed ROLLBACK), is not reused.
+    (broken ? this.pool.destroy(this.client) : this.pool.release(this.client)).catch((error) => logger.error({ err: error }, "pool release failed"));
+  }
+}
+
 export function createPool(options: PoolOptions): Pool {
   const acquireTimeoutMs = options.acquireTimeoutMs ?? 1000;
   const idleInTransactionMs = options.idleInTransactionTimeoutMs ?? options.statementTimeoutMs * 2;
@@ -146,20 +170,8 @@ export function createPool(options: PoolOptions): Pool {
       if (budget === "export") throw exportsBusy(exportMax, error);
       throw (error as Error).name === "TimeoutError" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
     }
-    const closes = client.closes;
     client.leased = true;
-    let released = false;
-    return {
-      sql: client.sql,
-      lost: () => client.closes !== closes,
-      release: (broken = false) => {
-        if (released) return;
-        released = true;
-        client.leased = false;
-        // A connection lost, or left in an unknown state (a failed ROLLBACK), is not reused.
-        (broken ? pool.destroy(client) : pool.release(client)).catch((error) => logger.error({ err: error }, "pool release failed"));
-      },
-    };
+    return new ClientLease(pool, client);
   }
 
   return {

@@ -34,7 +34,7 @@ export function installShutdown(server: Server | undefined, steps: CleanupStep[]
   const inFlight = new Set<ServerResponse>();
   server?.on("request", (_req, res: ServerResponse) => {
     inFlight.add(res);
-    res.once("close", () => inFlight.delete(res));
+    res.on("close", () => inFlight.delete(res)); // "close" comes once: no once() wrapper per request
   });
   let started: Promise<void> | undefined;
   const shutdown = (signal: string) =>

@@ -13,12 +13,15 @@ const pathPrefix = /^\/api\/v1\/t\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 /** Rewrites /api/v1/t/{slug}/rest to /api/v1/rest and remembers the slug. Runs before routing. */
 export const tenantPathPrefix: RequestHandler = (req, _res, next) => {
   // A malformed percent-escape anywhere in the path is malformed input, answered before authentication.
-  try {
-    decodeURIComponent(req.path);
-  } catch (error) {
-    throw new BadRequestError("MALFORMED_URI", "The URL path holds a malformed percent-escape.", { cause: error });
+  const path = req.path;
+  if (path.includes("%")) {
+    try {
+      decodeURIComponent(path);
+    } catch (error) {
+      throw new BadRequestError("MALFORMED_URI", "The URL path holds a malformed percent-escape.", { cause: error });
+    }
   }
-  const match = pathPrefix.exec(req.url);
+  const match = req.url.startsWith("/api/v1/t/") ? pathPrefix.exec(req.url) : null;
   if (match) {
     (req as { tenantFromPath?: string }).tenantFromPath = decodeURIComponent(match[1]);
     req.url = `/api/v1${match[2] ?? "/"}${match[3] ?? ""}`;
