@@ -1,0 +1,37 @@
+// The request metrics are counted by server/metrics.ts itself and handed to prom-client when
+// scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
+import { Counter, Histogram, Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { recordRequest, registry } from "../server/metrics.ts";
+
+const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
+
+describe("request metrics", () => {
+  it("export the counts, buckets, sum and count prom-client's own Counter and Histogram would", async () => {
+    const route = `/metrics-test/${Math.random().toString(36).slice(2)}`;
+    // The reference: prom-client's own metrics, fed the same requests.
+    const reference = new Registry();
+    const counter = new Counter({ name: "http_requests_total", help: "x", labelNames: ["method", "route", "status"], registers: [reference] });
+    const histogram = new Histogram({
+      name: "http_request_duration_seconds", help: "x", labelNames: ["method", "route"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [reference],
+    });
+    // Bounds themselves (a bucket holds values up to and including its bound), between, above all.
+    const requests: [string, number, number][] = [
+      ["GET", 200, 0.005], ["GET", 200, 0.0051], ["GET", 404, 0.3], ["GET", 200, 5], ["GET", 200, 7.5], ["POST", 201, 0], ["POST", 422, 0.02],
+    ];
+    for (const [method, status, seconds] of requests) {
+      recordRequest(method, route, status, seconds, {});
+      counter.inc({ method, route, status: String(status) });
+      histogram.observe({ method, route }, seconds);
+    }
+    const ours = await registry.metrics();
+    const theirs = await reference.metrics();
+    for (const name of ["http_requests_total", "http_request_duration_seconds_bucket", "http_request_duration_seconds_sum", "http_request_duration_seconds_count"]) {
+      expect(lines(ours, name, route).sort()).toEqual(lines(theirs, name, route).sort());
+      expect(lines(ours, name, route).length).toBeGreaterThan(0);
+    }
+    expect(ours).toContain("# TYPE http_request_duration_seconds histogram");
+    expect(ours).toContain("# TYPE http_requests_total counter");
+  });
+});
