@@ -15,7 +15,11 @@ export function strongEtag(body: string | Buffer): string {
   return `"${length.toString(16)}-${hash("sha1", body, "base64").slice(0, 27)}"`;
 }
 
-/** Every res.send of a string or Buffer carries its strong ETag, unless a route set one. */
+/**
+ * Every res.send of a string or Buffer carries its strong ETag, unless a route set one. With the
+ * app's own setting off, res.sendFile would send none (no route uses it; express.static keeps
+ * its own ETags).
+ */
 export function useStrongEtags(app: express.Express): void {
   app.set("etag", false);
   const send = app.response.send;
