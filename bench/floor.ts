@@ -9,8 +9,12 @@
 // the opener against a bare set_config.
 import express, { type Request, type Response } from "express";
 import postgres from "postgres";
+// The same postgres.js workaround as the API's (server/db.ts): it mends the library both use, not
+// the API layer, so the floor carries it too and API / floor still measures only the layer.
+import { keepPostgresClassesOptimizable } from "../server/postgresClasses.ts";
 import { tenantContextProof, useContextKey } from "../server/contextProof.ts";
 
+keepPostgresClassesOptimizable();
 useContextKey(process.env.CONTEXT_KEY!);
 
 const sql = postgres(process.env.DATABASE_URL!, {

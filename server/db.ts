@@ -17,10 +17,15 @@
 // route's statements; BEGIN and the opener itself run under the role's 5 s.
 import genericPool from "generic-pool";
 import postgres from "postgres";
+import { keepPostgresClassesOptimizable } from "./postgresClasses.ts";
 import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";
 import { logger } from "./log.ts";
 
 export type Sql = postgres.Sql;
+
+// postgres.js's Query and Result constructors keep their optimized code (a V8 pathology that
+// cost every request; server/postgresClasses.ts says what and how much).
+keepPostgresClassesOptimizable();
 
 export type PoolOptions = {
   url: string;
