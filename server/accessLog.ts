@@ -9,7 +9,7 @@
 // abandoned before it was sent is "request aborted" at warn. The query
 // string is not logged (it may carry a cursor or a search term); the path is.
 import { hostname } from "node:os";
-import type { Request, RequestHandler, Response } from "express";
+import type { Request, Response } from "express";
 import { logger, writeLine } from "./log.ts";
 import { recordRequest, routeTemplate } from "./metrics.ts";
 import { requestState } from "./requestContext.ts";
@@ -23,12 +23,12 @@ import { requestState } from "./requestContext.ts";
 const levels = { info: 30, warn: 40, error: 50 } as const;
 const head = `,"pid":${process.pid},"hostname":${JSON.stringify(hostname())}`;
 
-export const accessLog: RequestHandler = (req, res, next) => {
+/** Records the request when its response ends (app.ts calls it as a request starts). */
+export function startAccessLog(req: Request, res: Response): void {
   const started = performance.now();
   // "close" comes once per response, whether it finished or was abandoned.
   res.on("close", () => ended(req, res, performance.now() - started));
-  next();
-};
+}
 
 function ended(req: Request, res: Response, ms: number): void {
   const status = res.statusCode;

@@ -1,17 +1,20 @@
-// The Express app: request id, then the access log and metrics (one listener, accessLog.ts), then /api/v1 (JSON bodies on writes, login,
-// authentication, caller routes, tenant routes), then health, /metrics and /ops, then 404 and the one
-// error handler. /api/v1 comes first because nearly every request is one: the others' routers are not
-// walked for it (the paths are disjoint, so the order changes no answer).
-import express, { type Router } from "express";
+// The Express app: one first step for every request (its id, refusal while shutting down, the access
+// log and metrics, the tenant path prefix), then /api/v1, every route registered on the app's own
+// router at its full path behind the API's middleware (JSON bodies on writes, authentication, the
+// idempotency key, and for tenant resources the tenant): a request walks one router, not three
+// nested ones (server/routes/mount.ts). Then health, /metrics, docs and /ops, then 404 and the one
+// error handler. /api/v1 comes first because nearly every request is one.
+import express, { type RequestHandler } from "express";
+import { startAccessLog } from "./accessLog.ts";
 import { authenticate } from "./authenticate.ts";
 import { errorHandler, notFound } from "./errorHandler.ts";
 import { useStrongEtags } from "./etag.ts";
 import { idempotencyKey } from "./idempotency.ts";
 import { jsonBody } from "./jsonBody.ts";
 import { metricsEndpoint } from "./metrics.ts";
-import { accessLog } from "./accessLog.ts";
-import { requestId } from "./requestId.ts";
-import { refuseWhileDraining } from "./shutdown.ts";
+import { assignRequestId } from "./requestId.ts";
+import { drainingRefusal } from "./shutdown.ts";
+import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
@@ -27,27 +30,41 @@ import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { documented } from "./contract.ts";
-import { resolveTenant, tenantPathPrefix } from "./tenantResolution.ts";
+import { resolveTenant, rewriteTenantPathPrefix } from "./tenantResolution.ts";
 import { shedWhenSaturated } from "./tenantContext.ts";
 import type { TokenKeys } from "./tokens.ts";
 
 export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
 
-/** Tenant resources: each is mounted behind resolveTenant, so its handlers run in a tenant. */
-export function tenantResources(): Record<string, Router> {
+/** Tenant resources by path under /api/v1: every route of each is registered behind resolveTenant, so its handlers run in a tenant. */
+export function tenantResources(): Record<string, (router: Routes) => void> {
   return {
-    "/customers": customerRoutes(),
-    "/vehicles": vehicleRoutes(),
-    "/services": serviceRoutes(),
-    "/service-operations": serviceOperationRoutes(),
-    "/appointments": appointmentRoutes(),
-    "/invoices": invoiceRoutes(),
-    "/reports": reportRoutes(),
-    "/audit": auditRoutes(),
-    "/members": memberRoutes(),
-    "/settings": settingsRoutes(),
+    "/customers": customerRoutes,
+    "/vehicles": vehicleRoutes,
+    "/services": serviceRoutes,
+    "/service-operations": serviceOperationRoutes,
+    "/appointments": appointmentRoutes,
+    "/invoices": invoiceRoutes,
+    "/reports": reportRoutes,
+    "/audit": auditRoutes,
+    "/members": memberRoutes,
+    "/settings": settingsRoutes,
   };
 }
+
+/**
+ * What every request does first, as one router layer (each layer is a step of the router's walk):
+ * its id and state, the refusal while shutting down (then nothing else runs and nothing is logged),
+ * the access log and metrics when it ends, and the /api/v1/t/{slug}/ prefix rewritten before routing.
+ */
+const startRequest: RequestHandler = (req, res, next) => {
+  assignRequestId(req, res);
+  const refused = drainingRefusal(res);
+  if (refused) return next(refused);
+  startAccessLog(req, res);
+  rewriteTenantPathPrefix(req);
+  next();
+};
 
 export function createApp(options: AppOptions): express.Express {
   const app = express();
@@ -57,23 +74,21 @@ export function createApp(options: AppOptions): express.Express {
   useStrongEtags(app);
   app.set("query parser", "simple");
 
-  app.use(requestId);
-  app.use(refuseWhileDraining);
-  app.use(accessLog);
-  app.use(tenantPathPrefix);
+  app.use(startRequest);
 
-  const api = express.Router();
-  api.use(shedWhenSaturated);
-  api.use(jsonBody(options.bodyLimit));
-  // Mounted at its path, the login router is not walked by every other request.
-  api.use("/auth", authRoutes(options.keys));
-  api.use(authenticate(options.keys));
-  api.use(idempotencyKey);
-  const tenant = resolveTenant(options.baseDomain);
-  for (const [path, router] of Object.entries(tenantResources())) api.use(path, tenant, router);
-  // The caller's routes (/me, /tenants) after the tenant resources, which nearly every request is.
-  api.use(meRoutes());
-  app.use("/api/v1", api);
+  // /api/v1 (server/routes/mount.ts): shed before anything is paid for, JSON bodies on writes, then
+  // the login; every other route authenticates and reads its idempotency key, tenant resources
+  // then resolve the tenant. The caller's routes (/me, /tenants) after the tenant resources, which
+  // nearly every request is.
+  const api = [shedWhenSaturated, jsonBody(options.bodyLimit)];
+  authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
+  const authenticated = [...api, authenticate(options.keys), idempotencyKey];
+  const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
+  for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
+  meRoutes(mountRoutes(app, "/api/v1", authenticated));
+  // A path (or method) under /api/v1 that no route serves: authentication first, as for every
+  // route, so it is 401 without a good token and 404 ROUTE_NOT_FOUND with one.
+  app.use("/api/v1", ...authenticated);
 
   app.use(healthRoutes());
   app.get("/metrics", documented({

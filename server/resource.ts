@@ -1,7 +1,8 @@
 // CRUD routes for a plain tenant-owned resource (vehicles, services, service operations):
 // list with equality filters, create, read, patch, delete. Each handler is still validate,
 // one withTenant call, shape the answer; RLS does the isolation, no handler names a tenant.
-import { Router, type Request, type Response } from "express";
+import type { Request, Response } from "express";
+import type { Routes } from "./routes/mount.ts";
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
 import { requires, type Permission } from "./authorize.ts";
@@ -52,8 +53,7 @@ export type ResourceSpec = {
 
 type Row = Record<string, unknown>;
 
-export function resourceRoutes(spec: ResourceSpec): Router {
-  const router = Router();
+export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
   const createSchema = { type: "object", additionalProperties: false, required: spec.required, properties: spec.fields };
   const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields };
   const listSchema = { type: "object", additionalProperties: false, properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema } };
@@ -104,7 +104,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     if (!spec.rootArray) return send(req, res, { data, next_cursor });
     if (next_cursor) {
       const next = new URLSearchParams({ ...(req.query as Record<string, string>), cursor: next_cursor });
-      res.set("X-Next-Cursor", next_cursor).links({ next: `${req.baseUrl}?${next}` });
+      res.set("X-Next-Cursor", next_cursor).links({ next: `${router.base}?${next}` });
     }
     send(req, res, data);
   });
@@ -117,7 +117,7 @@ export function resourceRoutes(spec: ResourceSpec): Router {
       (sql) => write(sql, (returning) => sql`
         insert into ${sql(spec.table)} ${sql(input as Record<string, postgres.ParameterOrJSON<never>>, Object.keys(input))} ${returning}
       `),
-      ([row]) => ({ status: 201, body: row, headers: { Location: `${req.baseUrl}/${row.id}` } }),
+      ([row]) => ({ status: 201, body: row, headers: { Location: `${router.base}/${row.id}` } }),
     );
   });
 
@@ -145,5 +145,4 @@ export function resourceRoutes(spec: ResourceSpec): Router {
     res.status(204).end();
   });
 
-  return router;
 }

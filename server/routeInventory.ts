@@ -5,6 +5,8 @@
 import type express from "express";
 import { permissionOf } from "./authorize.ts";
 import { docOf, type Doc } from "./contract.ts";
+import { notFound } from "./errorHandler.ts";
+import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { isTenantPath } from "./tenantResolution.ts";
 
 export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; doc?: Doc };
@@ -42,17 +44,27 @@ export function routeInventory(app: express.Express): RouteEntry[] {
   return walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/", false);
 }
 
-/** The /api/v1 router itself, to add a deliberately unguarded route in the canary. */
-export function apiRouter(app: express.Express): express.Router {
-  const layer = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.rawPath === "/api/v1");
-  if (!layer) throw new Error("no /api/v1 router on the app");
-  return layer.handle as express.Router;
+/**
+ * Routes registered as the tenant resource at /api/v1{path} registers its own: on the app, behind
+ * the same middleware its first route has (up to and including resolveTenant). For the canaries,
+ * which add a route without a permission or without a contract.
+ */
+export function tenantRoutesAt(app: express.Express, path: string): Routes {
+  const base = `/api/v1${path}`;
+  const first = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.route && l.route.path.startsWith(base));
+  const chain = first?.route?.stack.map((l) => l.handle) ?? [];
+  const guard = chain.findIndex((h) => isTenantPath(h));
+  if (guard < 0) throw new Error(`no tenant routes at ${base}`);
+  return mountRoutes(app, base, chain.slice(0, guard + 1) as express.RequestHandler[]);
 }
 
-/** The router mounted at /api/v1{path} behind resolveTenant, to add a route without a permission in the canary. */
-export function tenantResourceRouter(app: express.Express, path: string): express.Router {
-  const api = apiRouter(app) as unknown as { stack: Layer[] };
-  const layer = api.stack.find((l) => l.rawPath === path && !isTenantPath(l.handle));
-  if (!layer) throw new Error(`no router at /api/v1${path}`);
-  return layer.handle as express.Router;
+/**
+ * Registers routes on a built app where requests reach them: in front of its 404 and error
+ * handler, which createApp registers last. For tests' probe routes (a 304, a database denial).
+ */
+export function addReachableRoutes(app: express.Express, register: (app: express.Express) => void): void {
+  const stack = (app as unknown as { router: { stack: Layer[] } }).router.stack;
+  const tail = stack.splice(stack.findIndex((l) => l.handle === notFound));
+  register(app);
+  stack.push(...tail);
 }

@@ -4,20 +4,20 @@
 // (pool end, embedded server stop); exit non-zero if any failed. It also runs when the parent
 // process goes away (`npm start` killed without passing the signal on), so nothing is orphaned.
 import type { Server, ServerResponse } from "node:http";
-import type { RequestHandler } from "express";
-import { shuttingDown } from "./errors.ts";
+import type { Response } from "express";
+import { shuttingDown, type AppError } from "./errors.ts";
 import { logger } from "./log.ts";
 
 export type CleanupStep = { label: string; run: () => Promise<unknown>; timeoutMs?: number };
 
 let draining = false;
 
-/** First middleware: once shutdown has begun, a request is refused and its socket closed after the answer. */
-export const refuseWhileDraining: RequestHandler = (_req, res, next) => {
-  if (!draining) return next();
+/** Once shutdown has begun, the refusal of a request (503 SHUTTING_DOWN), its socket closed after the answer; before, nothing. */
+export function drainingRefusal(res: Response): AppError | undefined {
+  if (!draining) return undefined;
   res.setHeader("Connection", "close");
-  next(shuttingDown());
-};
+  return shuttingDown();
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@
 // the subdomain {slug}.{BASE_DOMAIN}, and the path prefix /api/v1/t/{slug}/. The names are
 // only collected here; SQL (app.open_tenant_context) checks membership and that they agree.
 // Two names of the same form that differ are a 400 without asking the database.
-import type { RequestHandler } from "express";
+import type { Request, RequestHandler } from "express";
 import { BadRequestError } from "./errors.ts";
 import { requestState } from "./requestContext.ts";
 import { isUuid } from "./validate.ts";
@@ -11,7 +11,7 @@ const slugPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const pathPrefix = /^\/api\/v1\/t\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 
 /** Rewrites /api/v1/t/{slug}/rest to /api/v1/rest and remembers the slug. Runs before routing. */
-export const tenantPathPrefix: RequestHandler = (req, _res, next) => {
+export function rewriteTenantPathPrefix(req: Request): void {
   // A malformed percent-escape anywhere in the path is malformed input, answered before authentication.
   const path = req.path;
   if (path.includes("%")) {
@@ -26,8 +26,7 @@ export const tenantPathPrefix: RequestHandler = (req, _res, next) => {
     (req as { tenantFromPath?: string }).tenantFromPath = decodeURIComponent(match[1]);
     req.url = `/api/v1${match[2] ?? "/"}${match[3] ?? ""}`;
   }
-  next();
-};
+}
 
 function fromSubdomain(host: string | undefined, baseDomain: string | undefined): string | undefined {
   if (!host || !baseDomain) return undefined;

@@ -10,7 +10,7 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createApp, tenantResources } from "../server/app.ts";
 import { db, keys } from "./fixtures.ts";
-import { apiRouter, routeInventory, tenantResourceRouter, type RouteEntry } from "../server/routeInventory.ts";
+import { routeInventory, tenantRoutesAt, type RouteEntry } from "../server/routeInventory.ts";
 import { root } from "./scratch.ts";
 
 /** The DO block of a verify/*.sql file, so the suite runs exactly what operators run. */
@@ -88,13 +88,13 @@ describe("route contract", () => {
 
   it("canary: a tenant route without requires(...) is caught by name", () => {
     const a = app();
-    tenantResourceRouter(a, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
+    tenantRoutesAt(a, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
     expect(withoutPermission(routeInventory(a))).toEqual([expect.stringMatching(/^GET \/api\/v1\/customers\/:id\/secrets: names no permission\. FIX: /)]);
   });
 
   it("canary: a route added to /api/v1 outside tenantResources() is caught by name", () => {
     const a = app();
-    apiRouter(a).get("/rogue-report", (_req, res) => void res.json({}));
+    a.get("/api/v1/rogue-report", (_req, res) => void res.json({}));
     expect(unguarded(routeInventory(a))).toEqual([expect.stringMatching(/^GET \/api\/v1\/rogue-report: not behind the tenant-context middleware\. FIX: /)]);
   });
 });

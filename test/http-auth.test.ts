@@ -52,6 +52,19 @@ describe("a request without a good token", () => {
   }
 });
 
+describe("a path under /api/v1 that no route serves", () => {
+  for (const [method, path] of [["GET", "/api/v1/nothing-here"], ["PUT", "/api/v1/customers"], ["DELETE", "/api/v1/t/some-shop/reports"]]) {
+    it(`${method} ${path} is 401 AUTH_REQUIRED without a token and 404 ROUTE_NOT_FOUND with one`, async () => {
+      const anonymous = await api.request(method, path);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error.code).toBe("AUTH_REQUIRED");
+      const member = await api.request(method, path, { token: tokenFor(user), tenant: tenant.slug });
+      expect(member.status).toBe(404);
+      expect(member.body.error.code).toBe("ROUTE_NOT_FOUND");
+    });
+  }
+});
+
 describe("login", () => {
   it("issues a token that works", async () => {
     const res = await api.request("POST", "/api/v1/auth/login", { body: { email: user.email.toUpperCase(), password: "correct horse" } });

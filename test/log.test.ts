@@ -59,10 +59,14 @@ describe("the logger", () => {
     const { status, lines } = run(`
       import http from "node:http";
       import express from "express";
-      import { requestId } from "./server/requestId.ts";
-      import { accessLog } from "./server/accessLog.ts";
+      import { assignRequestId } from "./server/requestId.ts";
+      import { startAccessLog } from "./server/accessLog.ts";
       const app = express();
-      app.use(requestId, accessLog, (req, res) => res.status(404).json({ error: { code: "NOT_FOUND" } }));
+      app.use((req, res) => {
+        assignRequestId(req, res);
+        startAccessLog(req, res);
+        res.status(404).json({ error: { code: "NOT_FOUND" } });
+      });
       const server = app.listen(0, "127.0.0.1", async () => {
         for (const path of ${JSON.stringify(paths)}) {
           await new Promise((done) => http.get({ port: server.address().port, host: "127.0.0.1", path, headers: { "x-request-id": "log-test" } }, (res) => res.resume().on("end", done)));

@@ -8,7 +8,7 @@ import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import { openApiDocument } from "../server/contract.ts";
-import { routeInventory, tenantResourceRouter } from "../server/routeInventory.ts";
+import { routeInventory, tenantRoutesAt } from "../server/routeInventory.ts";
 import { responseValidator } from "./contractValidation.ts";
 import { keys, startApi, type Api } from "./fixtures.ts";
 
@@ -60,7 +60,7 @@ describe("the OpenAPI document", () => {
 
   it("canary: a route mounted without documented(...) is caught by name", () => {
     const app = newApp();
-    tenantResourceRouter(app, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
+    tenantRoutesAt(app, "/customers").get("/:id/secrets", (_req, res) => void res.json({}));
     expect(undocumented(app, openApiDocument(app) as Doc)).toEqual([expect.stringMatching(/^GET \/api\/v1\/customers\/:id\/secrets: mounted but not in the OpenAPI document/)]);
   });
 

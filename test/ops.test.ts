@@ -5,7 +5,7 @@ import { createApp } from "../server/app.ts";
 import { createPool, type Sql } from "../server/db.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { apiRouter } from "../server/routeInventory.ts";
+import { addReachableRoutes } from "../server/routeInventory.ts";
 
 let owner: Sql;
 let api: Api;
@@ -77,9 +77,11 @@ describe("GET /metrics", () => {
   beforeAll(async () => {
     // The real app plus two synthetic routes: a 304 and a 42501 from the database.
     const app = createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
-    apiRouter(app).get("/probe-not-modified", (_req, res) => void res.status(304).end());
-    apiRouter(app).get("/probe-denied", () => {
-      throw Object.assign(new Error("new row violates row-level security policy"), { code: "42501" });
+    addReachableRoutes(app, (a) => {
+      a.get("/api/v1/probe-not-modified", (_req, res) => void res.status(304).end());
+      a.get("/api/v1/probe-denied", () => {
+        throw Object.assign(new Error("new row violates row-level security policy"), { code: "42501" });
+      });
     });
     server = await new Promise((resolve) => {
       const s = app.listen(0, "127.0.0.1", () => resolve(s));

@@ -3,10 +3,11 @@
 // (APPOINTMENT_OVERLAP), and the status machine (INVALID_TRANSITION).
 import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
+import type { Routes } from "./mount.ts";
 
 
-export function appointmentRoutes() {
-  return resourceRoutes({
+export function appointmentRoutes(router: Routes): void {
+  resourceRoutes(router, {
     permissions: { read: "appointments:read", write: "appointments:write" },
     table: "app.appointments",
     columns: ["id", "customer_id", "vehicle_id", "assigned_user_id", "starts_at", "ends_at", "status", "notes", "created_at", "updated_at"],

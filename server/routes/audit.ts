@@ -1,6 +1,5 @@
 // GET /api/v1/audit: the tenant's audit trail, newest first, keyset-paginated by id. RLS
 // scopes it to the caller's tenant; app_user can only read it. Needs audit:read (the export audit:export).
-import { Router } from "express";
 import type { Sql } from "../db.ts";
 import { requires } from "../authorize.ts";
 import { documented, page as pageSchema, row, timestamp } from "../contract.ts";
@@ -9,6 +8,7 @@ import { relayCopy } from "../copyRelay.ts";
 import { withTenant } from "../tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { queryValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 type AuditFilters = { from?: string; to?: string; action?: string; entity?: string; entity_id?: string; actor?: string };
 type AuditQuery = AuditFilters & { limit: number; cursor?: string };
@@ -54,8 +54,7 @@ function filtersOf(sql: Sql, q: AuditFilters, value: (f: Filter) => Fragment) {
 /** How long one export may stream (a client that stops reading holds a connection until then). */
 const exportTimeoutMs = 30 * 60 * 1000;
 
-export function auditRoutes(): Router {
-  const router = Router();
+export function auditRoutes(router: Routes): void {
   router.get("/", documented({
     summary: "List the audit trail", tag: "Audit", query: querySchema,
     description: "Newest first (id descending, numerically). Keyset paginated: pass next_cursor back as cursor; null on the last page.",
@@ -107,5 +106,4 @@ export function auditRoutes(): Router {
     }, { budget: "export" });
     res.end();
   });
-  return router;
 }

@@ -1,6 +1,5 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
-import { Router } from "express";
 import { loginProof } from "../contextProof.ts";
 import { documented, row } from "../contract.ts";
 import { AppError, UnauthorizedError } from "../errors.ts";
@@ -9,6 +8,7 @@ import { requestState } from "../requestContext.ts";
 import { withoutTenant } from "../tenantContext.ts";
 import { signAccessToken, type TokenKeys } from "../tokens.ts";
 import { bodyValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 type Login = { email: string; password: string };
 const loginSchema = {
@@ -19,8 +19,7 @@ const loginSchema = {
 };
 const validateLogin = bodyValidator<Login>(loginSchema);
 
-export function authRoutes(keys: TokenKeys): Router {
-  const router = Router();
+export function authRoutes(router: Routes, keys: TokenKeys): void {
   router.post("/login", documented({
     summary: "Log in: a bearer token", tag: "Caller", auth: "public", body: loginSchema,
     responses: { 200: { description: "An access token", schema: row({ access_token: { type: "string" }, token_type: { const: "Bearer" }, expires_in: { type: "integer" } }) } },
@@ -43,5 +42,4 @@ export function authRoutes(keys: TokenKeys): Router {
     if (!ok) throw new UnauthorizedError("INVALID_CREDENTIALS", "Email or password is incorrect.");
     res.json({ access_token: signAccessToken(keys, { userId: found.user_id }), token_type: "Bearer", expires_in: keys.ttlSeconds });
   });
-  return router;
 }

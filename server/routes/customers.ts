@@ -1,6 +1,5 @@
 // Customers, the first tenant-owned resource. Each handler: validate, one withTenant call,
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
-import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
 import { NotFoundError } from "../errors.ts";
@@ -8,6 +7,7 @@ import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 type CustomerInput = { name: string; email?: string | null; phone?: string | null; notes?: string | null };
 
@@ -40,8 +40,7 @@ const notFound = () => new NotFoundError("CUSTOMER_NOT_FOUND", "Customer not fou
 
 const byName: Keyset = { keys: [{ expr: "name", type: "text" }, { expr: "id", type: "uuid" }] };
 
-export function customerRoutes(): Router {
-  const router = Router();
+export function customerRoutes(router: Routes): void {
 
   router.get("/", documented({
     summary: "List customers", tag, query: listSchema,
@@ -75,7 +74,7 @@ export function customerRoutes(): Router {
         values (${input.name}, ${input.email ?? null}, ${input.phone ?? null}, ${input.notes ?? null})
         returning id, name, email, phone, notes, created_at, updated_at
       `,
-      ([customer]) => ({ status: 201, body: customer, headers: { Location: `${req.baseUrl}/${customer.id}` } }),
+      ([customer]) => ({ status: 201, body: customer, headers: { Location: `${router.base}/${customer.id}` } }),
     );
   });
 
@@ -107,5 +106,4 @@ export function customerRoutes(): Router {
     res.status(204).end();
   });
 
-  return router;
 }

@@ -6,6 +6,7 @@ import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "
 import type { Sql } from "../db.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import { resourceRoutes } from "../resource.ts";
+import type { Routes } from "./mount.ts";
 import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
@@ -62,8 +63,8 @@ const validateLineList = queryValidator<{ limit: number; cursor?: string }>(line
 
 const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found.");
 
-export function invoiceRoutes() {
-  const router = resourceRoutes({
+export function invoiceRoutes(router: Routes): void {
+  resourceRoutes(router, {
     permissions: { read: "invoices:read", write: "invoices:write" },
     table: "app.invoices",
     readFrom: "app.invoice_summaries",
@@ -169,5 +170,4 @@ export function invoiceRoutes() {
       );
     });
   }
-  return router;
 }

@@ -1,10 +1,11 @@
 // The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
 // reached through SECURITY DEFINER functions keyed on the verified token subject.
-import { Router, type Request } from "express";
+import type { Request } from "express";
 import { documented, page, row, uuid } from "../contract.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { requestState } from "../requestContext.ts";
 import { withoutTenant } from "../tenantContext.ts";
+import type { Routes } from "./mount.ts";
 
 function callerId(req: Request): string {
   const id = requestState(req)?.userId;
@@ -12,8 +13,7 @@ function callerId(req: Request): string {
   return id;
 }
 
-export function meRoutes(): Router {
-  const router = Router();
+export function meRoutes(router: Routes): void {
   router.get("/me", documented({
     summary: "The caller", tag: "Caller",
     responses: { 200: { description: "The caller's account", schema: row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } }) } },
@@ -31,5 +31,4 @@ export function meRoutes(): Router {
     const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId(req)}::uuid)`);
     res.json({ data: rows.map((r) => ({ id: r.tenant_id, slug: r.slug, name: r.name, status: r.status, role: r.role })), next_cursor: null });
   });
-  return router;
 }

@@ -2,7 +2,6 @@
 // Memberships are global rows, so every handler calls a SECURITY DEFINER function scoped to the
 // caller's tenant; SQL checks members:manage and the owner rules (only an owner grants or
 // removes the owner role; the last owner stays) and audits each change.
-import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { documented, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
 import { NotFoundError } from "../errors.ts";
@@ -10,6 +9,7 @@ import { withTenantOnce } from "../idempotency.ts";
 import { withTenant } from "../tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
 const addSchema = {
@@ -27,8 +27,7 @@ const byEmail: Keyset = { keys: [{ expr: "lower(email)", type: "text" }, { expr:
 const listSchema = { type: "object", additionalProperties: false, properties: pageQuerySchema(100, 500) };
 const validateList = queryValidator<{ limit: number; cursor?: string }>(listSchema);
 
-export function memberRoutes(): Router {
-  const router = Router();
+export function memberRoutes(router: Routes): void {
 
   router.get("/", documented({
     summary: "List the shop's members", tag, query: listSchema,
@@ -54,7 +53,7 @@ export function memberRoutes(): Router {
       req,
       res,
       (sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`,
-      ([member]) => ({ status: 201, body: member, headers: { Location: `${req.baseUrl}/${member.user_id}` } }),
+      ([member]) => ({ status: 201, body: member, headers: { Location: `${router.base}/${member.user_id}` } }),
     );
   });
 
@@ -76,5 +75,4 @@ export function memberRoutes(): Router {
     res.status(204).end();
   });
 
-  return router;
 }

@@ -1,12 +1,12 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
 import { stringify } from "csv-stringify/sync";
-import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { documented, row } from "../contract.ts";
 import { BadRequestError } from "../errors.ts";
 import { withTenant } from "../tenantContext.ts";
 import { queryValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 const rangeSchema = {
   type: "object",
@@ -18,8 +18,7 @@ const validateRange = queryValidator<{ from: string; to: string }>(rangeSchema);
 const day = row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } });
 
 
-export function reportRoutes(): Router {
-  const router = Router();
+export function reportRoutes(router: Routes): void {
   router.get("/revenue-daily", documented({
     summary: "Revenue per day", tag: "Reports", query: rangeSchema,
     description: "Every day from..to (inclusive) that has issued invoices, ordered by day; bounded by the range, never truncated. CSV with Accept: text/csv.",
@@ -45,5 +44,4 @@ export function reportRoutes(): Router {
     }
     res.json({ from, to, data });
   });
-  return router;
 }

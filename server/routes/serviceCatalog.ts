@@ -2,9 +2,10 @@
 // ETag; operations list as a root JSON array, display_order ASC NULLS LAST, then name.
 import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
+import type { Routes } from "./mount.ts";
 
-export function serviceRoutes() {
-  return resourceRoutes({
+export function serviceRoutes(router: Routes): void {
+  resourceRoutes(router, {
     permissions: { read: "catalog:read", write: "catalog:write" },
     table: "app.services",
     columns: ["id", "name", "display_order", "created_at", "updated_at"],
@@ -25,8 +26,8 @@ export function serviceRoutes() {
   });
 }
 
-export function serviceOperationRoutes() {
-  return resourceRoutes({
+export function serviceOperationRoutes(router: Routes): void {
+  resourceRoutes(router, {
     permissions: { read: "catalog:read", write: "catalog:write" },
     table: "app.service_operations",
     columns: ["id", "service_id", "internal_code", "name", "subcategory", "display_order", "price_cents", "duration_minutes", "active", "created_at", "updated_at"],

@@ -1,10 +1,10 @@
 // The shop's settings: PATCH /api/v1/settings {name}. The tenant row is global, so the change
 // goes through a SECURITY DEFINER function that checks settings:write and audits it.
-import { Router } from "express";
 import { requires } from "../authorize.ts";
 import { documented, row, uuid } from "../contract.ts";
 import { withTenant } from "../tenantContext.ts";
 import { bodyValidator } from "../validate.ts";
+import type { Routes } from "./mount.ts";
 
 const settingsSchema = {
   type: "object", additionalProperties: false, required: ["name"],
@@ -13,12 +13,10 @@ const settingsSchema = {
 const validateSettings = bodyValidator<{ name: string }>(settingsSchema);
 const tenant = row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { enum: ["active", "suspended"] } });
 
-export function settingsRoutes(): Router {
-  const router = Router();
+export function settingsRoutes(router: Routes): void {
   router.patch("/", documented({ summary: "Change the shop's settings", tag: "Settings", body: settingsSchema, responses: { 200: { description: "The shop", schema: tenant } } }), requires("settings:write"), async (req, res) => {
     const { name } = validateSettings(req.body);
     const [tenant] = await withTenant(req, (sql) => sql`select id, slug, name, status from app.update_tenant_settings(${name})`);
     res.json(tenant);
   });
-  return router;
 }

@@ -2,11 +2,12 @@
 // checks it (composite foreign key), so a foreign or unknown customer is 422 REFERENCE_NOT_FOUND.
 import { nullable, timestamp, uuid } from "../contract.ts";
 import { resourceRoutes } from "../resource.ts";
+import type { Routes } from "./mount.ts";
 
 const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLength: max });
 
-export function vehicleRoutes() {
-  return resourceRoutes({
+export function vehicleRoutes(router: Routes): void {
+  resourceRoutes(router, {
     permissions: { read: "customers:read", write: "customers:write" },
     table: "app.vehicles",
     columns: ["id", "customer_id", "vin", "plate", "make", "model", "year", "created_at", "updated_at"],
