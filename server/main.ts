@@ -19,6 +19,7 @@ import { installShutdown } from "./shutdown.ts";
 import { useTenantPool, withoutTenant } from "./tenantContext.ts";
 import { loadTokenKeys, type TokenKeys } from "./tokens.ts";
 import { createApp } from "./app.ts";
+import { createHttpServer } from "./httpServer.ts";
 
 async function main() {
   let config;
@@ -118,7 +119,7 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
   purge.unref();
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
-  const server = app.listen(config.port, config.host);
+  const server = createHttpServer(app).listen(config.port, config.host);
   answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
   server.on("listening", () => {

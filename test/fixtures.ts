@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { answerClientErrors } from "../server/clientErrors.ts";
+import { createHttpServer } from "../server/httpServer.ts";
 import { openApiDocument } from "../server/contract.ts";
 import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
 import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
@@ -72,7 +73,7 @@ export async function startApi(
   const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    const s = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(s));
   });
   answerClientErrors(server);
   const { port } = server.address() as { port: number };
