@@ -8,17 +8,17 @@
 // uncaught, it kills the process (porsager/postgres#1208, also #1154 and #1066; the guard in #1209
 // is not released). A postgres.js client of one connection (max: 1) routes queries only to a live
 // socket and reconnects by itself, so a dead backend costs the request a 503, never the process.
-// generic-pool hands those clients out: a bounded wait (DATABASE_BUSY), a bounded queue
+// A lease pool (leasePool.ts) hands those clients out: a bounded wait (DATABASE_BUSY), a bounded queue
 // (OVERLOADED) and a separate small budget for long exports (EXPORTS_BUSY).
 //
 // Nothing is sent as a startup parameter (PgBouncer in transaction mode refuses them): the
 // timeouts are role defaults (policies/roles.sql), and set again for each request transaction by
 // the statement that opens its context (tenantContext.ts): DB_STATEMENT_TIMEOUT_MS holds for the
 // route's statements; BEGIN and the opener itself run under the role's 5 s.
-import genericPool from "generic-pool";
 import postgres from "postgres";
 import { keepPostgresClassesOptimizable } from "./postgresClasses.ts";
 import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";
+import { leasePool, PoolRefusal, type LeasePool } from "./leasePool.ts";
 import { logger } from "./log.ts";
 
 export type Sql = postgres.Sql;
@@ -106,10 +106,10 @@ function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Opt
   };
 }
 
-function clientPool(options: PoolOptions, size: number, maxWaiting: number, acquireTimeoutMs: number, clients: Set<Client>) {
-  return genericPool.createPool<Client>(
+function clientPool(options: PoolOptions, size: number, maxWaiting: number, acquireTimeoutMs: number, clients: Set<Client>): LeasePool<Client> {
+  return leasePool<Client>(
     {
-      create: async () => {
+      create: () => {
         const client = { closes: 0, leased: false } as Client;
         client.sql = postgres(options.url, clientOptions(options, () => {
           client.closes++;
@@ -126,7 +126,7 @@ function clientPool(options: PoolOptions, size: number, maxWaiting: number, acqu
         await client.sql.end({ timeout: 1 });
       },
     },
-    { max: size, min: 0, maxWaitingClients: maxWaiting, acquireTimeoutMillis: acquireTimeoutMs },
+    { max: size, maxWaiting, acquireTimeoutMs },
   );
 }
 
@@ -136,7 +136,7 @@ class ClientLease implements Lease {
   private readonly closes: number;
   private released = false;
 
-  constructor(private readonly pool: genericPool.Pool<Client>, private readonly client: Client) {
+  constructor(private readonly pool: LeasePool<Client>, private readonly client: Client) {
     this.sql = client.sql;
     this.closes = client.closes;
   }
@@ -150,7 +150,8 @@ class ClientLease implements Lease {
     this.released = true;
     this.client.leased = false;
     // A connection lost, or left in an unknown state (a failed ROLLBACK), is not reused.
-    (broken ? this.pool.destroy(this.client) : this.pool.release(this.client)).catch((error) => logger.error({ err: error }, "pool release failed"));
+    if (!broken) return this.pool.release(this.client);
+    this.pool.destroy(this.client).catch((error) => logger.error({ err: error }, "pool release failed"));
   }
 }
 
@@ -171,9 +172,10 @@ export function createPool(options: PoolOptions): Pool {
     try {
       client = await pool.acquire();
     } catch (error) {
-      if (ending || /draining/.test((error as Error).message)) throw shuttingDown(error);
+      const reason = error instanceof PoolRefusal ? error.reason : undefined;
+      if (ending || reason === "draining") throw shuttingDown(error);
       if (budget === "export") throw exportsBusy(exportMax, error);
-      throw (error as Error).name === "TimeoutError" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
+      throw reason === "timeout" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
     }
     client.leased = true;
     return new ClientLease(pool, client);
@@ -183,7 +185,7 @@ export function createPool(options: PoolOptions): Pool {
     acquire,
     probe,
     timeouts: { statement: String(Math.trunc(options.statementTimeoutMs)), idleInTransaction: String(Math.trunc(idleInTransactionMs)) },
-    saturated: () => requests.spareResourceCapacity < 1 && requests.available < 1 && requests.pending >= maxWaiting,
+    saturated: () => requests.saturated,
     stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
     // Waits up to `timeout` seconds for leases to come back, then closes every connection.
     end: async ({ timeout = 5 } = {}) => {

@@ -61,10 +61,12 @@ export function resolveTenant(baseDomain: string | undefined): RequestHandler {
     const path = (req as { tenantFromPath?: string }).tenantFromPath;
     if (path !== undefined) refs.push(checked("path", path));
 
-    for (const a of refs) {
-      for (const b of refs) {
-        if (isUuid(a) === isUuid(b) && a !== b) {
-          throw new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.");
+    if (refs.length > 1) {
+      for (const a of refs) {
+        for (const b of refs) {
+          if (isUuid(a) === isUuid(b) && a !== b) {
+            throw new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.");
+          }
         }
       }
     }

@@ -36,6 +36,9 @@ export type Identity = { userId: string; tenantId?: string };
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** RFC 6750's b64token: what may follow "Bearer ". Checked before verifying; a cached token passed it already. */
+const token68 = /^[A-Za-z0-9._~+/-]+=*$/;
+
 /** Key objects for the configured algorithm. */
 export function hs256Keys(secret: string, issuer = "rls-service-shop", ttlSeconds = 3600, tokenCacheMax?: number): TokenKeys {
   return loadTokenKeys({ jwtAlgorithm: "HS256", jwtSecret: secret, jwtIssuer: issuer, jwtTtlSeconds: ttlSeconds, tokenCacheMax });
@@ -90,6 +93,7 @@ export function verifyAccessToken(keys: TokenKeys, token: string): Identity {
 }
 
 function verifyUncached(keys: TokenKeys, token: string): { identity: Identity; exp: number } {
+  if (!token68.test(token)) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   let payload: jwt.JwtPayload;
   try {
     const decoded = jwt.verify(token, keys.verifyKey, { algorithms: [keys.algorithm], issuer: keys.issuer });

@@ -1,0 +1,97 @@
+// The lease pool behind the API's connections (server/leasePool.ts): bounded in items, in waiting
+// acquisitions and in waiting time; a destroyed item frees its place; drain waits for every lease.
+import { describe, expect, it } from "vitest";
+import { leasePool, PoolRefusal } from "../server/leasePool.ts";
+
+function pool(limits: { max: number; maxWaiting: number; acquireTimeoutMs: number }) {
+  let made = 0;
+  const destroyed: number[] = [];
+  const p = leasePool<number>({ create: () => ++made, destroy: async (n) => void destroyed.push(n) }, limits);
+  return { p, made: () => made, destroyed };
+}
+
+const refusal = (reason: string) => expect.objectContaining({ name: "PoolRefusal", reason });
+
+describe("lease pool", () => {
+  it("creates items only as needed, up to max, and lends a returned item again", async () => {
+    const { p, made } = pool({ max: 2, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    p.release(a);
+    expect(await p.acquire()).toBe(a);
+    const b = await p.acquire();
+    expect([a, b, made(), p.borrowed]).toEqual([1, 2, 2, 2]);
+  });
+
+  it("hands a released item to the oldest waiting acquisition, in order", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    const order: string[] = [];
+    const first = p.acquire().then((x) => (order.push("first"), x));
+    const second = p.acquire().then((x) => (order.push("second"), x));
+    expect(p.pending).toBe(2);
+    p.release(a);
+    p.release(await first);
+    await second;
+    expect(order).toEqual(["first", "second"]);
+  });
+
+  it("refuses at once past maxWaiting, and says so in saturated beforehand", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 1, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    expect(p.saturated).toBe(false);
+    const waiting = p.acquire();
+    expect(p.saturated).toBe(true);
+    await expect(p.acquire()).rejects.toEqual(refusal("queue-full"));
+    p.release(a);
+    expect(await waiting).toBe(a);
+  });
+
+  it("a pool without a queue refuses the moment every item is leased", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 0, acquireTimeoutMs: 1000 });
+    await p.acquire();
+    await expect(p.acquire()).rejects.toBeInstanceOf(PoolRefusal);
+  });
+
+  it("a waiting acquisition gives up after acquireTimeoutMs and leaves the queue", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 30 });
+    const a = await p.acquire();
+    const started = Date.now();
+    await expect(p.acquire()).rejects.toEqual(refusal("timeout"));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+    expect(p.pending).toBe(0);
+    p.release(a);
+    expect(await p.acquire()).toBe(a);
+  });
+
+  it("a destroyed item is ended and its place goes to a new item for whoever waits", async () => {
+    const { p, destroyed } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    const waiting = p.acquire();
+    await p.destroy(a);
+    expect(destroyed).toEqual([a]);
+    expect(await waiting).toBe(2);
+    expect(p.borrowed).toBe(1);
+  });
+
+  it("drain refuses new acquisitions and resolves once every lease is back", async () => {
+    const { p } = pool({ max: 2, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    let drained = false;
+    const draining = p.drain().then(() => (drained = true));
+    await expect(p.acquire()).rejects.toEqual(refusal("draining"));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(drained).toBe(false);
+    p.release(a);
+    await draining;
+    expect(p.borrowed).toBe(0);
+  });
+
+  it("a second drain waits for the same leases as the first", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    const a = await p.acquire();
+    const first = p.drain();
+    const second = p.drain();
+    p.release(a);
+    await expect(Promise.all([first, second])).resolves.toEqual([undefined, undefined]);
+  });
+});
