@@ -8,20 +8,23 @@
 // database work, so API / floor measures what the API layer adds; bench/contextCost.ts measures
 // the opener against a bare set_config. It carries the API's two mends of the libraries both use
 // (server/postgresClasses.ts, server/httpServer.ts), not any of the API layer's own work: without
-// them a bare handler spends about half again as much Node CPU (README, Speed).
+// them a bare handler spends about half again as much Node CPU (README, Speed). With FLOOR_PLAIN=1
+// it runs without them, as a bare handler written today would: the bench's "plain floor" row.
+import { createServer } from "node:http";
 import express, { type Request, type Response } from "express";
 import postgres from "postgres";
 import { keepPostgresClassesOptimizable } from "../server/postgresClasses.ts";
 import { createHttpServer } from "../server/httpServer.ts";
 import { tenantContextProof, useContextKey } from "../server/contextProof.ts";
 
-keepPostgresClassesOptimizable();
+const plain = process.env.FLOOR_PLAIN === "1";
+if (!plain) keepPostgresClassesOptimizable();
 useContextKey(process.env.CONTEXT_KEY!);
 
 const sql = postgres(process.env.DATABASE_URL!, {
   max: Number(process.env.DB_POOL_MAX ?? 16),
   onnotice: () => {},
-  connection: { application_name: "rls-service-shop-floor" },
+  connection: { application_name: plain ? "rls-service-shop-floor-plain" : "rls-service-shop-floor" },
 });
 
 function open(r: postgres.ReservedSql, userId: string, tenantId: string) {
@@ -67,5 +70,5 @@ app.post("/api/v1/customers", express.json(), async (req, res) => {
   res.status(201).json(row);
 });
 
-const server = createHttpServer(app).listen(Number(process.env.PORT), "127.0.0.1");
+const server = (plain ? createServer(app) : createHttpServer(app)).listen(Number(process.env.PORT), "127.0.0.1");
 process.on("SIGTERM", () => server.close(() => void sql.end({ timeout: 5 }).then(() => process.exit(0))));
