@@ -7,6 +7,7 @@
 // BENCH_ROUNDS (3 interleaved rounds of the RLS, audit write-cost and floor comparisons),
 // BENCH_FLOOR_SECONDS (per round of the API against the floor and of the WEB_CONCURRENCY row, default 50% of BENCH_SECONDS, at least 5),
 // BENCH_FLOOR_ROUNDS (interleaved rounds against the floor: 5, or BENCH_ROUNDS when that is set),
+// BENCH_WARMUP_SECONDS (each side's load before the floor and WEB_CONCURRENCY rounds, 3),
 // BENCH_ONLY=floor (only the API against the floor, the plain floor and the cluster row, to iterate quickly),
 // BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
 // rounds as a third side, so a lever is measured side by side with the code before it),
@@ -46,6 +47,9 @@ const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old nam
 // shared 2-core machine single rounds read 0.65× to 1.0× of the floor beside them (README, Speed).
 const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(5, Math.round(SECONDS * 0.5)));
 const FLOOR_ROUNDS = env("BENCH_FLOOR_ROUNDS", process.env.BENCH_ROUNDS || process.env.BENCH_WRITE_ROUNDS ? ROUNDS : 5);
+// Each side's load before its first round, so the rounds measure code V8 has finished optimizing:
+// after 1 s the API's first round of GET by id could still read 0.65× of the floor's (README, Speed).
+const WARMUP_SECONDS = env("BENCH_WARMUP_SECONDS", 3);
 const ONLY = process.env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== "floor") throw new Error(`BENCH_ONLY=${ONLY}: only "floor" is known`);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
@@ -279,7 +283,7 @@ async function main() {
       const sides: Record<string, Api> = { api, floor, ...(byId ? { floor_plain: plainFloor } : {}), ...(baseline ? { api_baseline: baseline } : {}) };
       const onFloor = (side: string) => side.startsWith("floor");
       log(`API against the floor, ${f.name}: warm-up`);
-      for (const [side, server] of Object.entries(sides)) await httpLoad(server.url, f.http(onFloor(side)), 1);
+      for (const [side, server] of Object.entries(sides)) await httpLoad(server.url, f.http(onFloor(side)), WARMUP_SECONDS);
       const cmp = await interleaved(`API against the floor, ${f.name}`, Object.keys(sides).map((side) => ({
         name: side,
         load: () => measured(sides[side], side === "floor_plain" ? "rls-service-shop-floor-plain" : onFloor(side) ? "rls-service-shop-floor" : "rls-service-shop", f.http(onFloor(side)), f.status),
@@ -511,7 +515,7 @@ async function main() {
     try {
       cluster = await startApi(urls, 2);
       const byId = floorShapes[0].http(false);
-      await httpLoad(cluster.url, byId, 1);
+      await httpLoad(cluster.url, byId, WARMUP_SECONDS);
       const servers: Record<string, Api> = { one_process: api, web_concurrency_2: cluster };
       const cmp = await interleaved("GET customer by id, WEB_CONCURRENCY", Object.keys(servers).map((name) => ({
         name, load: () => measured(servers[name], "rls-service-shop", byId, 200),
@@ -540,7 +544,7 @@ async function main() {
       started: started.toISOString(),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version },
       database: { version, tenants: TENANTS, customers_per_tenant: CUSTOMERS },
-      settings: { seconds: SECONDS, connections: CONNECTIONS, pool: POOL, rounds: ROUNDS, floor_rounds: FLOOR_ROUNDS, floor_seconds: FLOOR_SECONDS },
+      settings: { seconds: SECONDS, connections: CONNECTIONS, pool: POOL, rounds: ROUNDS, floor_rounds: FLOOR_ROUNDS, floor_seconds: FLOOR_SECONDS, warmup_seconds: WARMUP_SECONDS },
       ratios,
       targets: targets(ratios, results),
       results,
