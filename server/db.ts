@@ -17,7 +17,7 @@
 // route's statements; BEGIN and the opener itself run under the role's 5 s.
 import postgres from "postgres";
 import { keepPostgresClassesOptimizable } from "./postgresClasses.ts";
-import { exportsBusy, databaseBusy, overloaded, shuttingDown } from "./errors.ts";
+import { exportsBusy, databaseBusy, databaseUnavailable, overloaded, shuttingDown } from "./errors.ts";
 import { leasePool, PoolRefusal, type LeasePool } from "./leasePool.ts";
 import { logger } from "./log.ts";
 
@@ -172,8 +172,11 @@ export function createPool(options: PoolOptions): Pool {
     try {
       client = await pool.acquire();
     } catch (error) {
-      const reason = error instanceof PoolRefusal ? error.reason : undefined;
-      if (ending || reason === "draining") throw shuttingDown(error);
+      if (ending) throw shuttingDown(error);
+      // Not a refusal: the client could not be made at all (the factory threw).
+      if (!(error instanceof PoolRefusal)) throw databaseUnavailable(error);
+      const reason = error.reason;
+      if (reason === "draining") throw shuttingDown(error);
       if (budget === "export") throw exportsBusy(exportMax, error);
       throw reason === "timeout" ? databaseBusy(acquireTimeoutMs, error) : overloaded(error);
     }

@@ -18,7 +18,7 @@ export class PoolRefusal extends Error {
   }
 }
 
-type Waiter<T> = { resolve: (item: T) => void; reject: (error: PoolRefusal) => void; timer: NodeJS.Timeout };
+type Waiter<T> = { resolve: (item: T) => void; reject: (error: unknown) => void; timer: NodeJS.Timeout };
 
 export type LeasePool<T> = {
   acquire: () => Promise<T>;
@@ -50,6 +50,13 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
     return item;
   }
 
+  /** A new item, counted in `size` only once it exists: a factory that throws takes no place. */
+  function created(): T {
+    const item = factory.create();
+    size++;
+    return item;
+  }
+
   function settleDrain(): void {
     if (drained && borrowed === 0 && waiters.length === 0) drained();
   }
@@ -59,8 +66,15 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
     const waiter = waiters.shift();
     if (!waiter) return false;
     clearTimeout(waiter.timer);
-    if (item === undefined) size++;
-    waiter.resolve(lend(item ?? factory.create()));
+    if (item !== undefined) {
+      waiter.resolve(lend(item));
+      return true;
+    }
+    try {
+      waiter.resolve(lend(created()));
+    } catch (error) {
+      waiter.reject(error);
+    }
     return true;
   }
 
@@ -70,8 +84,11 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
       const item = idle.pop();
       if (item !== undefined) return Promise.resolve(lend(item));
       if (size < limits.max) {
-        size++;
-        return Promise.resolve(lend(factory.create()));
+        try {
+          return Promise.resolve(lend(created()));
+        } catch (error) {
+          return Promise.reject(error);
+        }
       }
       if (waiters.length >= limits.maxWaiting) return Promise.reject(new PoolRefusal("queue-full"));
       return new Promise<T>((resolve, reject) => {

@@ -51,7 +51,7 @@ export function routeInventory(app: express.Express): RouteEntry[] {
  */
 export function tenantRoutesAt(app: express.Express, path: string): Routes {
   const base = `/api/v1${path}`;
-  const first = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.route && l.route.path.startsWith(base));
+  const first = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.route && (l.route.path === base || l.route.path.startsWith(`${base}/`)));
   const chain = first?.route?.stack.map((l) => l.handle) ?? [];
   const guard = chain.findIndex((h) => isTenantPath(h));
   if (guard < 0) throw new Error(`no tenant routes at ${base}`);
@@ -64,7 +64,9 @@ export function tenantRoutesAt(app: express.Express, path: string): Routes {
  */
 export function addReachableRoutes(app: express.Express, register: (app: express.Express) => void): void {
   const stack = (app as unknown as { router: { stack: Layer[] } }).router.stack;
-  const tail = stack.splice(stack.findIndex((l) => l.handle === notFound));
+  const at = stack.findIndex((l) => l.handle === notFound);
+  if (at < 0) throw new Error("no 404 handler on the app: was it built by createApp?");
+  const tail = stack.splice(at);
   register(app);
   stack.push(...tail);
 }

@@ -86,6 +86,27 @@ describe("lease pool", () => {
     expect(p.borrowed).toBe(0);
   });
 
+  it("an item the factory fails to make takes no place: the error reaches the caller and the next acquisition may make one", async () => {
+    let fail = true;
+    const p = leasePool<number>({ create: () => { if (fail) throw new Error("cannot make"); return 7; }, destroy: async () => {} }, { max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });
+    await expect(p.acquire()).rejects.toThrow("cannot make");
+    expect(p.borrowed).toBe(0);
+    fail = false;
+    expect(await p.acquire()).toBe(7);
+  });
+
+  it("a waiter whose replacement item the factory fails to make is told so, not left waiting", async () => {
+    let fail = false;
+    const p = leasePool<number>({ create: () => { if (fail) throw new Error("cannot make"); return 1; }, destroy: async () => {} }, { max: 1, maxWaiting: 5, acquireTimeoutMs: 5000 });
+    const a = await p.acquire();
+    const waiting = p.acquire();
+    fail = true;
+    await p.destroy(a);
+    await expect(waiting).rejects.toThrow("cannot make");
+    fail = false;
+    expect(await p.acquire()).toBe(1);
+  });
+
   it("a second drain waits for the same leases as the first", async () => {
     const { p } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });
     const a = await p.acquire();
