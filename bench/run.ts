@@ -21,6 +21,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { installContextKey, tenantContextProof, useContextKey } from "../server/contextProof.ts";
+import { streamGuard, type ProofState } from "../server/proofGuards.ts";
 import { migrate } from "../server/migrate.ts";
 import { applyPolicies } from "../server/policies.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
@@ -387,13 +388,15 @@ async function main() {
       const members = new Map(data.tenants.map((t) => [t.id, t.userId]));
       const shape = (sql: postgres.Sql, query: string) => async (i: number) => {
         const c = pick(data.customers, i);
-        const a = { userId: members.get(c.tenantId)!, tenantRefs: [c.tenantId], scope: null, requestId: `bench-rls-${i}`, permission: "customers:read", forRow: true };
-        const p = tenantContextProof(a);
+        // Both sides open alike; reserved connections have no identity to bind a read proof to,
+        // so the expiry guard (contextCost.ts measures each guard's cost on its own).
+        const a = { userId: members.get(c.tenantId)!, tenantRefs: [c.tenantId], scope: null, requestId: `bench-rls-${i}`, permission: "customers:read", forRow: true, writes: false };
+        const p = tenantContextProof(a, "e", Date.now() + 10_000);
         const r = await sql.reserve();
         try {
           await Promise.all([
             r`begin`.execute(),
-            r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
+            r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, false, 'e', ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
             r.unsafe(query, query.includes("$2") ? [c.id, c.tenantId] : [c.id], { prepare: true }).execute(),
             r`commit`.execute(),
           ]);
@@ -470,20 +473,25 @@ async function main() {
       };
       const post = endpoints[2].http;
       await writeCost("POST customer, API", () => httpLoad(api!.url, post));
+      // Write proofs on streams: one per concurrent writer, each used by one transaction at a time.
+      const streams: ProofState[] = Array.from({ length: CONNECTIONS }, () => ({}));
       const insertAsAppUser = async (i: number) => {
         const t = pick(data.tenants, i);
-        const a = { userId: t.userId, tenantRefs: [t.id], scope: null, requestId: `bench-sql-${i}`, permission: "customers:write", forRow: false };
-        const p = tenantContextProof(a);
+        const a = { userId: t.userId, tenantRefs: [t.id], scope: null, requestId: `bench-sql-${i}`, permission: "customers:write", forRow: false, writes: true };
+        const state = streams.pop() ?? {};
         const r = await app.reserve();
         try {
+          const g = await streamGuard(r as never, state);
+          const p = tenantContextProof(a, g.guard, g.expiresAt);
           await Promise.all([
             r`begin`.execute(),
-            r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, false, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
+            r`select from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, false, true, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`.execute(),
             r.unsafe(`insert into app.customers (tenant_id, name) values (app.current_tenant_id(), $1) returning ${cols}`, [`Bench sql ${i}`], { prepare: true }).execute(),
             r`commit`.execute(),
           ]);
         } finally {
           r.release();
+          streams.push(state);
         }
       };
       await writeCost("INSERT customer, database", () => sqlLoad(insertAsAppUser, CONNECTIONS, SECONDS));
@@ -612,26 +620,28 @@ function sealLoop(ownerUrl: string): { stop: () => Promise<{ rows: number; calls
 
 type Target = { target: string; measured: string; met: boolean; note?: string };
 
+type PerTransaction = { open_tenant_context_us: number; transaction_with_opener_us: number; transaction_without_us: number };
+
 /**
- * The context opener's cost per call, ≤ 30 µs and flat as a connection prepares more statements:
- * judged on both figures, the 5,000 calls in one statement and one call per transaction (what a
- * request pays), when this run measured the second.
+ * The context opener's cost on the read path (issue 29): ≤ 50 µs of backend CPU per transaction
+ * above an empty read-only transaction, one call per transaction as a GET makes it (its proof
+ * bound to the connection: no transaction id, nothing written). The write path (its proof
+ * recorded on the connection's stream) is reported beside it, with no target. The 5,000-call
+ * figure shares one transaction's set-up among its calls and is shown for comparison.
  */
 function contextTarget(results: Record<string, unknown>): Target | undefined {
-  const c = results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] as
-    { fresh: { open_tenant_context_us: number; set_config_us: number }; after_100_prepared_statements: { open_tenant_context_us: number } } | undefined;
-  if (!c) return undefined;
   const perTx = results["tenant context: µs per call, one per transaction (backend CPU, one client)"];
-  const tx = typeof perTx === "object" ? (perTx as { open_tenant_context_us: number }).open_tenant_context_us : undefined;
-  const fresh = c.fresh.open_tenant_context_us;
-  const after = c.after_100_prepared_statements.open_tenant_context_us;
-  const met = fresh <= 30 && after <= 30 && after <= fresh * 1.2 && (tx === undefined || tx <= 30);
+  if (typeof perTx !== "object" || perTx === null) return undefined;
+  const { read, write } = perTx as { read: PerTransaction; write: PerTransaction };
+  const c = results["tenant context: µs per call (in the database, one statement of 5,000 calls)"] as { fresh: { open_tenant_context_us: number } } | undefined;
+  const met = read.open_tenant_context_us <= 50;
   return {
-    target: "context opener ≤ 30 µs per call, flat after 100 prepared statements",
-    measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs); ` +
-      (tx === undefined ? "one per transaction: not measured" : `${tx.toFixed(1)} µs one per transaction`),
+    target: "context opener on the read path ≤ 50 µs backend CPU per transaction above an empty read-only one",
+    measured: `read ${read.open_tenant_context_us.toFixed(1)} µs (${read.transaction_with_opener_us.toFixed(1)} against ${read.transaction_without_us.toFixed(1)}); ` +
+      `write ${write.open_tenant_context_us.toFixed(1)} µs (${write.transaction_with_opener_us.toFixed(1)} against ${write.transaction_without_us.toFixed(1)}, no target)` +
+      (c ? `; ${c.fresh.open_tenant_context_us.toFixed(1)} µs a call in one statement of 5,000` : ""),
     met,
-    note: met ? undefined : "one call per transaction, as a request makes it, costs about three times the 5,000-call figure: the nonce record makes every request a writing transaction (transaction id, commit record: about 35 µs by itself), and each transaction sets up the function's expressions and plans again; README (Benchmarks) has the breakdown and the options, which need a decision",
+    note: met ? undefined : "profile the opener with perf on the backend (README, Speed); the guard's share: bench/contextCost.ts",
   };
 }
 

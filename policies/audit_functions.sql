@@ -229,15 +229,19 @@ $$;
 revoke execute on function app.audit_purge(uuid, timestamptz) from public;
 
 
+-- The previous form's proof had no guard: its nonce was a row a rollback took back.
+drop function if exists app.record_login(uuid, boolean, text, bigint, text, text);
+
 /*
  * Records a login attempt in the audit of every tenant the account belongs to (a login has no
  * tenant of its own; each tenant's admins see their members' logins in their own chain). Only
- * for an API proof over (user, outcome, request id): app_user cannot write login events of its
- * own invention. A failed attempt has no known actor: the account is the entity. An unknown
- * account records nothing (the API logs it). Returns the number of tenants recorded in.
+ * for an API proof of kind 'login' over (user, outcome, request id), used once
+ * (policies/proofs.sql): app_user cannot write login events of its own invention. A failed
+ * attempt has no known actor: the account is the entity. An unknown account records nothing
+ * (the API logs it). Returns the number of tenants recorded in.
  */
 create or replace function app.record_login(
-  p_user_id uuid, p_succeeded boolean, p_request_id text, p_expires_at bigint, p_nonce text, p_proof text
+  p_user_id uuid, p_succeeded boolean, p_request_id text, p_guard text, p_expires_at bigint, p_nonce text, p_proof text
 ) returns integer
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -246,10 +250,8 @@ declare
   v record;
   v_count integer := 0;
 begin
-  if not app.proof_is_valid('login', array[p_user_id::text, case when p_succeeded then '1' else '0' end, p_request_id],
-                            p_expires_at, p_nonce, p_proof) then
-    raise exception 'login proof refused' using errcode = 'TN401';
-  end if;
+  perform app.consume_proof('login', array[p_user_id::text, case when p_succeeded then '1' else '0' end, p_request_id],
+                            true, p_guard, p_expires_at, p_nonce, p_proof);
   for v in select m.tenant_id, m.role from app.memberships m where m.user_id = p_user_id order by m.tenant_id loop
     perform app.set_sealed_context(v.tenant_id, case when p_succeeded then p_user_id end,
                                    case when p_succeeded then v.role end, p_request_id);
@@ -260,7 +262,7 @@ begin
   return v_count;
 end
 $$;
-revoke execute on function app.record_login(uuid, boolean, text, bigint, text, text) from public;
+revoke execute on function app.record_login(uuid, boolean, text, text, bigint, text, text) from public;
 
 /*
  * Each tenant's chain head (the newest sealed row): what `npm run cli -- audit anchor` signs and

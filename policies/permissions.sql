@@ -49,3 +49,30 @@ delete from app.permissions p where not exists (select 1 from rbac_grid g where 
 
 insert into app.role_permissions (role, permission) select role, permission from rbac_pairs on conflict do nothing;
 delete from app.role_permissions rp where not exists (select 1 from rbac_pairs x where x.role = rp.role and x.permission = rp.permission);
+
+/*
+ * What a transaction opened for a route's permission may use: the permission itself and those
+ * it opens, each as far as the member's role holds it (app.open_tenant_context intersects them
+ * with the role when it opens the context; app.has_permission then answers from that list). A
+ * proof for customers:read so writes nothing, and one for customers:write adds no member,
+ * renames no shop and writes no invoice, whatever the role. A write opens its resource's read
+ * (an UPDATE reads the rows it changes); appointments:all only widens what appointments:read
+ * and appointments:write already reach. One line per permission that opens more; the rest open
+ * only themselves.
+ */
+create or replace function app.permissions_opened_by(p_permission text) returns text[]
+language sql immutable parallel safe
+as $$
+  select array[p_permission] || coalesce((select o.opens from (values
+    ('appointments:read',  array['appointments:all']),
+    ('appointments:write', array['appointments:read', 'appointments:all']),
+    ('customers:write',    array['customers:read']),
+    ('catalog:write',      array['catalog:read']),
+    ('invoices:write',     array['invoices:read']),
+    ('invoices:issue',     array['invoices:read']),
+    ('invoices:pay',       array['invoices:read']),
+    ('invoices:void',      array['invoices:read']),
+    ('audit:export',       array['audit:read'])
+  ) as o(permission, opens) where o.permission = p_permission), '{}')
+$$;
+revoke execute on function app.permissions_opened_by(text) from public;

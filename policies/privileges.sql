@@ -60,7 +60,8 @@ grant usage on schema app to app_views;
 
 -- Functions: EXECUTE is revoked from PUBLIC where each is defined; here each grant names its
 -- role. Context readers for policies; the entry points the API calls. What opens a context
--- (app.open_tenant_context, app.record_login) takes the API's proof; app.open_operator_context,
+-- (app.open_tenant_context, app.open_user_context, app.find_login, app.record_login) takes the
+-- API's proof, used once (policies/proofs.sql); app.open_operator_context,
 -- app.set_sealed_context, app.grant_capability and the key functions are the owner's only.
 -- What the policies call runs with the caller's EXECUTE rights, also through a view: the
 -- readers, the BI grant lookup and the permission check are executable by every role that
@@ -70,14 +71,18 @@ grant execute on function app.current_tenant_id() to app_user, app_bi, app_views
 grant execute on function app.current_user_id() to app_user, app_bi, app_views;
 grant execute on function app.current_member_role() to app_user, app_bi, app_views;
 grant execute on function app.current_request_id() to app_user, app_bi, app_views;
+grant execute on function app.current_permissions() to app_user, app_bi, app_views;
+grant execute on function app.current_context_mode() to app_user, app_bi, app_views;
 grant execute on function app.bi_tenant_ids() to app_user, app_bi, app_views;
 grant execute on function app.has_permission(text) to app_user, app_bi, app_views;
 grant execute on function app.verified_capabilities() to app_user;
 grant execute on function app.has_capability(text) to app_user;
 grant execute on function app.close_context() to app_user;
 grant execute on function app.context_key_fingerprint() to app_user;
-grant execute on function app.purge_context_nonces() to app_user;
-grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text) to app_user;
+grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text) to app_user;
+grant execute on function app.open_user_context(uuid, text, text, bigint, text, text) to app_user;
+grant execute on function app.bind_session() to app_user;
+grant execute on function app.open_context_stream(bigint, text, text) to app_user;
 grant execute on function app.require_permission(text) to app_user;
 grant execute on function app.role_check_applies(oid, uuid) to app_user;
 grant execute on function app.list_members() to app_user;
@@ -85,10 +90,10 @@ grant execute on function app.add_member(text, text) to app_user;
 grant execute on function app.change_member_role(uuid, text) to app_user;
 grant execute on function app.remove_member(uuid) to app_user;
 grant execute on function app.update_tenant_settings(text) to app_user;
-grant execute on function app.record_login(uuid, boolean, text, bigint, text, text) to app_user;
-grant execute on function app.find_login(text) to app_user;
-grant execute on function app.get_user(uuid) to app_user;
-grant execute on function app.list_memberships(uuid) to app_user;
+grant execute on function app.record_login(uuid, boolean, text, text, bigint, text, text) to app_user;
+grant execute on function app.find_login(text, text, bigint, text, text) to app_user;
+grant execute on function app.get_user() to app_user;
+grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;

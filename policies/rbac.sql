@@ -3,7 +3,9 @@
 -- Re-appliable: each trigger and policy is dropped if it exists and created again.
 
 /*
- * Whether the acting member's role (from the verified context) holds a permission. False
+ * Whether the current transaction may use a permission: in a member's context, it is among the
+ * permissions fixed when the context opened (the route's and what it opens, as far as the role
+ * holds them: app.open_tenant_context); in an operator context ('*'), the role holds it. False
  * without a context. SECURITY DEFINER because the matrix is a global table app_user cannot
  * read; plpgsql so its plan is cached per session (a SQL function with a SET clause is planned
  * again on every call). Policies call it as (select ...), once per statement.
@@ -13,12 +15,17 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_role text := app.current_member_role();
+  v_ctx text := app.verified_context();
+  v_role text := nullif(split_part(v_ctx, '|', 3), '');
+  v_permissions text := split_part(v_ctx, '|', 5);
 begin
   if v_role is null then
     return false;
   end if;
-  return exists (select 1 from app.role_permissions rp where rp.role = v_role and rp.permission = p_permission);
+  if v_permissions = '*' then
+    return exists (select 1 from app.role_permissions rp where rp.role = v_role and rp.permission = p_permission);
+  end if;
+  return p_permission = any (string_to_array(v_permissions, ','));
 end
 $$;
 revoke execute on function app.has_permission(text) from public;

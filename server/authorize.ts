@@ -6,6 +6,10 @@
 //   * a route naming one row (a path parameter) runs its query first: a row the caller cannot
 //     see stays 404 whatever the role, and a row it can see is refused with 403. Writes are
 //     refused by SQL triggers in any case; this path is what guards reads.
+// The proof names the permission and whether the transaction writes: a GET's transaction is
+// read-only (PostgreSQL refuses its writes) unless the route says it writes (`{ writes: true }`,
+// e.g. an export that audits itself), and a transaction uses only the permission it names and
+// what that opens (policies/permissions.sql), never the member's whole role.
 import type { RequestHandler } from "express";
 import { toAppError, type ForbiddenError } from "./errors.ts";
 import { requestState } from "./requestContext.ts";
@@ -14,15 +18,23 @@ export type Permission = `${string}:${string}`;
 
 const PERMISSION = Symbol.for("rls-service-shop.permission");
 
-/** Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql). */
-export function requires(permission: Permission): RequestHandler {
-  // The route's own two answers, built once: whether it names a row (has path parameters) is
-  // the same for every request it serves.
-  const answers = { collection: Object.freeze({ name: permission, forRow: false }), row: Object.freeze({ name: permission, forRow: true }) };
+/**
+ * Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql).
+ * `writes`: whether its transaction writes; by default every method but GET and HEAD does.
+ */
+export function requires(permission: Permission, options: { writes?: boolean } = {}): RequestHandler {
+  // The route's own answers, built once: whether it names a row (has path parameters) is the
+  // same for every request it serves, and so is whether it writes (given, or by its method).
+  const answers = (writes: boolean) => ({
+    collection: Object.freeze({ name: permission, forRow: false, writes }), row: Object.freeze({ name: permission, forRow: true, writes }),
+  });
+  const reads = answers(options.writes ?? false);
+  const writes = answers(options.writes ?? true);
   const handler: RequestHandler = function requiresPermission(req, _res, next) {
     const state = requestState(req);
     if (!state) throw new Error("request state missing");
-    state.permission = hasParams(req.params) ? answers.row : answers.collection;
+    const byMethod = req.method === "GET" || req.method === "HEAD" ? reads : writes;
+    state.permission = hasParams(req.params) ? byMethod.row : byMethod.collection;
     next();
   };
   return Object.assign(handler, { [PERMISSION]: permission });

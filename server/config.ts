@@ -12,6 +12,8 @@ export type Config = {
   jwtSecret?: string;
   contextKey?: string;
   contextProofTtlSeconds: number;
+  contextReadGuard: "connection" | "nonce" | "expiry";
+  contextReadProofTtlSeconds: number;
   jwtPublicKeyFile?: string;
   jwtPrivateKeyFile?: string;
   jwtIssuer: string;
@@ -46,6 +48,11 @@ const schema = {
     JWT_SECRET: { type: "string", minLength: 32 },
     CONTEXT_KEY: { type: "string", pattern: "^([0-9a-fA-F]{2}){32,64}$" },
     CONTEXT_PROOF_TTL_SECONDS: { type: "integer", minimum: 5, maximum: 300, default: 60 },
+    // How read proofs are guarded against replay (runbooks/pgbouncer.md): bound to their
+    // connection (direct connections), or behind PgBouncer's transaction mode a recorded nonce
+    // (reads then write, so no hot standby) or their expiry alone (CONTEXT_READ_PROOF_TTL_SECONDS).
+    CONTEXT_READ_GUARD: { enum: ["connection", "nonce", "expiry"], default: "connection" },
+    CONTEXT_READ_PROOF_TTL_SECONDS: { type: "integer", minimum: 1, maximum: 30, default: 10 },
     JWT_PUBLIC_KEY_FILE: { type: "string", minLength: 1 },
     JWT_PRIVATE_KEY_FILE: { type: "string", minLength: 1 },
     JWT_ISSUER: { type: "string", minLength: 1, default: "rls-service-shop" },
@@ -118,6 +125,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtSecret: r.JWT_SECRET,
     contextKey: r.CONTEXT_KEY,
     contextProofTtlSeconds: r.CONTEXT_PROOF_TTL_SECONDS,
+    contextReadGuard: r.CONTEXT_READ_GUARD,
+    contextReadProofTtlSeconds: r.CONTEXT_READ_PROOF_TTL_SECONDS,
     jwtPublicKeyFile: r.JWT_PUBLIC_KEY_FILE,
     jwtPrivateKeyFile: r.JWT_PRIVATE_KEY_FILE,
     jwtIssuer: r.JWT_ISSUER,

@@ -1,12 +1,19 @@
-// The API's proof to PostgreSQL of who a request is (policies/context.sql). For each request
-// the API signs what it is about to ask the database for (the user, the tenant refs, the token
-// scope, the request id, the permission) with HMAC-SHA256 under CONTEXT_KEY, with an expiry and
-// a nonce. app.open_tenant_context recomputes the MAC with its copy of the key, refuses an
-// expired proof and records the nonce, so a proof opens one transaction, once. Without the key
-// nothing opens a context: not a leaked DATABASE_URL, not an injected set_config.
+// The API's proof to PostgreSQL of who a request is and what it may do (policies/proofs.sql,
+// policies/openers.sql). For each transaction the API signs what it is about to ask the database
+// for (the user, the tenant refs, the token scope, the request id, the permission, read or
+// write) with HMAC-SHA256 under CONTEXT_KEY, with an expiry, a nonce and a replay guard; the
+// database recomputes the MAC with its copy of the key, judges the expiry by its clock and uses
+// the guard once:
+//   * s:<stream>: the connection's stream (a sequence the database keeps; every write, and reads
+//     behind PgBouncer with CONTEXT_READ_GUARD=nonce): the expiry must exceed the stream's last,
+//     so a proof opens once, committed or rolled back, on any connection;
+//   * c:<session>:<n>: a read bound to this connection (app.bind_session()), the n-th on it;
+//   * e: a read guarded by its short expiry alone (behind PgBouncer, CONTEXT_READ_GUARD=expiry).
+// Without the key nothing opens a context: not a leaked DATABASE_URL, not an injected set_config.
 import { createHmac, randomUUID } from "node:crypto";
 
-export type ContextProof = { expiresAt: number; nonce: string; proof: string };
+export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
+export type ProofKind = "ctx" | "user" | "login" | "login-lookup" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
@@ -25,34 +32,58 @@ export function parseContextKey(hexKey: string): Buffer {
   return Buffer.from(hexKey, "hex");
 }
 
-/** Signs one proof of `kind` over `fields` (null and undefined sign as empty). */
-export function signProof(kind: "ctx" | "login", fields: readonly (string | null | undefined)[]): ContextProof {
+/** The default expiry of a proof signed now (epoch ms). */
+export function defaultExpiry(): number {
+  return Date.now() + proofTtlMs;
+}
+
+/**
+ * Signs one proof of `kind` over `fields` (null and undefined sign as empty), for a read or a
+ * write, with its replay guard and expiry (epoch ms; a stream's must increase on its connection).
+ */
+export function signProof(kind: ProofKind, writes: boolean, guard: string, fields: readonly (string | null | undefined)[], expiresAt = defaultExpiry()): ContextProof {
   if (!contextKey) throw new Error("No context key configured (useContextKey)");
-  const expiresAt = Date.now() + proofTtlMs;
   // randomUUID draws from a cached entropy pool (122 random bits); randomBytes per call was
   // 2% of the API's CPU per request in a profile.
   const nonce = randomUUID();
-  const parts = [kind, ...fields.map((f) => f ?? ""), String(expiresAt), nonce];
+  const parts = [kind, writes ? "w" : "r", guard, ...fields.map((f) => f ?? ""), String(expiresAt), nonce];
   // Fields never hold the separators (uuids, slugs, sane request ids, permission names); a
   // field that did could make two different argument lists sign alike, so refuse it.
   if (parts.some((p) => p.includes(SEPARATOR))) {
     throw new Error("context proof field holds a separator");
   }
-  return { expiresAt, nonce, proof: createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex") };
+  return { expiresAt, nonce, guard, proof: createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex") };
 }
+
+export type TenantContextArgs = {
+  userId: string; tenantRefs: readonly string[]; scope: string | null; requestId: string | null; permission: string; forRow: boolean; writes: boolean;
+};
 
 /** The proof for app.open_tenant_context's arguments, in its order. */
-export function tenantContextProof(a: {
-  userId: string; tenantRefs: readonly string[]; scope: string | null; requestId: string | null; permission: string | null; forRow: boolean;
-}): ContextProof {
+export function tenantContextProof(a: TenantContextArgs, guard: string, expiresAt?: number): ContextProof {
   if (a.tenantRefs.some((r) => r.includes(REF_SEPARATOR))) throw new Error("context proof field holds a separator");
   // uuids sign in PostgreSQL's text form (lower case), which is what the function sees.
-  return signProof("ctx", [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"]);
+  return signProof("ctx", a.writes, guard, [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"], expiresAt);
 }
 
-/** The proof for app.record_login's arguments. */
-export function loginProof(userId: string, succeeded: boolean, requestId: string | null): ContextProof {
-  return signProof("login", [userId.toLowerCase(), succeeded ? "1" : "0", requestId]);
+/** The proof for app.open_user_context (a read of the user's own profile and memberships). */
+export function userContextProof(userId: string, requestId: string | null, guard: string, expiresAt?: number): ContextProof {
+  return signProof("user", false, guard, [userId.toLowerCase(), requestId], expiresAt);
+}
+
+/** The proof for app.find_login (a write's guard: a stream). */
+export function loginLookupProof(email: string, guard: string, expiresAt: number): ContextProof {
+  return signProof("login-lookup", true, guard, [email], expiresAt);
+}
+
+/** The proof for app.record_login's arguments (a stream guard). */
+export function loginProof(userId: string, succeeded: boolean, requestId: string | null, guard: string, expiresAt: number): ContextProof {
+  return signProof("login", true, guard, [userId.toLowerCase(), succeeded ? "1" : "0", requestId], expiresAt);
+}
+
+/** The proof for app.open_context_stream (registering a connection's stream). */
+export function streamProof(): ContextProof {
+  return signProof("stream", true, "", []);
 }
 
 /** HMAC of 'fingerprint': equals app.context_key_fingerprint() when the database holds this key. */

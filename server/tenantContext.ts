@@ -1,23 +1,28 @@
 // The one way a route reaches the database. Each call is one transaction on a leased
 // connection (server/db.ts): BEGIN, app.open_tenant_context(...) (which also sets the
-// transaction's timeouts), the route's queries and COMMIT are written
-// back to back without waiting, so postgres.js pipelines them and a prepared request costs one
-// network round trip. The context opens only with the API's proof of the request
-// (contextProof.ts), is sealed to this backend and transaction, and ends with the transaction,
-// so the pooled connection never carries a tenant into the next request (policies/context.sql).
-// The route's permission (authorize.ts) is checked by the same context call.
+// transaction's timeouts), the route's queries and COMMIT are written back to back without
+// waiting, so postgres.js pipelines them and a prepared request costs one network round trip.
+// The context opens only with the API's proof of the request (contextProof.ts), used once under
+// the connection's replay guard (proofGuards.ts), for the route's permission alone, read-only
+// for a read; it is sealed to this backend and transaction and ends with it, so the pooled
+// connection never carries a tenant into the next request (policies/context.sql). The route's
+// permission (authorize.ts) is checked by the same context call.
 import type postgres from "postgres";
-import type { Budget, Pool, Sql } from "./db.ts";
+import type { Budget, Lease, Pool, Sql } from "./db.ts";
 import { forbidden } from "./authorize.ts";
 import type { Request, RequestHandler } from "express";
-import { tenantContextProof } from "./contextProof.ts";
+import { tenantContextProof, userContextProof, type TenantContextArgs } from "./contextProof.ts";
 import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
 import { observePoolInUse } from "./metrics.ts";
-import { requestState } from "./requestContext.ts";
+import { guardFor, guardSpent, staleGuard, streamGuard, type Guard } from "./proofGuards.ts";
+import { requestState, type RequestState } from "./requestContext.ts";
 
 type Pending = postgres.PendingQuery<postgres.Row[]>;
 type Work = Pending | readonly Pending[] | Promise<unknown>;
 type Result<W> = W extends Pending ? Awaited<W> : W extends readonly Pending[] ? { [K in keyof W]: Awaited<W[K]> } : Awaited<W>;
+type Settled = PromiseSettledResult<unknown>;
+/** Writes the statement that opens the transaction's context, signed under the guard. */
+type Opener = (sql: Sql, guard: Guard) => Pending;
 
 let pool: Pool | undefined;
 const maxAttempts = 3;
@@ -30,6 +35,11 @@ export function useTenantPool(p: Pool | undefined): Pool | undefined {
   return previous;
 }
 
+function currentPool(): Pool {
+  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  return pool;
+}
+
 function isQuery(x: unknown): x is Pending {
   return typeof (x as { execute?: unknown })?.execute === "function";
 }
@@ -40,119 +50,161 @@ function isQuery(x: unknown): x is Pending {
  * depends on an earlier answer, a promise (then COMMIT follows it).
  */
 export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
-  return attempt(req, work, options.budget, 1);
+  const state = requestState(req);
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
+  if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
+  const args: TenantContextArgs = {
+    userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
+    permission: state.permission.name, forRow: state.permission.forRow, writes: state.permission.writes,
+  };
+  const open: Opener = (sql, g) => {
+    const p = tenantContextProof(args, g.guard, g.expiresAt);
+    // The same statement sets the transaction's timeouts for the statements after it: two
+    // set_config calls in its WHERE, evaluated once on the opener's one row (after the opener,
+    // which raises on any refusal), not sent back as columns nobody reads.
+    return sql`
+      select tenant_id, member_role, permitted
+        from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid, ${args.requestId},
+                                     ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${g.guard},
+                                     ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})
+       where set_config('statement_timeout', ${currentPool().timeouts.statement}, true) is not null
+         and set_config('idle_in_transaction_session_timeout', ${currentPool().timeouts.idleInTransaction}, true) is not null`;
+  };
+  return attempt(state, args.writes, open, work, options.budget ?? "request", 1);
 }
 
-// A retryable failure (a lost connection before anything committed) runs the request's
-// transaction again, up to maxAttempts; a promise chain, not an async loop, so the request
-// that succeeds at once (nearly all) pays no extra frame and tick.
-function attempt<W extends Work>(req: Request, work: (sql: Sql) => W, budget: Budget | undefined, n: number): Promise<Result<W>> {
-  return runOnce(req, work, budget).catch((error: unknown) => {
-    if (n < maxAttempts && isRetryable(error)) return attempt(req, work, budget, n + 1);
+/**
+ * Runs `work` in the caller's user context (no tenant; read-only): what a person may read of
+ * themself, app.get_user() and app.list_memberships().
+ */
+export function withUser<W extends Work>(req: Request, work: (sql: Sql) => W): Promise<Result<W>> {
+  const state = requestState(req);
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withUser called outside an authenticated request.", { operational: false });
+  const userId = state.userId;
+  const open: Opener = (sql, g) => {
+    const p = userContextProof(userId, state.requestId, g.guard, g.expiresAt);
+    return sql`select app.open_user_context(${userId}::uuid, ${state.requestId}, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+  };
+  return attempt(state, false, open, work, "request", 1);
+}
+
+// A retryable failure (a serialization failure or deadlock, or a guard the connection must
+// renew: its stream dropped, its session lost) runs the request's transaction again, up to
+// maxAttempts; a promise chain, not an async loop, so the request that succeeds at once (nearly
+// all) pays no extra frame and tick.
+function attempt<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, n: number): Promise<Result<W>> {
+  return runInContext(state, writes, open, work, budget).catch((error: unknown) => {
+    if (n < maxAttempts && (isRetryable(error) || (error as { staleGuard?: boolean }).staleGuard)) return attempt(state, writes, open, work, budget, n + 1);
     throw toAppError(error);
   });
 }
 
-async function runOnce<W extends Work>(req: Request, work: (sql: Sql) => W, budget: Budget = "request"): Promise<Result<W>> {
-  const state = requestState(req);
-  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
-  if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
-
-  const lease = await pool.acquire(budget);
-  const sql = lease.sql;
+async function runInContext<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget): Promise<Result<W>> {
+  const p = currentPool();
+  const lease = await p.acquire(budget);
   let broken = false;
   try {
-    const begin = sql`begin`.execute();
-    const args = {
-      userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
-      permission: state.permission?.name ?? null, forRow: state.permission?.forRow ?? false,
-    };
-    const p = tenantContextProof(args);
-    // The same statement sets the transaction's timeouts for the statements after it. Two SET
-    // LOCALs in a simple-protocol BEGIN cost PostgreSQL 13 µs a request (parsed and planned
-    // each time); here they are two set_config calls in a prepared statement, in its WHERE:
-    // evaluated once on the opener's one row (after the opener, which raises on any refusal),
-    // and not sent back as two more columns nobody reads.
-    const open = sql`
-      select tenant_id, member_role, permitted
-        from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid, ${args.requestId},
-                                     ${args.permission}::text, ${args.forRow}::boolean, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})
-       where set_config('statement_timeout', ${pool.timeouts.statement}, true) is not null
-         and set_config('idle_in_transaction_session_timeout', ${pool.timeouts.idleInTransaction}, true) is not null
-    `.execute();
-
+    const guard = await guardFor(writes, p.readGuard, p.readProofTtlSeconds, lease.sql, lease.proofs, lease.generation);
+    const begin = lease.sql`begin`.execute();
+    const opened = open(lease.sql, guard).execute();
     let produced: unknown;
     let threw: unknown;
     try {
-      produced = work(sql as unknown as Sql);
+      produced = work(lease.sql);
     } catch (error) {
       threw = error;
     }
     const queries = Array.isArray(produced) ? produced.filter(isQuery) : isQuery(produced) ? [produced] : [];
-    queries.forEach((q) => q.execute());
     const isAsync = !threw && queries.length === 0 && produced !== undefined;
-
-    // Synchronous work: COMMIT rides in the same pipeline. Async work: it follows the work.
-    const settled: PromiseSettledResult<unknown>[] = [];
-    if (!isAsync) {
-      const end = threw ? sql`rollback`.execute() : sql`commit`.execute();
-      settled.push(...(await Promise.allSettled([begin, open, ...queries, end])));
-    } else {
-      // Settle the work whatever happens, so a refused context never leaves it unhandled.
-      const work = Promise.allSettled([produced as Promise<unknown>]);
-      const head = await Promise.allSettled([begin, open]);
-      const body = head.every((s) => s.status === "fulfilled")
-        ? await work
-        : [{ status: "rejected", reason: (head.find((s) => s.status === "rejected") as PromiseRejectedResult).reason } as const];
-      // A row route without the permission: a row found is refused before anything commits.
-      if (body[0].status === "fulfilled" && deniedRow(head[1], body[0].value)) body[0] = { status: "rejected", reason: forbidden(state.permission!.name) };
-      const ok = body[0].status === "fulfilled";
-      // A lost connection ended the transaction already; a COMMIT now would open a new one.
-      const end = lease.lost()
-        ? [{ status: "rejected", reason: databaseUnavailable() } as const]
-        : await Promise.allSettled([ok ? sql`commit`.execute() : sql`rollback`.execute()]);
-      settled.push(...head, ...body, ...end);
-    }
-    broken = settled[settled.length - 1].status === "rejected";
+    const outcome = isAsync
+      ? await runAsync(lease, state, begin, opened, produced as Promise<unknown>)
+      : await runPipelined(lease, begin, opened, queries, threw);
+    const failed = firstFailure([outcome.begin, outcome.opened, ...outcome.answers, outcome.end]);
+    const stale = failed !== undefined && staleGuard(failed.reason, lease.proofs);
+    guard.settled(guardSpent(outcome.opened));
+    broken = outcome.end.status === "rejected";
     // The connection closed during the transaction: whatever the answers said, nothing of it
     // is known to have committed, so the request is not acknowledged (the client retries it).
-    if (lease.lost()) throw databaseUnavailable((settled.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined)?.reason);
+    if (lease.lost()) throw databaseUnavailable(firstFailure([outcome.opened, ...outcome.answers, outcome.end])?.reason);
     if (threw) throw threw;
-
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
-
-    const [, opened] = settled as PromiseFulfilledResult<postgres.Row[]>[];
-    state.tenantId = opened.value[0]?.tenant_id;
-    state.role = opened.value[0]?.member_role;
-
-    const results = settled.slice(2, 2 + (isAsync ? 1 : queries.length)).map((s) => (s as PromiseFulfilledResult<unknown>).value);
-    if (!isAsync && results.some((r) => deniedRow(opened, r))) throw forbidden(state.permission!.name);
+    if (failed) {
+      if (stale) Object.assign(failed.reason as object, { staleGuard: true });
+      throw failed.reason;
+    }
+    const row = (outcome.opened as PromiseFulfilledResult<postgres.Row[]>).value[0];
+    if (row && "tenant_id" in row) {
+      state.tenantId = row.tenant_id;
+      state.role = row.member_role;
+    }
+    const results = outcome.answers.map((s) => (s as PromiseFulfilledResult<unknown>).value);
+    if (!isAsync && results.some((r) => deniedRow(outcome.opened, r))) throw forbidden(state.permission!.name);
     return (Array.isArray(produced) ? results : results[0]) as Result<W>;
   } finally {
     lease.release(broken || lease.lost());
   }
 }
 
+type Outcome = { begin: Settled; opened: Settled; answers: Settled[]; end: Settled };
+
+/** Synchronous work: its queries and COMMIT (or ROLLBACK, when building them threw) ride in the one pipeline. */
+async function runPipelined(lease: Lease, begin: Promise<unknown>, opened: Promise<unknown>, queries: Pending[], threw: unknown): Promise<Outcome> {
+  for (const q of queries) q.execute();
+  const end = threw ? lease.sql`rollback`.execute() : lease.sql`commit`.execute();
+  const [b, o, ...rest] = await Promise.allSettled([begin, opened, ...queries, end]);
+  return { begin: b, opened: o, answers: rest.slice(0, -1), end: rest[rest.length - 1] };
+}
+
+/** Async work (a later query needs an earlier answer): COMMIT follows the work once it settled. */
+async function runAsync(lease: Lease, state: RequestState, begin: Promise<unknown>, opened: Promise<unknown>, work: Promise<unknown>): Promise<Outcome> {
+  // Settle the work whatever happens, so a refused context never leaves it unhandled.
+  const settledWork = Promise.allSettled([work]);
+  const [b, o] = await Promise.allSettled([begin, opened]);
+  const headFailure = firstFailure([b, o]);
+  let [answer] = headFailure ? [{ status: "rejected", reason: headFailure.reason } as Settled] : await settledWork;
+  // A row route without the permission: a row found is refused before anything commits.
+  if (answer.status === "fulfilled" && deniedRow(o, answer.value)) answer = { status: "rejected", reason: forbidden(state.permission!.name) };
+  // A lost connection ended the transaction already; a COMMIT now would open a new one.
+  const [end] = lease.lost()
+    ? [{ status: "rejected", reason: databaseUnavailable() } as Settled]
+    : await Promise.allSettled([answer.status === "fulfilled" ? lease.sql`commit`.execute() : lease.sql`rollback`.execute()]);
+  return { begin: b, opened: o, answers: [answer], end };
+}
+
+function firstFailure(settled: Settled[]): PromiseRejectedResult | undefined {
+  return settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+}
+
 /** Whether a row route's answer holds a row the caller's role may not act on (not permitted). */
-function deniedRow(opened: PromiseSettledResult<unknown>, answer: unknown): boolean {
+function deniedRow(opened: Settled, answer: unknown): boolean {
   const permitted = opened.status === "fulfilled" ? (opened.value as postgres.Row[])[0]?.permitted : true;
   if (permitted !== false) return false;
   return Array.isArray(answer) ? answer.length > 0 : answer !== undefined && answer !== null;
 }
 
-/** Runs one query outside any tenant (global SECURITY DEFINER entry points: login, me). */
-export async function withoutTenant<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
-  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
-  const lease = await pool.acquire();
+/**
+ * Runs one statement outside any context (readiness and operator information). `work` may sign
+ * a proof with the connection's stream guard (login), which it is handed.
+ */
+export async function withoutTenant<T extends postgres.Row[] = postgres.Row[]>(work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+  const lease = await currentPool().acquire();
   try {
-    const rows = await work(lease.sql);
+    const rows = await runWithStream(lease, work);
     if (lease.lost()) throw databaseUnavailable();
     return rows;
   } catch (error) {
     throw toAppError(error);
   } finally {
     lease.release(lease.lost());
+  }
+}
+
+async function runWithStream<T extends postgres.Row[] = postgres.Row[]>(lease: Lease, work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await work(lease.sql, () => streamGuard(lease.sql, lease.proofs));
+    } catch (error) {
+      if (n >= 2 || !staleGuard(error, lease.proofs)) throw error;
+    }
   }
 }
 
@@ -164,6 +216,5 @@ export const shedWhenSaturated: RequestHandler = (_req, _res, next) => next(pool
 
 /** Runs one query on the pool's own probe connection: readiness never waits behind requests. */
 export async function probeDatabase<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
-  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
-  return work(pool.probe);
+  return work(currentPool().probe);
 }

@@ -114,7 +114,7 @@ describe("audit export", () => {
         await new Promise((r) => setTimeout(r, 20));
         next = await single.request("GET", "/api/v1/audit/export.csv?entity=no_such_table", { token: tokenFor(bigOwner), tenant: big.slug });
       }
-      expect(next.status).toBe(200);
+      expect(next.status, JSON.stringify(next.body)).toBe(200);
       expect(String(next.body).trimEnd().split("\n")).toHaveLength(1);
       expect(await exportsOf()).toBe(before + 2);
     } finally {

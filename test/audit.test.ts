@@ -87,13 +87,13 @@ describe("every mutation is audited in its own transaction", () => {
   it("one statement touching three rows writes three audit rows; a rolled-back change writes none", async () => {
     const requestId = `sql-${randomUUID()}`;
     await app.begin(async (tx) => {
-      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId });
+      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId, permission: "customers:write", writes: true });
       await tx`insert into app.customers (name) values ('one'), ('two'), ('three')`;
     });
     expect((await auditOf(requestId)).map((r) => r.action)).toEqual(["insert", "insert", "insert"]);
     const rolledBack = `rb-${randomUUID()}`;
     await expect(app.begin(async (tx) => {
-      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId: rolledBack });
+      await openTenantContext(tx as unknown as Sql, { userId: boss.id, tenantRefs: [shop.slug], requestId: rolledBack, permission: "customers:write", writes: true });
       await tx`insert into app.customers (name) values ('ghost')`;
       throw new Error("roll back");
     })).rejects.toThrow("roll back");
@@ -108,7 +108,7 @@ describe("every mutation is audited in its own transaction", () => {
 
 describe("append-only", () => {
   it("app_user can neither update, delete nor truncate the audit", async () => {
-    const inShop = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, boss, shop, fn);
+    const inShop = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, boss, shop, { permission: "audit:export", writes: true }, fn);
     for (const attempt of [
       (tx: Sql) => tx`update app.audit_log set action = 'x'`,
       (tx: Sql) => tx`delete from app.audit_log`,

@@ -7,10 +7,10 @@ import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkAnchor, readAnchors, writeAnchors } from "../server/auditAnchor.ts";
-import { loginProof, tenantContextProof, type ContextProof } from "../server/contextProof.ts";
+import { loginProof, type ContextProof } from "../server/contextProof.ts";
 import type { Sql } from "../server/db.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
-import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
+import { appUserSql, asMember, callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, proofFor, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
 import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";
 
 let owner: Sql;
@@ -34,78 +34,104 @@ afterAll(async () => {
   await owner?.end({ timeout: 5 });
 });
 
-/** A proof signed here, independently of server/contextProof.ts, with chosen expiry and key. */
-function handSigned(fields: string[], options: { expiresAt?: number; key?: string; kind?: string } = {}): ContextProof {
+/**
+ * A proof signed here, independently of server/contextProof.ts, with chosen expiry and key: a
+ * read proof over the tenant opener's fields, under the guard given.
+ */
+function handSigned(fields: string[], guard: string, options: { expiresAt?: number; key?: string; kind?: string; writes?: boolean } = {}): ContextProof {
   const expiresAt = options.expiresAt ?? Date.now() + 30_000;
   const nonce = randomBytes(18).toString("base64url");
-  const message = [options.kind ?? "ctx", ...fields, String(expiresAt), nonce].join("\x1f");
-  return { expiresAt, nonce, proof: createHmac("sha256", Buffer.from(options.key ?? db.contextKey, "hex")).update(message).digest("hex") };
+  const message = [options.kind ?? "ctx", options.writes ? "w" : "r", guard, ...fields, String(expiresAt), nonce].join("\x1f");
+  return { expiresAt, nonce, guard, proof: createHmac("sha256", Buffer.from(options.key ?? db.contextKey, "hex")).update(message).digest("hex") };
 }
 
-const open = (tx: Sql, user: User, tenant: Tenant, proof?: ContextProof) => openTenantContext(tx, { userId: user.id, tenantRefs: [tenant.slug], requestId: "test" }, proof);
+const readArgs = (user: User, tenant: Tenant): OpenArgs => ({ userId: user.id, tenantRefs: [tenant.slug], requestId: "test", permission: "customers:read" });
+const open = (tx: Sql, user: User, tenant: Tenant, proof?: ContextProof) => openTenantContext(tx, readArgs(user, tenant), proof);
 const countIn = (tx: Sql) => tx`select count(*)::int as n, count(*) filter (where tenant_id <> ${a.id})::int as foreign from app.customers`;
+const read = { permission: "customers:read" };
 
 describe("a context opens only from the API's proof", () => {
   it("a valid proof opens the member's context, and the database computes the same MAC as the API", async () => {
-    const [row] = await asMember(app, aOwner, a, countIn);
+    const [row] = await asMember(app, aOwner, a, read, countIn);
     expect(row.n).toBeGreaterThanOrEqual(2);
     expect(row.foreign).toBe(0);
-    const fields = [aOwner.id, a.slug, "", "test", "", "0"];
-    const [opened] = await app.begin((tx) => open(tx as unknown as Sql, aOwner, a, handSigned(fields)));
+    const fields = [aOwner.id, a.slug, "", "test", "customers:read", "0"];
+    const [opened] = await app.begin(async (tx) => {
+      const g = await guardOn(tx as unknown as Sql, false);
+      return open(tx as unknown as Sql, aOwner, a, handSigned(fields, g.guard));
+    });
     expect(opened).toMatchObject({ tenant_id: a.id, member_role: "owner" });
   });
 
-  it("refuses a proof replayed in another transaction or on another connection (TN401)", async () => {
-    const proof = tenantContextProof({ userId: aOwner.id, tenantRefs: [a.slug], scope: null, requestId: "test", permission: null, forRow: false });
-    await app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof));
-    await expect(app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+  it("refuses a write proof used again in another transaction or on another connection (TN401)", async () => {
+    const args: OpenArgs = { ...readArgs(aOwner, a), permission: "customers:write", writes: true };
+    const proof = await app.begin(async (tx) => {
+      const p = proofFor(args, await guardOn(tx as unknown as Sql, true));
+      await callOpener(tx as unknown as Sql, args, p);
+      return p;
+    });
+    await expect(app.begin((tx) => callOpener(tx as unknown as Sql, args, proof))).rejects.toMatchObject({ code: "TN401" });
     const other = appUserSql();
     try {
-      await expect(other.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+      await expect(other.begin((tx) => callOpener(tx as unknown as Sql, args, proof))).rejects.toMatchObject({ code: "TN401" });
     } finally {
       await other.end();
     }
   });
 
-  it("refuses a tampered proof: another tenant, another user, another permission, another MAC", async () => {
+  it("refuses a tampered proof: another tenant, another user, another permission, another MAC, another mode", async () => {
     const bOwner = await makeUser(owner, b, "owner");
-    const signed = tenantContextProof({ userId: aOwner.id, tenantRefs: [a.slug], scope: null, requestId: "test", permission: null, forRow: false });
-    const attempts = [
-      (tx: Sql) => openTenantContext(tx, { userId: bOwner.id, tenantRefs: [b.slug], requestId: "test" }, { ...signed }),
-      (tx: Sql) => openTenantContext(tx, { userId: aOwner.id, tenantRefs: [b.slug], requestId: "test" }, { ...signed, nonce: randomBytes(18).toString("base64url") }),
-      (tx: Sql) => openTenantContext(tx, { userId: aOwner.id, tenantRefs: [a.slug], requestId: "test", permission: "audit:read" }, { ...signed, nonce: randomBytes(18).toString("base64url") }),
-      (tx: Sql) => open(tx, aOwner, a, { ...signed, proof: signed.proof.replace(/^./, (c) => (c === "0" ? "1" : "0")) }),
-      (tx: Sql) => open(tx, aOwner, a, { ...signed, expiresAt: signed.expiresAt + 1 }),
-    ];
-    for (const attempt of attempts) await expect(app.begin((tx) => attempt(tx as unknown as Sql))).rejects.toMatchObject({ code: "TN401" });
+    for (const tamper of [
+      (args: OpenArgs, p: ContextProof) => [{ ...args, userId: bOwner.id, tenantRefs: [b.slug] }, p] as const,
+      (args: OpenArgs, p: ContextProof) => [{ ...args, tenantRefs: [b.slug] }, p] as const,
+      (args: OpenArgs, p: ContextProof) => [{ ...args, permission: "audit:read" }, p] as const,
+      (args: OpenArgs, p: ContextProof) => [{ ...args, writes: true }, p] as const,
+      (args: OpenArgs, p: ContextProof) => [args, { ...p, proof: p.proof.replace(/^./, (c) => (c === "0" ? "1" : "0")) }] as const,
+      (args: OpenArgs, p: ContextProof) => [args, { ...p, expiresAt: p.expiresAt + 1 }] as const,
+      (args: OpenArgs, p: ContextProof) => [args, { ...p, nonce: randomBytes(18).toString("base64url") }] as const,
+    ]) {
+      await expect(app.begin(async (tx) => {
+        const args = readArgs(aOwner, a);
+        const [changed, proof] = tamper(args, proofFor(args, await guardOn(tx as unknown as Sql, false)));
+        return callOpener(tx as unknown as Sql, changed as OpenArgs, proof);
+      })).rejects.toMatchObject({ code: "TN401" });
+    }
   });
 
   it("refuses an expired proof, one valid for longer than five minutes, one signed with another key, and none at all", async () => {
-    const fields = [aOwner.id, a.slug, "", "test", "", "0"];
-    for (const proof of [
-      handSigned(fields, { expiresAt: Date.now() - 1000 }),
-      handSigned(fields, { expiresAt: Date.now() + 10 * 60_000 }),
-      handSigned(fields, { key: randomBytes(32).toString("hex") }),
-      handSigned(fields, { kind: "login" }),
+    const fields = [aOwner.id, a.slug, "", "test", "customers:read", "0"];
+    for (const options of [
+      { expiresAt: Date.now() - 1000 },
+      { expiresAt: Date.now() + 10 * 60_000 },
+      { key: randomBytes(32).toString("hex") },
+      { kind: "login" },
     ]) {
-      await expect(app.begin((tx) => open(tx as unknown as Sql, aOwner, a, proof))).rejects.toMatchObject({ code: "TN401" });
+      await expect(app.begin(async (tx) => {
+        const g = await guardOn(tx as unknown as Sql, false);
+        return open(tx as unknown as Sql, aOwner, a, handSigned(fields, g.guard, options));
+      })).rejects.toMatchObject({ code: "TN401" });
     }
-    await expect(app.begin((tx) => tx`select * from app.open_tenant_context(${aOwner.id}::uuid, ${[a.slug]}::text[], null, 'x', null, false, null, null, null)`))
+    await expect(app.begin((tx) => tx`select * from app.open_tenant_context(${aOwner.id}::uuid, ${[a.slug]}::text[], null, 'x', 'customers:read', false, false, 'e', null, null, null)`))
       .rejects.toMatchObject({ code: "TN401" });
   });
 
-  it("app_user cannot call the operator's opener, set a sealed context, or read the keys", async () => {
+  it("app_user cannot call the operator's opener, set a sealed context, read the keys or touch a stream", async () => {
+    const [stream] = await owner`select id from app.context_streams order by id desc limit 1`;
     for (const attempt of [
       app`select app.open_operator_context(${a.id}::uuid)`,
       app`select app.set_sealed_context(${a.id}::uuid, null, 'owner', 'x')`,
       app`select app.grant_capability('audit_sealing')`,
       app`select app.install_context_key(${randomBytes(32)})`,
+      app`select app.consume_proof_guard(true, 's:1', 1, null, null)`,
       app`select * from app.context_keys`,
       app`select * from app.context_seal_key`,
-      app`select * from app.context_nonces`,
+      app`select * from app.context_streams`,
+      app.unsafe(`select setval('app.context_stream_${stream.id}', 1)`),
+      app.unsafe(`select nextval('app.context_stream_${stream.id}')`),
+      app.unsafe(`drop sequence app.context_stream_${stream.id}`),
       app`select * from app.bi_grants`,
     ]) {
-      await expect(attempt).rejects.toMatchObject({ code: "42501" });
+      await expect(attempt).rejects.toMatchObject({ code: expect.stringMatching(/^(42501)$/) });
     }
   });
 });
@@ -154,7 +180,7 @@ describe("BI logins read the views of their granted tenants, whatever they set",
     expect(views.length).toBeGreaterThanOrEqual(5);
     const [totals] = await bi`select count(*)::int as n from app.invoice_totals where tenant_id = ${a.id}`;
     expect(totals.n).toBeGreaterThan(0);
-    for (const forged of [null, `${b.id}||owner|x`]) {
+    for (const forged of [null, `${b.id}||owner|x|*|o`]) {
       for (const view of views) {
         const rows = await bi.begin(async (tx) => {
           if (forged) await tx`select set_config('app.context', ${forged}, true), set_config('app.tenant_id', ${b.id}, true)`;
@@ -194,21 +220,24 @@ describe("BI logins read the views of their granted tenants, whatever they set",
 describe("the audit takes no forged events", () => {
   it("app.audit_event needs a verified context: forged settings are refused", async () => {
     await expect(app.begin(async (tx) => {
-      await tx`select set_config('app.context', ${`${a.id}|${aOwner.id}|owner|x`}, true), set_config('app.tenant_id', ${a.id}, true)`;
+      await tx`select set_config('app.context', ${`${a.id}|${aOwner.id}|owner|x|*|o`}, true), set_config('app.tenant_id', ${a.id}, true)`;
       return tx`select app.audit_event('forged.event', 'x', 'x', '{}'::jsonb)`;
     })).rejects.toMatchObject({ code: "42501" });
     const [n] = await owner`select count(*)::int as n from app.audit_log where action = 'forged.event'`;
     expect(n.n).toBe(0);
   });
 
-  it("app.record_login writes only for the API's proof", async () => {
+  it("app.record_login writes only for the API's proof, once", async () => {
     const requestId = `login-${randomUUID()}`;
-    const forged = handSigned([aOwner.id, "1", requestId], { kind: "login", key: randomBytes(32).toString("hex") });
-    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${forged.expiresAt}::int8, ${forged.nonce}, ${forged.proof})`).rejects.toMatchObject({ code: "TN401" });
-    const p = loginProof(aOwner.id, true, requestId);
-    const [r] = await app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}) as n`;
+    const [s0] = await app.begin(async (tx) => [await guardOn(tx as unknown as Sql, true)]);
+    const forged = handSigned([aOwner.id, "1", requestId], s0.guard, { kind: "login", writes: true, key: randomBytes(32).toString("hex") });
+    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${forged.guard}, ${forged.expiresAt}::int8, ${forged.nonce}, ${forged.proof})`).rejects.toMatchObject({ code: "TN401" });
+    const sp = (await import("../server/contextProof.ts")).streamProof();
+    const [stream] = await app`select app.open_context_stream(${sp.expiresAt}::int8, ${sp.nonce}, ${sp.proof}) as id`;
+    const p = loginProof(aOwner.id, true, requestId, `s:${stream.id}`, Date.now() + 30_000);
+    const [r] = await app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}) as n`;
     expect(r.n).toBe(1);
-    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`).rejects.toMatchObject({ code: "TN401" });
+    await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`).rejects.toMatchObject({ code: "TN401" });
     const events = await owner`select action, actor_user_id from app.audit_log where request_id = ${requestId}`;
     expect(events).toEqual([{ action: "auth.login", actor_user_id: aOwner.id }]);
   });

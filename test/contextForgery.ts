@@ -2,7 +2,7 @@
 // tried against every tenant table and view. Used by the context suite and by its canary, which
 // shows the same probe finds leaks once the seal check is switched off.
 import postgres from "postgres";
-import { tenantContextProof } from "../server/contextProof.ts";
+import { streamProof, tenantContextProof } from "../server/contextProof.ts";
 
 type Forgery = { name: string; forge: (tx: postgres.TransactionSql, tenantId: string) => Promise<unknown> };
 
@@ -11,8 +11,13 @@ async function sealedSettings(appUrl: string, userId: string, tenantId: string):
   const sql = postgres(appUrl, { max: 1, onnotice: () => {} });
   try {
     return (await sql.begin(async (tx) => {
-      const p = tenantContextProof({ userId, tenantRefs: [tenantId], scope: null, requestId: "forgery-source", permission: null, forRow: false });
-      await tx`select * from app.open_tenant_context(${userId}::uuid, ${[tenantId]}::text[], null, 'forgery-source', null, false, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+      // A write context (the most a proof opens), on a stream registered for it.
+      const sp = streamProof();
+      const [stream] = await tx`select app.open_context_stream(${sp.expiresAt}::int8, ${sp.nonce}, ${sp.proof}) as id`;
+      const args = { userId, tenantRefs: [tenantId], scope: null, requestId: "forgery-source", permission: "customers:write", forRow: false, writes: true };
+      const p = tenantContextProof(args, `s:${stream.id}`, Date.now() + 60_000);
+      await tx`select * from app.open_tenant_context(${userId}::uuid, ${[tenantId]}::text[], null, 'forgery-source', 'customers:write', false, true,
+                                                    ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
       const [s] = await tx`select current_setting('app.context') as context, current_setting('app.context_seal') as seal`;
       return s;
     })) as unknown as { context: string; seal: string };
@@ -24,9 +29,9 @@ async function sealedSettings(appUrl: string, userId: string, tenantId: string):
 export function forgeries(replay: { context: string; seal: string }): Forgery[] {
   return [
     { name: "set_config of the first wave's settings", forge: (tx, t) => tx`select set_config('app.tenant_id', ${t}, true), set_config('app.role', 'owner', true)` },
-    { name: "set_config of app.context without a seal", forge: (tx, t) => tx`select set_config('app.context', ${`${t}||owner|x`}, true)` },
-    { name: "set_config of app.context with a made-up seal", forge: (tx, t) => tx`select set_config('app.context', ${`${t}||owner|x`}, true), set_config('app.context_seal', ${"ab".repeat(32)}, true)` },
-    { name: "a session-level SET", forge: (tx, t) => tx.unsafe(`set app.context = '${t}||owner|x'; set app.tenant_id = '${t}'`) },
+    { name: "set_config of app.context without a seal", forge: (tx, t) => tx`select set_config('app.context', ${`${t}||owner|x|*|o`}, true)` },
+    { name: "set_config of app.context with a made-up seal", forge: (tx, t) => tx`select set_config('app.context', ${`${t}||owner|x|*|o`}, true), set_config('app.context_seal', ${"ab".repeat(32)}, true)` },
+    { name: "a session-level SET", forge: (tx, t) => tx.unsafe(`set app.context = '${t}||owner|x|*|o'; set app.tenant_id = '${t}'`) },
     { name: "a sealed context replayed from another transaction and connection", forge: (tx) => tx`select set_config('app.context', ${replay.context}, true), set_config('app.context_seal', ${replay.seal}, true)` },
   ];
 }

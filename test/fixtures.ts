@@ -9,7 +9,7 @@ import { answerClientErrors } from "../server/clientErrors.ts";
 import { createHttpServer } from "../server/httpServer.ts";
 import { openApiDocument } from "../server/contract.ts";
 import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
-import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
+import { streamProof, tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
@@ -133,23 +133,54 @@ export async function startApi(
   };
 }
 
-export type OpenArgs = { userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission?: string | null; forRow?: boolean };
+export type OpenArgs = {
+  userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission: string; forRow?: boolean; writes?: boolean;
+};
+type Guarded = { guard: string; expiresAt: number };
 
 /**
- * app.open_tenant_context as the API calls it, with a proof signed by the test's context key.
- * Pass `proof` to replay or tamper with one.
+ * A replay guard for one proof on this connection, as the API makes it (server/proofGuards.ts):
+ * a write's on a stream registered for it; a read's bound to this connection (app.bind_session(),
+ * the first proof of the chain). Inside a transaction, as the tests open contexts.
  */
-export function openTenantContext(tx: Sql, a: OpenArgs, proof?: ContextProof) {
-  const args = { scope: null, requestId: "test", permission: null, forRow: false, ...a };
-  const p = proof ?? tenantContextProof(args);
-  return tx`select tenant_id, member_role, permitted from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid,
-    ${args.requestId}, ${args.permission}::text, ${args.forRow}::boolean, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+export async function guardOn(tx: Sql, writes: boolean): Promise<Guarded> {
+  if (writes) {
+    const p = streamProof();
+    const [s] = await tx`select app.open_context_stream(${p.expiresAt}::int8, ${p.nonce}, ${p.proof}) as id`;
+    return { guard: `s:${s.id}`, expiresAt: Date.now() + 60_000 };
+  }
+  const [b] = await tx`select app.bind_session() as id`;
+  return { guard: `c:${b.id}:1`, expiresAt: Date.now() + 60_000 };
 }
 
-/** Runs `fn` as app_user (connection `app`) in one transaction inside `user`'s context of `tenant`, opened by proof. */
-export function asMember<T>(app: Sql, user: User, tenant: Tenant, fn: (tx: Sql) => Promise<T>): Promise<T> {
+/** The opener's call with a given proof (to replay or tamper with one). */
+export function callOpener(tx: Sql, a: OpenArgs, p: ContextProof) {
+  const args = { scope: null, requestId: "test", forRow: false, writes: false, ...a };
+  return tx`select tenant_id, member_role, permitted from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid,
+    ${args.requestId}, ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+}
+
+/** Signs the proof the API would send for `a` under `g`. */
+export function proofFor(a: OpenArgs, g: Guarded): ContextProof {
+  const args = { scope: null, requestId: "test", forRow: false, writes: false, ...a };
+  return tenantContextProof(args, g.guard, g.expiresAt);
+}
+
+/**
+ * app.open_tenant_context as the API calls it, with a proof signed by the test's context key
+ * under a fresh guard. Pass `proof` to replay or tamper with one.
+ */
+export async function openTenantContext(tx: Sql, a: OpenArgs, proof?: ContextProof) {
+  return callOpener(tx, a, proof ?? proofFor(a, await guardOn(tx, a.writes ?? false)));
+}
+
+/** What a member's transaction may do: the route permission it names, and whether it writes. */
+export type Access = { permission: string; writes?: boolean; forRow?: boolean };
+
+/** Runs `fn` as app_user (connection `app`) in one transaction inside `user`'s context of `tenant`, opened by proof for `access`. */
+export function asMember<T>(app: Sql, user: User, tenant: Tenant, access: Access, fn: (tx: Sql) => Promise<T>): Promise<T> {
   return app.begin(async (tx) => {
-    await openTenantContext(tx as unknown as Sql, { userId: user.id, tenantRefs: [tenant.id] });
+    await openTenantContext(tx as unknown as Sql, { userId: user.id, tenantRefs: [tenant.id], ...access });
     return fn(tx as unknown as Sql);
   }) as Promise<T>;
 }

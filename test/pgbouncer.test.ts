@@ -100,7 +100,7 @@ describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in trans
       const users = [await makeUser(owner, tenant, "owner"), await makeUser(owner, tenant, "staff")];
       shops.push({ tenant, users, ids: await makeCustomers(owner, tenant, 20) });
     }
-    api = await startApi({ databaseUrl: bouncerUrl, prepare: false, poolMax: CLIENTS, maxSockets: CLIENTS, acquireTimeoutMs: 5000 });
+    api = await startApi({ databaseUrl: bouncerUrl, prepare: false, poolMax: CLIENTS, maxSockets: CLIENTS, acquireTimeoutMs: 5000, readGuard: "nonce" });
   }, 60_000);
 
   afterAll(async () => {
@@ -123,11 +123,12 @@ describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in trans
     }
   });
 
-  it(`answers ${REQUESTS.toLocaleString("en")} mixed-tenant requests from ${CLIENTS} clients, every one right`, async () => {
+  /** Sends `requests` mixed requests from CLIENTS clients; returns what was not right. */
+  async function mixedLoad(target: Api, requests: number): Promise<{ ok: number; problems: string[]; seconds: number }> {
     const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)];
     let sent = 0;
+    let ok = 0;
     const problems: string[] = [];
-    const counts: Record<string, number> = {};
     const one = async (i: number): Promise<string> => {
       const shop = pick(shops);
       const other = pick(shops.filter((s) => s !== shop));
@@ -135,45 +136,48 @@ describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in trans
       const mine = (c: { name: string }) => c.name.startsWith(`${shop.tenant.slug} `);
       switch (i % 5) {
         case 0: {
-          const res = await api.request("GET", "/api/v1/customers?limit=200", { token, tenant: shop.tenant.slug });
+          const res = await target.request("GET", "/api/v1/customers?limit=200", { token, tenant: shop.tenant.slug });
           if (res.status !== 200) return `list ${res.status} ${res.body?.error?.code}`;
           const foreign = res.body.data.filter((c: { name: string }) => !mine(c));
           return foreign.length > 0 || res.body.data.length < shop.ids.length ? `list: ${foreign.length} foreign of ${res.body.data.length}` : "ok";
         }
         case 1: {
           const id = pick(shop.ids);
-          const res = await api.request("GET", `/api/v1/customers/${id}`, { token, tenant: shop.tenant.id });
+          const res = await target.request("GET", `/api/v1/customers/${id}`, { token, tenant: shop.tenant.id });
           return res.status === 200 && res.body.id === id && mine(res.body) ? "ok" : `own id ${res.status} ${res.body?.error?.code}`;
         }
         case 2: {
-          const res = await api.request("GET", `/api/v1/customers/${pick(other.ids)}`, { token, tenant: shop.tenant.slug });
-          return res.status === 404 && res.body.error.code === "CUSTOMER_NOT_FOUND" ? "ok" : `foreign id answered ${res.status}`;
+          const res = await target.request("GET", `/api/v1/customers/${pick(other.ids)}`, { token, tenant: shop.tenant.slug });
+          return res.status === 404 && res.body.error.code === "CUSTOMER_NOT_FOUND" ? "ok" : `foreign id answered ${res.status} ${res.body?.error?.code}`;
         }
         case 3: {
-          const res = await api.request("GET", "/api/v1/customers?limit=5", { token, tenant: other.tenant.slug });
-          return res.status === 404 && res.body.error.code === "TENANT_NOT_FOUND" ? "ok" : `foreign tenant answered ${res.status}`;
+          const res = await target.request("GET", "/api/v1/customers?limit=5", { token, tenant: other.tenant.slug });
+          return res.status === 404 && res.body.error.code === "TENANT_NOT_FOUND" ? "ok" : `foreign tenant answered ${res.status} ${res.body?.error?.code}`;
         }
         default: {
           const owner = shop.users[0];
           const name = `${shop.tenant.slug} created ${i}`;
-          const res = await api.request("POST", "/api/v1/customers", { token: tokenFor(owner), tenant: shop.tenant.slug, body: { name } });
+          const res = await target.request("POST", "/api/v1/customers", { token: tokenFor(owner), tenant: shop.tenant.slug, body: { name } });
           return res.status === 201 && res.body.name === name ? "ok" : `create ${res.status} ${res.body?.error?.code}`;
         }
       }
     };
     const started = performance.now();
     await Promise.all(Array.from({ length: CLIENTS }, async () => {
-      while (sent < REQUESTS) {
-        const i = sent++;
-        const outcome = await one(i);
-        counts[outcome === "ok" ? "ok" : "problem"] = (counts[outcome === "ok" ? "ok" : "problem"] ?? 0) + 1;
-        if (outcome !== "ok") problems.push(outcome);
+      while (sent < requests) {
+        const outcome = await one(sent++);
+        if (outcome === "ok") ok++;
+        else problems.push(outcome);
       }
     }));
-    const seconds = (performance.now() - started) / 1000;
-    console.log(`pgbouncer: ${sent} requests from ${CLIENTS} clients in ${seconds.toFixed(1)} s, ${counts.ok ?? 0} right, ${problems.length} wrong`);
+    return { ok, problems, seconds: (performance.now() - started) / 1000 };
+  }
+
+  it(`answers ${REQUESTS.toLocaleString("en")} mixed-tenant requests from ${CLIENTS} clients, every one right (reads guarded by a recorded nonce)`, async () => {
+    const { ok, problems, seconds } = await mixedLoad(api, REQUESTS);
+    console.log(`pgbouncer (CONTEXT_READ_GUARD=nonce): ${REQUESTS} requests from ${CLIENTS} clients in ${seconds.toFixed(1)} s, ${ok} right, ${problems.length} wrong`);
     expect(problems.slice(0, 20)).toEqual([]);
-    expect(counts.ok).toBe(REQUESTS);
+    expect(ok).toBe(REQUESTS);
 
     // Every created row is in its own tenant: counted as the owner, by name prefix.
     const rows = await owner`
@@ -183,4 +187,27 @@ describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in trans
        group by t.slug`;
     expect(rows.map((r) => r.foreign_rows)).toEqual([0, 0, 0]);
   }, 300_000);
+
+  it("with reads guarded by their expiry alone, every answer is right too", async () => {
+    const expiry = await startApi({ databaseUrl: bouncerUrl, prepare: false, poolMax: CLIENTS, maxSockets: CLIENTS, acquireTimeoutMs: 5000, readGuard: "expiry" });
+    try {
+      const { ok, problems } = await mixedLoad(expiry, 2000);
+      expect(problems.slice(0, 20)).toEqual([]);
+      expect(ok).toBe(2000);
+    } finally {
+      await expiry.close();
+    }
+  }, 120_000);
+
+  it("reads bound to their connection (the direct-connection default) fail closed behind it: refused, never another's rows", async () => {
+    const misconfigured = await startApi({ databaseUrl: bouncerUrl, prepare: false, poolMax: CLIENTS, maxSockets: CLIENTS, acquireTimeoutMs: 5000, readGuard: "connection" });
+    try {
+      const { problems } = await mixedLoad(misconfigured, 1000);
+      // A read whose proof names another server connection is refused (503 CONTEXT_PROOF_REFUSED,
+      // after a rebind and retry); nothing else goes wrong.
+      expect(problems.filter((p) => !/ 503 CONTEXT_PROOF_REFUSED$/.test(p))).toEqual([]);
+    } finally {
+      await misconfigured.close();
+    }
+  }, 120_000);
 });

@@ -292,11 +292,11 @@ describe("accountants: financial reads and payment state only", () => {
 });
 
 describe("writes are refused by SQL itself, as app_user", () => {
-  const asMember = async (role: Role, work: (tx: Sql) => Promise<unknown>) => {
+  const asMember = async (role: Role, access: { permission: string; forRow?: boolean }, work: (tx: Sql) => Promise<unknown>) => {
     const app = postgres(db.appUrl, { max: 1, onnotice: () => {} });
     try {
       return await app.begin(async (tx) => {
-        await openTenantContext(tx as unknown as Sql, { userId: members[role].id, tenantRefs: [shop.slug], requestId: "sql-rbac" });
+        await openTenantContext(tx as unknown as Sql, { userId: members[role].id, tenantRefs: [shop.slug], requestId: "sql-rbac", writes: true, forRow: true, ...access });
         return work(tx as unknown as Sql);
       });
     } finally {
@@ -306,17 +306,17 @@ describe("writes are refused by SQL itself, as app_user", () => {
 
   it("an UPDATE without customers:write raises SS403 naming the permission; with it, it passes", async () => {
     const id = await customer();
-    await expect(asMember("accountant", (tx) => tx`update app.customers set notes = 'x' where id = ${id}`)).rejects.toMatchObject({
+    await expect(asMember("accountant", { permission: "customers:write" }, (tx) => tx`update app.customers set notes = 'x' where id = ${id}`)).rejects.toMatchObject({
       code: "SS403",
       detail: "customers:write",
     });
-    expect(await asMember("manager", (tx) => tx`update app.customers set notes = 'x' where id = ${id} returning id`)).toHaveLength(1);
+    expect(await asMember("manager", { permission: "customers:write" }, (tx) => tx`update app.customers set notes = 'x' where id = ${id} returning id`)).toHaveLength(1);
   });
 
   it("a status change needs its transition's permission, whatever else the role holds", async () => {
     const id = await issued();
-    await expect(asMember("staff", (tx) => tx`update app.invoices set status = 'paid', paid_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:pay" });
-    await expect(asMember("accountant", (tx) => tx`update app.invoices set status = 'void', voided_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:void" });
+    await expect(asMember("staff", { permission: "invoices:pay" }, (tx) => tx`update app.invoices set status = 'paid', paid_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:pay" });
+    await expect(asMember("accountant", { permission: "invoices:void" }, (tx) => tx`update app.invoices set status = 'void', voided_at = now() where id = ${id}`)).rejects.toMatchObject({ code: "SS403", detail: "invoices:void" });
   });
 
   it("a collection route's permission is refused before any query runs", async () => {

@@ -78,7 +78,7 @@ describe("app_user without a valid tenant context", () => {
 describe("app_user inside tenant A's context", () => {
   // As an owner of A (a role holding every permission), so only isolation is under test here;
   // the context is opened as the API opens it, with a proof.
-  const inA = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, aOwner, a, fn);
+  const inA = <T>(fn: (tx: Sql) => Promise<T>) => asMember(app, aOwner, a, { permission: "customers:write", writes: true }, fn);
 
   it("never returns tenant B's rows", async () => {
     const rows = await inA((tx) => tx`select tenant_id from app.customers`);
@@ -110,7 +110,7 @@ describe("app_user inside tenant A's context", () => {
   it("leaves no context behind on the pooled connection after COMMIT", async () => {
     const single = appUserSql();
     try {
-      await asMember(single, aOwner, a, async (tx) => expect((await tx`select count(*)::int as n from app.customers`)[0].n).toBeGreaterThan(0));
+      await asMember(single, aOwner, a, { permission: "customers:read" }, async (tx) => expect((await tx`select count(*)::int as n from app.customers`)[0].n).toBeGreaterThan(0));
       const [after] = await single`select current_setting('app.context', true) as v, (select count(*)::int from app.customers) as n`;
       expect(after.v).toBe("");
       expect(after.n).toBe(0);
@@ -152,7 +152,7 @@ describe("app_user's own powers", () => {
   it("gets no context from open_tenant_context for a tenant it is not a member of", async () => {
     const outsider = await makeUser(owner);
     await expect(
-      app.begin((tx) => openTenantContext(tx as unknown as Sql, { userId: outsider.id, tenantRefs: [a.slug] })),
+      app.begin((tx) => openTenantContext(tx as unknown as Sql, { userId: outsider.id, tenantRefs: [a.slug], permission: "customers:read" })),
     ).rejects.toMatchObject({ code: "TN404" });
   });
 });

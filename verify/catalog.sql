@@ -256,12 +256,15 @@ begin
   end loop;
 
   -- The tenant context: policies, role checks and the audit read it only through
-  -- app.verified_context() (policies/context.sql), which checks its seal. A function or policy
+  -- app.verified_context() (policies/context.sql), which checks its seal (the capabilities and
+  -- the session binding of read proofs likewise: app.verified_capabilities(),
+  -- app.verified_session()). A function or policy
   -- that reads an app.* setting itself trusts what any session can write with set_config.
   for r in select p.oid::regprocedure as fn from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
             where n.nspname = 'app' and p.prosrc ~* 'current_setting\s*\(\s*''app\.'
               and p.oid is distinct from to_regprocedure('app.verified_context()')
               and p.oid is distinct from to_regprocedure('app.verified_capabilities()')
+              and p.oid is distinct from to_regprocedure('app.verified_session(bytea, bytea)')
             order by 1::text
   loop
     fails := fails || format('function %s: reads an app.* setting directly, which any session can write (set_config). FIX: read the context through app.current_tenant_id()/current_user_id()/current_member_role() or app.has_capability() (policies/context.sql)', r.fn);

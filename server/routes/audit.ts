@@ -76,12 +76,13 @@ export function auditRoutes(router: Routes): void {
 
   // The same filters as CSV, written by PostgreSQL itself (COPY of the query, RLS applies)
   // and relayed with backpressure: memory stays flat whatever the row count, and the quoting is
-  // PostgreSQL's. The export is itself audited, also when the client leaves half way.
+  // PostgreSQL's. The export is itself audited, also when the client leaves half way: so its
+  // transaction writes (a write proof, the primary), unlike every other GET.
   router.get("/export.csv", documented({
     summary: "Export the audit trail as CSV", tag: "Audit", query: exportSchema,
     description: "Written by PostgreSQL (COPY), oldest first, with a header line; streamed with backpressure.",
     responses: { 200: { description: "CSV", contentType: "text/csv", schema: { type: "string" } } },
-  }), requires("audit:export"), async (req, res) => {
+  }), requires("audit:export", { writes: true }), async (req, res) => {
     const q = validateExport(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     await withTenant(req, async (sql) => {

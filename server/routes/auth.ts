@@ -1,6 +1,7 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
-import { loginProof } from "../contextProof.ts";
+import type { Row } from "postgres";
+import { loginLookupProof, loginProof } from "../contextProof.ts";
 import { documented, row } from "../contract.ts";
 import { AppError, UnauthorizedError } from "../errors.ts";
 import { verifyPassword } from "../passwords.ts";
@@ -28,14 +29,22 @@ export function authRoutes(router: Routes, keys: TokenKeys): void {
       throw new AppError(501, "LOGIN_DISABLED", "This deployment verifies tokens from an identity provider and issues none.");
     }
     const { email, password } = validateLogin(req.body);
-    const [found] = await withoutTenant((sql) => sql`select user_id, password_hash from app.find_login(${email})`);
+    // The hash comes only with a proof of this lookup, used once (policies/entry_points.sql).
+    const [found] = await withoutTenant(async (sql, stream): Promise<Row[]> => {
+      const g = await stream();
+      const p = loginLookupProof(email, g.guard, g.expiresAt);
+      return sql`select user_id, password_hash from app.find_login(${email}, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+    });
     const ok = (await verifyPassword(password, found?.password_hash)) && !!found;
     // Recorded in the audit of each of the account's shops; an unknown email records nothing
     // there but costs the same round trip, so timing tells nothing either.
     if (found) {
       const requestId = requestState(req)?.requestId ?? null;
-      const p = loginProof(found.user_id, ok, requestId);
-      await withoutTenant((sql) => sql`select app.record_login(${found.user_id}::uuid, ${ok}, ${requestId}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`);
+      await withoutTenant(async (sql, stream): Promise<Row[]> => {
+        const g = await stream();
+        const p = loginProof(found.user_id, ok, requestId, g.guard, g.expiresAt);
+        return sql`select app.record_login(${found.user_id}::uuid, ${ok}, ${requestId}, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+      });
     } else {
       await withoutTenant((sql) => sql`select 1`);
     }

@@ -1,10 +1,11 @@
 // The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
-// reached through SECURITY DEFINER functions keyed on the verified token subject.
+// reached through SECURITY DEFINER functions that answer only the user of the transaction's
+// context, opened by proof for the verified token subject (withUser).
 import type { Request } from "express";
 import { documented, page, row, uuid } from "../contract.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
+import { withUser } from "../tenantContext.ts";
 import type { Routes } from "./mount.ts";
 
 function callerId(req: Request): string {
@@ -18,7 +19,8 @@ export function meRoutes(router: Routes): void {
     summary: "The caller", tag: "Caller",
     responses: { 200: { description: "The caller's account", schema: row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } }) } },
   }), async (req, res) => {
-    const [user] = await withoutTenant((sql) => sql`select id, email, is_platform_admin from app.get_user(${callerId(req)}::uuid)`);
+    callerId(req);
+    const [user] = await withUser(req, (sql) => sql`select id, email, is_platform_admin from app.get_user()`);
     // A valid signature for a user that no longer exists is still no user.
     if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
     res.json({ id: user.id, email: user.email, is_platform_admin: user.is_platform_admin, token_tenant_id: requestState(req)?.tokenTenantId ?? null });
@@ -28,7 +30,8 @@ export function meRoutes(router: Routes): void {
     description: "Every membership (a person belongs to few shops): not paginated, next_cursor is always null.",
     responses: { 200: { description: "Memberships", schema: page(row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } })) } },
   }), async (req, res) => {
-    const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId(req)}::uuid)`);
+    callerId(req);
+    const rows = await withUser(req, (sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships()`);
     res.json({ data: rows.map((r) => ({ id: r.tenant_id, slug: r.slug, name: r.name, status: r.status, role: r.role })), next_cursor: null });
   });
 }

@@ -9,7 +9,7 @@ import { documented, row } from "../contract.ts";
 import { ForbiddenError, UnauthorizedError } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
 import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
+import { withoutTenant, withUser } from "../tenantContext.ts";
 import type { TokenKeys } from "../tokens.ts";
 
 export type Deployment = { commit_sha: string; deployed_at: string };
@@ -30,7 +30,7 @@ export function currentDeployment(env: NodeJS.ProcessEnv = process.env): Deploym
 const requirePlatformAdmin = async (req: Request): Promise<void> => {
   const userId = requestState(req)?.userId;
   if (!userId) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
-  const [user] = await withoutTenant((sql) => sql`select is_platform_admin from app.get_user(${userId}::uuid)`);
+  const [user] = await withUser(req, (sql) => sql`select is_platform_admin from app.get_user()`);
   if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   if (!user.is_platform_admin) throw new ForbiddenError("PLATFORM_ADMIN_REQUIRED", "Only platform administrators may use the ops endpoints.");
 };

@@ -1,0 +1,170 @@
+-- The openers app_user may call: each opens a context for one transaction only from an API
+-- proof over exactly its arguments, used once (policies/proofs.sql), and opens no more than the
+-- proof names. Re-appliable: create or replace.
+
+-- The previous form took no mode or guard: a proof opened the member's whole role, and its
+-- nonce was a row that a rollback took back.
+drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text);
+
+/*
+ * Opens the request context for one transaction, from the API's proof over exactly these
+ * arguments. p_tenant_refs are the tenant names the request carried (uuid or slug; header,
+ * subdomain, path; a one-dimensional array from index 1, at most three), p_scope the tenant a
+ * scoped token is limited to (or NULL). Every ref must name the same tenant among the user's
+ * memberships. p_permission is the route's; the transaction may use it and what it opens
+ * (app.permissions_opened_by), as far as the role holds them, and nothing else. p_writes false:
+ * the transaction is made read-only, so PostgreSQL itself refuses every write in it. In the
+ * same call it checks the permission the route needs:
+ *   * p_for_row false (a collection: list, create, export): raises SS403 at once;
+ *   * p_for_row true (a route naming one row): returns permitted = false and lets the queries
+ *     run, so the API answers 404 for a row the caller cannot see and 403 for one it can.
+ * Raises (and so opens nothing):
+ *   TN401 the proof is missing, tampered with, expired, already used, sent with other
+ *         statements in one message, or its guard does not hold (policies/proofs.sql)
+ *   TN404 not a member, unknown tenant, or outside the token's scope (one answer for all)
+ *   TN403 the tenant is suspended (only members learn this)
+ *   TN400 the refs name different tenants the user belongs to
+ * The proof is spent once its guard is used: before the membership checks, so a proof that
+ * met a 404 does not open later either.
+ */
+create or replace function app.open_tenant_context(
+  p_user_id uuid, p_tenant_refs text[], p_scope uuid, p_request_id text, p_permission text, p_for_row boolean,
+  p_writes boolean, p_guard text, p_expires_at bigint, p_nonce text, p_proof text,
+  out tenant_id uuid, out member_role text, out permitted boolean
+)
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_first text := p_tenant_refs[1];
+  v_message text := app.proof_message('ctx', p_writes, p_guard,
+                                      array[p_user_id::text, array_to_string(p_tenant_refs, chr(30), ''), p_scope::text,
+                                            p_request_id, p_permission, case when p_for_row then '1' else '0' end],
+                                      p_expires_at, p_nonce);
+  v_valid boolean;
+  v_sipad bytea;
+  v_sopad bytea;
+  v_id uuid;
+  v_status text;
+  v_role text;
+  v_permitted boolean;
+  v_permissions text;
+  v_ref text;
+  v_other uuid;
+  v_ctx text;
+begin
+  -- Refs signed as text: an array with another lower bound ('[0:1]={beta,acme}') would sign
+  -- like {beta,acme} while only some of it is checked.
+  if p_permission is null or p_writes is null or p_for_row is null
+     or array_ndims(p_tenant_refs) is distinct from 1 or array_lower(p_tenant_refs, 1) <> 1
+     or array_length(p_tenant_refs, 1) > 3 or array_position(p_tenant_refs, null) is not null then
+    raise exception 'tenant context proof refused' using errcode = 'TN401';
+  end if;
+  -- The proof's MAC, both keys, and the membership with tenant status, the permission and what
+  -- it opens, in one indexed query. One query per kind of ref: a single one with CASE in its
+  -- WHERE has no good generic plan, and PostgreSQL would plan it again on every call.
+  if app.is_uuid_text(v_first) then
+    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions
+      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions
+      from app.context_keys k cross join app.context_seal_key s
+      left join lateral (
+        select t.id, t.status, m.role,
+               exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted,
+               (select string_agg(rp.permission, ',') from app.role_permissions rp
+                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions
+          from app.memberships m join app.tenants t on t.id = m.tenant_id
+         where m.tenant_id = v_first::uuid and m.user_id = p_user_id) x on true
+     where k.id = 1 and s.id = 1;
+  else
+    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions
+      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions
+      from app.context_keys k cross join app.context_seal_key s
+      left join lateral (
+        select t.id, t.status, m.role,
+               exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted,
+               (select string_agg(rp.permission, ',') from app.role_permissions rp
+                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions
+          from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+         where t.slug = lower(v_first)) x on true
+     where k.id = 1 and s.id = 1;
+  end if;
+  if not coalesce(v_valid, false) or not app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') or not app.statement_is_alone() then
+    raise exception 'tenant context proof refused' using errcode = 'TN401';
+  end if;
+  perform app.consume_proof_guard(p_writes, p_guard, p_expires_at, v_sipad, v_sopad);
+
+  if p_user_id is null or v_id is null then
+    raise exception 'tenant not found' using errcode = 'TN404';
+  end if;
+  -- Further refs (header and path both given): each must be a membership, and the same tenant.
+  foreach v_ref in array p_tenant_refs[2:] loop
+    if app.is_uuid_text(v_ref) then
+      select m.tenant_id into v_other from app.memberships m where m.tenant_id = v_ref::uuid and m.user_id = p_user_id;
+    else
+      select t.id into v_other from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
+       where t.slug = lower(v_ref);
+    end if;
+    if v_other is null then
+      raise exception 'tenant not found' using errcode = 'TN404';
+    end if;
+    if v_other <> v_id then
+      raise exception 'tenant sources disagree' using errcode = 'TN400';
+    end if;
+  end loop;
+  if p_scope is not null and p_scope <> v_id then
+    raise exception 'tenant not found' using errcode = 'TN404';
+  end if;
+  if v_status <> 'active' then
+    raise exception 'tenant suspended' using errcode = 'TN403';
+  end if;
+
+  -- A read: from here on PostgreSQL refuses every write of the transaction, and no statement
+  -- can make it read-write again ("must be set before any query").
+  if not p_writes then
+    v_ctx := set_config('transaction_read_only', 'on', true);
+  end if;
+  -- Sealed to this backend and transaction (as app.set_sealed_context does), by assignment:
+  -- plpgsql evaluates a plain expression directly, where PERFORM would run a query.
+  v_ctx := set_config('app.context', app.context_value(v_id, p_user_id, v_role, p_request_id, coalesce(v_permissions, ''),
+                                                       case when p_writes then 'w' else 'r' end), true);
+  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(v_sipad, v_sopad, app.seal_input(v_ctx)), true);
+
+  if not v_permitted and not p_for_row then
+    raise exception 'permission % required', p_permission
+      using errcode = 'SS403', constraint = 'permission', detail = p_permission,
+            hint = format('role %s does not hold it (policies/permissions.sql)', v_role);
+  end if;
+  tenant_id := v_id;
+  member_role := v_role;
+  permitted := v_permitted;
+end
+$$;
+revoke execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text) from public;
+
+/*
+ * Opens a user context for one read-only transaction: the acting user and no tenant (so every
+ * tenant table reads as empty), for what a person may know of themself (app.get_user(),
+ * app.list_memberships()). From the API's proof of kind 'user' over (user, request id); a read
+ * proof only. Raises TN401 as app.open_tenant_context does. Returns the user id.
+ */
+create or replace function app.open_user_context(p_user_id uuid, p_request_id text, p_guard text, p_expires_at bigint, p_nonce text, p_proof text)
+returns uuid
+language plpgsql volatile security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  s app.context_seal_key;
+  v_ctx text;
+begin
+  perform app.consume_proof('user', array[p_user_id::text, p_request_id], false, p_guard, p_expires_at, p_nonce, p_proof);
+  if p_user_id is null then
+    raise exception 'user context proof refused' using errcode = 'TN401';
+  end if;
+  select * into s from app.context_seal_key where id = 1;
+  v_ctx := set_config('transaction_read_only', 'on', true);
+  v_ctx := set_config('app.context', app.context_value(null, p_user_id, null, p_request_id, '', 'r'), true);
+  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
+  return p_user_id;
+end
+$$;
+revoke execute on function app.open_user_context(uuid, text, text, bigint, text, text) from public;
