@@ -128,7 +128,7 @@ as $$
       or (j.allowed_values is not null and not (lower(j.val) = any (j.allowed_values)))
       or (j.allowed_values is null and (j.amount is null or j.amount < j.min_value or j.amount > j.max_value))
   union all
-  select sj.rolname, null, a.setting, null, 'missing (the backstop policies/role_defaults.sql sets)',
+  select sj.rolname, null, a.setting, null, 'missing: the backstop policies/role_defaults.sql sets',
          format('alter role %I set %s = %L', sj.rolname, a.setting, a.recommended)
     from subjects sj
     join app.role_defaults_allowed() a on a.applies_to = sj.kind and a.required
