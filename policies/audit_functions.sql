@@ -190,7 +190,7 @@ begin
       return query select v_expect, null::bigint,
         case when r.seq = v_expect + 1 then format('row at position %s is missing (deleted)', v_expect)
              else format('rows at positions %s to %s are missing (deleted)', v_expect, r.seq - 1) end
-        || case when v_sealed = 0 then ', and no purge recorded by app.audit_purge covers them' else '' end,
+        || case when v_sealed = 0 then ', and no purge recorded by app.audit_purge covers ' || case when r.seq = v_expect + 1 then 'it' else 'them' end else '' end,
         v_sealed, v_unsealed;
       return;
     end if;
