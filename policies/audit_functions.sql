@@ -227,64 +227,49 @@ $$;
 revoke execute on function app.audit_purged_through(uuid) from public;
 
 /*
- * Append-only guard, on the audit table itself: no UPDATE, DELETE or TRUNCATE for any role,
- * except the chain columns being filled once by app.audit_seal and deletions by app.audit_purge,
- * each holding its capability (app.grant_capability, sealed to the transaction: a setting
- * written by hand opens nothing).
+ * Append-only guard, on the audit table and on its purge records (app.audit_purges): no UPDATE,
+ * DELETE or TRUNCATE for any role, except, on app.audit_log, the chain columns being filled once
+ * by app.audit_seal and deletions by app.audit_purge, each holding its capability
+ * (app.grant_capability, sealed to the transaction: a setting written by hand opens nothing).
+ * The purge records have no exception; someone with the owner's powers could switch the guard
+ * off, as on the audit itself, but each record must match an audit.purged event in the tenant's
+ * chain, under its anchors.
  */
 create or replace function app.audit_append_only() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if tg_op = 'UPDATE' and app.has_capability('audit_sealing')
-     and old.seq is null and old.hash is null
-     and (new.tenant_id, new.id, new.occurred_at, new.actor_user_id, new.actor_role, new.request_id, new.action, new.entity, new.entity_id, new.change)
-         is not distinct from
-         (old.tenant_id, old.id, old.occurred_at, old.actor_user_id, old.actor_role, old.request_id, old.action, old.entity, old.entity_id, old.change) then
-    return new;
+  if tg_table_name = 'audit_log' then
+    if tg_op = 'UPDATE' and app.has_capability('audit_sealing')
+       and old.seq is null and old.hash is null
+       and (new.tenant_id, new.id, new.occurred_at, new.actor_user_id, new.actor_role, new.request_id, new.action, new.entity, new.entity_id, new.change)
+           is not distinct from
+           (old.tenant_id, old.id, old.occurred_at, old.actor_user_id, old.actor_role, old.request_id, old.action, old.entity, old.entity_id, old.change) then
+      return new;
+    end if;
+    if tg_op = 'DELETE' and app.has_capability('audit_purging') then
+      return old;
+    end if;
   end if;
-  if tg_op = 'DELETE' and app.has_capability('audit_purging') then
-    return old;
-  end if;
-  raise exception 'app.audit_log is append-only (% refused)', tg_op using errcode = 'SS409', constraint = 'audit_append_only';
+  raise exception 'app.% is append-only (% refused)', tg_table_name, tg_op using errcode = 'SS409', constraint = 'audit_append_only';
 end
 $$;
 revoke execute on function app.audit_append_only() from public;
 
-
-drop trigger if exists audit_log_append_only on app.audit_log;
-drop trigger if exists audit_log_no_truncate on app.audit_log;
-create trigger audit_log_append_only
-  before update or delete on app.audit_log
-  for each row execute function app.audit_append_only();
-create trigger audit_log_no_truncate
-  before truncate on app.audit_log
-  for each statement execute function app.audit_append_only();
-
-/*
- * Append-only guard on the purge records: nobody updates, deletes or truncates them (the owner
- * could switch it off, as on the audit itself; the audit.purged event each record must match
- * sits in the tenant's chain, under its anchors).
- */
-create or replace function app.audit_purges_append_only() returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
+-- On both tables: <table>_append_only for rows, <table>_no_truncate for TRUNCATE.
+do $$
+declare
+  t text;
 begin
-  raise exception 'app.audit_purges is append-only (% refused)', tg_op using errcode = 'SS409', constraint = 'audit_append_only';
+  foreach t in array array['audit_log', 'audit_purges'] loop
+    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
+    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
+    execute format('create trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
+    execute format('create trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
+  end loop;
 end
 $$;
-revoke execute on function app.audit_purges_append_only() from public;
-
-drop trigger if exists audit_purges_append_only on app.audit_purges;
-drop trigger if exists audit_purges_no_truncate on app.audit_purges;
-create trigger audit_purges_append_only
-  before update or delete on app.audit_purges
-  for each row execute function app.audit_purges_append_only();
-create trigger audit_purges_no_truncate
-  before truncate on app.audit_purges
-  for each statement execute function app.audit_purges_append_only();
 
 /*
  * Retention: the only way audit rows leave. Deletes the oldest part of a tenant's sealed chain,

@@ -7,8 +7,9 @@
 -- position included, read as retention and verified "intact".
 -- Global (named in app.global_table_names(), policies/registry.sql): no application role reads
 -- it; append-only (guard in policies/audit_functions.sql).
--- Rollback plan: forward fix. The Down Migration drops the table only while it is empty (a
--- purge record is evidence); re-apply the previous release's policies/ with it.
+-- Rollback plan: forward fix; no Down section. This release's policies/ (app.audit_purge,
+-- app.audit_verify) need the table, and a purge record is evidence: dropping it would let the
+-- purged positions read as deleted history.
 
 -- Up Migration
 
@@ -29,15 +30,3 @@ create table app.audit_purges (
   constraint audit_purges_rows_check check (purged_through_seq > 0 and rows_purged > 0)
 );
 comment on table app.audit_purges is 'Global, append-only: each retention purge of a tenant''s audit chain (app.audit_purge): positions 1 to purged_through_seq are gone by design, recorded with cutoff, time, actor and note, and an audit.purged event (audit_id) in the tenant''s chain.';
-
--- Down Migration
-
-do $$
-begin
-  if exists (select 1 from app.audit_purges) then
-    raise exception 'app.audit_purges holds purge records (evidence): not dropped'
-      using hint = 'keep them: roll forward, or copy them out (pg_dump -t app.audit_purges) before dropping the table by hand';
-  end if;
-end
-$$;
-drop table app.audit_purges;

@@ -10,16 +10,7 @@
 -- only switch logging off), and per missing backstop; each names the setting and the exact FIX.
 -- Prints "role_defaults: ok" when every default is allowed.
 -- Optional: -v app_role=<name> (default app_user), -v bi_role=<name> (default app_bi).
-\set QUIET on
-\if :{?app_role}
-\else
-\set app_role app_user
-\endif
-\if :{?bi_role}
-\else
-\set bi_role app_bi
-\endif
-select set_config('verify.app_role', :'app_role', false), set_config('verify.bi_role', :'bi_role', false) \g /dev/null
+\ir app_roles.psql
 
 do $verify$
 declare

@@ -19,12 +19,7 @@
 -- `alter role app_user set log_parameter_max_length = 0` as a superuser.
 -- Prints "statement_logging: ok" when none applies.
 -- Optional: -v app_role=<name> (default app_user).
-\set QUIET on
-\if :{?app_role}
-\else
-\set app_role app_user
-\endif
-select set_config('verify.app_role', :'app_role', false) \g /dev/null
+\ir app_roles.psql
 
 do $verify$
 declare

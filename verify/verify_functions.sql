@@ -25,20 +25,10 @@
 -- per leak, naming the function, the role, the arguments and a FIX; prints "verify_functions: ok"
 -- otherwise.
 -- Optional: -v app_role=<name> (default app_user), -v bi_role=<name> (default app_bi).
-\set QUIET on
-\if :{?app_role}
-\else
-\set app_role app_user
-\endif
-\if :{?bi_role}
-\else
-\set bi_role app_bi
-\endif
+\ir app_roles.psql
 begin;
-select set_config('verify.app_role', :'app_role', true), set_config('verify.bi_role', :'bi_role', true) \g /dev/null
 
 do $verify$
-#variable_conflict use_variable
 declare
   app_role text := current_setting('verify.app_role');
   bi_role text := coalesce(nullif(current_setting('verify.bi_role', true), ''), 'app_bi');
@@ -58,7 +48,6 @@ declare
   out_a text;
   out_n text;
   out_n2 text;
-  note text;
   probed int := 0;
   calls int := 0;
 begin
@@ -278,9 +267,8 @@ begin
   for r in select x.signature from verify_functions_allowed x where to_regprocedure(x.signature) is null loop
     notes := notes || format('the allow-list names %s, which does not exist', r.signature);
   end loop;
-  foreach note in array notes loop
-    raise notice 'note: %', note;
-  end loop;
+  -- The list of what each role can execute, and anything worth a look, as one notice.
+  raise notice '%', array_to_string(array(select 'note: ' || x from unnest(notes) x), E'\n');
   if cardinality(fails) > 0 then
     raise exception E'verify_functions: % leak(s)\n%', cardinality(fails), array_to_string(array(select distinct x from unnest(fails) x order by 1), E'\n');
   end if;
