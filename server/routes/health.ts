@@ -16,7 +16,7 @@ export function healthRoutes(): Router {
     res.json({ status: "ok" });
   });
   router.get("/readyz", documented({
-    summary: "Readiness: the database answers and is at the release's migrations", tag: "Operations", auth: "public",
+    summary: "Readiness: the database answers, is at the release's migrations, holds the API's context key, and app_user's role defaults are on the allow-list", tag: "Operations", auth: "public",
     responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
   }), async (_req, res) => {
     let applied: string[];
