@@ -7,6 +7,7 @@
 // the anchor (server/auditAnchor.ts) and in the chain (app.audit_verify): tail, head and middle
 // cuts are BROKEN, a real purge is accepted. Each test tampers with its own scratch clone.
 import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { checkAnchor, readAnchors, writeAnchors, type Anchor } from "../server/auditAnchor.ts";
@@ -75,6 +76,7 @@ async function withChain(fn: (c: Chain) => Promise<void>): Promise<void> {
     } finally {
       await su.end({ timeout: 5 });
       await owner.end({ timeout: 5 });
+      rmSync(file, { force: true });
     }
   });
 }
