@@ -55,8 +55,21 @@ $$;
 revoke execute on function app.audit_statement() from public;
 
 /*
- * Explicit events the triggers cannot see (export, member and role changes, approvals, key
- * rotation), in the caller's tenant context. Returns the audit row id.
+ * The actions app.audit_event records: the one list (the statement triggers write insert,
+ * update and delete themselves). A new explicit event is added here first.
+ */
+create or replace function app.audit_actions() returns text[]
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$ select array['audit.export', 'audit.purged', 'auth.login', 'auth.login_failed', 'bi.granted', 'bi.revoked',
+                    'member.added', 'member.removed', 'member.role_changed', 'settings.changed']::text[] $$;
+revoke execute on function app.audit_actions() from public;
+
+/*
+ * Explicit events the triggers cannot see (export, member and role changes, logins, BI grants,
+ * retention), in the caller's tenant context. Only actions of app.audit_actions(): another is a
+ * programming error of the caller, refused with SS500 (constraint audit_action; the API answers
+ * 500). Returns the audit row id.
  */
 create or replace function app.audit_event(p_action text, p_entity text, p_entity_id text, p_detail jsonb)
 returns bigint
@@ -68,6 +81,11 @@ declare
 begin
   if app.current_tenant_id() is null then
     raise exception 'audit events need a tenant context' using errcode = '42501';
+  end if;
+  if p_action is null or not (p_action = any (app.audit_actions())) then
+    raise exception 'unknown audit action %', coalesce(p_action, 'NULL')
+      using errcode = 'SS500', constraint = 'audit_action',
+            hint = 'name it in app.audit_actions() (policies/audit_functions.sql)';
   end if;
   insert into app.audit_log (tenant_id, actor_user_id, actor_role, request_id, action, entity, entity_id, change)
   values (app.current_tenant_id(), app.current_user_id(), app.current_member_role(), app.current_request_id(),
@@ -130,7 +148,11 @@ revoke execute on function app.audit_seal(uuid) from public;
 /*
  * Walks a tenant's sealed chain and returns the first broken link (NULL row when intact):
  * a row whose content no longer matches its hash (changed), a missing position (deleted), a
- * row whose prev_hash is not its predecessor's hash (inserted or reordered out of band).
+ * row whose prev_hash is not its predecessor's hash (inserted or reordered out of band). The
+ * chain starts at position 1, or right after the latest purge recorded by app.audit_purge,
+ * whose first remaining row must carry the purged row's hash; that purge's own audit.purged
+ * event must be in the chain (a purge record written by hand has none). Missing positions no
+ * recorded purge covers are deleted history.
  */
 create or replace function app.audit_verify(p_tenant_id uuid)
 returns table (broken_seq bigint, audit_id bigint, problem text, sealed bigint, unsealed bigint)
@@ -139,19 +161,37 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   r app.audit_log;
+  p app.audit_purges;
   v_prev text;
   v_expect bigint := 1;
   v_sealed bigint := 0;
   v_unsealed bigint;
 begin
   select count(*) into v_unsealed from app.audit_log a where a.tenant_id = p_tenant_id and a.seq is null;
-  -- After retention (app.audit_purge) the chain starts at the oldest remaining row.
-  select a.seq, a.prev_hash into v_expect, v_prev from app.audit_log a
-   where a.tenant_id = p_tenant_id and a.seq is not null order by a.seq limit 1;
-  v_expect := coalesce(v_expect, 1);
+  select * into p from app.audit_purges x where x.tenant_id = p_tenant_id order by x.purged_through_seq desc limit 1;
+  if found then
+    if not exists (select 1 from app.audit_log a
+                    where a.tenant_id = p_tenant_id and a.id = p.audit_id and a.action = 'audit.purged'
+                      and a.change->'event'->>'purged_through_seq' = p.purged_through_seq::text) then
+      return query select p.purged_through_seq, p.audit_id,
+        format('the purge through position %s recorded at %s (app.audit_purges id %s) has no audit.purged event in the chain (a record written by hand, or its event deleted)',
+               p.purged_through_seq, p.purged_at, p.id), v_sealed, v_unsealed;
+      return;
+    end if;
+    v_expect := p.purged_through_seq + 1;
+    v_prev := p.through_hash;
+  end if;
   for r in select * from app.audit_log a where a.tenant_id = p_tenant_id and a.seq is not null order by a.seq loop
+    if r.seq < v_expect then
+      return query select r.seq, r.id, format('row at position %s is present although the purge recorded through position %s removed it (restored or inserted out of band)', r.seq, v_expect - 1), v_sealed, v_unsealed;
+      return;
+    end if;
     if r.seq <> v_expect then
-      return query select v_expect, null::bigint, format('row at position %s is missing (deleted)', v_expect), v_sealed, v_unsealed;
+      return query select v_expect, null::bigint,
+        case when r.seq = v_expect + 1 then format('row at position %s is missing (deleted)', v_expect)
+             else format('rows at positions %s to %s are missing (deleted)', v_expect, r.seq - 1) end
+        || case when v_sealed = 0 then ', and no purge recorded by app.audit_purge covers ' || case when r.seq = v_expect + 1 then 'it' else 'them' end else '' end,
+        v_sealed, v_unsealed;
       return;
     end if;
     if r.prev_hash is distinct from v_prev then
@@ -172,61 +212,111 @@ $$;
 revoke execute on function app.audit_verify(uuid) from public;
 
 /*
- * Append-only guard, on the audit table itself: no UPDATE, DELETE or TRUNCATE for any role,
- * except the chain columns being filled once by app.audit_seal and deletions by app.audit_purge,
- * each holding its capability (app.grant_capability, sealed to the transaction: a setting
- * written by hand opens nothing).
+ * The latest purge recorded for a tenant's chain (positions 1 to purged_through_seq are gone by
+ * design), or no row: what an anchor check asks before it calls a missing anchored position
+ * deleted. Owner only.
+ */
+create or replace function app.audit_purged_through(p_tenant_id uuid)
+returns table (purged_through_seq bigint, purged_at timestamptz, actor text, note text)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select x.purged_through_seq, x.purged_at, x.actor, x.note from app.audit_purges x
+   where x.tenant_id = p_tenant_id order by x.purged_through_seq desc limit 1
+$$;
+revoke execute on function app.audit_purged_through(uuid) from public;
+
+/*
+ * Append-only guard, on the audit table and on its purge records (app.audit_purges): no UPDATE,
+ * DELETE or TRUNCATE for any role, except, on app.audit_log, the chain columns being filled once
+ * by app.audit_seal and deletions by app.audit_purge, each holding its capability
+ * (app.grant_capability, sealed to the transaction: a setting written by hand opens nothing).
+ * The purge records have no exception; someone with the owner's powers could switch the guard
+ * off, as on the audit itself, but each record must match an audit.purged event in the tenant's
+ * chain, under its anchors.
  */
 create or replace function app.audit_append_only() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if tg_op = 'UPDATE' and app.has_capability('audit_sealing')
-     and old.seq is null and old.hash is null
-     and (new.tenant_id, new.id, new.occurred_at, new.actor_user_id, new.actor_role, new.request_id, new.action, new.entity, new.entity_id, new.change)
-         is not distinct from
-         (old.tenant_id, old.id, old.occurred_at, old.actor_user_id, old.actor_role, old.request_id, old.action, old.entity, old.entity_id, old.change) then
-    return new;
+  if tg_table_name = 'audit_log' then
+    if tg_op = 'UPDATE' and app.has_capability('audit_sealing')
+       and old.seq is null and old.hash is null
+       and (new.tenant_id, new.id, new.occurred_at, new.actor_user_id, new.actor_role, new.request_id, new.action, new.entity, new.entity_id, new.change)
+           is not distinct from
+           (old.tenant_id, old.id, old.occurred_at, old.actor_user_id, old.actor_role, old.request_id, old.action, old.entity, old.entity_id, old.change) then
+      return new;
+    end if;
+    if tg_op = 'DELETE' and app.has_capability('audit_purging') then
+      return old;
+    end if;
   end if;
-  if tg_op = 'DELETE' and app.has_capability('audit_purging') then
-    return old;
-  end if;
-  raise exception 'app.audit_log is append-only (% refused)', tg_op using errcode = 'SS409', constraint = 'audit_append_only';
+  raise exception 'app.% is append-only (% refused)', tg_table_name, tg_op using errcode = 'SS409', constraint = 'audit_append_only';
 end
 $$;
 revoke execute on function app.audit_append_only() from public;
 
-
-drop trigger if exists audit_log_append_only on app.audit_log;
-drop trigger if exists audit_log_no_truncate on app.audit_log;
-create trigger audit_log_append_only
-  before update or delete on app.audit_log
-  for each row execute function app.audit_append_only();
-create trigger audit_log_no_truncate
-  before truncate on app.audit_log
-  for each statement execute function app.audit_append_only();
+-- On both tables: <table>_append_only for rows, <table>_no_truncate for TRUNCATE.
+do $$
+declare
+  t text;
+begin
+  foreach t in array array['audit_log', 'audit_purges'] loop
+    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
+    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
+    execute format('create trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
+    execute format('create trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
+  end loop;
+end
+$$;
 
 /*
- * Retention: the only way audit rows leave. Deletes a tenant's sealed rows older than p_before
- * (the chain then starts at the oldest remaining row, which audit_verify accepts as its
- * anchor). Returns the number of rows removed.
+ * Retention: the only way audit rows leave. Deletes the oldest part of a tenant's sealed chain,
+ * a prefix: every position before the first row that occurred at or after p_before, always
+ * keeping the newest sealed row (sealing goes on from it). Records the purge in app.audit_purges
+ * (position purged through and its hash, cutoff, time, actor = session_user, p_note) and as an
+ * audit.purged event in the tenant's own chain, so `audit verify` accepts exactly those missing
+ * positions. Owner only. Returns the number of rows removed (0: nothing old enough, nothing
+ * recorded).
  */
-create or replace function app.audit_purge(p_tenant_id uuid, p_before timestamptz) returns integer
+drop function if exists app.audit_purge(uuid, timestamptz);
+create or replace function app.audit_purge(p_tenant_id uuid, p_before timestamptz, p_note text default null) returns integer
 language plpgsql security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  v_first bigint;
+  v_last bigint;
+  v_through bigint;
+  v_hash text;
+  v_event bigint;
   n integer;
 begin
+  -- The same lock as app.audit_seal: no sealing between reading the chain and cutting it.
+  perform pg_advisory_xact_lock(hashtextextended('audit_seal:' || p_tenant_id::text, 0));
+  select min(a.seq), max(a.seq) into v_first, v_last from app.audit_log a where a.tenant_id = p_tenant_id and a.seq is not null;
+  select coalesce(min(a.seq) - 1, v_last) into v_through
+    from app.audit_log a where a.tenant_id = p_tenant_id and a.seq is not null and a.occurred_at >= p_before;
+  v_through := least(v_through, v_last - 1);
+  if v_through is null or v_through < v_first then
+    return 0;
+  end if;
+  select a.hash into v_hash from app.audit_log a where a.tenant_id = p_tenant_id and a.seq = v_through;
   perform app.grant_capability('audit_purging');
-  delete from app.audit_log a where a.tenant_id = p_tenant_id and a.seq is not null and a.occurred_at < p_before;
+  delete from app.audit_log a where a.tenant_id = p_tenant_id and a.seq <= v_through;
   get diagnostics n = row_count;
   perform app.drop_capability('audit_purging');
+  perform app.open_operator_context(p_tenant_id, 'operator');
+  v_event := app.audit_event('audit.purged', 'audit_log', v_through::text,
+    jsonb_build_object('purged_through_seq', v_through, 'rows', n, 'cutoff', p_before, 'actor', session_user, 'note', p_note));
+  perform app.close_context();
+  insert into app.audit_purges (tenant_id, purged_through_seq, through_hash, rows_purged, cutoff, note, audit_id)
+  values (p_tenant_id, v_through, v_hash, n, p_before, p_note, v_event);
   return n;
 end
 $$;
-revoke execute on function app.audit_purge(uuid, timestamptz) from public;
+revoke execute on function app.audit_purge(uuid, timestamptz, text) from public;
 
 
 -- The previous form's proof had no guard: its nonce was a row a rollback took back.

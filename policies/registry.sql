@@ -7,7 +7,7 @@ create or replace function app.global_table_names() returns text[]
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array['tenants', 'users', 'memberships', 'permissions', 'role_permissions',
-                    'context_keys', 'context_seal_key', 'context_streams', 'bi_grants']::text[] $$;
+                    'context_keys', 'context_seal_key', 'context_streams', 'bi_grants', 'audit_purges']::text[] $$;
 revoke execute on function app.global_table_names() from public;
 
 /* Tenant-owned tables: every ordinary or partitioned table of schema app with a tenant_id column, not global. */

@@ -64,28 +64,5 @@ begin
 end
 $$;
 
--- Timeouts on the API's role. They hold behind PgBouncer in transaction mode, which refuses
--- them as startup parameters and hands one server connection to many clients, and they bound
--- whatever skips the API's per-transaction timeouts (server/tenantContext.ts): a statement past 5 s is
--- cancelled, a transaction left idle for 10 s is ended and its connection closed. Set only
--- when missing or different, so a second run issues no ALTER.
-do $$
-declare
-  wanted constant text[] := array['statement_timeout=5s', 'idle_in_transaction_session_timeout=10s'];
-  current text[];
-  setting text;
-begin
-  select s.setconfig into current
-    from pg_catalog.pg_db_role_setting s
-    join pg_catalog.pg_roles r on r.oid = s.setrole
-   where r.rolname = 'app_user' and s.setdatabase = 0;
-  foreach setting in array wanted loop
-    if not (setting = any (coalesce(current, '{}'))) then
-      execute format('alter role app_user set %I = %L', split_part(setting, '=', 1), split_part(setting, '=', 2));
-    end if;
-  end loop;
-exception when insufficient_privilege then
-  -- PostgreSQL 16+: CREATEROLE alone no longer alters a role the deployer did not create.
-  raise warning 'app_user has no role-level timeouts: %. FIX: as a superuser, alter role app_user set statement_timeout = ''5s''; alter role app_user set idle_in_transaction_session_timeout = ''10s''', sqlerrm;
-end
-$$;
+-- The API role's timeouts (its backstops) are set by policies/role_defaults.sql, from the
+-- allow-list of role defaults that verification and /readyz judge them by.

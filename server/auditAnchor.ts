@@ -2,9 +2,11 @@
 // The hash chain alone shows that no sealed row was changed or removed in the middle; it cannot
 // show that the newest rows were deleted, or that a suffix was re-sealed, by someone who can
 // write the database as its owner. An anchor taken earlier can: the anchored position must still
-// exist with the anchored hash. `npm run cli -- audit anchor` appends one line per tenant to the
-// anchor file (JSON lines, HMAC-SHA256 under AUDIT_ANCHOR_KEY); `audit verify` checks against the
-// newest valid line of each tenant. Keep the file where the database's writers cannot rewrite it
+// exist with the anchored hash, or be covered by a purge that the audit's own retention function
+// recorded (app.audit_purge; deleting history out of band leaves no such record).
+// `npm run cli -- audit anchor` appends one line per tenant to the anchor file (JSON lines,
+// HMAC-SHA256 under AUDIT_ANCHOR_KEY); `audit verify` checks against the newest valid line of
+// each tenant. Keep the file where the database's writers cannot rewrite it
 // (runbooks/audit-anchors.md).
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
@@ -60,18 +62,27 @@ export function readAnchors(file: string, key: string): { latest: Map<string, An
 
 /** What is wrong with a tenant's chain against its anchor, or null when the anchored head is intact. */
 export async function checkAnchor(sql: Sql, anchor: Anchor): Promise<string | null> {
-  const [head] = await sql`select coalesce(max(seq), 0)::int8 as seq, min(seq)::int8 as first from app.audit_log where tenant_id = ${anchor.tenant_id}::uuid and seq is not null`;
+  const [head] = await sql`select coalesce(max(seq), 0)::int8 as seq from app.audit_log where tenant_id = ${anchor.tenant_id}::uuid and seq is not null`;
   if (Number(head.seq) < anchor.seq) {
     return `the chain ends at position ${head.seq}, but position ${anchor.seq} was anchored at ${anchor.anchored_at} (newest rows deleted)`;
   }
   const [row] = await sql`select hash from app.audit_chain_at(${anchor.tenant_id}::uuid, ${anchor.seq}::int8)`;
   if (!row) {
-    // Retention (app.audit_purge) removes the oldest rows; an anchor older than that proves nothing.
-    if (head.first !== null && Number(head.first) > anchor.seq) return null;
-    return `anchored position ${anchor.seq} is missing`;
+    // Only retention removes rows, and app.audit_purge records each purge (app.audit_verify checks
+    // the record against its audit.purged event): a missing anchored position no recorded purge
+    // covers was deleted out of band, whatever the first remaining position is.
+    if (await purgeOf(sql, anchor)) return null;
+    return `anchored position ${anchor.seq} is missing, and no purge recorded by app.audit_purge covers it (rows deleted out of band)`;
   }
   if (row.hash !== anchor.hash) {
     return `position ${anchor.seq} has another hash than anchored at ${anchor.anchored_at} (the chain was re-sealed from there or before)`;
   }
   return null;
+}
+
+/** The recorded purge (app.audit_purge) that removed an anchored position, described, or null. */
+export async function purgeOf(sql: Sql, anchor: Anchor): Promise<string | null> {
+  const [p] = await sql`select purged_through_seq, purged_at, actor, note from app.audit_purged_through(${anchor.tenant_id}::uuid)`;
+  if (!p || Number(p.purged_through_seq) < anchor.seq) return null;
+  return `purged by retention through position ${p.purged_through_seq} at ${new Date(p.purged_at as string).toISOString()} by ${p.actor}${p.note ? ` (${p.note})` : ""}`;
 }

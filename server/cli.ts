@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./config.ts";
-import { checkAnchor, readAnchors, writeAnchors } from "./auditAnchor.ts";
+import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./auditAnchor.ts";
 import { contextKeyFingerprint, installContextKey } from "./contextProof.ts";
 import { connectOnce } from "./db.ts";
 import { localAccess, shellQuote, type Access } from "./localAccess.ts";
@@ -162,7 +162,9 @@ audit
           console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
             `FIX: treat as a security incident (runbooks/incident-cross-tenant-leak.md); restore the audit from a snapshot to compare.`);
         } else {
-          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}${anchor ? `, anchored position ${anchor.seq} intact` : ", no anchor yet"}`);
+          const purged = anchor && (await purgeOf(sql, anchor));
+          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}` +
+            (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
         }
       }
     } finally {

@@ -75,6 +75,15 @@ export const exportsBusy = (budget: number, cause?: unknown) =>
     help: "runbooks/incident-database-unavailable.md",
   });
 
+// /readyz: app_user's own role defaults left the allow-list (policies/role_defaults.sql). Only an
+// operator puts them right, so pollers are asked to come back in 30 s rather than 1.
+export const roleDefaultsChanged = (settings: string[]) =>
+  new UnavailableError("ROLE_DEFAULTS_CHANGED", "The API role's defaults in the database left the allow-list.", {
+    details: { settings },
+    headers: { "Retry-After": "30" },
+    help: "runbooks/role-defaults.md",
+  });
+
 export const shuttingDown = (cause?: unknown) =>
   new UnavailableError("SHUTTING_DOWN", "This instance is shutting down; retry on another.", { cause });
 
@@ -113,6 +122,9 @@ const ruleErrors: Record<string, [number, string, string]> = {
   last_owner: [409, "LAST_OWNER", "The shop must keep at least one owner."],
   member: [404, "MEMBER_NOT_FOUND", "Member not found."],
   member_account: [422, "ACCOUNT_NOT_FOUND", "No account has this email; the person needs an account first."],
+  // An action app.audit_event does not know (policies/audit_functions.sql, app.audit_actions()):
+  // only the API's own code names actions, so this is a programming error, never the client's.
+  audit_action: [500, "AUDIT_ACTION_UNKNOWN", "Internal server error."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */

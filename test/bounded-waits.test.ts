@@ -130,7 +130,7 @@ describe("server-side timeouts", () => {
     const [inside] = await withTenant(asRequest(), (sql) => sql`
       select current_setting('statement_timeout') as s, current_setting('idle_in_transaction_session_timeout') as i`);
     expect([inside.s, inside.i]).toEqual(["1234ms", "2345ms"]);
-    // Outside the API's transaction the connection has the role's defaults (policies/roles.sql).
+    // Outside the API's transaction the connection has the role's defaults (policies/role_defaults.sql).
     const lease = await pool!.acquire();
     held.push(lease);
     const [outside] = await lease.sql`select current_setting('statement_timeout') as s, current_setting('idle_in_transaction_session_timeout') as i`;

@@ -245,7 +245,7 @@ describe("the audit takes no forged events", () => {
   it("the append-only guard opens for no setting, only for the sealing and retention functions", async () => {
     await owner.begin(async (tx) => {
       await tx`select app.open_operator_context(${a.id}::uuid)`;
-      await tx`select app.audit_event('probe.event', 'x', 'x', '{}'::jsonb)`;
+      await tx`select app.audit_event('audit.export', 'x', 'x', '{}'::jsonb)`;
     });
     for (const settings of [["app.audit_sealing", "on"], ["app.audit_purging", "on"], ["app.capabilities", "audit_sealing,audit_purging"]]) {
       await expect(owner.begin(async (tx) => {

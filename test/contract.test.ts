@@ -1,6 +1,7 @@
 // Contracts that make an unprotected table, view, function or route fail loudly, each
 // failure naming the object and a FIX:
-//   * catalog: verify/catalog.sql's checks and verify/verify_rls.sql's probe, on the test database;
+//   * catalog: verify/catalog.sql's checks, verify/verify_rls.sql's probe and verify/verify_functions.sql's
+//     probe of every function the application roles can execute, on the test database;
 //   * routes: every route under /api/v1 other than login, me and the caller's tenants runs behind
 //     the tenant-context middleware and names the permission it needs (requires(...)), read
 //     from the Express router stack; every permission a route names exists in the SQL matrix.
@@ -45,6 +46,10 @@ describe("catalog contract", () => {
 
   it("every tenant table and view isolates tenants and fails closed as app_user (verify_rls.sql)", async () => {
     expect(await failuresOf("verify_rls.sql"), "verify/verify_rls.sql found leaks (each line has a FIX)").toBe("");
+  });
+
+  it("no function app_user or app_bi may execute answers without a context, or tells another tenant's ids from unknown ones (verify_functions.sql)", async () => {
+    expect(await failuresOf("verify_functions.sql"), "verify/verify_functions.sql found oracles (each line has a FIX)").toBe("");
   });
 });
 

@@ -58,7 +58,7 @@ describe("on the seeded, correctly deployed database", () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.output) as { ok: boolean; failures: number; checks: { status: string; check: string }[] };
     expect(report).toMatchObject({ ok: true, failures: 0 });
-    expect(new Set(report.checks.map((c) => c.check))).toEqual(new Set(["env", "database", "migrations", "catalog", "isolation", "scale-out"]));
+    expect(new Set(report.checks.map((c) => c.check))).toEqual(new Set(["env", "database", "migrations", "catalog", "isolation", "oracles", "role-defaults", "logging", "scale-out"]));
     expect(report.checks.every((c) => c.status === "PASS")).toBe(true);
   });
 
@@ -96,11 +96,18 @@ type Breakage = {
   object?: string;
   catalog?: string;
   rls?: string;
+  /** What verify/verify_functions.sql prints. */
+  oracle?: string;
   citus?: string;
   scan?: string;
 };
 
 const definerLeak = "create function public.all_customers() returns setof app.customers language sql security definer set search_path = pg_catalog as 'select * from app.customers'";
+// Functions of schema app that pass every catalog check (SECURITY DEFINER with a fixed
+// search_path, not PUBLIC) and still answer with another tenant's data: only the probe catches them.
+const countLeak = `create function app.count_customers_of(p_tenant uuid) returns bigint language sql stable security definer
+  set search_path = pg_catalog, pg_temp as 'select count(*) from app.customers where tenant_id = p_tenant';
+  revoke execute on function app.count_customers_of(uuid) from public`;
 
 const breakages: Breakage[] = [
   {
@@ -304,6 +311,36 @@ const breakages: Breakage[] = [
     rls: "LEAK public.customer_copy: app_user sees 6 row(s) without tenant context",
   },
   {
+    name: "a SECURITY DEFINER function of schema app answering for any tenant's id without a context (an oracle)",
+    sql: `${countLeak}; grant execute on function app.count_customers_of(uuid) to app_user`,
+    object: "function app.count_customers_of(uuid)",
+    oracle: `LEAK function app.count_customers_of(uuid): app_user got an answer without a context, called with (A's tenant id): [{"count_customers_of": 1}]. FIX:`,
+  },
+  {
+    name: "the same oracle granted to app_bi",
+    sql: `${countLeak}; grant execute on function app.count_customers_of(uuid) to app_bi`,
+    object: "function app.count_customers_of(uuid)",
+    oracle: "LEAK function app.count_customers_of(uuid): app_bi got an answer without a context",
+  },
+  {
+    name: "a login lookup by email that needs no proof (an account oracle)",
+    sql: `create function app.find_account(p_email text) returns table (id uuid, email text) language sql stable security definer
+            set search_path = pg_catalog, pg_temp as 'select u.id, u.email from app.users u where lower(u.email) = lower(p_email)';
+          revoke execute on function app.find_account(text) from public; grant execute on function app.find_account(text) to app_user`,
+    object: "function app.find_account(text)",
+    oracle: "LEAK function app.find_account(text): app_user got an answer without a context, called with (A's owner's email)",
+  },
+  {
+    name: "a lookup that needs a context but keys on the id it is given, not on the caller's tenant",
+    sql: `create function app.customer_names_of(p_tenant uuid) returns setof text language plpgsql stable security definer
+            set search_path = pg_catalog, pg_temp as $$ begin
+              if app.current_tenant_id() is null then return; end if;
+              return query select c.name from app.customers c where c.tenant_id = p_tenant; end $$;
+          revoke execute on function app.customer_names_of(uuid) from public; grant execute on function app.customer_names_of(uuid) to app_user`,
+    object: "function app.customer_names_of(uuid)",
+    oracle: "LEAK function app.customer_names_of(uuid): in another tenant's context app_user tells tenant A's data from data that does not exist, called with (A's tenant id)",
+  },
+  {
     name: "a unique key without tenant_id (not distributable)",
     sql: "alter table app.services add constraint services_name_everywhere_key unique (name)",
     object: "app.services",
@@ -346,7 +383,9 @@ describe("on deliberately broken copies, each breakage is caught by name", () =>
   it.each(breakages)("$name", async (b) =>
     withClone(async (s) => {
       await runSql(b.asSuperuser ? superuserUrlFor(s.name) : s.ownerUrl, b.sql);
-      const scripts: [string | undefined, string][] = [[b.catalog, "verify/catalog.sql"], [b.rls, "verify/verify_rls.sql"], [b.citus, "verify/citus_readiness.sql"]];
+      const scripts: [string | undefined, string][] = [
+        [b.catalog, "verify/catalog.sql"], [b.rls, "verify/verify_rls.sql"], [b.oracle, "verify/verify_functions.sql"], [b.citus, "verify/citus_readiness.sql"],
+      ];
       for (const [expected, file] of scripts) {
         if (!expected) continue;
         const r = await psqlFile(s.ownerUrl, file);
@@ -445,6 +484,17 @@ describe("on deliberately broken copies, each breakage is caught by name", () =>
           expect(rls.output).toContain(b.leak(app));
           expect(rls.code).not.toBe(0);
         }
+      }),
+    ),
+  );
+
+  it("a BI login that may execute a function its BI role may not is named (it would go unprobed)", async () =>
+    withClone(async (s) =>
+      withScratchRoles(s, (_app, bi) => `create role ${bi}_login login; grant ${bi} to ${bi}_login; grant execute on function app.has_capability(text) to ${bi}_login`, async (app, bi) => {
+        const r = await psqlFile(s.ownerUrl, "verify/verify_functions.sql", { app_role: app, bi_role: bi });
+        expect(r.output).toContain(`FAIL function app.has_capability(text): BI login ${bi}_login may execute it and ${bi} may not, so it goes unprobed. FIX: revoke execute on function app.has_capability(text) from ${bi}_login`);
+        expect(r.output).toMatch(new RegExp(`note: executable by ${bi}_login: .*app\\.has_capability\\(text\\)`));
+        expect(r.code).not.toBe(0);
       }),
     ),
   );

@@ -7,16 +7,7 @@
 -- Whether a relation is keyed on the tenant context is not judged here from policy text:
 -- verify/verify_rls.sql probes it (no context and another tenant's context see nothing).
 -- Optional: -v app_role=<name> (default app_user), -v bi_role=<name> (default app_bi).
-\set QUIET on
-\if :{?app_role}
-\else
-\set app_role app_user
-\endif
-\if :{?bi_role}
-\else
-\set bi_role app_bi
-\endif
-select set_config('verify.app_role', :'app_role', false), set_config('verify.bi_role', :'bi_role', false) \g /dev/null
+\ir app_roles.psql
 
 do $verify$
 declare

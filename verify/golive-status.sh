@@ -4,8 +4,10 @@
 #   environment variables, database reachable, migrations at head, catalog (everything app_user,
 #   app_bi and BI logins reach in every schema: role memberships, relations, partitions,
 #   sequences, functions, default privileges, CREATE, ownership), the behavioural isolation
-#   probe as app_user and app_bi (verify_rls.sql), scale-out readiness (citus_readiness.sql),
-#   then the API's /healthz, /readyz and error shape at API_URL.
+#   probe as app_user and app_bi (verify_rls.sql), the probe of every function they can execute
+#   (verify_functions.sql), their role defaults (role_defaults.sql), the server's logging of
+#   app_user's bind parameters (statement_logging.sql), scale-out readiness
+#   (citus_readiness.sql), then the API's /healthz, /readyz and error shape at API_URL.
 # Usage: DATABASE_URL=... DATABASE_OWNER_URL=... JWT_SECRET=... API_URL=http://host:port verify/golive-status.sh [--skip-api] [--json]
 #   --skip-api  checks the database only, before the API is started (API_URL not needed)
 #   --json      one JSON document on stdout: {"ok": bool, "failures": n, "checks": [{status, check, object, message, fix}]}
@@ -18,7 +20,7 @@ for arg in "$@"; do
   case "$arg" in
     --skip-api) skip_api=true ;;
     --json) json=true ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "FAIL unknown option $arg. FIX: verify/golive-status.sh [--skip-api] [--json]"; exit 2 ;;
   esac
 done
@@ -93,6 +95,9 @@ else fail migrations "migrations: pending ${pending% }. FIX: deploy/migrate.sh";
 
 run_sql catalog catalog.sql "catalog: what app_user, app_bi and BI logins reach in every schema"
 run_sql isolation verify_rls.sql "isolation and fail-closed probe by behaviour (verify_rls.sql)"
+run_sql oracles verify_functions.sql "no function answers without a context or tells another tenant's ids (verify_functions.sql)"
+run_sql role-defaults role_defaults.sql "role defaults of app_user, app_bi and BI logins on the allow-list (role_defaults.sql)"
+run_sql logging statement_logging.sql "no server setting logs app_user's bind parameters (statement_logging.sql)"
 run_sql scale-out citus_readiness.sql "scale-out readiness by tenant_id (citus_readiness.sql)"
 
 if ! $skip_api && [ -n "${API_URL:-}" ]; then

@@ -13,17 +13,8 @@
 -- Contexts are opened only through app.open_operator_context(...) as the owner.
 -- Raises with one line per leak, each naming the object and a FIX. Leaves nothing behind.
 -- Optional: -v app_role=<name> (default app_user), -v bi_role=<name> (default app_bi).
-\set QUIET on
-\if :{?app_role}
-\else
-\set app_role app_user
-\endif
-\if :{?bi_role}
-\else
-\set bi_role app_bi
-\endif
+\ir app_roles.psql
 begin;
-select set_config('verify.app_role', :'app_role', true), set_config('verify.bi_role', :'bi_role', true) \g /dev/null
 
 do $verify$
 #variable_conflict use_variable

@@ -1,10 +1,11 @@
 // Liveness and readiness. /healthz: the process answers. /readyz: the database answers as
-// app_user, every migration file has been applied, and the database holds this API's context
-// key (otherwise 503).
+// app_user, every migration file has been applied, the database holds this API's context key,
+// and app_user's own role defaults are on the allow-list (policies/role_defaults.sql; a role
+// may change its own defaults, e.g. log its plans with the proofs in them). Otherwise 503.
 import { Router } from "express";
 import { contextKeyFingerprint } from "../contextProof.ts";
 import { documented, row } from "../contract.ts";
-import { AppError, databaseUnavailable } from "../errors.ts";
+import { AppError, databaseUnavailable, roleDefaultsChanged } from "../errors.ts";
 import { migrationNames } from "../migrate.ts";
 import { probeDatabase } from "../tenantContext.ts";
 
@@ -15,15 +16,18 @@ export function healthRoutes(): Router {
     res.json({ status: "ok" });
   });
   router.get("/readyz", documented({
-    summary: "Readiness: the database answers and is at the release's migrations", tag: "Operations", auth: "public",
+    summary: "Readiness: the database answers, is at the release's migrations, holds the API's context key, and app_user's role defaults are on the allow-list", tag: "Operations", auth: "public",
     responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
   }), async (_req, res) => {
     let applied: string[];
     let fingerprint: string | null;
+    let roleDefaults: string[];
     try {
-      const [r] = await probeDatabase((sql) => sql`select array(select app.applied_migrations()) as applied, app.context_key_fingerprint() as fingerprint`);
+      const [r] = await probeDatabase((sql) => sql`select array(select app.applied_migrations()) as applied, app.context_key_fingerprint() as fingerprint,
+        array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`);
       applied = r.applied;
       fingerprint = r.fingerprint;
+      roleDefaults = r.role_defaults;
     } catch (error) {
       throw databaseUnavailable(error);
     }
@@ -40,6 +44,7 @@ export function healthRoutes(): Router {
         help: "runbooks/context-key.md",
       });
     }
+    if (roleDefaults.length > 0) throw roleDefaultsChanged(roleDefaults);
     res.json({ status: "ready", migrations: applied.length });
   });
   return router;
