@@ -13,9 +13,9 @@
 import { createServer } from "node:http";
 import express, { type Request, type Response } from "express";
 import postgres from "postgres";
-import { keepPostgresClassesOptimizable } from "../server/postgresClasses.ts";
-import { createHttpServer } from "../server/httpServer.ts";
-import { tenantContextProof, useContextKey } from "../server/contextProof.ts";
+import { keepPostgresClassesOptimizable } from "../server/db/postgresClasses.ts";
+import { createHttpServer } from "../server/http/httpServer.ts";
+import { tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
 
 const plain = process.env.FLOOR_PLAIN === "1";
 if (!plain) keepPostgresClassesOptimizable();

@@ -5,15 +5,15 @@
 // nested ones (server/routes/mount.ts). Then health, /metrics, docs and /ops, then 404 and the one
 // error handler. /api/v1 comes first because nearly every request is one.
 import express, { type RequestHandler } from "express";
-import { startAccessLog } from "./accessLog.ts";
-import { authenticate } from "./authenticate.ts";
-import { errorHandler, notFound } from "./errorHandler.ts";
-import { useStrongEtags } from "./etag.ts";
-import { idempotencyKey } from "./idempotency.ts";
-import { jsonBody } from "./jsonBody.ts";
-import { metricsEndpoint } from "./metrics.ts";
-import { assignRequestId } from "./requestId.ts";
-import { drainingRefusal } from "./shutdown.ts";
+import { startAccessLog } from "./http/accessLog.ts";
+import { authenticate } from "./auth/authenticate.ts";
+import { errorHandler, notFound } from "./http/errorHandler.ts";
+import { useStrongEtags } from "./http/etag.ts";
+import { idempotencyKey } from "./http/idempotency.ts";
+import { jsonBody } from "./http/jsonBody.ts";
+import { metricsEndpoint } from "./core/metrics.ts";
+import { assignRequestId } from "./http/requestId.ts";
+import { drainingRefusal } from "./http/shutdown.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
@@ -29,10 +29,10 @@ import { settingsRoutes } from "./routes/settings.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
-import { documented } from "./contract.ts";
-import { resolveTenant, rewriteTenantPathPrefix } from "./tenantResolution.ts";
-import { shedWhenSaturated } from "./tenantContext.ts";
-import type { TokenKeys } from "./tokens.ts";
+import { documented } from "./http/contract.ts";
+import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.ts";
+import { shedWhenSaturated } from "./db/tenantContext.ts";
+import type { TokenKeys } from "./auth/tokens.ts";
 
 export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
 

@@ -4,15 +4,15 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { loadConfig } from "./config.ts";
-import { checkAnchor, readAnchors, writeAnchors } from "./auditAnchor.ts";
-import { contextKeyFingerprint, installContextKey } from "./contextProof.ts";
-import { connectOnce } from "./db.ts";
-import { localAccess, shellQuote, type Access } from "./localAccess.ts";
-import { openDatabase } from "./localDatabase.ts";
-import { migrate } from "./migrate.ts";
-import { rbacMatrixFile, readMatrix, renderMatrix } from "./rbacMatrix.ts";
-import { loadTokenKeys, signAccessToken } from "./tokens.ts";
+import { loadConfig } from "./core/config.ts";
+import { checkAnchor, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { contextKeyFingerprint, installContextKey } from "./db/contextProof.ts";
+import { connectOnce } from "./db/connections.ts";
+import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
+import { openDatabase } from "./setup/localDatabase.ts";
+import { migrate } from "./setup/migrate.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 
 const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
 

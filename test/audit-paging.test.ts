@@ -2,7 +2,7 @@
 // through rows whose ids cross several digit counts (where text order and numeric order differ)
 // returns every row exactly once, in order.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

@@ -8,10 +8,10 @@ import { request as httpRequest, type ClientRequest } from "node:http";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Lease, type Pool, type PoolOptions, type Sql } from "../server/db.ts";
+import { createPool, type Lease, type Pool, type PoolOptions, type Sql } from "../server/db/connections.ts";
 import type { Request } from "express";
-import { attachRequestState } from "../server/requestContext.ts";
-import { useTenantPool, withTenant } from "../server/tenantContext.ts";
+import { attachRequestState } from "../server/core/requestContext.ts";
+import { useTenantPool, withTenant } from "../server/db/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, tokenFor, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

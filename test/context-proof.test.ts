@@ -6,9 +6,9 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkAnchor, readAnchors, writeAnchors } from "../server/auditAnchor.ts";
-import { loginProof, tenantContextProof, type ContextProof } from "../server/contextProof.ts";
-import type { Sql } from "../server/db.ts";
+import { checkAnchor, readAnchors, writeAnchors } from "../server/ops/auditAnchor.ts";
+import { loginProof, tenantContextProof, type ContextProof } from "../server/db/contextProof.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
 import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
 import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";

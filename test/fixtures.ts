@@ -5,14 +5,14 @@ import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
-import { answerClientErrors } from "../server/clientErrors.ts";
-import { createHttpServer } from "../server/httpServer.ts";
-import { openApiDocument } from "../server/contract.ts";
-import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
-import { tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
+import { answerClientErrors } from "../server/http/clientErrors.ts";
+import { createHttpServer } from "../server/http/httpServer.ts";
+import { openApiDocument } from "../server/http/contract.ts";
+import { createPool, type PoolOptions, type Sql } from "../server/db/connections.ts";
+import { tenantContextProof, useContextKey, type ContextProof } from "../server/db/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
-import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { useTenantPool } from "../server/db/tenantContext.ts";
+import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 
 export const db = inject("db");
 

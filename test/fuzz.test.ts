@@ -5,7 +5,7 @@
 // document by the fixtures' response hook). At least 10,000 requests per run.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 type Param = { name: string; in: string; schema?: { type?: unknown; enum?: unknown[] } };

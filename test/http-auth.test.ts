@@ -1,8 +1,8 @@
 // Authentication: only a valid, unexpired HS256 token signed with our key gets in.
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { hashPassword } from "../server/passwords.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { hashPassword } from "../server/auth/passwords.ts";
 import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

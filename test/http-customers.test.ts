@@ -1,6 +1,6 @@
 // Customers over HTTP: the member's view, and the other tenant's token on every route.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

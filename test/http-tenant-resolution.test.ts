@@ -1,7 +1,7 @@
 // The three ways to name the tenant (header, subdomain, path prefix), their conflicts, and
 // tokens scoped to one tenant.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

@@ -4,8 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import express from "express";
-import type { Sql } from "../server/db.ts";
-import { strongEtag } from "../server/etag.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { strongEtag } from "../server/http/etag.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

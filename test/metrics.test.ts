@@ -2,7 +2,7 @@
 // scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { recordRequest, registry } from "../server/metrics.ts";
+import { recordRequest, registry } from "../server/core/metrics.ts";
 
 const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
 

@@ -2,10 +2,10 @@
 import type { Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Sql } from "../server/db.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
+import { createPool, type Sql } from "../server/db/connections.ts";
+import { useTenantPool } from "../server/db/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { addReachableRoutes } from "../server/routeInventory.ts";
+import { addReachableRoutes } from "../server/http/routeInventory.ts";
 
 let owner: Sql;
 let api: Api;

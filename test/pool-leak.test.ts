@@ -6,7 +6,7 @@
 // (ECONNRESET, a transport failure before any answer). The pool still sees 8 connections
 // against hundreds of concurrent requests, which is what this test is about.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

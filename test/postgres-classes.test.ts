@@ -3,7 +3,7 @@
 // throws every optimization of them away and tries again, forever.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { postgresClasses } from "../server/postgresClasses.ts";
+import { postgresClasses } from "../server/db/postgresClasses.ts";
 import { appUserSql } from "./fixtures.ts";
 
 /** Optimizations of postgres.js's constructors (and of the functions that inline them) V8 aborted, in one run of the loop. */

@@ -2,7 +2,7 @@
 // Results as a busy API does, with server/postgresClasses.ts loaded first or (WORKAROUND=0) not.
 // No query is executed, so the client never connects.
 const { default: postgres } = await import("postgres");
-const { keepPostgresClassesOptimizable, postgresClasses } = await import("../server/postgresClasses.ts");
+const { keepPostgresClassesOptimizable, postgresClasses } = await import("../server/db/postgresClasses.ts");
 if (process.env.WORKAROUND !== "0") keepPostgresClassesOptimizable();
 const Result = postgresClasses.Result as new () => unknown[];
 

@@ -2,8 +2,8 @@
 // and the routes; this fails while the page and the SQL disagree.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { rbacMatrixFile, readMatrix, renderMatrix, type Matrix } from "../server/rbacMatrix.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix, type Matrix } from "../server/ops/rbacMatrix.ts";
 import { ownerSql } from "./fixtures.ts";
 
 let owner: Sql;

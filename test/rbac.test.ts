@@ -7,9 +7,9 @@ import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import type { Sql } from "../server/db.ts";
-import { hashPassword } from "../server/passwords.ts";
-import { routeInventory } from "../server/routeInventory.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { hashPassword } from "../server/auth/passwords.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
 import { db, keys, openTenantContext, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const roles: Role[] = ["owner", "admin", "manager", "staff", "accountant"];

@@ -1,7 +1,7 @@
 // One shape per resource: every write answers exactly what a read of the same row answers
 // (same keys, types and formats), and every list pages through all its rows by cursor.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

@@ -1,6 +1,6 @@
 // Isolation proved in SQL, connected as app_user (never as the owner or a superuser).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
 import { findLeaks } from "./isolationProbe.ts";
 

@@ -3,7 +3,7 @@
 // an invoice being issued, the role check comes before any other answer, and a role without
 // appointments:read sees no appointment.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { appUserSql, asMember, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Role, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

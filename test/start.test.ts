@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterDir } from "../server/embedded.ts";
-import { DEMO_PASSWORD } from "../server/seed.ts";
+import { clusterDir } from "../server/setup/embedded.ts";
+import { DEMO_PASSWORD } from "../server/setup/seed.ts";
 import { freePort } from "./testDatabase.ts";
 
 let dataDir: string;

@@ -1,8 +1,8 @@
 // Appointments. The database enforces the rules: the vehicle belongs to the customer, the
 // assignee is a member, start before end, no overlapping live bookings per assignee
 // (APPOINTMENT_OVERLAP), and the status machine (INVALID_TRANSITION).
-import { nullable, timestamp, uuid } from "../contract.ts";
-import { resourceRoutes } from "../resource.ts";
+import { nullable, timestamp, uuid } from "../http/contract.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
 
 

@@ -1,13 +1,13 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
-import { loginProof } from "../contextProof.ts";
-import { documented, row } from "../contract.ts";
-import { AppError, UnauthorizedError } from "../errors.ts";
-import { verifyPassword } from "../passwords.ts";
-import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
-import { signAccessToken, type TokenKeys } from "../tokens.ts";
-import { bodyValidator } from "../validate.ts";
+import { loginProof } from "../db/contextProof.ts";
+import { documented, row } from "../http/contract.ts";
+import { AppError, UnauthorizedError } from "../core/errors.ts";
+import { verifyPassword } from "../auth/passwords.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withoutTenant } from "../db/tenantContext.ts";
+import { signAccessToken, type TokenKeys } from "../auth/tokens.ts";
+import { bodyValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 type Login = { email: string; password: string };

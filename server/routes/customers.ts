@@ -1,12 +1,12 @@
 // Customers, the first tenant-owned resource. Each handler: validate, one withTenant call,
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
-import { requires } from "../authorize.ts";
-import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import { NotFoundError } from "../errors.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 type CustomerInput = { name: string; email?: string | null; phone?: string | null; notes?: string | null };

@@ -4,7 +4,7 @@
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import express, { Router } from "express";
-import { documented, openApiDocument } from "../contract.ts";
+import { documented, openApiDocument } from "../http/contract.ts";
 
 const swaggerDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 

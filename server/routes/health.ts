@@ -2,11 +2,11 @@
 // app_user, every migration file has been applied, and the database holds this API's context
 // key (otherwise 503).
 import { Router } from "express";
-import { contextKeyFingerprint } from "../contextProof.ts";
-import { documented, row } from "../contract.ts";
-import { AppError, databaseUnavailable } from "../errors.ts";
-import { migrationNames } from "../migrate.ts";
-import { probeDatabase } from "../tenantContext.ts";
+import { contextKeyFingerprint } from "../db/contextProof.ts";
+import { documented, row } from "../http/contract.ts";
+import { AppError, databaseUnavailable } from "../core/errors.ts";
+import { migrationNames } from "../setup/migrate.ts";
+import { probeDatabase } from "../db/tenantContext.ts";
 
 export function healthRoutes(): Router {
   const router = Router();

@@ -1,16 +1,16 @@
 // Invoices. Drafts change freely; issuing numbers them (gapless per tenant, in SQL); after
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
 import type postgres from "postgres";
-import { requires } from "../authorize.ts";
-import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import type { Sql } from "../db.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
-import { resourceRoutes } from "../resource.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import type { Sql } from "../db/connections.ts";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 
 const columns = ["id", "customer_id", "appointment_id", "status", "number", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
 // quantity is numeric(10,2): answered as a JSON number by every route, never as a string.

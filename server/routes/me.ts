@@ -1,10 +1,10 @@
 // The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
 // reached through SECURITY DEFINER functions keyed on the verified token subject.
 import type { Request } from "express";
-import { documented, page, row, uuid } from "../contract.ts";
-import { UnauthorizedError } from "../errors.ts";
-import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
+import { documented, page, row, uuid } from "../http/contract.ts";
+import { UnauthorizedError } from "../core/errors.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withoutTenant } from "../db/tenantContext.ts";
 import type { Routes } from "./mount.ts";
 
 function callerId(req: Request): string {

@@ -2,13 +2,13 @@
 // Memberships are global rows, so every handler calls a SECURITY DEFINER function scoped to the
 // caller's tenant; SQL checks members:manage and the owner rules (only an owner grants or
 // removes the owner role; the last owner stays) and audits each change.
-import { requires } from "../authorize.ts";
-import { documented, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import { NotFoundError } from "../errors.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };

@@ -3,14 +3,14 @@
 //   GET /ops/env-sanity      {db, migrations, policies, env_vars}: names of variables, never values.
 import { execFileSync } from "node:child_process";
 import { Router, type Request } from "express";
-import { authenticate } from "../authenticate.ts";
-import { configKeys } from "../config.ts";
-import { documented, row } from "../contract.ts";
-import { ForbiddenError, UnauthorizedError } from "../errors.ts";
-import { migrationNames } from "../migrate.ts";
-import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
-import type { TokenKeys } from "../tokens.ts";
+import { authenticate } from "../auth/authenticate.ts";
+import { configKeys } from "../core/config.ts";
+import { documented, row } from "../http/contract.ts";
+import { ForbiddenError, UnauthorizedError } from "../core/errors.ts";
+import { migrationNames } from "../setup/migrate.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withoutTenant } from "../db/tenantContext.ts";
+import type { TokenKeys } from "../auth/tokens.ts";
 
 export type Deployment = { commit_sha: string; deployed_at: string };
 

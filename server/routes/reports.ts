@@ -1,11 +1,11 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
 import { stringify } from "csv-stringify/sync";
-import { requires } from "../authorize.ts";
-import { documented, row } from "../contract.ts";
-import { BadRequestError } from "../errors.ts";
-import { withTenant } from "../tenantContext.ts";
-import { queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, row } from "../http/contract.ts";
+import { BadRequestError } from "../core/errors.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 const rangeSchema = {

@@ -1,7 +1,7 @@
 // The service catalog v2: groups (services) and operations. Lists and items carry a strong
 // ETag; operations list as a root JSON array, display_order ASC NULLS LAST, then name.
-import { nullable, timestamp, uuid } from "../contract.ts";
-import { resourceRoutes } from "../resource.ts";
+import { nullable, timestamp, uuid } from "../http/contract.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
 
 export function serviceRoutes(router: Routes): void {

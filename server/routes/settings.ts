@@ -1,9 +1,9 @@
 // The shop's settings: PATCH /api/v1/settings {name}. The tenant row is global, so the change
 // goes through a SECURITY DEFINER function that checks settings:write and audits it.
-import { requires } from "../authorize.ts";
-import { documented, row, uuid } from "../contract.ts";
-import { withTenant } from "../tenantContext.ts";
-import { bodyValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, row, uuid } from "../http/contract.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { bodyValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 const settingsSchema = {

@@ -1,7 +1,7 @@
 // Vehicles: a customer's cars. The customer must belong to the caller's tenant; the database
 // checks it (composite foreign key), so a foreign or unknown customer is 422 REFERENCE_NOT_FOUND.
-import { nullable, timestamp, uuid } from "../contract.ts";
-import { resourceRoutes } from "../resource.ts";
+import { nullable, timestamp, uuid } from "../http/contract.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
 
 const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLength: max });

@@ -17,9 +17,9 @@
 // route's statements; BEGIN and the opener itself run under the role's 5 s.
 import postgres from "postgres";
 import { keepPostgresClassesOptimizable } from "./postgresClasses.ts";
-import { exportsBusy, databaseBusy, databaseUnavailable, overloaded, shuttingDown } from "./errors.ts";
+import { exportsBusy, databaseBusy, databaseUnavailable, overloaded, shuttingDown } from "../core/errors.ts";
 import { leasePool, PoolRefusal, type LeasePool } from "./leasePool.ts";
-import { logger } from "./log.ts";
+import { logger } from "../core/log.ts";
 
 export type Sql = postgres.Sql;
 

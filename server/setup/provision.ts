@@ -1,7 +1,7 @@
 // Cluster provisioning for servers we control (the embedded one, test servers): the owner,
 // app and BI roles with passwords, and the application database owned by the owner role.
 // On a managed server a DBA does this once; DATABASE_URL/DATABASE_OWNER_URL then point at it.
-import { connectOnce } from "./db.ts";
+import { connectOnce } from "../db/connections.ts";
 
 export type RolePasswords = { owner: string; app: string; bi: string };
 export type DatabaseUrls = { ownerUrl: string; appUrl: string; biUrl: string };

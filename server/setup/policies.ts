@@ -3,9 +3,9 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { connectOnce } from "./db.ts";
+import { connectOnce } from "../db/connections.ts";
 
-export const policiesDir = fileURLToPath(new URL("../policies", import.meta.url));
+export const policiesDir = fileURLToPath(new URL("../../policies", import.meta.url));
 
 export function policyFiles(): string[] {
   return readFileSync(join(policiesDir, "ORDER"), "utf8")

@@ -4,10 +4,10 @@
 // later retry replays the stored answer (status, body and headers such as Location); the same key with another body is refused (422).
 import { createHash } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
-import { BadRequestError, ConflictError, ValidationError } from "./errors.ts";
-import type { Sql } from "./db.ts";
-import { requestState } from "./requestContext.ts";
-import { withTenant } from "./tenantContext.ts";
+import { BadRequestError, ConflictError, ValidationError } from "../core/errors.ts";
+import type { Sql } from "../db/connections.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withTenant } from "../db/tenantContext.ts";
 
 type Idem = { key: string; fingerprint: string };
 const pending = new WeakMap<Request, Idem>();

@@ -10,9 +10,9 @@
 // string is not logged (it may carry a cursor or a search term); the path is.
 import { hostname } from "node:os";
 import type { Request, Response } from "express";
-import { logger, writeLine } from "./log.ts";
-import { recordRequest, routeTemplate } from "./metrics.ts";
-import { requestState } from "./requestContext.ts";
+import { logger, writeLine } from "../core/log.ts";
+import { recordRequest, routeTemplate } from "../core/metrics.ts";
+import { requestState } from "../core/requestContext.ts";
 
 // The line is pino's (level, time, pid, hostname, the fields, msg), written as one template: its
 // fields are fixed and never hold a secret, so it needs neither pino's redaction nor its per-field

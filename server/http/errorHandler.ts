@@ -2,10 +2,10 @@
 // (plus details/help when there are any). No stack traces, no SQL text. Operational errors
 // are logged at warn with their code; anything else at error with the cause.
 import type { ErrorRequestHandler, RequestHandler } from "express";
-import { NotFoundError, toAppError } from "./errors.ts";
-import { logger } from "./log.ts";
-import { noteError } from "./metrics.ts";
-import { logBindings, requestState } from "./requestContext.ts";
+import { NotFoundError, toAppError } from "../core/errors.ts";
+import { logger } from "../core/log.ts";
+import { noteError } from "../core/metrics.ts";
+import { logBindings, requestState } from "../core/requestContext.ts";
 
 export const notFound: RequestHandler = (req) => {
   throw new NotFoundError("ROUTE_NOT_FOUND", `No route for ${req.method} ${req.path}.`);

@@ -7,8 +7,8 @@
 //     see stays 404 whatever the role, and a row it can see is refused with 403. Writes are
 //     refused by SQL triggers in any case; this path is what guards reads.
 import type { RequestHandler } from "express";
-import { toAppError, type ForbiddenError } from "./errors.ts";
-import { requestState } from "./requestContext.ts";
+import { toAppError, type ForbiddenError } from "../core/errors.ts";
+import { requestState } from "../core/requestContext.ts";
 
 export type Permission = `${string}:${string}`;
 

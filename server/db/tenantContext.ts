@@ -7,13 +7,13 @@
 // so the pooled connection never carries a tenant into the next request (policies/context.sql).
 // The route's permission (authorize.ts) is checked by the same context call.
 import type postgres from "postgres";
-import type { Budget, Pool, Sql } from "./db.ts";
-import { forbidden } from "./authorize.ts";
+import type { Budget, Pool, Sql } from "./connections.ts";
+import { forbidden } from "../auth/authorize.ts";
 import type { Request, RequestHandler } from "express";
 import { tenantContextProof } from "./contextProof.ts";
-import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "./errors.ts";
-import { observePoolInUse } from "./metrics.ts";
-import { requestState } from "./requestContext.ts";
+import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "../core/errors.ts";
+import { observePoolInUse } from "../core/metrics.ts";
+import { requestState } from "../core/requestContext.ts";
 
 type Pending = postgres.PendingQuery<postgres.Row[]>;
 type Work = Pending | readonly Pending[] | Promise<unknown>;

@@ -3,8 +3,8 @@
 // timestamp keeps its microseconds) and a row comparison, so a page never skips or repeats a
 // row however many rows precede it. Key expressions are code, never input.
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
-import { BadRequestError } from "./errors.ts";
+import type { Sql } from "./connections.ts";
+import { BadRequestError } from "../core/errors.ts";
 
 export type KeyType = "uuid" | "timestamptz" | "text" | "int" | "bigint" | "boolean";
 export type Keyset = {

@@ -4,9 +4,9 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import type { Config } from "./config.ts";
+import type { Config } from "../core/config.ts";
 import { clusterDir, startEmbedded, type EmbeddedServer } from "./embedded.ts";
-import { logger } from "./log.ts";
+import { logger } from "../core/log.ts";
 import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
 
 export type LocalSecrets = {

@@ -2,8 +2,8 @@
 // of each role in each (owner@, admin@, manager@, staff@, accountant@<slug>.test), a platform
 // admin, some customers, and the BI login bi_acme granted acme. Runs once: a database that
 // already has the tenant `acme` is left alone.
-import { connectOnce, type Sql } from "./db.ts";
-import { hashPassword } from "./passwords.ts";
+import { connectOnce, type Sql } from "../db/connections.ts";
+import { hashPassword } from "../auth/passwords.ts";
 
 export const DEMO_PASSWORD = "shop-demo-password";
 export const DEMO_TENANTS = ["acme", "beta", "gamma"] as const;

@@ -2,16 +2,16 @@
 // list with equality filters, create, read, patch, delete. Each handler is still validate,
 // one withTenant call, shape the answer; RLS does the isolation, no handler names a tenant.
 import type { Request, Response } from "express";
-import type { Routes } from "./routes/mount.ts";
+import type { Routes } from "./mount.ts";
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
-import { requires, type Permission } from "./authorize.ts";
-import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "./contract.ts";
-import { NotFoundError } from "./errors.ts";
-import { withTenantOnce } from "./idempotency.ts";
-import { withTenant } from "./tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "./keyset.ts";
-import { bodyValidator, parseId, queryValidator } from "./validate.ts";
+import type { Sql } from "../db/connections.ts";
+import { requires, type Permission } from "../auth/authorize.ts";
+import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "../http/contract.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 
 export type ResourceSpec = {
   /** Schema-qualified table, e.g. "app.vehicles". */

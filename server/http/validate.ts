@@ -3,7 +3,7 @@
 // strings that cannot be parsed are malformed input (400).
 import { Ajv, type ErrorObject, type JSONSchemaType, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
-import { BadRequestError, ValidationError } from "./errors.ts";
+import { BadRequestError, ValidationError } from "../core/errors.ts";
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: false });
 addFormats.default(ajv, ["email", "uuid", "date-time", "date"]);

@@ -8,7 +8,7 @@
 // (runbooks/audit-anchors.md).
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import type { Sql } from "./db.ts";
+import type { Sql } from "../db/connections.ts";
 
 export type Anchor = { tenant_id: string; slug: string; seq: number; hash: string; anchored_at: string; mac: string };
 

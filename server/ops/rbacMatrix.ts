@@ -4,13 +4,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createApp } from "./app.ts";
-import type { Sql } from "./db.ts";
-import { policiesDir } from "./policies.ts";
-import { routeInventory } from "./routeInventory.ts";
-import { hs256Keys } from "./tokens.ts";
+import { createApp } from "../app.ts";
+import type { Sql } from "../db/connections.ts";
+import { policiesDir } from "../setup/policies.ts";
+import { routeInventory } from "../http/routeInventory.ts";
+import { hs256Keys } from "../auth/tokens.ts";
 
-export const rbacMatrixFile = fileURLToPath(new URL("../runbooks/rbac-matrix.md", import.meta.url));
+export const rbacMatrixFile = fileURLToPath(new URL("../../runbooks/rbac-matrix.md", import.meta.url));
 export const roles = ["owner", "admin", "manager", "staff", "accountant"] as const;
 export type Matrix = { permissions: { name: string; description: string }[]; granted: Set<string> };
 

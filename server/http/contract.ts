@@ -4,7 +4,7 @@
 // 3.1 document from those marks, so the document describes what is mounted, with one source.
 import type express from "express";
 import type { RequestHandler } from "express";
-import { templateOf } from "./metrics.ts";
+import { templateOf } from "../core/metrics.ts";
 import { routeInventory } from "./routeInventory.ts";
 
 export type JsonSchema = Record<string, unknown>;

@@ -5,8 +5,8 @@
 // process goes away (`npm start` killed without passing the signal on), so nothing is orphaned.
 import type { Server, ServerResponse } from "node:http";
 import type { Response } from "express";
-import { shuttingDown, type AppError } from "./errors.ts";
-import { logger } from "./log.ts";
+import { shuttingDown, type AppError } from "../core/errors.ts";
+import { logger } from "../core/log.ts";
 
 export type CleanupStep = { label: string; run: () => Promise<unknown>; timeoutMs?: number };
 

@@ -4,10 +4,10 @@
 // URLs are built from DATA_DIR/secrets.json and the port it runs on (or will run on).
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Config } from "./config.ts";
-import { clusterDir, runningPostmaster } from "./embedded.ts";
-import { DATABASE_NAME, type LocalSecrets } from "./localDatabase.ts";
-import { OWNER_ROLE, withCredentials } from "./provision.ts";
+import type { Config } from "../core/config.ts";
+import { clusterDir, runningPostmaster } from "../setup/embedded.ts";
+import { DATABASE_NAME, type LocalSecrets } from "../setup/localDatabase.ts";
+import { OWNER_ROLE, withCredentials } from "../setup/provision.ts";
 
 export type Access = {
   owner: string; app: string; bi?: string; jwtSecret?: string; contextKey?: string; auditAnchorKey?: string; auditAnchorFile?: string;

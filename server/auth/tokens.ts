@@ -8,7 +8,7 @@
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import jwt from "jsonwebtoken";
-import { UnauthorizedError } from "./errors.ts";
+import { UnauthorizedError } from "../core/errors.ts";
 
 export type TokenKeys = {
   algorithm: "HS256" | "RS256";

@@ -2,7 +2,7 @@
 // generated), echoed on the response, and the request state on the request for everything after it.
 import { randomUUID } from "node:crypto";
 import type { Request, Response } from "express";
-import { attachRequestState } from "./requestContext.ts";
+import { attachRequestState } from "../core/requestContext.ts";
 
 const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
 

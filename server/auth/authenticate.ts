@@ -1,8 +1,8 @@
 // Bearer authentication. The verified identity goes into the request state; no header, a
 // malformed header or a bad token is 401 (see tokens.ts). There is no anonymous fallback.
 import type { RequestHandler } from "express";
-import { UnauthorizedError } from "./errors.ts";
-import { requestState } from "./requestContext.ts";
+import { UnauthorizedError } from "../core/errors.ts";
+import { requestState } from "../core/requestContext.ts";
 import { verifyAccessToken, type TokenKeys } from "./tokens.ts";
 
 export function authenticate(keys: TokenKeys): RequestHandler {

@@ -3,7 +3,7 @@
 // with req.body undefined, and so does any GET, HEAD, DELETE or OPTIONS: no route reads their
 // body, so it is not parsed (nor paid for).
 import express, { type RequestHandler } from "express";
-import { AppError, BadRequestError } from "./errors.ts";
+import { AppError, BadRequestError } from "../core/errors.ts";
 
 function hasBody(req: Parameters<RequestHandler>[0]): boolean {
   const length = req.get("content-length");

@@ -3,11 +3,11 @@
 // middleware (resolveTenant, recognised by its TENANT_PATH marker), the permission its
 // `requires(...)` middleware names and the contract its `documented(...)` mark carries, without grepping source.
 import type express from "express";
-import { permissionOf } from "./authorize.ts";
+import { permissionOf } from "../auth/authorize.ts";
 import { docOf, type Doc } from "./contract.ts";
 import { notFound } from "./errorHandler.ts";
-import { mountRoutes, type Routes } from "./routes/mount.ts";
-import { isTenantPath } from "./tenantResolution.ts";
+import { mountRoutes, type Routes } from "../routes/mount.ts";
+import { isTenantPath } from "../auth/tenantResolution.ts";
 
 export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; doc?: Doc };
 

@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 
-export const migrationsDir = fileURLToPath(new URL("../sql", import.meta.url));
+export const migrationsDir = fileURLToPath(new URL("../../sql", import.meta.url));
 
 /** Names of the migration files, in order: what "at head" means. */
 export function migrationNames(): string[] {

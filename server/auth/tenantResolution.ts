@@ -3,9 +3,9 @@
 // only collected here; SQL (app.open_tenant_context) checks membership and that they agree.
 // Two names of the same form that differ are a 400 without asking the database.
 import type { Request, RequestHandler } from "express";
-import { BadRequestError } from "./errors.ts";
-import { requestState } from "./requestContext.ts";
-import { isUuid } from "./validate.ts";
+import { BadRequestError } from "../core/errors.ts";
+import { requestState } from "../core/requestContext.ts";
+import { isUuid } from "../http/validate.ts";
 
 const slugPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const pathPrefix = /^\/api\/v1\/t\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
