@@ -12,7 +12,9 @@ import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
-import { loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
+import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
+import { createApp } from "./app.ts";
+import { routeInventory } from "./http/routeInventory.ts";
 
 const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
 
@@ -182,7 +184,9 @@ program
   .action(async (opts: { write?: boolean; url?: string }) => {
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      const page = renderMatrix(await readMatrix(sql));
+      // The routes as the API mounts them; the key only lets the app be built, nothing is signed.
+      const routes = routeInventory(createApp({ keys: hs256Keys("rbac-matrix-rendering-only-0123456789abcdef"), bodyLimit: "1kb" }));
+      const page = renderMatrix(await readMatrix(sql), routes);
       if (opts.write) {
         writeFileSync(rbacMatrixFile, page);
         console.log(`wrote ${rbacMatrixFile}`);

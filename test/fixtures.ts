@@ -7,7 +7,7 @@ import { inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { answerClientErrors } from "../server/http/clientErrors.ts";
 import { createHttpServer } from "../server/http/httpServer.ts";
-import { openApiDocument } from "../server/http/contract.ts";
+import { openApiDocument } from "../server/http/openApi.ts";
 import { createPool, type PoolOptions, type Sql } from "../server/db/connections.ts";
 import { tenantContextProof, useContextKey, type ContextProof } from "../server/db/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";

@@ -7,8 +7,9 @@ import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { openApiDocument } from "../server/http/contract.ts";
-import { routeInventory, tenantRoutesAt } from "../server/http/routeInventory.ts";
+import { openApiDocument } from "../server/http/openApi.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
+import { tenantRoutesAt } from "./routeProbes.ts";
 import { responseValidator } from "./contractValidation.ts";
 import { keys, startApi, type Api } from "./fixtures.ts";
 

@@ -5,7 +5,7 @@ import { createApp } from "../server/app.ts";
 import { createPool, type Sql } from "../server/db/connections.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { addReachableRoutes } from "../server/http/routeInventory.ts";
+import { addReachableRoutes } from "./routeProbes.ts";
 
 let owner: Sql;
 let api: Api;

@@ -2,9 +2,14 @@
 // and the routes; this fails while the page and the SQL disagree.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
 import type { Sql } from "../server/db/connections.ts";
-import { rbacMatrixFile, readMatrix, renderMatrix, type Matrix } from "../server/ops/rbacMatrix.ts";
-import { ownerSql } from "./fixtures.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix as render, type Matrix } from "../server/ops/rbacMatrix.ts";
+import { keys, ownerSql } from "./fixtures.ts";
+
+const routes = routeInventory(createApp({ keys, bodyLimit: "1kb" }));
+const renderMatrix = (m: Matrix) => render(m, routes);
 
 let owner: Sql;
 let matrix: Matrix;

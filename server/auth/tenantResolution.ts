@@ -5,9 +5,8 @@
 import type { Request, RequestHandler } from "express";
 import { BadRequestError } from "../core/errors.ts";
 import { requestState } from "../core/requestContext.ts";
-import { isUuid } from "../http/validate.ts";
+import { isTenantRef, isUuid } from "../core/ids.ts";
 
-const slugPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const pathPrefix = /^\/api\/v1\/t\/([^/?]+)(\/[^?]*)?(\?.*)?$/;
 
 /** Rewrites /api/v1/t/{slug}/rest to /api/v1/rest and remembers the slug. Runs before routing. */
@@ -38,7 +37,7 @@ function fromSubdomain(host: string | undefined, baseDomain: string | undefined)
 }
 
 function checked(source: string, value: string): string {
-  if (!isUuid(value) && !slugPattern.test(value)) {
+  if (!isTenantRef(value)) {
     throw new BadRequestError("INVALID_TENANT", `The tenant in the ${source} is neither a uuid nor a slug.`);
   }
   return value.toLowerCase();

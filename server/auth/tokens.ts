@@ -9,6 +9,7 @@ import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } fr
 import { readFileSync } from "node:fs";
 import jwt from "jsonwebtoken";
 import { UnauthorizedError } from "../core/errors.ts";
+import { isUuid } from "../core/ids.ts";
 
 export type TokenKeys = {
   algorithm: "HS256" | "RS256";
@@ -33,8 +34,6 @@ function tokenCache(max: number | undefined): TokenCache | undefined {
 }
 
 export type Identity = { userId: string; tenantId?: string };
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** RFC 6750's b64token: what may follow "Bearer ". Checked before verifying; a cached token passed it already. */
 const token68 = /^[A-Za-z0-9._~+/-]+=*$/;
@@ -103,10 +102,10 @@ function verifyUncached(keys: TokenKeys, token: string): { identity: Identity; e
     if (error instanceof jwt.TokenExpiredError) throw new UnauthorizedError("TOKEN_EXPIRED", "The access token has expired.");
     throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   }
-  if (typeof payload.exp !== "number" || typeof payload.sub !== "string" || !uuid.test(payload.sub)) {
+  if (typeof payload.exp !== "number" || !isUuid(payload.sub)) {
     throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   }
-  if (payload.tid !== undefined && (typeof payload.tid !== "string" || !uuid.test(payload.tid))) {
+  if (payload.tid !== undefined && !isUuid(payload.tid)) {
     throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   }
   return { identity: { userId: payload.sub, tenantId: payload.tid }, exp: payload.exp };

@@ -5,6 +5,7 @@
 import type postgres from "postgres";
 import type { Sql } from "./connections.ts";
 import { BadRequestError } from "../core/errors.ts";
+import { isUuid } from "../core/ids.ts";
 
 export type KeyType = "uuid" | "timestamptz" | "text" | "int" | "bigint" | "boolean";
 export type Keyset = {
@@ -17,7 +18,7 @@ export type Keyset = {
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 const valid: Record<KeyType, (v: string) => boolean> = {
-  uuid: (v) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+  uuid: isUuid,
   timestamptz: (v) => v.length <= 40 && /^\d{4}-\d\d-\d\d[ T][0-9:.+-]+$/.test(v),
   text: (v) => v.length <= 2000 && !v.includes("\u0000"),
   int: (v) => /^-?\d{1,10}$/.test(v),

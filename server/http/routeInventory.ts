@@ -5,13 +5,12 @@
 import type express from "express";
 import { permissionOf } from "../auth/authorize.ts";
 import { docOf, type Doc } from "./contract.ts";
-import { notFound } from "./errorHandler.ts";
-import { mountRoutes, type Routes } from "../routes/mount.ts";
 import { isTenantPath } from "../auth/tenantResolution.ts";
 
 export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; doc?: Doc };
 
-type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
+/** A layer of an Express 5 router stack, as far as the walk reads it. */
+export type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
 
 const join = (a: string, b: string) => (`${a}/${b}`).replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
 
@@ -42,31 +41,4 @@ function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
 
 export function routeInventory(app: express.Express): RouteEntry[] {
   return walk((app as unknown as { router: { stack: Layer[] } }).router.stack, "/", false);
-}
-
-/**
- * Routes registered as the tenant resource at /api/v1{path} registers its own: on the app, behind
- * the same middleware its first route has (up to and including resolveTenant). For the canaries,
- * which add a route without a permission or without a contract.
- */
-export function tenantRoutesAt(app: express.Express, path: string): Routes {
-  const base = `/api/v1${path}`;
-  const first = (app as unknown as { router: { stack: Layer[] } }).router.stack.find((l) => l.route && (l.route.path === base || l.route.path.startsWith(`${base}/`)));
-  const chain = first?.route?.stack.map((l) => l.handle) ?? [];
-  const guard = chain.findIndex((h) => isTenantPath(h));
-  if (guard < 0) throw new Error(`no tenant routes at ${base}`);
-  return mountRoutes(app, base, chain.slice(0, guard + 1) as express.RequestHandler[]);
-}
-
-/**
- * Registers routes on a built app where requests reach them: in front of its 404 and error
- * handler, which createApp registers last. For tests' probe routes (a 304, a database denial).
- */
-export function addReachableRoutes(app: express.Express, register: (app: express.Express) => void): void {
-  const stack = (app as unknown as { router: { stack: Layer[] } }).router.stack;
-  const at = stack.findIndex((l) => l.handle === notFound);
-  if (at < 0) throw new Error("no 404 handler on the app: was it built by createApp?");
-  const tail = stack.splice(at);
-  register(app);
-  stack.push(...tail);
 }

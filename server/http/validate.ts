@@ -4,6 +4,7 @@
 import { Ajv, type ErrorObject, type JSONSchemaType, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import { BadRequestError, ValidationError } from "../core/errors.ts";
+import { isUuid } from "../core/ids.ts";
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: false });
 addFormats.default(ajv, ["email", "uuid", "date-time", "date"]);
@@ -70,12 +71,6 @@ export function queryValidator<T>(schema: object): (query: unknown) => T {
     }
     return copy as T;
   };
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(value: unknown): value is string {
-  return typeof value === "string" && uuidPattern.test(value);
 }
 
 /** A path id must be a uuid: anything else is malformed input (400 INVALID_ID). */

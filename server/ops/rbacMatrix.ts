@@ -4,11 +4,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createApp } from "../app.ts";
 import type { Sql } from "../db/connections.ts";
+import type { RouteEntry } from "../http/routeInventory.ts";
 import { policiesDir } from "../setup/policies.ts";
-import { routeInventory } from "../http/routeInventory.ts";
-import { hs256Keys } from "../auth/tokens.ts";
 
 export const rbacMatrixFile = fileURLToPath(new URL("../../runbooks/rbac-matrix.md", import.meta.url));
 export const roles = ["owner", "admin", "manager", "staff", "accountant"] as const;
@@ -36,15 +34,8 @@ export async function readMatrix(owner: Sql): Promise<Matrix> {
   return matrix!;
 }
 
-/** Tenant routes with the permission each names, in the order the app mounts them. */
-export function permissionRoutes(): { method: string; path: string; permission: string }[] {
-  const app = createApp({ keys: hs256Keys("rbac-matrix-rendering-only-0123456789abcdef"), bodyLimit: "1kb" });
-  return routeInventory(app)
-    .filter((r) => r.permission)
-    .map((r) => ({ method: r.method, path: r.path, permission: r.permission! }));
-}
-
-export function renderMatrix(matrix: Matrix): string {
+/** The page, from the matrix and the app's routes (routeInventory(app): those naming a permission are listed, in mount order). */
+export function renderMatrix(matrix: Matrix, routes: readonly RouteEntry[]): string {
   const mark = (role: string, permission: string) => (matrix.granted.has(grant(role, permission)) ? "✓" : "–");
   const lines = [
     "# RBAC matrix",
@@ -66,7 +57,7 @@ export function renderMatrix(matrix: Matrix): string {
     "",
     `| route | needs | ${roles.join(" | ")} |`,
     `|---|---|${roles.map(() => ":-:").join("|")}|`,
-    ...permissionRoutes().map((r) => `| \`${r.method} ${r.path}\` | \`${r.permission}\` | ${roles.map((role) => mark(role, r.permission)).join(" | ")} |`),
+    ...routes.flatMap((r) => (r.permission ? [`| \`${r.method} ${r.path}\` | \`${r.permission}\` | ${roles.map((role) => mark(role, r.permission!)).join(" | ")} |`] : [])),
     "",
     "## Rules beyond the grid (enforced in SQL)",
     "",

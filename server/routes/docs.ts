@@ -4,7 +4,8 @@
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import express, { Router } from "express";
-import { documented, openApiDocument } from "../http/contract.ts";
+import { documented } from "../http/contract.ts";
+import { openApiDocument } from "../http/openApi.ts";
 
 const swaggerDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 
