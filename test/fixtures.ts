@@ -13,6 +13,9 @@ import { tenantContextProof, useContextKey, type ContextProof } from "../server/
 import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
+import type { Role } from "../server/core/roles.ts";
+
+export type { Role };
 
 export const db = inject("db");
 
@@ -22,7 +25,6 @@ useContextKey(db.contextKey);
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
 
-export type Role = "owner" | "admin" | "manager" | "staff" | "accountant";
 export type Tenant = { id: string; slug: string };
 export type User = { id: string; email: string };
 

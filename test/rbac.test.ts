@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { hashPassword } from "../server/auth/passwords.ts";
+import { ROLES as roles } from "../server/core/roles.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
 import { db, keys, openTenantContext, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Role, type Tenant, type User } from "./fixtures.ts";
 
-const roles: Role[] = ["owner", "admin", "manager", "staff", "accountant"];
 const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
 
 let owner: Sql;

@@ -4,12 +4,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ROLES as roles } from "../core/roles.ts";
 import type { Sql } from "../db/connections.ts";
 import type { RouteEntry } from "../http/routeInventory.ts";
 import { policiesDir } from "../setup/policies.ts";
 
 export const rbacMatrixFile = fileURLToPath(new URL("../../runbooks/rbac-matrix.md", import.meta.url));
-export const roles = ["owner", "admin", "manager", "staff", "accountant"] as const;
 export type Matrix = { permissions: { name: string; description: string }[]; granted: Set<string> };
 
 const grant = (role: string, permission: string) => `${role} ${permission}`;

@@ -5,13 +5,14 @@
 import { requires } from "../auth/authorize.ts";
 import { documented, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
 import { NotFoundError } from "../core/errors.ts";
+import { ROLES } from "../core/roles.ts";
 import { withTenantOnce } from "../http/idempotency.ts";
 import { withTenant } from "../db/tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
-const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
+const role = { enum: [...ROLES] };
 const addSchema = {
   type: "object", additionalProperties: false, required: ["email", "role"],
   properties: { email: { type: "string", format: "email", maxLength: 320 }, role },

@@ -4,6 +4,7 @@
 // already has the tenant `acme` is left alone.
 import { connectOnce, type Sql } from "../db/connections.ts";
 import { hashPassword } from "../auth/passwords.ts";
+import { ROLES } from "../core/roles.ts";
 
 export const DEMO_PASSWORD = "shop-demo-password";
 export const DEMO_TENANTS = ["acme", "beta", "gamma"] as const;
@@ -32,7 +33,7 @@ export async function seedDemo(ownerUrl: string, options: { customersPerTenant?:
       for (const slug of DEMO_TENANTS) {
         const name = `${slug[0].toUpperCase()}${slug.slice(1)} Motors`;
         const [tenant] = await tx`insert into app.tenants (slug, name) values (${slug}, ${name}) returning id`;
-        for (const role of ["owner", "admin", "manager", "staff", "accountant"] as const) {
+        for (const role of ROLES) {
           const [user] = await tx`
             insert into app.users (email, password_hash) values (${`${role}@${slug}.test`}, ${hash}) returning id`;
           await tx`insert into app.memberships (tenant_id, user_id, role) values (${tenant.id}, ${user.id}, ${role})`;
