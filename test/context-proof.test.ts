@@ -10,28 +10,20 @@ import { checkAnchor, readAnchors, writeAnchors } from "../server/ops/auditAncho
 import { loginProof, tenantContextProof, type ContextProof } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
-import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
+import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, useDatabase, type Tenant, type User } from "./fixtures.ts";
 import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";
 
-let owner: Sql;
-let app: Sql;
+const { owner, app } = useDatabase();
 let a: Tenant;
 let b: Tenant;
 let aOwner: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  app = appUserSql();
   a = await makeTenant(owner, { prefix: "ctx-a" });
   b = await makeTenant(owner, { prefix: "ctx-b" });
   await makeCustomers(owner, a, 2);
   await makeCustomers(owner, b, 2);
   aOwner = await makeUser(owner, a, "owner");
-});
-
-afterAll(async () => {
-  await app?.end({ timeout: 5 });
-  await owner?.end({ timeout: 5 });
 });
 
 /** A proof signed here, independently of server/contextProof.ts, with chosen expiry and key. */

@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { createApp } from "../server/app.ts";
 import { answerClientErrors } from "../server/http/clientErrors.ts";
 import { createHttpServer } from "../server/http/httpServer.ts";
@@ -133,6 +133,43 @@ export async function startApi(
       await pool.end({ timeout: 5 });
     },
   };
+}
+
+/** A test file's connections as the owner (set-up, checks) and as app_user (isolation), ended after its tests. */
+export function useDatabase(): { owner: Sql; app: Sql } {
+  // postgres.js connects on the first query: a connection a file never uses costs nothing.
+  const connections = { owner: ownerSql(), app: appUserSql() };
+  afterAll(async () => {
+    await Promise.all([connections.owner.end({ timeout: 5 }), connections.app.end({ timeout: 5 })]);
+  });
+  return connections;
+}
+
+/**
+ * useDatabase() and the real app (startApi), started before the file's tests and stopped after
+ * them. The returned `api` may be used from the file's own beforeAll on.
+ */
+export function useApi(options: Parameters<typeof startApi>[0] = {}): { owner: Sql; app: Sql; api: Api } {
+  const connections = useDatabase();
+  let started: Api | undefined;
+  const running = () => started ?? (() => {
+    throw new Error("the API is not started yet: use it in a test or a beforeAll registered after useApi()");
+  })();
+  const api: Api = {
+    get url() {
+      return running().url;
+    },
+    request: (...args) => running().request(...args),
+    close: async () => {
+      await started?.close();
+      started = undefined;
+    },
+  };
+  beforeAll(async () => {
+    started = await startApi(options);
+  });
+  afterAll(() => api.close());
+  return { ...connections, api };
 }
 
 export type OpenArgs = { userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission?: string | null; forRow?: boolean };

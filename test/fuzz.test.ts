@@ -4,15 +4,13 @@
 // Nothing may answer 5xx, and every 4xx carries the error shape (also checked against the
 // document by the fixtures' response hook). At least 10,000 requests per run.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db/connections.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
+const { owner, api } = useApi({ poolMax: 8 });
 type Param = { name: string; in: string; schema?: { type?: unknown; enum?: unknown[] } };
 type Op = { method: string; path: string; params: Param[]; body?: { properties?: Record<string, unknown>; oneOf?: { properties: Record<string, unknown> }[] } };
 
-let owner: Sql;
-let api: Api;
 let shop: Tenant;
 let other: Tenant;
 let alice: User;
@@ -21,8 +19,6 @@ let ownIds: string[];
 let ops: Op[];
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ poolMax: 8 });
   shop = await makeTenant(owner);
   other = await makeTenant(owner);
   alice = await makeUser(owner, shop, "owner");
@@ -35,11 +31,6 @@ beforeAll(async () => {
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, params: op.parameters, body: op.requestBody?.content["application/json"].schema })),
   );
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const loneSurrogate = fc.constantFrom("\ud800", "a\udc00b", "\udfff", "x\ud83d");

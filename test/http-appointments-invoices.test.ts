@@ -2,12 +2,10 @@
 // database enforces broken once, gapless numbering under 50 concurrent issues, and the
 // contract that every view is bound by RLS with a never-NULL tenant_id.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db/connections.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi({ poolMax: 20 });
 let a: Tenant, b: Tenant;
 let alice: User, mechanic: User, bob: User;
 let aCustomer: string, aOtherCustomer: string, bCustomer: string;
@@ -23,8 +21,6 @@ async function operation(t: Tenant, price: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ poolMax: 20 });
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   alice = await makeUser(owner, a, "owner");
@@ -41,11 +37,6 @@ beforeAll(async () => {
   [{ id: bAppointment }] = await owner`insert into app.appointments (tenant_id, customer_id, starts_at, ends_at)
     values (${b.id}, ${bCustomer}, '2030-01-01T09:00Z', '2030-01-01T10:00Z') returning id`;
   [{ id: bInvoice }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${b.id}, ${bCustomer}) returning id`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const as = (user: User, tenant: Tenant) => (method: string, path: string, body?: unknown) =>

@@ -1,26 +1,17 @@
 // Authentication: only a valid, unexpired HS256 token signed with our key gets in.
 import jwt from "jsonwebtoken";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db/connections.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import { hashPassword } from "../server/auth/passwords.ts";
-import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { db, keys, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let tenant: Tenant;
 let user: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   tenant = await makeTenant(owner);
   user = await makeUser(owner, tenant, "staff");
   await owner`update app.users set password_hash = ${await hashPassword("correct horse")} where id = ${user.id}`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");

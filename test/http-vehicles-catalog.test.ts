@@ -2,14 +2,12 @@
 // 422 REFERENCE_NOT_FOUND on foreign references, the same answer as for an id that exists
 // nowhere), each SQL rule broken once, and the catalog's ordering, root array and ETags.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import express from "express";
-import type { Sql } from "../server/db/connections.ts";
 import { strongEtag } from "../server/http/etag.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let a: Tenant, b: Tenant;
 let alice: User;
 let aCustomer: string, bCustomer: string;
@@ -19,8 +17,6 @@ let aService: string;
 const vin = () => Array.from({ length: 17 }, () => "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"[Math.floor(Math.random() * 33)]).join("");
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   alice = await makeUser(owner, a, "owner");
@@ -32,11 +28,6 @@ beforeAll(async () => {
     insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
     values (${b.id}, ${bService}, 'BRK-1', 'Pads', 9000, 60) returning id`;
   [{ id: aService }] = await owner`insert into app.services (tenant_id, name, display_order) values (${a.id}, 'Tyres', 1) returning id`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>

@@ -5,21 +5,15 @@
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import { openApiDocument } from "../server/http/openApi.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
 import { tenantRoutesAt } from "./routeProbes.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { keys, startApi, type Api } from "./fixtures.ts";
+import { keys, useApi } from "./fixtures.ts";
 
-let api: Api;
-beforeAll(async () => {
-  api = await startApi();
-});
-afterAll(async () => {
-  await api.close();
-});
+const { api } = useApi();
 
 const newApp = () => createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
 type Doc = { openapi: string; paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; security: unknown[]; responses: Record<string, unknown> }>> };

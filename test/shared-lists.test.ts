@@ -2,20 +2,13 @@
 // written once (server/core/) and held equal to it here.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isTenantRef, isUuid, tenantRefPattern } from "../server/core/ids.ts";
 import { ROLES } from "../server/core/roles.ts";
-import type { Sql } from "../server/db/connections.ts";
-import { ownerSql } from "./fixtures.ts";
+import { useDatabase } from "./fixtures.ts";
 import { root } from "./scratch.ts";
 
-let owner: Sql;
-beforeAll(() => {
-  owner = ownerSql();
-});
-afterAll(async () => {
-  await owner.end();
-});
+const { owner } = useDatabase();
 
 async function checkOf(constraint: string): Promise<string> {
   const [c] = await owner`select pg_get_constraintdef(oid) as def from pg_catalog.pg_constraint where conname = ${constraint}`;
