@@ -724,7 +724,7 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
     }
     for (const [name, v] of Object.entries(floor).filter(([, v]) => v.floor_plain)) {
       const p = v.floor_plain!;
-      lines.push("", `${name}, the plain floor (bench/floor.ts with FLOOR_PLAIN=1: the same handler without the two library mends, server/postgresClasses.ts and server/httpServer.ts) in the same rounds: ${f(p.rps)} req/s, API / plain floor ${(v.api.rps / p.rps).toFixed(2)}; p50 / p99 ${f(p.p50)} / ${f(p.p99)} ms; Node CPU ${p.node_cpu_us.toFixed(0)} µs/req (API ${v.api.node_cpu_us.toFixed(0)}, floor ${v.floor.node_cpu_us.toFixed(0)}); PostgreSQL ${p.pg_cpu_us.toFixed(0)} µs/req; errors ${p.errors}; rounds ${v.rounds.floor_plain.join(" / ")}.`);
+      lines.push("", `${name}, the plain floor (bench/floor.ts with FLOOR_PLAIN=1: the same handler without the two library mends, server/db/postgresClasses.ts and server/http/httpServer.ts) in the same rounds: ${f(p.rps)} req/s, API / plain floor ${(v.api.rps / p.rps).toFixed(2)}; p50 / p99 ${f(p.p50)} / ${f(p.p99)} ms; Node CPU ${p.node_cpu_us.toFixed(0)} µs/req (API ${v.api.node_cpu_us.toFixed(0)}, floor ${v.floor.node_cpu_us.toFixed(0)}); PostgreSQL ${p.pg_cpu_us.toFixed(0)} µs/req; errors ${p.errors}; rounds ${v.rounds.floor_plain.join(" / ")}.`);
     }
     const base = Object.entries(floor).filter(([, v]) => v.api_baseline);
     if (base.length) {

@@ -69,8 +69,8 @@ const startRequest: RequestHandler = (req, res, next) => {
 export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  // Strong ETags on every body (Express's own, hashed from the text: etag.ts), and 304 for a
-  // matching If-None-Match on GET (Express's req.fresh).
+  // Strong ETags on every body (the bytes Express's "strong" setting writes, hashed from the text
+  // with that setting off: http/etag.ts), and 304 for a matching If-None-Match on GET (req.fresh).
   useStrongEtags(app);
   app.set("query parser", "simple");
 

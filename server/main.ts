@@ -34,7 +34,7 @@ async function main() {
   }
 
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
-  // Production requires CONTEXT_KEY (config.ts); the embedded database keeps its own in
+  // Production requires CONTEXT_KEY (core/config.ts); the embedded database keeps its own in
   // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
   const contextKey = config.contextKey ?? db.secrets?.contextKey ?? randomBytes(32).toString("hex");
   useContextKey(contextKey, config.contextProofTtlSeconds);

@@ -26,7 +26,7 @@ beforeAll(async () => {
   aOwner = await makeUser(owner, a, "owner");
 });
 
-/** A proof signed here, independently of server/contextProof.ts, with chosen expiry and key. */
+/** A proof signed here, independently of server/db/contextProof.ts, with chosen expiry and key. */
 function handSigned(fields: string[], options: { expiresAt?: number; key?: string; kind?: string } = {}): ContextProof {
   const expiresAt = options.expiresAt ?? Date.now() + 30_000;
   const nonce = randomBytes(18).toString("base64url");

@@ -4,7 +4,7 @@
 // DATABASE_UNAVAILABLE within 1 s of the kill, no request waits 2 s, /healthz stays 200, and
 // writes succeed within 1 s of PostgreSQL accepting connections again. At the end every
 // acknowledged write is there exactly once, also after retrying each failure with its
-// Idempotency-Key. (postgres.js 3.4.9's sql.reserve() crashed the process here: server/db.ts.)
+// Idempotency-Key. (postgres.js 3.4.9's sql.reserve() crashed the process here: server/db/connections.ts.)
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";

@@ -37,7 +37,7 @@ const loneSurrogate = fc.constantFrom("\ud800", "a\udc00b", "\udfff", "x\ud83d")
 const hostileString = fc.oneof(
   fc.string().map((s) => `${s}\u0000${s}`),
   loneSurrogate,
-  // Overlong: past column limits, and in a URL past Node's 16 KiB (431, answered with the error body by server/clientErrors.ts).
+  // Overlong: past column limits, and in a URL past Node's 16 KiB (431, answered with the error body by server/http/clientErrors.ts).
   fc.integer({ min: 300, max: 20_000 }).map((n) => "x".repeat(n)),
   fc.constantFrom("%E0", "%", "%zz", "%00", "' or 1=1 --", "\\", "🚗", "ＡＢＣ", "", " ", "null", "-1", "1e999", "0x10", "2030-13-45T99:99:99Z"),
   fc.string({ unit: "grapheme", maxLength: 40 }),

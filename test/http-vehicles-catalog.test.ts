@@ -169,7 +169,7 @@ describe("the catalog", () => {
     expect((await get("/api/v1/services", { "if-none-match": services.headers.get("etag")! })).status).toBe(304);
   });
 
-  it("writes Express's own strong ETag, byte for byte, for any body (server/etag.ts)", async () => {
+  it("writes Express's own strong ETag, byte for byte, for any body (server/http/etag.ts)", async () => {
     const expressEtag = express().set("etag", "strong").get("etag fn") as (body: string | Buffer, encoding?: BufferEncoding) => string;
     for (const body of ["", "{}", JSON.stringify({ name: "Ünïcødé ☃ \u0000", notes: "x".repeat(5000) }), Buffer.from([0, 1, 2, 255])]) {
       expect(strongEtag(body)).toBe(expressEtag(typeof body === "string" ? Buffer.from(body) : body));

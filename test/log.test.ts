@@ -1,4 +1,4 @@
-// The logger writes its lines in batches (server/log.ts: up to 4 KB, or LOG_FLUSH_MS after the
+// The logger writes its lines in batches (server/core/log.ts: up to 4 KB, or LOG_FLUSH_MS after the
 // first): none may be lost, reordered or split, also when the process exits right after logging
 // (a fatal start-up error), and a lone line must not wait for the process to end.
 import { spawn, spawnSync } from "node:child_process";
@@ -13,7 +13,7 @@ function run(script: string): { status: number | null; lines: string[] } {
 describe("the logger", () => {
   it("writes every line, in order, when the process exits in the same turn", () => {
     const { status, lines } = run(`
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       for (let i = 0; i < 5000; i++) logger.info({ i }, "line");
       logger.fatal("database set-up failed");
       process.exit(3);
@@ -26,7 +26,7 @@ describe("the logger", () => {
 
   it("writes lines spread over many turns, and redacts passwords", async () => {
     const { status, lines } = run(`
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       let i = 0;
       const tick = () => { logger.info({ i, user: { password: "hunter2" } }, "tick"); if (++i < 200) setImmediate(tick); };
       tick();
@@ -38,7 +38,7 @@ describe("the logger", () => {
 
   it("writes a lone line while the process keeps running, without waiting for its exit", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       logger.info("alone");
       setTimeout(() => {}, 10_000);`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info", LOG_FLUSH_MS: "20" } });
     try {
@@ -59,8 +59,8 @@ describe("the logger", () => {
     const { status, lines } = run(`
       import http from "node:http";
       import express from "express";
-      import { assignRequestId } from "./server/requestId.ts";
-      import { startAccessLog } from "./server/accessLog.ts";
+      import { assignRequestId } from "./server/http/requestId.ts";
+      import { startAccessLog } from "./server/http/accessLog.ts";
       const app = express();
       app.use((req, res) => {
         assignRequestId(req, res);
@@ -91,7 +91,7 @@ describe("the logger", () => {
 
   it("keeps lines whole when workers write to one pipe at once (WEB_CONCURRENCY)", async () => {
     const worker = `
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       let turn = 0;
       const burst = () => { for (let i = 0; i < 300; i++) logger.info({ w: process.env.W, turn, i, name: "Ünïcødé ☃ ".repeat(8) }, "burst"); if (++turn < 40) setImmediate(burst); };
       burst();`;

@@ -1,4 +1,4 @@
-// The request metrics are counted by server/metrics.ts itself and handed to prom-client when
+// The request metrics are counted by server/core/metrics.ts itself and handed to prom-client when
 // scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 // Run by test/postgres-classes.test.ts under `node --trace-opt`: builds postgres.js Queries and
-// Results as a busy API does, with server/postgresClasses.ts loaded first or (WORKAROUND=0) not.
+// Results as a busy API does, with server/db/postgresClasses.ts loaded first or (WORKAROUND=0) not.
 // No query is executed, so the client never connects.
 const { default: postgres } = await import("postgres");
 const { keepPostgresClassesOptimizable, postgresClasses } = await import("../server/db/postgresClasses.ts");

@@ -1,4 +1,4 @@
-// The API's pool reads a timestamptz straight into its JSON text (server/db.ts): the answer
+// The API's pool reads a timestamptz straight into its JSON text (server/db/connections.ts): the answer
 // must be the text a Date would have given, whatever the value.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";

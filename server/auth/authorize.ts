@@ -38,7 +38,7 @@ export function permissionOf(handler: unknown): Permission | undefined {
   return typeof handler === "function" ? (handler as { [PERMISSION]?: Permission })[PERMISSION] : undefined;
 }
 
-/** The 403 for a missing permission: the same answer SQL's refusal maps to (errors.ts). */
+/** The 403 for a missing permission: the same answer SQL's refusal maps to (core/errors.ts). */
 export function forbidden(permission: string): ForbiddenError {
   return toAppError({ code: "SS403", constraint_name: "permission", detail: permission }) as ForbiddenError;
 }

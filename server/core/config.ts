@@ -52,7 +52,7 @@ const schema = {
     JWT_TTL_SECONDS: { type: "integer", minimum: 60, maximum: 86400, default: 3600 },
     BASE_DOMAIN: { type: "string", pattern: "^[a-z0-9.-]+(:[0-9]+)?$" },
     LOG_LEVEL: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info" },
-    // Read by server/log.ts when it loads (before this check): listed so a bad value stops the start.
+    // Read by server/core/log.ts when it loads (before this check): listed so a bad value stops the start.
     LOG_FLUSH_MS: { type: "integer", minimum: 0, maximum: 1000, default: 5 },
     DB_POOL_MAX: { type: "integer", minimum: 1, maximum: 500, default: 10 },
     DB_CONNECT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 60000, default: 1000 },

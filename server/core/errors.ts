@@ -55,7 +55,7 @@ export const databaseUnavailable = (cause?: unknown) =>
     help: "runbooks/incident-database-unavailable.md",
   });
 
-// Bounded waits (server/db.ts): each answers at once with a Retry-After instead of queueing.
+// Bounded waits (server/db/connections.ts): each answers at once with a Retry-After instead of queueing.
 export const databaseBusy = (waitedMs: number, cause?: unknown) =>
   new UnavailableError("DATABASE_BUSY", `No database connection became free within ${waitedMs} ms; retry shortly.`, {
     cause,

@@ -102,7 +102,7 @@ export function noteError(res: Response, code: string, causeCode: string | undef
 
 /**
  * The route template of a request (/api/v1/customers/:id), never its raw path. documented()
- * (contract.ts), first on every route, records it while the router dispatches, the one moment
+ * (http/contract.ts), first on every route, records it while the router dispatches, the one moment
  * req.baseUrl is the route's mount (an error answer is sent after the routers restored it).
  * A route without a contract (tests' probes only: the contract test refuses one in the app)
  * falls back to what req.route says at the end, which after an error lacks the mount path.
@@ -130,7 +130,7 @@ function seriesFor(method: string, route: string): RouteSeries {
   return s;
 }
 
-/** Counts one answered request (accessLog.ts calls it when the response ends). */
+/** Counts one answered request (http/accessLog.ts calls it when the response ends). */
 export function recordRequest(method: string, route: string, status: number, seconds: number, locals: Record<string, unknown>): void {
   const s = seriesFor(method, route);
   s.statuses.set(status, (s.statuses.get(status) ?? 0) + 1);

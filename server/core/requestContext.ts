@@ -1,4 +1,4 @@
-// Request-scoped values live on the request, set by the first middleware (requestId.ts); the
+// Request-scoped values live on the request, set by the first middleware (http/requestId.ts); the
 // authenticator, the tenant resolver, the tenant-context helper and the error handler read them
 // with requestState(req). Not AsyncLocalStorage: on Node 20 it installs promise hooks that run
 // for every promise the process creates, measured at about 6% of a bare handler's CPU.
@@ -14,7 +14,7 @@ export type RequestState = {
   /** Set once the database opened the context. */
   tenantId?: string;
   role?: string;
-  /** The permission the route needs (authorize.ts), and whether the route names one row. */
+  /** The permission the route needs (auth/authorize.ts), and whether the route names one row. */
   permission?: { name: string; forRow: boolean };
 };
 

@@ -1,4 +1,4 @@
-// A bounded pool of items (the API's one-connection postgres.js clients, server/db.ts): at most
+// A bounded pool of items (the API's one-connection postgres.js clients, server/db/connections.ts): at most
 // `max` exist, created when needed; at most `maxWaiting` acquisitions wait for one, each at most
 // `acquireTimeoutMs`; a broken item is destroyed and its place freed; drain() refuses new
 // acquisitions and waits for every lease to come back.

@@ -28,7 +28,7 @@ const DOC = Symbol.for("rls-service-shop.doc");
 
 /**
  * Marks a route with its contract. First on the route, it also records the route's template
- * for the metrics and the access log (metrics.ts routeTemplate).
+ * for the metrics and the access log (core/metrics.ts routeTemplate).
  */
 export function documented(doc: Doc): RequestHandler {
   // The template of the last mount and path seen (a route has one): built once, not per request.

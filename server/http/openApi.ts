@@ -44,7 +44,7 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
       ...(r.schema || r.contentType ? { content: { [r.contentType ?? "application/json"]: { schema: r.schema ?? { type: "string" } } } } : {}),
     };
   }
-  // Every GET body carries Express's strong ETag; a matching If-None-Match answers 304.
+  // Every GET body carries a strong ETag (http/etag.ts); a matching If-None-Match answers 304.
   if (method === "get") responses["304"] ??= { description: "Not modified: If-None-Match matched the ETag." };
   responses["4XX"] ??= { description: "Client error", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
   responses["5XX"] ??= { description: "Server unavailable or error", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };

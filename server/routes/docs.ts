@@ -1,5 +1,5 @@
-// The API document and its human page: GET /openapi.json (generated from the mounted routes'
-// contract marks, server/contract.ts) and GET /docs, rendered by swagger-ui-dist from
+// The API document and its human page: GET /openapi.json (http/openApi.ts, from the mounted
+// routes' contract marks) and GET /docs, rendered by swagger-ui-dist from
 // node_modules (no CDN: the page works offline and behind a strict egress policy).
 import { createRequire } from "node:module";
 import { dirname } from "node:path";

@@ -82,8 +82,9 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
   const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
     spec.answer ? spec.answer(sql, statement(sql`returning *`)) : statement(sql`returning ${sql(spec.columns)}`);
   const equality = Object.keys(spec.filters);
-  // Express computes the strong ETag of every body and answers 304 when If-None-Match matches
-  // (app.set("etag", "strong"), req.fresh); cacheable resources only add their cache policy.
+  // Every body gets its strong ETag from http/etag.ts (Express's own setting is off), and res.send
+  // answers 304 when If-None-Match matches (Express's req.fresh); cacheable resources only add
+  // their cache policy.
   const send = (_req: Request, res: Response, body: unknown) => {
     if (spec.etag) res.set("Cache-Control", "private, no-cache");
     res.json(body);
