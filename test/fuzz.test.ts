@@ -9,7 +9,8 @@ import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, typ
 
 const { owner, api } = useApi({ poolMax: 8 });
 type Param = { name: string; in: string; schema?: { type?: unknown; enum?: unknown[] } };
-type Op = { method: string; path: string; params: Param[]; body?: { properties?: Record<string, unknown>; oneOf?: { properties: Record<string, unknown> }[] } };
+type Body = { properties?: Record<string, unknown>; oneOf?: Body[]; $ref?: string };
+type Op = { method: string; path: string; params: Param[]; body?: Body };
 
 let shop: Tenant;
 let other: Tenant;
@@ -27,9 +28,17 @@ beforeAll(async () => {
   foreignIds = [...(await makeCustomers(owner, other, 3)), bob.id];
   const [inv] = await owner`insert into app.invoices (tenant_id, customer_id) values (${other.id}, ${foreignIds[0]}) returning id`;
   foreignIds.push(inv.id);
-  const doc = (await api.request("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { parameters: Param[]; requestBody?: { content: { "application/json": { schema: Op["body"] } } } }>> };
+  const doc = (await api.request("GET", "/openapi.json")).body as {
+    paths: Record<string, Record<string, { parameters: Param[]; requestBody?: { content: { "application/json": { schema: Body } } } }>>;
+    components: { schemas: Record<string, Body> };
+  };
+  // Named schemas are components: follow a $ref to the schema it names.
+  const resolve = (schema: Body | undefined): Body | undefined => (schema?.$ref ? resolve(doc.components.schemas[schema.$ref.split("/").pop()!]) : schema);
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, params: op.parameters, body: op.requestBody?.content["application/json"].schema })),
+    Object.entries(methods).map(([method, op]) => {
+      const body = resolve(op.requestBody?.content["application/json"].schema);
+      return { method: method.toUpperCase(), path, params: op.parameters, body: body && { ...body, oneOf: body.oneOf?.map((b) => resolve(b)!) } };
+    }),
   );
 });
 

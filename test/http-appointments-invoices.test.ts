@@ -174,6 +174,22 @@ describe("invoices", () => {
     await owner`update app.service_operations set price_cents = 4500 where id = ${aOperation}`;
   });
 
+  it("a quantity with a third decimal, or a negative unit price, is refused with 422 VALIDATION_FAILED, never rounded", async () => {
+    const inv = await call("POST", "/api/v1/invoices", { customer_id: aCustomer });
+    for (const quantity of [1.23456, 1.005, 0.001]) {
+      const res = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity, unit_price_cents: 100 });
+      expect([res.status, res.body.error?.code], String(quantity)).toEqual([422, "VALIDATION_FAILED"]);
+    }
+    const price = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity: 1, unit_price_cents: -1 });
+    expect([price.status, price.body.error.code]).toEqual([422, "VALIDATION_FAILED"]);
+    expect((await call("GET", `/api/v1/invoices/${inv.body.id}/lines`)).body.data).toEqual([]);
+    // Two decimals pass however binary floating point writes them (0.29 / 0.01 is 28.999999999999996).
+    for (const quantity of [0.29, 1.1, 99999.99]) {
+      const res = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity, unit_price_cents: 100 });
+      expect([res.status, res.body.quantity], String(quantity)).toEqual([201, quantity]);
+    }
+  });
+
   it("an issued invoice is immutable except pay and void (409 INVOICE_IMMUTABLE / INVALID_TRANSITION)", async () => {
     const inv = await call("POST", "/api/v1/invoices", { customer_id: aCustomer });
     const empty = await call("POST", `/api/v1/invoices/${inv.body.id}/issue`);

@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import express from "express";
+import { toAppError } from "../server/core/errors.ts";
 import { strongEtag } from "../server/http/etag.ts";
 import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
@@ -96,12 +97,22 @@ describe("business rules enforced by the database, seen through the API", () => 
     await owner`insert into app.vehicles (tenant_id, customer_id, vin) values (${b.id}, ${bCustomer}, ${v})`;
   });
 
-  it("a negative price → 422 INVALID_PRICE, a zero duration → 422 INVALID_DURATION", async () => {
+  it("a negative price or a zero duration → 422 VALIDATION_FAILED naming the field, before the database is asked", async () => {
     const base = { service_id: aService, name: "Bad", duration_minutes: 30, price_cents: 100 };
     const price = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "NEG-1", price_cents: -1 });
-    expect([price.status, price.body.error.code]).toEqual([422, "INVALID_PRICE"]);
-    const duration = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "DUR-0", duration_minutes: 0 });
-    expect([duration.status, duration.body.error.code]).toEqual([422, "INVALID_DURATION"]);
+    expect([price.status, price.body.error.code, price.body.error.details]).toEqual([422, "VALIDATION_FAILED", [{ field: "/price_cents", message: "must be >= 0" }]]);
+    const created = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "DUR-0" });
+    expect(created.status).toBe(201);
+    const duration = await call("PATCH", `/api/v1/service-operations/${created.body.id}`, { duration_minutes: 0 });
+    expect([duration.status, duration.body.error.code, duration.body.error.details]).toEqual([422, "VALIDATION_FAILED", [{ field: "/duration_minutes", message: "must be >= 1" }]]);
+  });
+
+  it("the database still refuses them itself (422 INVALID_PRICE, INVALID_DURATION through the one SQLSTATE table)", async () => {
+    const base = { tenant_id: a.id, service_id: aService, name: "Bad", duration_minutes: 30, price_cents: 100 };
+    for (const [row, code] of [[{ ...base, internal_code: "NEG-2", price_cents: -1 }, "INVALID_PRICE"], [{ ...base, internal_code: "DUR-1", duration_minutes: 0 }, "INVALID_DURATION"]] as const) {
+      const error = await owner`insert into app.service_operations ${owner(row)}`.catch((e: unknown) => e);
+      expect(toAppError(error)).toMatchObject({ status: 422, code });
+    }
   });
 
   it("a duplicate internal_code → 409 INTERNAL_CODE_TAKEN", async () => {

@@ -21,7 +21,8 @@ export type Doc = {
   /** Path parameters: name → schema (default: a uuid). */
   params?: Record<string, JsonSchema>;
   responses: Responses;
-  description?: string;
+  /** What the operation does, for the API document (every operation has one). */
+  description: string;
 };
 
 const DOC = Symbol.for("rls-service-shop.doc");
@@ -48,12 +49,26 @@ export function docOf(handler: unknown): Doc | undefined {
   return typeof handler === "function" ? (handler as { [DOC]?: Doc })[DOC] : undefined;
 }
 
+// Schemas given a name here become components of the API document, referenced by $ref wherever
+// they are used, so a client generated from it gets a named type for each.
+const names = new WeakMap<object, string>();
+
+/** `schema`, named `name` in the API document (components/schemas). Returns the same object. */
+export function named<T extends JsonSchema>(name: string, schema: T): T {
+  names.set(schema, name);
+  return schema;
+}
+
+export function nameOf(schema: object): string | undefined {
+  return names.get(schema);
+}
+
 export const uuid = { type: "string", format: "uuid" } as const;
 export const timestamp = { type: "string", format: "date-time" } as const;
 export const nullable = (schema: JsonSchema): JsonSchema => ({ ...schema, type: [schema.type as string, "null"] });
 
 /** The one error body (errorHandler.ts). */
-export const errorSchema: JsonSchema = {
+export const errorSchema: JsonSchema = named("Error", {
   type: "object",
   additionalProperties: false,
   required: ["error"],
@@ -66,21 +81,27 @@ export const errorSchema: JsonSchema = {
         code: { type: "string", pattern: "^[A-Z][A-Z0-9_]*$" },
         message: { type: "string" },
         request_id: { type: "string" },
-        details: {},
-        help: { type: "string" },
+        details: { description: "What exactly was refused, when known: for validation, a list of {field, message}." },
+        help: { type: "string", description: "Where an operator reads what to do (a runbook)." },
       },
     },
   },
-};
+});
 
 /** An object schema whose every property is listed and required (rows answer every column, null or not). */
 export function row(properties: Record<string, JsonSchema>): JsonSchema {
   return { type: "object", additionalProperties: false, required: Object.keys(properties), properties };
 }
 
-export const page = (item: JsonSchema): JsonSchema => ({
+/** A keyset page of `item`; named `${item's name}Page` in the API document when the item is named. */
+export const page = (item: JsonSchema): JsonSchema => pageNamed(item, {
   type: "object",
   additionalProperties: false,
   required: ["data", "next_cursor"],
   properties: { data: { type: "array", items: item }, next_cursor: { type: ["string", "null"], description: "Opaque; null on the last page." } },
 });
+
+function pageNamed(item: JsonSchema, schema: JsonSchema): JsonSchema {
+  const itemName = nameOf(item);
+  return itemName ? named(`${itemName}Page`, schema) : schema;
+}

@@ -28,7 +28,8 @@ function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
       const inRoute = layer.route.stack.some((l) => isTenantPath(l.handle));
       const permission = layer.route.stack.map((l) => permissionOf(l.handle)).find(Boolean);
       const doc = layer.route.stack.map((l) => docOf(l.handle)).find(Boolean);
-      for (const method of Object.keys(layer.route.methods)) {
+      // A catch-all (route.all(): methodNotAllowed.ts) serves no method of its own.
+      for (const method of Object.keys(layer.route.methods).filter((m) => m !== "_all")) {
         out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission, doc });
       }
     } else {

@@ -6,7 +6,9 @@ import addFormats from "ajv-formats";
 import { BadRequestError, ValidationError } from "../core/errors.ts";
 import { isUuid } from "../core/ids.ts";
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: false });
+// multipleOf on decimals (a quantity's 0.01) compares with a tolerance: 0.29 / 0.01 is
+// 28.999999999999996 in binary floating point, and must still count as two decimals.
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: false, multipleOfPrecision: 9 });
 addFormats.default(ajv, ["email", "uuid", "date-time", "date"]);
 const queryAjv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, coerceTypes: true, useDefaults: true });
 addFormats.default(queryAjv, ["email", "uuid", "date-time", "date"]);

@@ -3,7 +3,7 @@
 // key (otherwise 503).
 import { Router } from "express";
 import { contextKeyFingerprint } from "../db/contextProof.ts";
-import { documented, row } from "../http/contract.ts";
+import { documented, named, row } from "../http/contract.ts";
 import { AppError, databaseUnavailable } from "../core/errors.ts";
 import { migrationNames } from "../setup/migrate.ts";
 import { probeDatabase } from "../db/tenantContext.ts";
@@ -11,12 +11,17 @@ import { probeDatabase } from "../db/tenantContext.ts";
 export function healthRoutes(): Router {
   const router = Router();
   const expected = migrationNames();
-  router.get("/healthz", documented({ summary: "Liveness", tag: "Operations", auth: "public", responses: { 200: { description: "The process answers", schema: row({ status: { const: "ok" } }) } } }), (_req, res) => {
+  router.get("/healthz", documented({
+    summary: "Liveness", tag: "Operations", auth: "public",
+    description: "200 while the process answers; asks nothing of the database, so it stays 200 while the database is down.",
+    responses: { 200: { description: "The process answers", schema: named("Liveness", row({ status: { const: "ok" } })) } },
+  }), (_req, res) => {
     res.json({ status: "ok" });
   });
   router.get("/readyz", documented({
     summary: "Readiness: the database answers and is at the release's migrations", tag: "Operations", auth: "public",
-    responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
+    description: "200 when the database answers as app_user on a connection of its own, every migration file is applied and the database holds this API's context key; otherwise 503 DATABASE_UNAVAILABLE, MIGRATIONS_NOT_AT_HEAD or CONTEXT_KEY_MISMATCH.",
+    responses: { 200: { description: "Ready", schema: named("Readiness", row({ status: { const: "ready" }, migrations: { type: "integer" } })) } },
   }), async (_req, res) => {
     let applied: string[];
     let fingerprint: string | null;

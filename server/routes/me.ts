@@ -1,7 +1,7 @@
 // The caller: GET /api/v1/me and GET /api/v1/tenants (memberships with role). Global data,
 // reached through SECURITY DEFINER functions keyed on the verified token subject.
 import type { Request } from "express";
-import { documented, page, row, uuid } from "../http/contract.ts";
+import { documented, named, page, row, uuid } from "../http/contract.ts";
 import { UnauthorizedError } from "../core/errors.ts";
 import { requestState } from "../core/requestContext.ts";
 import { withoutTenant } from "../db/tenantContext.ts";
@@ -16,7 +16,8 @@ function callerId(req: Request): string {
 export function meRoutes(router: Routes): void {
   router.get("/me", documented({
     summary: "The caller", tag: "Caller",
-    responses: { 200: { description: "The caller's account", schema: row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } }) } },
+    description: "The account the token names, and the shop a scoped token is limited to (token_tenant_id; null for a token valid in every shop of the account).",
+    responses: { 200: { description: "The caller's account", schema: named("Caller", row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } })) } },
   }), async (req, res) => {
     const [user] = await withoutTenant((sql) => sql`select id, email, is_platform_admin from app.get_user(${callerId(req)}::uuid)`);
     // A valid signature for a user that no longer exists is still no user.
@@ -26,7 +27,7 @@ export function meRoutes(router: Routes): void {
   router.get("/tenants", documented({
     summary: "The caller's shops and role in each", tag: "Caller",
     description: "Every membership (a person belongs to few shops): not paginated, next_cursor is always null.",
-    responses: { 200: { description: "Memberships", schema: page(row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } })) } },
+    responses: { 200: { description: "Memberships", schema: page(named("Membership", row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } }))) } },
   }), async (req, res) => {
     const rows = await withoutTenant((sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships(${callerId(req)}::uuid)`);
     res.json({ data: rows.map((r) => ({ id: r.tenant_id, slug: r.slug, name: r.name, status: r.status, role: r.role })), next_cursor: null });

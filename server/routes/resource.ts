@@ -6,7 +6,7 @@ import type { Routes } from "./mount.ts";
 import type postgres from "postgres";
 import type { Sql } from "../db/connections.ts";
 import { requires, type Permission } from "../auth/authorize.ts";
-import { documented, page as pageSchema, row, type JsonSchema, type Responses } from "../http/contract.ts";
+import { documented, named, page as pageSchema, row, type JsonSchema, type Responses } from "../http/contract.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { withTenantOnce } from "../http/idempotency.ts";
 import { withTenant } from "../db/tenantContext.ts";
@@ -22,9 +22,13 @@ export type ResourceSpec = {
   columns: string[];
   /** The answer's properties (one per column): reads and writes answer this one shape. */
   row: Record<string, JsonSchema>;
-  /** Name in the API document, singular ("vehicle"), and its tag ("Vehicles"). */
+  /** Name in the API document, singular ("vehicle"; its schemas are Vehicle, VehicleCreate, ...), and its tag ("Vehicles"). */
   name: string;
   tag: string;
+  /** The rules the database holds a write to beyond the body's schema, for the document ("" when none). */
+  rules: string;
+  /** What refuses a delete, for the document, when something does. */
+  deleteRule?: string;
   /** The documented order of the list, in words. */
   order: string;
   /** Where reads come from when not the table itself (a security_invoker view). */
@@ -54,13 +58,14 @@ export type ResourceSpec = {
 type Row = Record<string, unknown>;
 
 export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
-  const createSchema = { type: "object", additionalProperties: false, required: spec.required, properties: spec.fields };
-  const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields };
+  const schemaName = spec.name.replace(/(?:^|\s+)(\w)/g, (_m, c: string) => c.toUpperCase());
+  const createSchema = named(`${schemaName}Create`, { type: "object", additionalProperties: false, required: spec.required, properties: spec.fields });
+  const patchSchema = named(`${schemaName}Changes`, { type: "object", additionalProperties: false, minProperties: 1, properties: spec.fields });
   const listSchema = { type: "object", additionalProperties: false, properties: { ...pageQuerySchema(200, 500), ...spec.filters, ...spec.where?.schema } };
   const validateCreate = bodyValidator<Row>(createSchema);
   const validatePatch = bodyValidator<Row>(patchSchema);
   const validateList = queryValidator<Row & { limit: number; cursor?: string }>(listSchema);
-  const item = row(spec.row);
+  const item = named(schemaName, row(spec.row));
   const etagHeaders = spec.etag ? { ETag: { description: "Strong validator of this representation; send it as If-None-Match.", schema: { type: "string" } } } : undefined;
   const notModified: Responses = spec.etag ? { 304: { description: "Not modified (If-None-Match matched)." } } : {};
   const nextHeaders = spec.rootArray
@@ -70,12 +75,28 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     list: documented({
       summary: `List ${spec.tag.toLowerCase()}`, tag: spec.tag, query: listSchema,
       description: `Ordered by ${spec.order}. Keyset paginated: ${spec.rootArray ? "the answer is a root JSON array; the next page's cursor is in X-Next-Cursor (and Link rel=\"next\"), absent on the last page" : "pass next_cursor back as cursor; null on the last page"}.`,
-      responses: { 200: { description: "A page", schema: spec.rootArray ? { type: "array", items: item } : pageSchema(item), headers: nextHeaders }, ...notModified },
+      responses: { 200: { description: "A page", schema: spec.rootArray ? named(`${schemaName}List`, { type: "array", items: item }) : pageSchema(item), headers: nextHeaders }, ...notModified },
     }),
-    create: documented({ summary: `Create a ${spec.name}`, tag: spec.tag, body: createSchema, responses: { 201: { description: `The ${spec.name}, as a read answers it`, schema: item, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } } }),
-    read: documented({ summary: `Read a ${spec.name}`, tag: spec.tag, responses: { 200: { description: `The ${spec.name}`, schema: item, headers: etagHeaders }, ...notModified } }),
-    patch: documented({ summary: `Change a ${spec.name}`, tag: spec.tag, body: patchSchema, responses: { 200: { description: `The ${spec.name}, as a read answers it`, schema: item } } }),
-    remove: documented({ summary: `Delete a ${spec.name}`, tag: spec.tag, responses: { 204: { description: "Deleted" } } }),
+    create: documented({
+      summary: `Create a ${spec.name}`, tag: spec.tag, body: createSchema,
+      description: words(`Answers the ${spec.name} as a read does, with its URL in Location.`, spec.rules, "A retry with the same Idempotency-Key replays the first answer."),
+      responses: { 201: { description: `The ${spec.name}, as a read answers it`, schema: item, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } },
+    }),
+    read: documented({
+      summary: `Read a ${spec.name}`, tag: spec.tag,
+      description: words(`Another shop's ${spec.name} answers 404 ${spec.notFoundCode}, as one that does not exist.`, spec.etag ? "Send the ETag back as If-None-Match: 304 while it is unchanged." : ""),
+      responses: { 200: { description: `The ${spec.name}`, schema: item, headers: etagHeaders }, ...notModified },
+    }),
+    patch: documented({
+      summary: `Change a ${spec.name}`, tag: spec.tag, body: patchSchema,
+      description: words(`Changes the properties the body names (at least one) and answers the ${spec.name} as a read does.`, spec.rules),
+      responses: { 200: { description: `The ${spec.name}, as a read answers it`, schema: item } },
+    }),
+    remove: documented({
+      summary: `Delete a ${spec.name}`, tag: spec.tag,
+      description: words(`Another shop's ${spec.name} answers 404 ${spec.notFoundCode}, as one that does not exist.`, spec.deleteRule ?? ""),
+      responses: { 204: { description: "Deleted" } },
+    }),
   };
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
   const source = spec.readFrom ?? spec.table;
@@ -147,3 +168,5 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
   });
 
 }
+
+const words = (...sentences: string[]) => sentences.filter(Boolean).join(" ");
