@@ -5,10 +5,37 @@ import { spawn, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../server/core/config.ts";
 
-function run(script: string): { status: number | null; lines: string[] } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info" } });
+function run(script: string, env: Record<string, string> = {}): { status: number | null; lines: string[] } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info", ...env } });
   return { status: r.status, lines: r.stdout.split("\n").filter(Boolean) };
 }
+
+describe("the log format", () => {
+  const script = `
+    import { logger, writeLine } from "./server/core/log.ts";
+    logger.info({ migrations: 3 }, "migrations applied");
+    writeLine(JSON.stringify({ level: 40, time: Date.now(), request_id: "r-1", req: { method: "GET", url: "/api/v1/customers" }, res: { statusCode: 404 }, responseTime: 7, msg: "request completed" }) + "\\n");
+    logger.fatal("database set-up failed");
+    process.exit(3);
+  `;
+
+  it("LOG_FORMAT=pretty: a line a person reads (level, message, then the fields), the access line led by method, path, status and time", () => {
+    const { status, lines } = run(script, { LOG_FORMAT: "pretty", NODE_ENV: "development" });
+    expect(status).toBe(3);
+    expect(lines[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: migrations applied/);
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+migrations: 3$/));
+    expect(lines).toContainEqual(expect.stringMatching(/WARN.*: GET \/api\/v1\/customers 404 7 ms: request completed/));
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+request_id: "r-1"$/));
+    expect(lines.at(-1)).toMatch(/FATAL.*: database set-up failed/);
+  });
+
+  it("JSON lines when stdout is not a terminal, in development too, or with LOG_FORMAT=json", () => {
+    for (const env of [{ NODE_ENV: "development" }, { NODE_ENV: "development", LOG_FORMAT: "json" }]) {
+      const { lines } = run(script, env);
+      expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["migrations applied", "request completed", "database set-up failed"]);
+    }
+  });
+});
 
 describe("the logger", () => {
   it("writes every line, in order, when the process exits in the same turn", () => {

@@ -52,8 +52,10 @@ const schema = {
     JWT_TTL_SECONDS: { type: "integer", minimum: 60, maximum: 86400, default: 3600 },
     BASE_DOMAIN: { type: "string", pattern: "^[a-z0-9.-]+(:[0-9]+)?$" },
     LOG_LEVEL: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info" },
-    // Read by server/core/log.ts when it loads (before this check): listed so a bad value stops the start.
+    // LOG_FLUSH_MS and LOG_FORMAT are read by server/core/log.ts when it loads (before this check):
+    // listed so a bad value stops the start. LOG_FORMAT unset: pretty in development at a terminal.
     LOG_FLUSH_MS: { type: "integer", minimum: 0, maximum: 1000, default: 5 },
+    LOG_FORMAT: { enum: ["json", "pretty"] },
     DB_POOL_MAX: { type: "integer", minimum: 1, maximum: 500, default: 10 },
     DB_CONNECT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 60000, default: 1000 },
     DB_STATEMENT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 600000, default: 5000 },

@@ -1,5 +1,10 @@
-// One JSON logger on stdout. Lines written during a request carry its request id, tenant and
-// user (logBindings(req)). Tokens, cookies and passwords are redacted; query strings are never logged.
+// One logger on stdout. Lines written during a request carry its request id, tenant and user
+// (logBindings(req)). Tokens, cookies and passwords are redacted; query strings are never logged.
+//
+// LOG_FORMAT: JSON lines (`json`: production, pipes, log collectors) or lines for a person at a
+// terminal (`pretty`, pino-pretty: time, level, message, then the fields). Unset, it is `pretty` in
+// development when stdout is a terminal, `json` otherwise. The batching below is JSON's; pretty
+// lines are written one by one, as a person reads them.
 //
 // Lines are written in batches: a batch leaves when it reaches PIPE_BUF bytes or LOG_FLUSH_MS
 // (default 5 ms) after its first line, whichever comes first. Under load a write per line, or
@@ -12,8 +17,22 @@
 // Lines still pending when the process exits (a fatal error at start-up, SIGTERM) are written
 // then.
 import { writeSync } from "node:fs";
-import { pino } from "pino";
+import { pino, type DestinationStream } from "pino";
 
+const format = process.env.LOG_FORMAT ?? ((process.env.NODE_ENV ?? "development") === "development" && process.stdout.isTTY ? "pretty" : "json");
+
+/** pino-pretty, loaded only when asked for; the access line's fields make its message. */
+async function prettyStream(): Promise<DestinationStream> {
+  const { default: pretty } = await import("pino-pretty");
+  return pretty({
+    sync: true,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname,req,res,responseTime",
+    messageFormat: "{if req.method}{req.method} {req.url} {res.statusCode} {responseTime} ms: {end}{msg}",
+  });
+}
+
+const pretty = format === "pretty" ? await prettyStream() : undefined;
 const stdout = pino.destination({ dest: 1, sync: true });
 const PIPE_BUF = 4096;
 const FLUSH_MS = Number(process.env.LOG_FLUSH_MS ?? 5);
@@ -49,8 +68,9 @@ function writePending(): void {
   for (const batch of takeBatches()) stdout.write(batch);
 }
 
-/** Queues one whole line (ending in a newline) for stdout; the access log writes its own this way. */
+/** Queues one whole JSON line (ending in a newline) for stdout; the access log writes its own this way. */
 export function writeLine(line: string): void {
+  if (pretty) return void pretty.write(line);
   // Sizes here in UTF-16 units (the bytes, for the ASCII that log lines nearly always are); the
   // batches are cut on true byte counts when written (takeBatches).
   if (pendingBytes > 0 && pendingBytes + line.length > PIPE_BUF) writePending();
@@ -87,4 +107,4 @@ export const logger = pino({
     paths: ["req.headers.authorization", "req.headers.cookie", "password", "*.password", "access_token"],
     censor: "[redacted]",
   },
-}, batched);
+}, pretty ?? batched);
