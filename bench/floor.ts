@@ -8,7 +8,7 @@
 // database work, so API / floor measures what the API layer adds; bench/contextCost.ts measures
 // the opener against a bare set_config. It carries the API's two mends of the libraries both use
 // (server/db/postgresClasses.ts, server/http/httpServer.ts), not any of the API layer's own work: without
-// them a bare handler spends about half again as much Node CPU (README, Speed). With FLOOR_PLAIN=1
+// them a bare handler spends about half again as much Node CPU (bench/README.md). With FLOOR_PLAIN=1
 // it runs without them, as a bare handler written today would: the bench's "plain floor" row.
 import { createServer } from "node:http";
 import express, { type Request, type Response } from "express";

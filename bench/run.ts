@@ -44,11 +44,11 @@ const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
 const OVERLOAD_CONNECTIONS = env("BENCH_OVERLOAD_CONNECTIONS", 256);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 // The speed targets are judged on the floor rounds: 5 of 5 s by default, not 3 of 3 s, since on a
-// shared 2-core machine single rounds read 0.65× to 1.0× of the floor beside them (README, Speed).
+// shared 2-core machine single rounds read 0.65× to 1.0× of the floor beside them (bench/README.md).
 const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(5, Math.round(SECONDS * 0.5)));
 const FLOOR_ROUNDS = env("BENCH_FLOOR_ROUNDS", process.env.BENCH_ROUNDS || process.env.BENCH_WRITE_ROUNDS ? ROUNDS : 5);
 // Each side's load before its first round, so the rounds measure code V8 has finished optimizing:
-// after 1 s the API's first round of GET by id could still read 0.65× of the floor's (README, Speed).
+// after 1 s the API's first round of GET by id could still read 0.65× of the floor's (bench/README.md).
 const WARMUP_SECONDS = env("BENCH_WARMUP_SECONDS", 3);
 const ONLY = process.env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== "floor") throw new Error(`BENCH_ONLY=${ONLY}: only "floor" is known`);
@@ -74,7 +74,7 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
 
 /**
  * The API as production runs it: compiled by `npm run build` and started as `node dist/main.js`
- * (README, runbooks/go-live.md), in production mode; with workers > 1, WEB_CONCURRENCY workers
+ * (docs/operations.md, runbooks/go-live.md), in production mode; with workers > 1, WEB_CONCURRENCY workers
  * share the port and the pool. Not under tsx, the development loader: it wraps every function
  * created per request in a defineProperty (esbuild's keepNames) and maps stack traces, which
  * measured about 70 µs of Node CPU per GET that production never pays.
@@ -631,7 +631,7 @@ function contextTarget(results: Record<string, unknown>): Target | undefined {
     measured: `${fresh.toFixed(1)} µs fresh, ${after.toFixed(1)} µs after 100 prepared (set_config: ${c.fresh.set_config_us.toFixed(1)} µs); ` +
       (tx === undefined ? "one per transaction: not measured" : `${tx.toFixed(1)} µs one per transaction`),
     met,
-    note: met ? undefined : "one call per transaction, as a request makes it, costs about three times the 5,000-call figure: the nonce record makes every request a writing transaction (transaction id, commit record: about 35 µs by itself), and each transaction sets up the function's expressions and plans again; README (Benchmarks) has the breakdown and the options, which need a decision",
+    note: met ? undefined : "one call per transaction, as a request makes it, costs about three times the 5,000-call figure: the nonce record makes every request a writing transaction (transaction id, commit record: about 35 µs by itself), and each transaction sets up the function's expressions and plans again; bench/README.md has the breakdown and the options, which need a decision",
   };
 }
 
@@ -656,7 +656,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
     const cpu = floor["GET customer by id"].api.node_cpu_us;
     list.push({
       target: "GET customer by id: Node CPU per request ≤ 450 µs", measured: `${cpu.toFixed(0)} µs (the floor: ${floor["GET customer by id"].floor.node_cpu_us.toFixed(0)} µs)`, met: cpu <= 450,
-      note: cpu <= 450 ? undefined : "profile with BENCH_ONLY=floor BENCH_API_NODE_OPTIONS=\"--cpu-prof --cpu-prof-dir=/tmp/prof\"; README (Speed) lists what each lever bought",
+      note: cpu <= 450 ? undefined : "profile with BENCH_ONLY=floor BENCH_API_NODE_OPTIONS=\"--cpu-prof --cpu-prof-dir=/tmp/prof\"; bench/README.md lists what each lever bought",
     });
   }
   const rls = ratios["RLS overhead (1 - rls/explicit)"];

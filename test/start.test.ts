@@ -103,7 +103,7 @@ describe("npm start", () => {
       expect(first.output()).not.toContain(token);
       expect(first.output()).not.toContain("Secret");
       expect(postmasterRunning()).toBe(true);
-      // The demo's BI login reads acme through the views, as the README's psql session shows.
+      // The demo's BI login reads acme through the views, as the psql session of docs/audit-and-bi.md shows.
       const secrets = JSON.parse(await readFile(join(dataDir, "secrets.json"), "utf8")) as { biAcme: string };
       const bi = postgres(`postgres://bi_acme:${encodeURIComponent(secrets.biAcme)}@127.0.0.1:${pgPort}/shop`, { max: 1, onnotice: () => {} });
       try {

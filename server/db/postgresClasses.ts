@@ -11,7 +11,7 @@
 // the optimizations then stick. Nothing else changes: the classes, their species (Array,
 // Promise) and every object postgres.js returns are the same.
 //
-// Measured (README, Speed): a GET by id costs 14% fewer instructions in the API (1,903k against
+// Measured (bench/README.md): a GET by id costs 14% fewer instructions in the API (1,903k against
 // 1,640k under callgrind) and 11% fewer in the bench's floor, which uses it too; under load the
 // Node CPU per GET dropped by 15% on both. test/postgres-classes.test.ts proves the effect and
 // fails, asking for this file's removal, once a Node release no longer needs it.

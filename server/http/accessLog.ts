@@ -1,7 +1,7 @@
 // What is recorded when a response ends: one access log line and the request metrics, from a
 // single listener. It replaces pino-http, which built two child loggers (serializing the request
 // into each) and added and removed three listeners per request, for the same line; the bench
-// table in README (Speed) says what that bought.
+// table in bench/README.md says what that bought.
 //
 // The line: {request_id, tenant_id, user_id, req: {method, url, remoteAddress}, res: {statusCode},
 // responseTime (whole ms)} "request completed", at info below 400 and warn for 4xx; a 5xx is

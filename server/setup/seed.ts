@@ -16,7 +16,7 @@ export const DEMO_BI_LOGIN = "bi_acme";
 
 /**
  * Seeds the demo into an empty database. With `biPassword`, also the BI login bi_acme (a member
- * of app_bi) granted acme, so the README's psql session works.
+ * of app_bi) granted acme, so the psql session of docs/audit-and-bi.md works.
  */
 export async function seedDemo(ownerUrl: string, options: { customersPerTenant?: number; biPassword?: string } = {}): Promise<boolean> {
   const customersPerTenant = options.customersPerTenant ?? 24;
