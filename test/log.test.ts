@@ -30,7 +30,7 @@ describe("the log format", () => {
   });
 
   it("JSON lines when stdout is not a terminal, in development too, or with LOG_FORMAT=json", () => {
-    for (const env of [{ NODE_ENV: "development" }, { NODE_ENV: "development", LOG_FORMAT: "json" }]) {
+    for (const env of [{ NODE_ENV: "development" }, { NODE_ENV: "development", LOG_FORMAT: "json" }] as Record<string, string>[]) {
       const { lines } = run(script, env);
       expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["migrations applied", "request completed", "database set-up failed"]);
     }
