@@ -14,6 +14,7 @@ export default tseslint.config(
     },
   },
   { files: ["server/cli.ts", "server/main.ts", "bench/**", "test/**"], rules: { "no-console": "off" } },
+  { files: ["**/*.cjs"], languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } } },
   // Tests read JSON answers loosely; the assertions are the types.
   { files: ["test/**"], rules: { "@typescript-eslint/no-explicit-any": "off" } },
 );

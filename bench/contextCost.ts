@@ -12,8 +12,8 @@
 //     tenant filter, COMMIT, as the owner), side by side in interleaved rounds.
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
-import { tenantContextProof } from "../server/contextProof.ts";
-import { expiryGuard, sessionGuard, streamGuard, type ProofState } from "../server/proofGuards.ts";
+import { tenantContextProof } from "../server/db/contextProof.ts";
+import { expiryGuard, sessionGuard, streamGuard, type ProofState } from "../server/db/proofGuards.ts";
 import { sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
 type Member = { tenantId: string; userId: string };

@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 
 export type ExportResult = {
   rows: number;

@@ -9,16 +9,16 @@
 // stream), so each connection is a client of its own, as the API's are: the floor pays the same
 // database work, so API / floor measures what the API layer adds; bench/contextCost.ts measures
 // the opener against a bare set_config. It carries the API's two mends of the libraries both use
-// (server/postgresClasses.ts, server/httpServer.ts), not any of the API layer's own work: without
-// them a bare handler spends about half again as much Node CPU (README, Speed). With FLOOR_PLAIN=1
+// (server/db/postgresClasses.ts, server/http/httpServer.ts), not any of the API layer's own work: without
+// them a bare handler spends about half again as much Node CPU (bench/README.md). With FLOOR_PLAIN=1
 // it runs without them, as a bare handler written today would: the bench's "plain floor" row.
 import { createServer } from "node:http";
 import express, { type Request, type Response } from "express";
 import postgres from "postgres";
-import { keepPostgresClassesOptimizable } from "../server/postgresClasses.ts";
-import { createHttpServer } from "../server/httpServer.ts";
-import { tenantContextProof, useContextKey } from "../server/contextProof.ts";
-import { guardFor, guardSpent, type ProofState } from "../server/proofGuards.ts";
+import { keepPostgresClassesOptimizable } from "../server/db/postgresClasses.ts";
+import { createHttpServer } from "../server/http/httpServer.ts";
+import { tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
+import { guardFor, guardSpent, type ProofState } from "../server/db/proofGuards.ts";
 
 const plain = process.env.FLOOR_PLAIN === "1";
 if (!plain) keepPostgresClassesOptimizable();

@@ -20,13 +20,13 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
-import { installContextKey, tenantContextProof, useContextKey } from "../server/contextProof.ts";
-import { streamGuard, type ProofState } from "../server/proofGuards.ts";
-import { migrate } from "../server/migrate.ts";
-import { applyPolicies } from "../server/policies.ts";
-import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
-import { startEmbedded } from "../server/embedded.ts";
-import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { installContextKey, tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
+import { streamGuard, type ProofState } from "../server/db/proofGuards.ts";
+import { migrate } from "../server/setup/migrate.ts";
+import { applyPolicies } from "../server/setup/policies.ts";
+import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
+import { startEmbedded } from "../server/setup/embedded.ts";
+import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import { freePort } from "../test/testDatabase.ts";
 import { cpuMeter } from "./cpu.ts";
 import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type ExportResult } from "./exportLoad.ts";
@@ -45,11 +45,11 @@ const SEAL_ROWS = env("BENCH_SEAL_ROWS", 100_000);
 const OVERLOAD_CONNECTIONS = env("BENCH_OVERLOAD_CONNECTIONS", 256);
 const ROUNDS = env("BENCH_ROUNDS", env("BENCH_WRITE_ROUNDS", 3)); // the old name still counts
 // The speed targets are judged on the floor rounds: 5 of 5 s by default, not 3 of 3 s, since on a
-// shared 2-core machine single rounds read 0.65× to 1.0× of the floor beside them (README, Speed).
+// shared 2-core machine single rounds read 0.65× to 1.0× of the floor beside them (bench/README.md).
 const FLOOR_SECONDS = env("BENCH_FLOOR_SECONDS", Math.max(5, Math.round(SECONDS * 0.5)));
 const FLOOR_ROUNDS = env("BENCH_FLOOR_ROUNDS", process.env.BENCH_ROUNDS || process.env.BENCH_WRITE_ROUNDS ? ROUNDS : 5);
 // Each side's load before its first round, so the rounds measure code V8 has finished optimizing:
-// after 1 s the API's first round of GET by id could still read 0.65× of the floor's (README, Speed).
+// after 1 s the API's first round of GET by id could still read 0.65× of the floor's (bench/README.md).
 const WARMUP_SECONDS = env("BENCH_WARMUP_SECONDS", 3);
 const ONLY = process.env.BENCH_ONLY;
 if (ONLY !== undefined && ONLY !== "floor") throw new Error(`BENCH_ONLY=${ONLY}: only "floor" is known`);
@@ -75,7 +75,7 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
 
 /**
  * The API as production runs it: compiled by `npm run build` and started as `node dist/main.js`
- * (README, runbooks/go-live.md), in production mode; with workers > 1, WEB_CONCURRENCY workers
+ * (docs/operations.md, runbooks/go-live.md), in production mode; with workers > 1, WEB_CONCURRENCY workers
  * share the port and the pool. Not under tsx, the development loader: it wraps every function
  * created per request in a defineProperty (esbuild's keepNames) and maps stack traces, which
  * measured about 70 µs of Node CPU per GET that production never pays.
@@ -666,7 +666,7 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
     const cpu = floor["GET customer by id"].api.node_cpu_us;
     list.push({
       target: "GET customer by id: Node CPU per request ≤ 450 µs", measured: `${cpu.toFixed(0)} µs (the floor: ${floor["GET customer by id"].floor.node_cpu_us.toFixed(0)} µs)`, met: cpu <= 450,
-      note: cpu <= 450 ? undefined : "profile with BENCH_ONLY=floor BENCH_API_NODE_OPTIONS=\"--cpu-prof --cpu-prof-dir=/tmp/prof\"; README (Speed) lists what each lever bought",
+      note: cpu <= 450 ? undefined : "profile with BENCH_ONLY=floor BENCH_API_NODE_OPTIONS=\"--cpu-prof --cpu-prof-dir=/tmp/prof\"; bench/README.md lists what each lever bought",
     });
   }
   const rls = ratios["RLS overhead (1 - rls/explicit)"];
@@ -734,7 +734,7 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
     }
     for (const [name, v] of Object.entries(floor).filter(([, v]) => v.floor_plain)) {
       const p = v.floor_plain!;
-      lines.push("", `${name}, the plain floor (bench/floor.ts with FLOOR_PLAIN=1: the same handler without the two library mends, server/postgresClasses.ts and server/httpServer.ts) in the same rounds: ${f(p.rps)} req/s, API / plain floor ${(v.api.rps / p.rps).toFixed(2)}; p50 / p99 ${f(p.p50)} / ${f(p.p99)} ms; Node CPU ${p.node_cpu_us.toFixed(0)} µs/req (API ${v.api.node_cpu_us.toFixed(0)}, floor ${v.floor.node_cpu_us.toFixed(0)}); PostgreSQL ${p.pg_cpu_us.toFixed(0)} µs/req; errors ${p.errors}; rounds ${v.rounds.floor_plain.join(" / ")}.`);
+      lines.push("", `${name}, the plain floor (bench/floor.ts with FLOOR_PLAIN=1: the same handler without the two library mends, server/db/postgresClasses.ts and server/http/httpServer.ts) in the same rounds: ${f(p.rps)} req/s, API / plain floor ${(v.api.rps / p.rps).toFixed(2)}; p50 / p99 ${f(p.p50)} / ${f(p.p99)} ms; Node CPU ${p.node_cpu_us.toFixed(0)} µs/req (API ${v.api.node_cpu_us.toFixed(0)}, floor ${v.floor.node_cpu_us.toFixed(0)}); PostgreSQL ${p.pg_cpu_us.toFixed(0)} µs/req; errors ${p.errors}; rounds ${v.rounds.floor_plain.join(" / ")}.`);
     }
     const base = Object.entries(floor).filter(([, v]) => v.api_baseline);
     if (base.length) {

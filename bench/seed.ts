@@ -1,7 +1,7 @@
 // Bench data: TENANTS tenants × CUSTOMERS customers, one owner per tenant, a catalog,
 // appointments and invoices with lines, and a key table
 // (public.bench_keys) that pgbench and the direct-SQL loops sample from. Idempotent.
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 
 export type BenchKeys = {
   tenants: { id: string; userId: string; invoiceId: string; operationIds: string[] }[];

@@ -2,18 +2,20 @@
 // log and metrics, the tenant path prefix), then /api/v1, every route registered on the app's own
 // router at its full path behind the API's middleware (JSON bodies on writes, authentication, the
 // idempotency key, and for tenant resources the tenant): a request walks one router, not three
-// nested ones (server/routes/mount.ts). Then health, /metrics, docs and /ops, then 404 and the one
-// error handler. /api/v1 comes first because nearly every request is one.
+// nested ones (server/routes/mount.ts). Then health, /metrics, docs and /ops, then 405 for a path
+// asked with a method it lacks, 404 and the one error handler. /api/v1 comes first because nearly
+// every request is one.
 import express, { type RequestHandler } from "express";
-import { startAccessLog } from "./accessLog.ts";
-import { authenticate } from "./authenticate.ts";
-import { errorHandler, notFound } from "./errorHandler.ts";
-import { useStrongEtags } from "./etag.ts";
-import { idempotencyKey } from "./idempotency.ts";
-import { jsonBody } from "./jsonBody.ts";
-import { metricsEndpoint } from "./metrics.ts";
-import { assignRequestId } from "./requestId.ts";
-import { drainingRefusal } from "./shutdown.ts";
+import { startAccessLog } from "./http/accessLog.ts";
+import { authenticate } from "./auth/authenticate.ts";
+import { errorHandler, notFound } from "./http/errorHandler.ts";
+import { useStrongEtags } from "./http/etag.ts";
+import { idempotencyKey } from "./http/idempotency.ts";
+import { jsonBody } from "./http/jsonBody.ts";
+import { answerOtherMethods } from "./http/methodNotAllowed.ts";
+import { metricsEndpoint } from "./core/metrics.ts";
+import { assignRequestId } from "./http/requestId.ts";
+import { drainingRefusal } from "./http/shutdown.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
@@ -29,10 +31,10 @@ import { settingsRoutes } from "./routes/settings.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
-import { documented } from "./contract.ts";
-import { resolveTenant, rewriteTenantPathPrefix } from "./tenantResolution.ts";
-import { shedWhenSaturated } from "./tenantContext.ts";
-import type { TokenKeys } from "./tokens.ts";
+import { documented } from "./http/contract.ts";
+import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.ts";
+import { shedWhenSaturated } from "./db/tenantContext.ts";
+import type { TokenKeys } from "./auth/tokens.ts";
 
 export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
 
@@ -69,8 +71,8 @@ const startRequest: RequestHandler = (req, res, next) => {
 export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  // Strong ETags on every body (Express's own, hashed from the text: etag.ts), and 304 for a
-  // matching If-None-Match on GET (Express's req.fresh).
+  // Strong ETags on every body (the bytes Express's "strong" setting writes, hashed from the text
+  // with that setting off: http/etag.ts), and 304 for a matching If-None-Match on GET (req.fresh).
   useStrongEtags(app);
   app.set("query parser", "simple");
 
@@ -86,18 +88,22 @@ export function createApp(options: AppOptions): express.Express {
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
   for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
   meRoutes(mountRoutes(app, "/api/v1", authenticated));
-  // A path (or method) under /api/v1 that no route serves: authentication first, as for every
-  // route, so it is 401 without a good token and 404 ROUTE_NOT_FOUND with one.
-  app.use("/api/v1", ...authenticated);
 
   app.use(healthRoutes());
   app.get("/metrics", documented({
     summary: "Prometheus metrics (unauthenticated: expose to the scraper's network only)", tag: "Operations", auth: "public",
+    description: "Requests by method, route template and status, their latency, 503s by error code, 304s, authorization denials, the tenant pool's use, and Node's defaults, in Prometheus's text format.",
     responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
   }), metricsEndpoint);
   app.use(docsRoutes());
   app.use("/ops", opsRoutes(options.keys, options.deployment));
 
+  // A path that exists, asked with a method it does not have: 405 with Allow, token or not (the
+  // paths are public in /openapi.json).
+  answerOtherMethods(app);
+  // A path under /api/v1 that no route serves: authentication first, as for every route, so it is
+  // 401 without a good token and 404 ROUTE_NOT_FOUND with one.
+  app.use("/api/v1", ...authenticated);
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -4,15 +4,17 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { loadConfig } from "./config.ts";
-import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./auditAnchor.ts";
-import { contextKeyFingerprint, installContextKey } from "./contextProof.ts";
-import { connectOnce } from "./db.ts";
-import { localAccess, shellQuote, type Access } from "./localAccess.ts";
-import { openDatabase } from "./localDatabase.ts";
-import { migrate } from "./migrate.ts";
-import { rbacMatrixFile, readMatrix, renderMatrix } from "./rbacMatrix.ts";
-import { loadTokenKeys, signAccessToken } from "./tokens.ts";
+import { loadConfig } from "./core/config.ts";
+import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { contextKeyFingerprint, installContextKey } from "./db/contextProof.ts";
+import { connectOnce } from "./db/connections.ts";
+import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
+import { openDatabase } from "./setup/localDatabase.ts";
+import { migrate } from "./setup/migrate.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
+import { createApp } from "./app.ts";
+import { routeInventory } from "./http/routeInventory.ts";
 
 const program = new Command().name("cli").description("rls-service-shop operator and developer commands");
 
@@ -184,7 +186,9 @@ program
   .action(async (opts: { write?: boolean; url?: string }) => {
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      const page = renderMatrix(await readMatrix(sql));
+      // The routes as the API mounts them; the key only lets the app be built, nothing is signed.
+      const routes = routeInventory(createApp({ keys: hs256Keys("rbac-matrix-rendering-only-0123456789abcdef"), bodyLimit: "1kb" }));
+      const page = renderMatrix(await readMatrix(sql), routes);
       if (opts.write) {
         writeFileSync(rbacMatrixFile, page);
         console.log(`wrote ${rbacMatrixFile}`);

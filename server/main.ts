@@ -5,21 +5,21 @@
 // DB_POOL_MAX connections; SIGTERM drains the workers, then stops the database.
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
-import { answerClientErrors } from "./clientErrors.ts";
-import { loadConfig, ConfigError, type Config } from "./config.ts";
-import { contextKeyFingerprint, installContextKey, useContextKey } from "./contextProof.ts";
-import { createPool, withOwner } from "./db.ts";
-import { openDatabase } from "./localDatabase.ts";
-import { logger } from "./log.ts";
-import { setPoolMax } from "./metrics.ts";
-import { migrate } from "./migrate.ts";
-import { applyPolicies } from "./policies.ts";
-import { DEMO_PASSWORD, seedDemo } from "./seed.ts";
-import { installShutdown } from "./shutdown.ts";
-import { useTenantPool } from "./tenantContext.ts";
-import { loadTokenKeys, type TokenKeys } from "./tokens.ts";
+import { answerClientErrors } from "./http/clientErrors.ts";
+import { loadConfig, ConfigError, type Config } from "./core/config.ts";
+import { contextKeyFingerprint, installContextKey, useContextKey } from "./db/contextProof.ts";
+import { createPool, withOwner } from "./db/connections.ts";
+import { openDatabase } from "./setup/localDatabase.ts";
+import { logger } from "./core/log.ts";
+import { setPoolMax } from "./core/metrics.ts";
+import { migrate } from "./setup/migrate.ts";
+import { applyPolicies } from "./setup/policies.ts";
+import { DEMO_PASSWORD, seedDemo } from "./setup/seed.ts";
+import { installShutdown } from "./http/shutdown.ts";
+import { useTenantPool } from "./db/tenantContext.ts";
+import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
-import { createHttpServer } from "./httpServer.ts";
+import { createHttpServer } from "./http/httpServer.ts";
 
 async function main() {
   let config;
@@ -34,7 +34,7 @@ async function main() {
   }
 
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
-  // Production requires CONTEXT_KEY (config.ts); the embedded database keeps its own in
+  // Production requires CONTEXT_KEY (core/config.ts); the embedded database keeps its own in
   // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
   const contextKey = config.contextKey ?? db.secrets?.contextKey ?? randomBytes(32).toString("hex");
   useContextKey(contextKey, config.contextProofTtlSeconds);

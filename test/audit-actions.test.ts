@@ -5,8 +5,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { toAppError } from "../server/errors.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { toAppError } from "../server/core/errors.ts";
 import { asTenant, makeTenant, ownerSql, type Tenant } from "./fixtures.ts";
 import { root } from "./scratch.ts";
 

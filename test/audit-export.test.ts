@@ -2,29 +2,20 @@
 // quoting checked, rows arriving before the query has finished, the export audited, a client
 // leaving half way.
 import { request as httpRequest } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeTenant, makeUser, startApi, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let big: Tenant;
 let bigOwner: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   big = await makeTenant(owner);
   bigOwner = await makeUser(owner, big, "owner");
   // One statement, 100,000 rows: the statement-level trigger writes 100,000 audit rows.
   await owner`insert into app.customers (tenant_id, name)
               select ${big.id}, case when g = 1 then 'Quote "me", please' else 'bulk ' || g end from generate_series(1, 100000) g`;
 }, 120_000);
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
-});
 
 const exportsOf = async () => (await owner`select count(*)::int as n from app.audit_log where tenant_id = ${big.id} and action = 'audit.export'`)[0].n;
 

@@ -1,18 +1,14 @@
 // GET /api/v1/audit is newest first by the numeric id, and its cursor follows that order: paging
 // through rows whose ids cross several digit counts (where text order and numeric order differ)
 // returns every row exactly once, in order.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let shop: Tenant;
 let alice: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   shop = await makeTenant(owner);
   alice = await makeUser(owner, shop, "owner");
   const [{ seq }] = await owner`select pg_get_serial_sequence('app.audit_log', 'id') as seq`;
@@ -23,11 +19,6 @@ beforeAll(async () => {
     await owner`select setval(${seq}, greatest(${String(boundary - 200n)}::bigint, ${last}::bigint))`;
     await makeCustomers(owner, shop, 400);
   }
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 describe("the audit list", () => {

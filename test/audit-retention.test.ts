@@ -10,8 +10,8 @@ import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { checkAnchor, readAnchors, writeAnchors, type Anchor } from "../server/auditAnchor.ts";
-import type { Sql } from "../server/db.ts";
+import { checkAnchor, readAnchors, writeAnchors, type Anchor } from "../server/ops/auditAnchor.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { run, superuserUrlFor, useGolden, type Scratch } from "./scratch.ts";
 
 const golden = useGolden("retention");

@@ -3,29 +3,18 @@
 // names the first changed, deleted or inserted row; the API reads it through RLS.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { appUserSql, asMember, db, openTenantContext, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "../server/db/connections.ts";
+import { asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let app: Sql;
-let api: Api;
+const { owner, app, api } = useApi();
 let shop: Tenant, other: Tenant;
 let boss: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  app = appUserSql();
-  api = await startApi();
   shop = await makeTenant(owner);
   other = await makeTenant(owner);
   boss = await makeUser(owner, shop, "owner");
-});
-
-afterAll(async () => {
-  await api.close();
-  await app.end();
-  await owner.end();
 });
 
 const send = (method: string, path: string, body?: unknown) => {

@@ -6,15 +6,15 @@
 import type { Server } from "node:http";
 import { request as httpRequest, type ClientRequest } from "node:http";
 import postgres from "postgres";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Lease, type Pool, type PoolOptions, type Sql } from "../server/db.ts";
+import { createPool, type Lease, type Pool, type PoolOptions } from "../server/db/connections.ts";
 import type { Request } from "express";
-import { attachRequestState } from "../server/requestContext.ts";
-import { useTenantPool, withTenant } from "../server/tenantContext.ts";
-import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, tokenFor, type Tenant, type User } from "./fixtures.ts";
+import { attachRequestState } from "../server/core/requestContext.ts";
+import { useTenantPool, withTenant } from "../server/db/tenantContext.ts";
+import { db, keys, makeCustomers, makeTenant, makeUser, tokenFor, useDatabase, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
+const { owner } = useDatabase();
 let tenant: Tenant;
 let user: User;
 let pool: Pool | undefined;
@@ -24,7 +24,6 @@ const held: Lease[] = [];
 const exports: ClientRequest[] = [];
 
 beforeAll(async () => {
-  owner = ownerSql();
   tenant = await makeTenant(owner, { prefix: "bounded" });
   user = await makeUser(owner, tenant, "owner");
   // Enough audit rows that an export's CSV outgrows the socket buffers of a reader that stalls.
@@ -39,10 +38,6 @@ afterEach(async () => {
   await pool?.end({ timeout: 2 });
   useTenantPool(undefined);
   server = pool = undefined;
-});
-
-afterAll(async () => {
-  await owner.end();
 });
 
 async function startApi(options: Partial<PoolOptions>): Promise<void> {

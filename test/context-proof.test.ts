@@ -6,22 +6,19 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkAnchor, readAnchors, writeAnchors } from "../server/auditAnchor.ts";
-import { loginProof, type ContextProof } from "../server/contextProof.ts";
-import type { Sql } from "../server/db.ts";
+import { checkAnchor, readAnchors, writeAnchors } from "../server/ops/auditAnchor.ts";
+import { loginProof, type ContextProof } from "../server/db/contextProof.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
-import { appUserSql, asMember, callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, proofFor, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
+import { appUserSql, asMember, callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, openTenantContext, proofFor, useDatabase, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
 import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";
 
-let owner: Sql;
-let app: Sql;
+const { owner, app } = useDatabase();
 let a: Tenant;
 let b: Tenant;
 let aOwner: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  app = appUserSql();
   a = await makeTenant(owner, { prefix: "ctx-a" });
   b = await makeTenant(owner, { prefix: "ctx-b" });
   await makeCustomers(owner, a, 2);
@@ -29,13 +26,8 @@ beforeAll(async () => {
   aOwner = await makeUser(owner, a, "owner");
 });
 
-afterAll(async () => {
-  await app?.end({ timeout: 5 });
-  await owner?.end({ timeout: 5 });
-});
-
 /**
- * A proof signed here, independently of server/contextProof.ts, with chosen expiry and key: a
+ * A proof signed here, independently of server/db/contextProof.ts, with chosen expiry and key: a
  * read proof over the tenant opener's fields, under the guard given.
  */
 function handSigned(fields: string[], guard: string, options: { expiresAt?: number; key?: string; kind?: string; writes?: boolean } = {}): ContextProof {
@@ -232,7 +224,7 @@ describe("the audit takes no forged events", () => {
     const [s0] = await app.begin(async (tx) => [await guardOn(tx as unknown as Sql, true)]);
     const forged = handSigned([aOwner.id, "1", requestId], s0.guard, { kind: "login", writes: true, key: randomBytes(32).toString("hex") });
     await expect(app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${forged.guard}, ${forged.expiresAt}::int8, ${forged.nonce}, ${forged.proof})`).rejects.toMatchObject({ code: "TN401" });
-    const sp = (await import("../server/contextProof.ts")).streamProof();
+    const sp = (await import("../server/db/contextProof.ts")).streamProof();
     const [stream] = await app`select app.open_context_stream(${sp.expiresAt}::int8, ${sp.nonce}, ${sp.proof}) as id`;
     const p = loginProof(aOwner.id, true, requestId, `s:${stream.id}`, Date.now() + 30_000);
     const [r] = await app`select app.record_login(${aOwner.id}::uuid, true, ${requestId}, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}) as n`;

@@ -2,7 +2,7 @@
 // tried against every tenant table and view. Used by the context suite and by its canary, which
 // shows the same probe finds leaks once the seal check is switched off.
 import postgres from "postgres";
-import { streamProof, tenantContextProof } from "../server/contextProof.ts";
+import { streamProof, tenantContextProof } from "../server/db/contextProof.ts";
 
 type Forgery = { name: string; forge: (tx: postgres.TransactionSql, tenantId: string) => Promise<unknown> };
 

@@ -11,7 +11,8 @@ import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { createApp, tenantResources } from "../server/app.ts";
 import { db, keys } from "./fixtures.ts";
-import { routeInventory, tenantRoutesAt, type RouteEntry } from "../server/routeInventory.ts";
+import { routeInventory, type RouteEntry } from "../server/http/routeInventory.ts";
+import { tenantRoutesAt } from "./routeProbes.ts";
 import { root } from "./scratch.ts";
 
 /** The DO block of a verify/*.sql file, so the suite runs exactly what operators run. */

@@ -4,8 +4,9 @@
 import { Ajv, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 
-type Operation = { responses: Record<string, { content?: Record<string, unknown> }> };
-type Document = { paths: Record<string, Record<string, Operation>> };
+type Response = { content?: Record<string, unknown>; $ref?: string };
+type Operation = { responses: Record<string, Response> };
+type Document = { paths: Record<string, Record<string, Operation>>; components?: { responses?: Record<string, Response> } };
 
 const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, "~0").replace(/\//g, "~1")).join("/");
 
@@ -39,7 +40,11 @@ export function responseValidator(document: Document) {
     }
     const key = [String(status), `${String(status)[0]}XX`, "default"].find((k) => op.responses[k]);
     if (!key) return fail(`status ${status} is not documented for ${method} ${template}`);
-    const content = op.responses[key].content;
+    // A response is written in place or shared as a component ($ref): its schema's pointer follows it.
+    const at = op.responses[key].$ref?.replace(/^#\//, "").split("/") ?? ["paths", template!, method.toLowerCase(), "responses", key];
+    const response = at.reduce<unknown>((node, part) => (node as Record<string, unknown>)?.[part], document) as Response | undefined;
+    if (!response) return fail(`response ${key} of ${method} ${template} points nowhere`);
+    const content = response.content;
     if (!content) {
       if (body !== undefined && body !== "") fail("documented without a body, but has one");
       return;
@@ -51,7 +56,7 @@ export function responseValidator(document: Document) {
       return;
     }
     if (media !== "application/json") return;
-    const validate = schemaAt(pointer("paths", template!, method.toLowerCase(), "responses", key, "content", media, "schema"));
+    const validate = schemaAt(pointer(...at, "content", media, "schema"));
     if (!validate(body)) fail(`${ajv.errorsText(validate.errors)}; body ${JSON.stringify(body).slice(0, 300)}`);
   };
 }

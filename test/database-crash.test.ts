@@ -4,7 +4,7 @@
 // DATABASE_UNAVAILABLE within 1 s of the kill, no request waits 2 s, /healthz stays 200, and
 // writes succeed within 1 s of PostgreSQL accepting connections again. At the end every
 // acknowledged write is there exactly once, also after retrying each failure with its
-// Idempotency-Key. (postgres.js 3.4.9's sql.reserve() crashed the process here: server/db.ts.)
+// Idempotency-Key. (postgres.js 3.4.9's sql.reserve() crashed the process here: server/db/connections.ts.)
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
@@ -14,13 +14,13 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { installContextKey } from "../server/contextProof.ts";
-import { createPool, withOwner, type Pool } from "../server/db.ts";
-import { startEmbedded, type EmbeddedServer } from "../server/embedded.ts";
-import { migrate } from "../server/migrate.ts";
-import { applyPolicies } from "../server/policies.ts";
-import { provisionDatabase } from "../server/provision.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
+import { installContextKey } from "../server/db/contextProof.ts";
+import { createPool, withOwner, type Pool } from "../server/db/connections.ts";
+import { startEmbedded, type EmbeddedServer } from "../server/setup/embedded.ts";
+import { migrate } from "../server/setup/migrate.ts";
+import { applyPolicies } from "../server/setup/policies.ts";
+import { provisionDatabase } from "../server/setup/provision.ts";
+import { useTenantPool } from "../server/db/tenantContext.ts";
 import { db, keys, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
 import { freePort } from "./testDatabase.ts";
 

@@ -1,14 +1,14 @@
 // deploy/migrate.sh and deploy/rollback.sh on scratch databases: a snapshot before every
 // migration (and no migration when it fails, unless overridden), confirmation before a
 // rollback, and a rollback that never leaves a tenant table readable without protection.
-import { migrationNames } from "../server/migrate.ts";
+import { migrationNames } from "../server/setup/migrate.ts";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { provisionDatabase } from "../server/provision.ts";
+import { provisionDatabase } from "../server/setup/provision.ts";
 import { db } from "./fixtures.ts";
 import { psqlFile, run, runSql, useGolden, type Scratch } from "./scratch.ts";
 

@@ -1,17 +1,11 @@
 // The one SQLSTATE table maps data exceptions a client can provoke to 4xx, never a 500. Each
 // case provokes the real error from PostgreSQL rather than a hand-made object.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { toAppError } from "../server/errors.ts";
-import { ownerSql } from "./fixtures.ts";
+import { describe, expect, it } from "vitest";
+import type { Sql } from "../server/db/connections.ts";
+import { toAppError } from "../server/core/errors.ts";
+import { useDatabase } from "./fixtures.ts";
 
-let owner: Sql;
-beforeAll(() => {
-  owner = ownerSql();
-});
-afterAll(async () => {
-  await owner.end();
-});
+const { owner } = useDatabase();
 
 async function failureOf(run: (sql: Sql) => Promise<unknown>): Promise<unknown> {
   try {

@@ -3,16 +3,19 @@
 import { randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { createApp } from "../server/app.ts";
-import { answerClientErrors } from "../server/clientErrors.ts";
-import { createHttpServer } from "../server/httpServer.ts";
-import { openApiDocument } from "../server/contract.ts";
-import { createPool, type PoolOptions, type Sql } from "../server/db.ts";
-import { streamProof, tenantContextProof, useContextKey, type ContextProof } from "../server/contextProof.ts";
+import { answerClientErrors } from "../server/http/clientErrors.ts";
+import { createHttpServer } from "../server/http/httpServer.ts";
+import { openApiDocument } from "../server/http/openApi.ts";
+import { createPool, type PoolOptions, type Sql } from "../server/db/connections.ts";
+import { streamProof, tenantContextProof, useContextKey, type ContextProof } from "../server/db/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
-import { hs256Keys, signAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { useTenantPool } from "../server/db/tenantContext.ts";
+import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
+import type { Role } from "../server/core/roles.ts";
+
+export type { Role };
 
 export const db = inject("db");
 
@@ -22,7 +25,6 @@ useContextKey(db.contextKey);
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
 
-export type Role = "owner" | "admin" | "manager" | "staff" | "accountant";
 export type Tenant = { id: string; slug: string };
 export type User = { id: string; email: string };
 
@@ -131,6 +133,43 @@ export async function startApi(
       await pool.end({ timeout: 5 });
     },
   };
+}
+
+/** A test file's connections as the owner (set-up, checks) and as app_user (isolation), ended after its tests. */
+export function useDatabase(): { owner: Sql; app: Sql } {
+  // postgres.js connects on the first query: a connection a file never uses costs nothing.
+  const connections = { owner: ownerSql(), app: appUserSql() };
+  afterAll(async () => {
+    await Promise.all([connections.owner.end({ timeout: 5 }), connections.app.end({ timeout: 5 })]);
+  });
+  return connections;
+}
+
+/**
+ * useDatabase() and the real app (startApi), started before the file's tests and stopped after
+ * them. The returned `api` may be used from the file's own beforeAll on.
+ */
+export function useApi(options: Parameters<typeof startApi>[0] = {}): { owner: Sql; app: Sql; api: Api } {
+  const connections = useDatabase();
+  let started: Api | undefined;
+  const running = () => started ?? (() => {
+    throw new Error("the API is not started yet: use it in a test or a beforeAll registered after useApi()");
+  })();
+  const api: Api = {
+    get url() {
+      return running().url;
+    },
+    request: (...args) => running().request(...args),
+    close: async () => {
+      await started?.close();
+      started = undefined;
+    },
+  };
+  beforeAll(async () => {
+    started = await startApi(options);
+  });
+  afterAll(() => api.close());
+  return { ...connections, api };
 }
 
 export type OpenArgs = {

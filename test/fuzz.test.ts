@@ -4,15 +4,14 @@
 // Nothing may answer 5xx, and every 4xx carries the error shape (also checked against the
 // document by the fixtures' response hook). At least 10,000 requests per run.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
+const { owner, api } = useApi({ poolMax: 8 });
 type Param = { name: string; in: string; schema?: { type?: unknown; enum?: unknown[] } };
-type Op = { method: string; path: string; params: Param[]; body?: { properties?: Record<string, unknown>; oneOf?: { properties: Record<string, unknown> }[] } };
+type Body = { properties?: Record<string, unknown>; oneOf?: Body[]; $ref?: string };
+type Op = { method: string; path: string; params: Param[]; body?: Body };
 
-let owner: Sql;
-let api: Api;
 let shop: Tenant;
 let other: Tenant;
 let alice: User;
@@ -21,8 +20,6 @@ let ownIds: string[];
 let ops: Op[];
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ poolMax: 8 });
   shop = await makeTenant(owner);
   other = await makeTenant(owner);
   alice = await makeUser(owner, shop, "owner");
@@ -31,22 +28,25 @@ beforeAll(async () => {
   foreignIds = [...(await makeCustomers(owner, other, 3)), bob.id];
   const [inv] = await owner`insert into app.invoices (tenant_id, customer_id) values (${other.id}, ${foreignIds[0]}) returning id`;
   foreignIds.push(inv.id);
-  const doc = (await api.request("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { parameters: Param[]; requestBody?: { content: { "application/json": { schema: Op["body"] } } } }>> };
+  const doc = (await api.request("GET", "/openapi.json")).body as {
+    paths: Record<string, Record<string, { parameters: Param[]; requestBody?: { content: { "application/json": { schema: Body } } } }>>;
+    components: { schemas: Record<string, Body> };
+  };
+  // Named schemas are components: follow a $ref to the schema it names.
+  const resolve = (schema: Body | undefined): Body | undefined => (schema?.$ref ? resolve(doc.components.schemas[schema.$ref.split("/").pop()!]) : schema);
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, params: op.parameters, body: op.requestBody?.content["application/json"].schema })),
+    Object.entries(methods).map(([method, op]) => {
+      const body = resolve(op.requestBody?.content["application/json"].schema);
+      return { method: method.toUpperCase(), path, params: op.parameters, body: body && { ...body, oneOf: body.oneOf?.map((b) => resolve(b)!) } };
+    }),
   );
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const loneSurrogate = fc.constantFrom("\ud800", "a\udc00b", "\udfff", "x\ud83d");
 const hostileString = fc.oneof(
   fc.string().map((s) => `${s}\u0000${s}`),
   loneSurrogate,
-  // Overlong: past column limits, and in a URL past Node's 16 KiB (431, answered with the error body by server/clientErrors.ts).
+  // Overlong: past column limits, and in a URL past Node's 16 KiB (431, answered with the error body by server/http/clientErrors.ts).
   fc.integer({ min: 300, max: 20_000 }).map((n) => "x".repeat(n)),
   fc.constantFrom("%E0", "%", "%zz", "%00", "' or 1=1 --", "\\", "🚗", "ＡＢＣ", "", " ", "null", "-1", "1e999", "0x10", "2030-13-45T99:99:99Z"),
   fc.string({ unit: "grapheme", maxLength: 40 }),

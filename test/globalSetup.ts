@@ -2,11 +2,11 @@
 // once. Test files create their own tenants; nothing is shared between them but the schema.
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
-import { installContextKey } from "../server/contextProof.ts";
-import { withOwner } from "../server/db.ts";
-import { migrate } from "../server/migrate.ts";
-import { applyPolicies } from "../server/policies.ts";
-import { provisionDatabase, type RolePasswords } from "../server/provision.ts";
+import { installContextKey } from "../server/db/contextProof.ts";
+import { withOwner } from "../server/db/connections.ts";
+import { migrate } from "../server/setup/migrate.ts";
+import { applyPolicies } from "../server/setup/policies.ts";
+import { provisionDatabase, type RolePasswords } from "../server/setup/provision.ts";
 import { startTestServer } from "./testDatabase.ts";
 
 export type TestDatabase = { superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string; contextKey: string };

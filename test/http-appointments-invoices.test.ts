@@ -2,12 +2,10 @@
 // database enforces broken once, gapless numbering under 50 concurrent issues, and the
 // contract that every view is bound by RLS with a never-NULL tenant_id.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi({ poolMax: 20 });
 let a: Tenant, b: Tenant;
 let alice: User, mechanic: User, bob: User;
 let aCustomer: string, aOtherCustomer: string, bCustomer: string;
@@ -23,8 +21,6 @@ async function operation(t: Tenant, price: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ poolMax: 20 });
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   alice = await makeUser(owner, a, "owner");
@@ -41,11 +37,6 @@ beforeAll(async () => {
   [{ id: bAppointment }] = await owner`insert into app.appointments (tenant_id, customer_id, starts_at, ends_at)
     values (${b.id}, ${bCustomer}, '2030-01-01T09:00Z', '2030-01-01T10:00Z') returning id`;
   [{ id: bInvoice }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${b.id}, ${bCustomer}) returning id`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const as = (user: User, tenant: Tenant) => (method: string, path: string, body?: unknown) =>
@@ -181,6 +172,22 @@ describe("invoices", () => {
     const read = await call("GET", `/api/v1/invoices/${inv.body.id}`);
     expect(read.body).toMatchObject({ total_cents: 13500, line_count: 2, status: "draft", number: null });
     await owner`update app.service_operations set price_cents = 4500 where id = ${aOperation}`;
+  });
+
+  it("a quantity with a third decimal, or a negative unit price, is refused with 422 VALIDATION_FAILED, never rounded", async () => {
+    const inv = await call("POST", "/api/v1/invoices", { customer_id: aCustomer });
+    for (const quantity of [1.23456, 1.005, 0.001]) {
+      const res = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity, unit_price_cents: 100 });
+      expect([res.status, res.body.error?.code], String(quantity)).toEqual([422, "VALIDATION_FAILED"]);
+    }
+    const price = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity: 1, unit_price_cents: -1 });
+    expect([price.status, price.body.error.code]).toEqual([422, "VALIDATION_FAILED"]);
+    expect((await call("GET", `/api/v1/invoices/${inv.body.id}/lines`)).body.data).toEqual([]);
+    // Two decimals pass however binary floating point writes them (0.29 / 0.01 is 28.999999999999996).
+    for (const quantity of [0.29, 1.1, 99999.99]) {
+      const res = await call("POST", `/api/v1/invoices/${inv.body.id}/lines`, { description: "Labour", quantity, unit_price_cents: 100 });
+      expect([res.status, res.body.quantity], String(quantity)).toEqual([201, quantity]);
+    }
   });
 
   it("an issued invoice is immutable except pay and void (409 INVOICE_IMMUTABLE / INVALID_TRANSITION)", async () => {

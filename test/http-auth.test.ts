@@ -1,26 +1,17 @@
 // Authentication: only a valid, unexpired HS256 token signed with our key gets in.
 import jwt from "jsonwebtoken";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { hashPassword } from "../server/passwords.ts";
-import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { hashPassword } from "../server/auth/passwords.ts";
+import { db, keys, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let tenant: Tenant;
 let user: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   tenant = await makeTenant(owner);
   user = await makeUser(owner, tenant, "staff");
   await owner`update app.users set password_hash = ${await hashPassword("correct horse")} where id = ${user.id}`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
@@ -53,7 +44,7 @@ describe("a request without a good token", () => {
 });
 
 describe("a path under /api/v1 that no route serves", () => {
-  for (const [method, path] of [["GET", "/api/v1/nothing-here"], ["PUT", "/api/v1/customers"], ["DELETE", "/api/v1/t/some-shop/reports"]]) {
+  for (const [method, path] of [["GET", "/api/v1/nothing-here"], ["PUT", "/api/v1/nothing-here/else"], ["DELETE", "/api/v1/t/some-shop/reports"]]) {
     it(`${method} ${path} is 401 AUTH_REQUIRED without a token and 404 ROUTE_NOT_FOUND with one`, async () => {
       const anonymous = await api.request(method, path);
       expect(anonymous.status).toBe(401);
@@ -63,6 +54,31 @@ describe("a path under /api/v1 that no route serves", () => {
       expect(member.body.error.code).toBe("ROUTE_NOT_FOUND");
     });
   }
+});
+
+describe("a path asked with a method it does not have", () => {
+  for (const [method, path, allow] of [
+    ["PUT", "/api/v1/customers", "GET, HEAD, POST"],
+    ["POST", "/api/v1/customers/8d1e5a8c-0000-4000-8000-000000000000", "GET, HEAD, PATCH, DELETE"],
+    ["GET", "/api/v1/auth/login", "POST"],
+    ["DELETE", "/api/v1/t/some-shop/invoices/8d1e5a8c-0000-4000-8000-000000000000/pay", "POST"],
+    ["PUT", "/healthz", "GET, HEAD"],
+  ]) {
+    it(`${method} ${path} is 405 METHOD_NOT_ALLOWED with Allow: ${allow}, token or not`, async () => {
+      for (const res of [await api.request(method, path), await api.request(method, path, { token: tokenFor(user), tenant: tenant.slug })]) {
+        expect(res.status).toBe(405);
+        expect(res.headers.get("allow")).toBe(allow);
+        expect(res.body.error.code).toBe("METHOD_NOT_ALLOWED");
+        expect(res.body.error.request_id).toEqual(expect.any(String));
+      }
+    });
+  }
+
+  it("a method the path has still answers (HEAD of a GET route), and OPTIONS names the methods", async () => {
+    expect((await fetch(`${api.url}/healthz`, { method: "HEAD" })).status).toBe(200);
+    const options = await fetch(`${api.url}/api/v1/customers`, { method: "OPTIONS" });
+    expect([options.status, options.headers.get("allow")]).toEqual([204, "GET, HEAD, POST, OPTIONS"]);
+  });
 });
 
 describe("login", () => {

@@ -1,17 +1,13 @@
 // Customers over HTTP: the member's view, and the other tenant's token on every route.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let a: Tenant, b: Tenant, suspended: Tenant;
 let alice: User, bob: User, sam: User;
 let bCustomer: string;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   suspended = await makeTenant(owner, { status: "suspended" });
@@ -20,11 +16,6 @@ beforeAll(async () => {
   sam = await makeUser(owner, suspended, "owner");
   await makeCustomers(owner, a, 5);
   [bCustomer] = await makeCustomers(owner, b, 5);
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 describe("a member of the tenant", () => {

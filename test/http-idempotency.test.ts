@@ -1,24 +1,15 @@
 // Idempotency-Key on POST: replay, reuse with another body, concurrent duplicates, expiry.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let a: Tenant;
 let alice: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   a = await makeTenant(owner);
   alice = await makeUser(owner, a, "owner");
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const post = (key: string, body: unknown) =>

@@ -1,24 +1,15 @@
 // Bad input gets a clear 4xx with a stable code and the standard error body; never a 500.
 import { connect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let tenant: Tenant;
 let user: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   tenant = await makeTenant(owner);
   user = await makeUser(owner, tenant, "owner");
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const call = (method: string, path: string, o: { body?: unknown; headers?: Record<string, string> } = {}) =>

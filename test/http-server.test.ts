@@ -1,5 +1,5 @@
 // The API's HTTP server builds requests and responses with the Express app's prototypes
-// (server/httpServer.ts), so Express's per-request setPrototypeOf changes nothing and V8's inline
+// (server/http/httpServer.ts), so Express's per-request setPrototypeOf changes nothing and V8's inline
 // caches in Node's HTTP code hold, instead of missing on every request.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

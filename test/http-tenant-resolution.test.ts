@@ -1,29 +1,20 @@
 // The three ways to name the tenant (header, subdomain, path prefix), their conflicts, and
 // tokens scoped to one tenant.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi({ baseDomain: "shop.test" });
 let a: Tenant, b: Tenant;
 let both: User;
 let aIds: Set<string>;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ baseDomain: "shop.test" });
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   both = await makeUser(owner, a, "owner");
   await owner`insert into app.memberships (tenant_id, user_id, role) values (${b.id}, ${both.id}, 'staff')`;
   aIds = new Set(await makeCustomers(owner, a, 3));
   await makeCustomers(owner, b, 3);
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const onlyA = (body: { data: { id: string }[] }) => body.data.length > 0 && body.data.every((c) => aIds.has(c.id));

@@ -2,14 +2,13 @@
 // 422 REFERENCE_NOT_FOUND on foreign references, the same answer as for an id that exists
 // nowhere), each SQL rule broken once, and the catalog's ordering, root array and ETags.
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import express from "express";
-import type { Sql } from "../server/db.ts";
-import { strongEtag } from "../server/etag.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { toAppError } from "../server/core/errors.ts";
+import { strongEtag } from "../server/http/etag.ts";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let a: Tenant, b: Tenant;
 let alice: User;
 let aCustomer: string, bCustomer: string;
@@ -19,8 +18,6 @@ let aService: string;
 const vin = () => Array.from({ length: 17 }, () => "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"[Math.floor(Math.random() * 33)]).join("");
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   alice = await makeUser(owner, a, "owner");
@@ -32,11 +29,6 @@ beforeAll(async () => {
     insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
     values (${b.id}, ${bService}, 'BRK-1', 'Pads', 9000, 60) returning id`;
   [{ id: aService }] = await owner`insert into app.services (tenant_id, name, display_order) values (${a.id}, 'Tyres', 1) returning id`;
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
@@ -105,12 +97,22 @@ describe("business rules enforced by the database, seen through the API", () => 
     await owner`insert into app.vehicles (tenant_id, customer_id, vin) values (${b.id}, ${bCustomer}, ${v})`;
   });
 
-  it("a negative price → 422 INVALID_PRICE, a zero duration → 422 INVALID_DURATION", async () => {
+  it("a negative price or a zero duration → 422 VALIDATION_FAILED naming the field, before the database is asked", async () => {
     const base = { service_id: aService, name: "Bad", duration_minutes: 30, price_cents: 100 };
     const price = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "NEG-1", price_cents: -1 });
-    expect([price.status, price.body.error.code]).toEqual([422, "INVALID_PRICE"]);
-    const duration = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "DUR-0", duration_minutes: 0 });
-    expect([duration.status, duration.body.error.code]).toEqual([422, "INVALID_DURATION"]);
+    expect([price.status, price.body.error.code, price.body.error.details]).toEqual([422, "VALIDATION_FAILED", [{ field: "/price_cents", message: "must be >= 0" }]]);
+    const created = await call("POST", "/api/v1/service-operations", { ...base, internal_code: "DUR-0" });
+    expect(created.status).toBe(201);
+    const duration = await call("PATCH", `/api/v1/service-operations/${created.body.id}`, { duration_minutes: 0 });
+    expect([duration.status, duration.body.error.code, duration.body.error.details]).toEqual([422, "VALIDATION_FAILED", [{ field: "/duration_minutes", message: "must be >= 1" }]]);
+  });
+
+  it("the database still refuses them itself (422 INVALID_PRICE, INVALID_DURATION through the one SQLSTATE table)", async () => {
+    const base = { tenant_id: a.id, service_id: aService, name: "Bad", duration_minutes: 30, price_cents: 100 };
+    for (const [row, code] of [[{ ...base, internal_code: "NEG-2", price_cents: -1 }, "INVALID_PRICE"], [{ ...base, internal_code: "DUR-1", duration_minutes: 0 }, "INVALID_DURATION"]] as const) {
+      const error = await owner`insert into app.service_operations ${owner(row)}`.catch((e: unknown) => e);
+      expect(toAppError(error)).toMatchObject({ status: 422, code });
+    }
   });
 
   it("a duplicate internal_code → 409 INTERNAL_CODE_TAKEN", async () => {
@@ -178,7 +180,7 @@ describe("the catalog", () => {
     expect((await get("/api/v1/services", { "if-none-match": services.headers.get("etag")! })).status).toBe(304);
   });
 
-  it("writes Express's own strong ETag, byte for byte, for any body (server/etag.ts)", async () => {
+  it("writes Express's own strong ETag, byte for byte, for any body (server/http/etag.ts)", async () => {
     const expressEtag = express().set("etag", "strong").get("etag fn") as (body: string | Buffer, encoding?: BufferEncoding) => string;
     for (const body of ["", "{}", JSON.stringify({ name: "Ünïcødé ☃ \u0000", notes: "x".repeat(5000) }), Buffer.from([0, 1, 2, 255])]) {
       expect(strongEtag(body)).toBe(expressEtag(typeof body === "string" ? Buffer.from(body) : body));

@@ -1,8 +1,8 @@
 // Run by test/http-server.test.ts under `node --log-ic`: serves GETs through an Express app, on
-// createHttpServer (server/httpServer.ts) or (PLAIN_SERVER=1) on http.createServer(app).
+// createHttpServer (server/http/httpServer.ts) or (PLAIN_SERVER=1) on http.createServer(app).
 import http from "node:http";
 import express from "express";
-import { createHttpServer } from "../server/httpServer.ts";
+import { createHttpServer } from "../server/http/httpServer.ts";
 
 const app = express();
 app.get("/x/:id", async (req, res) => {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterDir } from "../server/embedded.ts";
+import { clusterDir } from "../server/setup/embedded.ts";
 import { freePort } from "./testDatabase.ts";
 
 let dataDir: string;

@@ -1,19 +1,46 @@
-// The logger writes its lines in batches (server/log.ts: up to 4 KB, or LOG_FLUSH_MS after the
+// The logger writes its lines in batches (server/core/log.ts: up to 4 KB, or LOG_FLUSH_MS after the
 // first): none may be lost, reordered or split, also when the process exits right after logging
 // (a fatal start-up error), and a lone line must not wait for the process to end.
 import { spawn, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../server/config.ts";
+import { loadConfig } from "../server/core/config.ts";
 
-function run(script: string): { status: number | null; lines: string[] } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info" } });
+function run(script: string, env: Record<string, string> = {}): { status: number | null; lines: string[] } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, LOG_LEVEL: "info", ...env } });
   return { status: r.status, lines: r.stdout.split("\n").filter(Boolean) };
 }
+
+describe("the log format", () => {
+  const script = `
+    import { logger, writeLine } from "./server/core/log.ts";
+    logger.info({ migrations: 3 }, "migrations applied");
+    writeLine(JSON.stringify({ level: 40, time: Date.now(), request_id: "r-1", req: { method: "GET", url: "/api/v1/customers" }, res: { statusCode: 404 }, responseTime: 7, msg: "request completed" }) + "\\n");
+    logger.fatal("database set-up failed");
+    process.exit(3);
+  `;
+
+  it("LOG_FORMAT=pretty: a line a person reads (level, message, then the fields), the access line led by method, path, status and time", () => {
+    const { status, lines } = run(script, { LOG_FORMAT: "pretty", NODE_ENV: "development" });
+    expect(status).toBe(3);
+    expect(lines[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*: migrations applied/);
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+migrations: 3$/));
+    expect(lines).toContainEqual(expect.stringMatching(/WARN.*: GET \/api\/v1\/customers 404 7 ms: request completed/));
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+request_id: "r-1"$/));
+    expect(lines.at(-1)).toMatch(/FATAL.*: database set-up failed/);
+  });
+
+  it("JSON lines when stdout is not a terminal, in development too, or with LOG_FORMAT=json", () => {
+    for (const env of [{ NODE_ENV: "development" }, { NODE_ENV: "development", LOG_FORMAT: "json" }] as Record<string, string>[]) {
+      const { lines } = run(script, env);
+      expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["migrations applied", "request completed", "database set-up failed"]);
+    }
+  });
+});
 
 describe("the logger", () => {
   it("writes every line, in order, when the process exits in the same turn", () => {
     const { status, lines } = run(`
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       for (let i = 0; i < 5000; i++) logger.info({ i }, "line");
       logger.fatal("database set-up failed");
       process.exit(3);
@@ -26,7 +53,7 @@ describe("the logger", () => {
 
   it("writes lines spread over many turns, and redacts passwords", async () => {
     const { status, lines } = run(`
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       let i = 0;
       const tick = () => { logger.info({ i, user: { password: "hunter2" } }, "tick"); if (++i < 200) setImmediate(tick); };
       tick();
@@ -38,7 +65,7 @@ describe("the logger", () => {
 
   it("writes a lone line while the process keeps running, without waiting for its exit", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       logger.info("alone");
       setTimeout(() => {}, 10_000);`], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, LOG_LEVEL: "info", LOG_FLUSH_MS: "20" } });
     try {
@@ -59,8 +86,8 @@ describe("the logger", () => {
     const { status, lines } = run(`
       import http from "node:http";
       import express from "express";
-      import { assignRequestId } from "./server/requestId.ts";
-      import { startAccessLog } from "./server/accessLog.ts";
+      import { assignRequestId } from "./server/http/requestId.ts";
+      import { startAccessLog } from "./server/http/accessLog.ts";
       const app = express();
       app.use((req, res) => {
         assignRequestId(req, res);
@@ -91,7 +118,7 @@ describe("the logger", () => {
 
   it("keeps lines whole when workers write to one pipe at once (WEB_CONCURRENCY)", async () => {
     const worker = `
-      import { logger } from "./server/log.ts";
+      import { logger } from "./server/core/log.ts";
       let turn = 0;
       const burst = () => { for (let i = 0; i < 300; i++) logger.info({ w: process.env.W, turn, i, name: "Ünïcødé ☃ ".repeat(8) }, "burst"); if (++turn < 40) setImmediate(burst); };
       burst();`;

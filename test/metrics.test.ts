@@ -1,8 +1,8 @@
-// The request metrics are counted by server/metrics.ts itself and handed to prom-client when
+// The request metrics are counted by server/core/metrics.ts itself and handed to prom-client when
 // scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { recordRequest, registry } from "../server/metrics.ts";
+import { recordRequest, registry } from "../server/core/metrics.ts";
 
 const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
 

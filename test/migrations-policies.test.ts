@@ -4,9 +4,9 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, migrationNames } from "../server/migrate.ts";
-import { applyPolicies } from "../server/policies.ts";
-import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
+import { migrate, migrationNames } from "../server/setup/migrate.ts";
+import { applyPolicies } from "../server/setup/policies.ts";
+import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { db } from "./fixtures.ts";
 import { findLeaks } from "./isolationProbe.ts";
 

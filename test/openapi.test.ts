@@ -5,20 +5,15 @@
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { openApiDocument } from "../server/contract.ts";
-import { routeInventory, tenantRoutesAt } from "../server/routeInventory.ts";
+import { openApiDocument } from "../server/http/openApi.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
+import { tenantRoutesAt } from "./routeProbes.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { keys, startApi, type Api } from "./fixtures.ts";
+import { keys, useApi } from "./fixtures.ts";
 
-let api: Api;
-beforeAll(async () => {
-  api = await startApi();
-});
-afterAll(async () => {
-  await api.close();
-});
+const { api } = useApi();
 
 const newApp = () => createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
 type Doc = { openapi: string; paths: Record<string, Record<string, { parameters: { name: string; in: string }[]; security: unknown[]; responses: Record<string, unknown> }>> };
@@ -93,7 +88,48 @@ describe("the OpenAPI document", () => {
         }
       }
     }
+    for (const group of ["schemas", "responses"]) {
+      for (const name of Object.keys((doc as unknown as { components: Record<string, object> }).components[group])) {
+        ajv.compile({ $ref: `openapi#/components/${group}/${name}${group === "responses" ? "/content/application~1json/schema" : ""}` });
+        compiled++;
+      }
+    }
     expect(compiled).toBeGreaterThan(100);
+  });
+
+  it("names its schemas (components referenced by $ref), so a generated client gets a type for each", () => {
+    const doc = openApiDocument(newApp()) as unknown as { paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown>; responses: Record<string, any> } };
+    const json = (op: any, status: string) => op.responses[status].content["application/json"].schema;
+    expect(json(doc.paths["/api/v1/customers/{id}"].get, "200")).toEqual({ $ref: "#/components/schemas/Customer" });
+    expect(json(doc.paths["/api/v1/customers"].get, "200")).toEqual({ $ref: "#/components/schemas/CustomerPage" });
+    expect(doc.paths["/api/v1/customers"].post.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/CustomerCreate" });
+    expect(json(doc.paths["/api/v1/invoices/{id}/issue"].post, "200")).toEqual({ $ref: "#/components/schemas/Invoice" });
+    expect(json(doc.paths["/api/v1/vehicles/{id}"].get, "200")).toEqual({ $ref: "#/components/schemas/Vehicle" });
+    expect(doc.paths["/api/v1/customers"].get.responses["4XX"]).toEqual({ $ref: "#/components/responses/ClientError" });
+    expect(doc.components.responses.ClientError.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["Customer", "Vehicle", "Service", "ServiceOperation", "Appointment", "Invoice", "InvoiceLine", "Member", "AuditEntry", "Error"]));
+  });
+
+  it("has a described tag for every operation's tag, and a description on every operation", () => {
+    const doc = openApiDocument(newApp()) as unknown as { tags: { name: string; description: string }[]; paths: Record<string, Record<string, { tags: string[]; description?: string }>> };
+    const described = new Map(doc.tags.map((t) => [t.name, t.description]));
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        expect(described.get(op.tags[0]), `${method} ${path}: tag ${op.tags[0]}`).toMatch(/\S/);
+        expect(op.description, `${method} ${path}`).toMatch(/\S/);
+      }
+    }
+  });
+
+  it("states the tenant's pattern, what a header naming another shop than a scoped token's gets, the text rule and the 405", () => {
+    const doc = openApiDocument(newApp()) as unknown as { info: { description: string }; paths: Record<string, Record<string, { parameters: { name: string; in: string; description?: string; schema: { pattern?: string } }[]; requestBody?: { description: string } }>> };
+    const tenant = doc.paths["/api/v1/t/{tenant}/customers"].get.parameters.find((p) => p.name === "tenant")!;
+    expect(new RegExp(tenant.schema.pattern!).test("acme-motors")).toBe(true);
+    expect(new RegExp(tenant.schema.pattern!).test("a b;drop")).toBe(false);
+    const header = doc.paths["/api/v1/customers"].get.parameters.find((p) => p.name === "X-Tenant-Id")!;
+    expect(header.description).toMatch(/token scoped to another shop.*404 TENANT_NOT_FOUND/);
+    expect(doc.paths["/api/v1/customers"].post.requestBody!.description).toMatch(/NUL.*lone UTF-16 surrogate.*422 VALIDATION_FAILED/);
+    expect(doc.info.description).toMatch(/405 METHOD_NOT_ALLOWED with an Allow header/);
   });
 
   it("the response hook refuses an answer that breaks the documented schema, an undocumented status and an undocumented route", () => {

@@ -2,19 +2,16 @@
 import type { Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { createPool, type Sql } from "../server/db.ts";
-import { useTenantPool } from "../server/tenantContext.ts";
-import { db, keys, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { addReachableRoutes } from "../server/routeInventory.ts";
+import { createPool } from "../server/db/connections.ts";
+import { useTenantPool } from "../server/db/tenantContext.ts";
+import { db, keys, makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
+import { addReachableRoutes } from "./routeProbes.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let admin: User, member: User, suspendedOwner: User;
 let tenant: Tenant, suspendedTenant: Tenant;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   tenant = await makeTenant(owner);
   await makeCustomers(owner, tenant, 2);
   admin = await makeUser(owner);
@@ -22,11 +19,6 @@ beforeAll(async () => {
   member = await makeUser(owner, tenant, "owner");
   suspendedTenant = await makeTenant(owner, { status: "suspended" });
   suspendedOwner = await makeUser(owner, suspendedTenant, "owner");
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 describe("GET /ops/current-commit and /ops/env-sanity", () => {

@@ -11,7 +11,7 @@ import { tmpdir, userInfo } from "node:os";
 import { delimiter, join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 import { freePort } from "./testDatabase.ts";
 

@@ -5,28 +5,19 @@
 // connects overflowed the server's listen backlog (511) and the kernel reset some of them
 // (ECONNRESET, a transport failure before any answer). The pool still sees 8 connections
 // against hundreds of concurrent requests, which is what this test is about.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi({ poolMax: 8, maxSockets: 500 });
 type Shop = { tenant: Tenant; users: User[]; ids: string[] };
 const shops: Shop[] = [];
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi({ poolMax: 8, maxSockets: 500 });
   for (let i = 0; i < 3; i++) {
     const tenant = await makeTenant(owner, { prefix: `leak${i}` });
     const users = [await makeUser(owner, tenant, "owner"), await makeUser(owner, tenant, "staff")];
     shops.push({ tenant, users, ids: await makeCustomers(owner, tenant, 30) });
   }
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 function pick<T>(xs: T[]): T {

@@ -1,9 +1,9 @@
 // postgres.js's Query and Result constructors keep their optimized code once
-// server/postgresClasses.ts is loaded (it is, by server/db.ts): without it V8 11.3 (Node 20)
+// server/db/postgresClasses.ts is loaded (it is, by server/db/connections.ts): without it V8 11.3 (Node 20)
 // throws every optimization of them away and tries again, forever.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { postgresClasses } from "../server/postgresClasses.ts";
+import { postgresClasses } from "../server/db/postgresClasses.ts";
 import { appUserSql } from "./fixtures.ts";
 
 /** Optimizations of postgres.js's constructors (and of the functions that inline them) V8 aborted, in one run of the loop. */
@@ -36,7 +36,7 @@ describe("postgres.js classes", () => {
     expect(abortedOptimizations(true)).toBeLessThanOrEqual(2);
   });
 
-  it("without it, this Node aborts their optimizations again and again (when this fails, server/postgresClasses.ts is no longer needed)", () => {
+  it("without it, this Node aborts their optimizations again and again (when this fails, server/db/postgresClasses.ts is no longer needed)", () => {
     expect(abortedOptimizations(false)).toBeGreaterThan(10);
   });
 });

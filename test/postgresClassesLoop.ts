@@ -1,8 +1,8 @@
 // Run by test/postgres-classes.test.ts under `node --trace-opt`: builds postgres.js Queries and
-// Results as a busy API does, with server/postgresClasses.ts loaded first or (WORKAROUND=0) not.
+// Results as a busy API does, with server/db/postgresClasses.ts loaded first or (WORKAROUND=0) not.
 // No query is executed, so the client never connects.
 const { default: postgres } = await import("postgres");
-const { keepPostgresClassesOptimizable, postgresClasses } = await import("../server/postgresClasses.ts");
+const { keepPostgresClassesOptimizable, postgresClasses } = await import("../server/db/postgresClasses.ts");
 if (process.env.WORKAROUND !== "0") keepPostgresClassesOptimizable();
 const Result = postgresClasses.Result as new () => unknown[];
 

@@ -4,8 +4,8 @@
 // these opened a context before, and each is refused now.
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { streamProof, userContextProof } from "../server/contextProof.ts";
-import type { Sql } from "../server/db.ts";
+import { streamProof, userContextProof } from "../server/db/contextProof.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { appUserSql, callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, proofFor, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
 
 let owner: Sql;

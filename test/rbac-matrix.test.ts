@@ -1,19 +1,21 @@
 // runbooks/rbac-matrix.md is generated from policies/permissions.sql (read through the database)
 // and the routes; this fails while the page and the SQL disagree.
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { rbacMatrixFile, readMatrix, renderMatrix, type Matrix } from "../server/rbacMatrix.ts";
-import { ownerSql } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../server/app.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
+import { rbacMatrixFile, readMatrix, renderMatrix as render, type Matrix } from "../server/ops/rbacMatrix.ts";
+import { keys, useDatabase } from "./fixtures.ts";
 
-let owner: Sql;
+const routes = routeInventory(createApp({ keys, bodyLimit: "1kb" }));
+const renderMatrix = (m: Matrix) => render(m, routes);
+
+const { owner } = useDatabase();
 let matrix: Matrix;
 
 beforeAll(async () => {
-  owner = ownerSql();
   matrix = await readMatrix(owner);
 });
-afterAll(async () => owner?.end({ timeout: 5 }));
 
 describe("runbooks/rbac-matrix.md", () => {
   it("is exactly what `npm run cli -- rbac matrix --write` generates from the SQL matrix", () => {

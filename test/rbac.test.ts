@@ -5,18 +5,17 @@
 // its own as app_user, and the events RBAC writes to the audit.
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import type { Sql } from "../server/db.ts";
-import { hashPassword } from "../server/passwords.ts";
-import { routeInventory } from "../server/routeInventory.ts";
-import { db, keys, openTenantContext, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Role, type Tenant, type User } from "./fixtures.ts";
+import type { Sql } from "../server/db/connections.ts";
+import { hashPassword } from "../server/auth/passwords.ts";
+import { ROLES as roles } from "../server/core/roles.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
+import { db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
 
-const roles: Role[] = ["owner", "admin", "manager", "staff", "accountant"];
+const { owner, api } = useApi();
 const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
 
-let owner: Sql;
-let api: Api;
 let shop: Tenant;
 let other: Tenant;
 const members = {} as Record<Role, User>;
@@ -143,7 +142,6 @@ async function call(role: Role, method: string, path: string, body?: unknown) {
 }
 
 beforeAll(async () => {
-  owner = ownerSql();
   shop = await makeTenant(owner, { prefix: "rbac" });
   other = await makeTenant(owner, { prefix: "rbac-other" });
   for (const role of roles) members[role] = await member(role);
@@ -159,12 +157,6 @@ beforeAll(async () => {
     members: stranger.id,
   });
   granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api?.close();
-  await owner?.end({ timeout: 5 });
 });
 
 describe("the role × route matrix, generated from app.role_permissions", () => {

@@ -4,10 +4,9 @@
 // flights (a client write that follows a server answer starts a new round trip).
 import { createConnection, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { db, makeCustomers, makeTenant, makeUser, startApi, tokenFor, useDatabase, type Api, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
+const { owner } = useDatabase();
 let api: Api;
 let proxy: Server;
 let tenant: Tenant;
@@ -38,7 +37,6 @@ beforeAll(async () => {
   const viaProxy = new URL(db.appUrl);
   viaProxy.port = String((proxy.address() as { port: number }).port);
 
-  owner = ownerSql();
   api = await startApi({ poolMax: 1, databaseUrl: viaProxy.toString() });
   tenant = await makeTenant(owner);
   user = await makeUser(owner, tenant, "owner");
@@ -48,7 +46,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await api.close();
   proxy.close();
-  await owner.end();
 });
 
 /** Round trips of one request, after two warm-up requests have prepared its statements. */

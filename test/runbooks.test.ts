@@ -7,7 +7,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import { db, keys, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api } from "./fixtures.ts";
-import { routeInventory } from "../server/routeInventory.ts";
+import { routeInventory } from "../server/http/routeInventory.ts";
 import { root, run, useGolden, type Scratch } from "./scratch.ts";
 
 const runbooks = readdirSync(join(root, "runbooks")).filter((f) => f.endsWith(".md"));

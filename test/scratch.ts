@@ -6,11 +6,11 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll } from "vitest";
-import { migrate } from "../server/migrate.ts";
-import { applyPolicies } from "../server/policies.ts";
-import { installContextKey } from "../server/contextProof.ts";
-import { withOwner } from "../server/db.ts";
-import { provisionDatabase, type DatabaseUrls } from "../server/provision.ts";
+import { migrate } from "../server/setup/migrate.ts";
+import { applyPolicies } from "../server/setup/policies.ts";
+import { installContextKey } from "../server/db/contextProof.ts";
+import { withOwner } from "../server/db/connections.ts";
+import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { db, makeCustomers, makeTenant, type Tenant } from "./fixtures.ts";
 
 export const root = fileURLToPath(new URL("..", import.meta.url));

@@ -1,24 +1,15 @@
 // One shape per resource: every write answers exactly what a read of the same row answers
 // (same keys, types and formats), and every list pages through all its rows by cursor.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let api: Api;
+const { owner, api } = useApi();
 let shop: Tenant;
 let alice: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  api = await startApi();
   shop = await makeTenant(owner);
   alice = await makeUser(owner, shop, "owner");
-});
-
-afterAll(async () => {
-  await api.close();
-  await owner.end();
 });
 
 const call = (method: string, path: string, body?: unknown) => api.request(method, path, { token: tokenFor(alice), tenant: shop.slug, body });

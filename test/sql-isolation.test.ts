@@ -1,11 +1,10 @@
 // Isolation proved in SQL, connected as app_user (never as the owner or a superuser).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, ownerSql, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "../server/db/connections.ts";
+import { appUserSql, asMember, db, makeCustomers, makeTenant, makeUser, openTenantContext, useDatabase, type Tenant, type User } from "./fixtures.ts";
 import { findLeaks } from "./isolationProbe.ts";
 
-let owner: Sql;
-let app: Sql;
+const { owner, app } = useDatabase();
 let a: Tenant;
 let b: Tenant;
 let bCustomer: string;
@@ -14,8 +13,6 @@ let appendOnly: string[];
 let aOwner: User;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  app = appUserSql();
   a = await makeTenant(owner);
   b = await makeTenant(owner);
   await makeCustomers(owner, a, 3);
@@ -23,11 +20,6 @@ beforeAll(async () => {
   aOwner = await makeUser(owner, a, "owner");
   tables = (await owner`select t::text as name from app.tenant_tables() t`).map((r) => r.name);
   [{ names: appendOnly }] = await owner`select app.append_only_table_names() as names`;
-});
-
-afterAll(async () => {
-  await app.end();
-  await owner.end();
 });
 
 // Settings app_user can write itself: none of them is a context (policies/context.sql).

@@ -2,27 +2,19 @@
 // member's context: invoices are issued only with the counter's next number, no line lands on
 // an invoice being issued, the role check comes before any other answer, and a role without
 // appointments:read sees no appointment.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
-import { appUserSql, asMember, makeCustomers, type Access, makeTenant, makeUser, openTenantContext, ownerSql, type Role, type Tenant, type User } from "./fixtures.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "../server/db/connections.ts";
+import { asMember, makeCustomers, type Access, makeTenant, makeUser, openTenantContext, useDatabase, type Role, type Tenant, type User } from "./fixtures.ts";
 
-let owner: Sql;
-let app: Sql;
+const { owner, app } = useDatabase();
 let shop: Tenant;
 let customer: string;
 const members = {} as Record<Role, User>;
 
 beforeAll(async () => {
-  owner = ownerSql();
-  app = appUserSql();
   shop = await makeTenant(owner, { prefix: "rules" });
   [customer] = await makeCustomers(owner, shop, 1);
   for (const role of ["owner", "manager", "staff", "accountant"] as Role[]) members[role] = await makeUser(owner, shop, role);
-});
-
-afterAll(async () => {
-  await app?.end({ timeout: 5 });
-  await owner?.end({ timeout: 5 });
 });
 
 async function draft(lines = 1): Promise<string> {

@@ -3,7 +3,7 @@
 // are refused there (a write proof cannot even record its use: a standby writes nothing).
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db.ts";
+import type { Sql } from "../server/db/connections.ts";
 import { callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, ownerSql, proofFor, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
 import { pgBasebackup, standbyMissingMessage, standbyRequired, startStandby, type Standby } from "./standby.ts";
 

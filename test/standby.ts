@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { nativeDir } from "../server/embedded.ts";
+import { nativeDir } from "../server/setup/embedded.ts";
 import postgres from "postgres";
 import { freePort } from "./testDatabase.ts";
 

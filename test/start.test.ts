@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterDir } from "../server/embedded.ts";
-import { DEMO_PASSWORD } from "../server/seed.ts";
+import { clusterDir } from "../server/setup/embedded.ts";
+import { DEMO_PASSWORD } from "../server/setup/seed.ts";
 import { freePort } from "./testDatabase.ts";
 
 let dataDir: string;
@@ -103,7 +103,7 @@ describe("npm start", () => {
       expect(first.output()).not.toContain(token);
       expect(first.output()).not.toContain("Secret");
       expect(postmasterRunning()).toBe(true);
-      // The demo's BI login reads acme through the views, as the README's psql session shows.
+      // The demo's BI login reads acme through the views, as the psql session of docs/audit-and-bi.md shows.
       const secrets = JSON.parse(await readFile(join(dataDir, "secrets.json"), "utf8")) as { biAcme: string };
       const bi = postgres(`postgres://bi_acme:${encodeURIComponent(secrets.biAcme)}@127.0.0.1:${pgPort}/shop`, { max: 1, onnotice: () => {} });
       try {

@@ -4,7 +4,7 @@ import { mkdtemp, chmod, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbedded } from "../server/embedded.ts";
+import { startEmbedded } from "../server/setup/embedded.ts";
 
 export type TestServer = { superuserUrl: string; stop: () => Promise<void>; provider: string };
 

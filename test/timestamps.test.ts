@@ -1,8 +1,8 @@
-// The API's pool reads a timestamptz straight into its JSON text (server/db.ts): the answer
+// The API's pool reads a timestamptz straight into its JSON text (server/db/connections.ts): the answer
 // must be the text a Date would have given, whatever the value.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { timestamptzToJson } from "../server/db.ts";
+import { timestamptzToJson } from "../server/db/connections.ts";
 
 const pad = (n: number, w: number) => String(n).padStart(w, "0");
 

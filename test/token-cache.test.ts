@@ -3,8 +3,8 @@
 import { randomUUID } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { UnauthorizedError } from "../server/errors.ts";
-import { hs256Keys, signAccessToken, verifyAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { UnauthorizedError } from "../server/core/errors.ts";
+import { hs256Keys, signAccessToken, verifyAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 
 const secret = "token-cache-secret-token-cache-secret-0123";
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadTokenKeys, signAccessToken, verifyAccessToken, type TokenKeys } from "../server/tokens.ts";
+import { loadTokenKeys, signAccessToken, verifyAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 
 let dir: string;
 let keys: TokenKeys;

@@ -1,8 +1,8 @@
 // Appointments. The database enforces the rules: the vehicle belongs to the customer, the
 // assignee is a member, start before end, no overlapping live bookings per assignee
 // (APPOINTMENT_OVERLAP), and the status machine (INVALID_TRANSITION).
-import { nullable, timestamp, uuid } from "../contract.ts";
-import { resourceRoutes } from "../resource.ts";
+import { nullable, timestamp, uuid } from "../http/contract.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
 
 
@@ -13,8 +13,8 @@ export function appointmentRoutes(router: Routes): void {
     columns: ["id", "customer_id", "vehicle_id", "assigned_user_id", "starts_at", "ends_at", "status", "notes", "created_at", "updated_at"],
     fields: {
       customer_id: uuid,
-      vehicle_id: { type: ["string", "null"], format: "uuid" },
-      assigned_user_id: { type: ["string", "null"], format: "uuid" },
+      vehicle_id: nullable(uuid),
+      assigned_user_id: nullable(uuid),
       starts_at: { type: "string", format: "date-time" },
       ends_at: { type: "string", format: "date-time" },
       status: { enum: ["scheduled", "in_progress", "done", "cancelled"] },
@@ -32,6 +32,10 @@ export function appointmentRoutes(router: Routes): void {
     keyset: { keys: [{ expr: "starts_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
     name: "appointment",
     tag: "Appointments",
+    rules: "starts_at must be before ends_at (422 INVALID_TIME_RANGE); the vehicle must be the customer's and the assignee a member (422 REFERENCE_NOT_FOUND); " +
+      "an assignee's live bookings may not overlap (409 APPOINTMENT_OVERLAP); status moves scheduled → in_progress → done, or to cancelled from either (409 INVALID_TRANSITION). " +
+      "Without appointments:all only one's own appointments exist, and assigning another member is 403.",
+    deleteRule: "An appointment that an invoice references: 409 REFERENCE_IN_USE.",
     order: "starts_at, then id",
     row: {
       id: uuid, customer_id: uuid, vehicle_id: nullable(uuid), assigned_user_id: nullable(uuid), starts_at: timestamp, ends_at: timestamp,

@@ -1,13 +1,13 @@
 // GET /api/v1/audit: the tenant's audit trail, newest first, keyset-paginated by id. RLS
 // scopes it to the caller's tenant; app_user can only read it. Needs audit:read (the export audit:export).
-import type { Sql } from "../db.ts";
-import { requires } from "../authorize.ts";
-import { documented, page as pageSchema, row, timestamp } from "../contract.ts";
-import { BadRequestError } from "../errors.ts";
-import { relayCopy } from "../copyRelay.ts";
-import { withTenant } from "../tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { queryValidator } from "../validate.ts";
+import type { Sql } from "../db/connections.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, named, page as pageSchema, row, timestamp } from "../http/contract.ts";
+import { BadRequestError } from "../core/errors.ts";
+import { relayCopy } from "../db/copyRelay.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 type AuditFilters = { from?: string; to?: string; action?: string; entity?: string; entity_id?: string; actor?: string };
@@ -24,11 +24,11 @@ const querySchema = { type: "object", additionalProperties: false, properties: {
 const exportSchema = { type: "object", additionalProperties: false, properties: filters };
 const validate = queryValidator<AuditQuery>(querySchema);
 const validateExport = queryValidator<AuditFilters>(exportSchema);
-const entry = row({
+const entry = named("AuditEntry", row({
   id: { type: "string", pattern: "^[0-9]+$", description: "bigint, as a string" }, occurred_at: timestamp,
   actor_user_id: { type: ["string", "null"], format: "uuid" }, actor_role: { type: ["string", "null"] }, request_id: { type: ["string", "null"] },
   action: { type: "string" }, entity: { type: "string" }, entity_id: { type: ["string", "null"] }, change: { type: "object" }, seq: { type: ["integer", "null"] },
-});
+}));
 
 // Newest first by the bigint id (qualified, so it is the column and not the text alias of the answer).
 const newestFirst: Keyset = { keys: [{ expr: "audit_log.id", type: "bigint" }], descending: true };

@@ -1,29 +1,31 @@
 // POST /api/v1/auth/login {email, password} → a bearer token. A wrong password and an
 // unknown email get the same answer, after the same scrypt work. Attempts are audited.
 import type { Row } from "postgres";
-import { loginLookupProof, loginProof } from "../contextProof.ts";
-import { documented, row } from "../contract.ts";
-import { AppError, UnauthorizedError } from "../errors.ts";
-import { verifyPassword } from "../passwords.ts";
-import { requestState } from "../requestContext.ts";
-import { withoutTenant } from "../tenantContext.ts";
-import { signAccessToken, type TokenKeys } from "../tokens.ts";
-import { bodyValidator } from "../validate.ts";
+import { loginLookupProof, loginProof } from "../db/contextProof.ts";
+import { documented, named, row } from "../http/contract.ts";
+import { AppError, UnauthorizedError } from "../core/errors.ts";
+import { verifyPassword } from "../auth/passwords.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withoutTenant } from "../db/tenantContext.ts";
+import { signAccessToken, type TokenKeys } from "../auth/tokens.ts";
+import { bodyValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 type Login = { email: string; password: string };
-const loginSchema = {
+const loginSchema = named("Login", {
   type: "object",
   additionalProperties: false,
   required: ["email", "password"],
   properties: { email: { type: "string", minLength: 3, maxLength: 320 }, password: { type: "string", minLength: 1, maxLength: 1024 } },
-};
+});
+const accessToken = named("AccessToken", row({ access_token: { type: "string" }, token_type: { const: "Bearer" }, expires_in: { type: "integer", description: "Seconds until it expires." } }));
 const validateLogin = bodyValidator<Login>(loginSchema);
 
 export function authRoutes(router: Routes, keys: TokenKeys): void {
   router.post("/login", documented({
     summary: "Log in: a bearer token", tag: "Caller", auth: "public", body: loginSchema,
-    responses: { 200: { description: "An access token", schema: row({ access_token: { type: "string" }, token_type: { const: "Bearer" }, expires_in: { type: "integer" } }) } },
+    description: "An access token for every shop the account belongs to (name the shop on each request). A wrong password and an unknown email get the same 401 INVALID_CREDENTIALS after the same work; attempts are audited in the account's shops. A deployment that verifies tokens from an identity provider issues none: 501 LOGIN_DISABLED.",
+    responses: { 200: { description: "An access token", schema: accessToken } },
   }), async (req, res) => {
     if (!keys.signingKey) {
       throw new AppError(501, "LOGIN_DISABLED", "This deployment verifies tokens from an identity provider and issues none.");

@@ -1,12 +1,12 @@
 // Customers, the first tenant-owned resource. Each handler: validate, one withTenant call,
 // shape the answer. Isolation is RLS's job: no handler names a tenant_id.
-import { requires } from "../authorize.ts";
-import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import { NotFoundError } from "../errors.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, named, nullable, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 type CustomerInput = { name: string; email?: string | null; phone?: string | null; notes?: string | null };
@@ -17,8 +17,8 @@ const fields = {
   phone: { type: ["string", "null"], minLength: 1, maxLength: 40 },
   notes: { type: ["string", "null"], maxLength: 4000 },
 };
-const createSchema = { type: "object", additionalProperties: false, required: ["name"], properties: fields };
-const patchSchema = { type: "object", additionalProperties: false, minProperties: 1, properties: fields };
+const createSchema = named("CustomerCreate", { type: "object", additionalProperties: false, required: ["name"], properties: fields });
+const patchSchema = named("CustomerChanges", { type: "object", additionalProperties: false, minProperties: 1, properties: fields });
 const validateCreate = bodyValidator<CustomerInput>(createSchema);
 const validatePatch = bodyValidator<Partial<CustomerInput>>(patchSchema);
 const listSchema = {
@@ -30,10 +30,10 @@ const listSchema = {
   },
 };
 const validateList = queryValidator<{ limit: number; cursor?: string; q?: string }>(listSchema);
-const customer = row({
+const customer = named("Customer", row({
   id: uuid, name: { type: "string" }, email: nullable({ type: "string" }), phone: nullable({ type: "string" }),
   notes: nullable({ type: "string" }), created_at: timestamp, updated_at: timestamp,
-});
+}));
 const tag = "Customers";
 
 const notFound = () => new NotFoundError("CUSTOMER_NOT_FOUND", "Customer not found.");
@@ -63,6 +63,7 @@ export function customerRoutes(router: Routes): void {
 
   router.post("/", documented({
     summary: "Create a customer", tag, body: createSchema,
+    description: "Answers the customer as a read does, with its URL in Location. A retry with the same Idempotency-Key replays the first answer.",
     responses: { 201: { description: "The customer, as a read answers it", schema: customer, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } },
   }), requires("customers:write"), async (req, res) => {
     const input = validateCreate(req.body);
@@ -78,7 +79,7 @@ export function customerRoutes(router: Routes): void {
     );
   });
 
-  router.get("/:id", documented({ summary: "Read a customer", tag, responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read"), async (req, res) => {
+  router.get("/:id", documented({ summary: "Read a customer", tag, description: "Another shop's customer answers 404 CUSTOMER_NOT_FOUND, as one that does not exist.", responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read"), async (req, res) => {
     const id = parseId(req.params.id);
     const [customer] = await withTenant(req, (sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
@@ -87,7 +88,7 @@ export function customerRoutes(router: Routes): void {
     res.json(customer);
   });
 
-  router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write"), async (req, res) => {
+  router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, description: "Changes the properties the body names (at least one); answers the customer as a read does.", responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write"), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [customer] = await withTenant(req, (sql) => sql`

@@ -1,10 +1,11 @@
-// The API document and its human page: GET /openapi.json (generated from the mounted routes'
-// contract marks, server/contract.ts) and GET /docs, rendered by swagger-ui-dist from
+// The API document and its human page: GET /openapi.json (http/openApi.ts, from the mounted
+// routes' contract marks) and GET /docs, rendered by swagger-ui-dist from
 // node_modules (no CDN: the page works offline and behind a strict egress policy).
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import express, { Router } from "express";
-import { documented, openApiDocument } from "../contract.ts";
+import { documented } from "../http/contract.ts";
+import { openApiDocument } from "../http/openApi.ts";
 
 const swaggerDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
 
@@ -29,7 +30,8 @@ export function docsRoutes(): Router {
   let document: unknown;
   router.get("/openapi.json", documented({
     summary: "This API's OpenAPI 3.1 document", tag: "Operations", auth: "public",
-    responses: { 200: { description: "The document", schema: { type: "object", required: ["openapi", "paths"] } } },
+    description: "Generated from the mounted routes' own contract marks, so it describes exactly what this server serves. Generate a client from it (openapi-typescript, openapi-generator).",
+    responses: { 200: { description: "The document", schema: { type: "object", required: ["openapi", "paths"], properties: { openapi: { type: "string" }, paths: { type: "object" } } } } },
   }), (req, res) => {
     // Built once, from the app's router stack as mounted (every route is in place by the first request).
     document ??= openApiDocument(req.app as express.Express);
@@ -37,12 +39,14 @@ export function docsRoutes(): Router {
   });
   router.get("/docs", documented({
     summary: "Human-readable API reference (Swagger UI)", tag: "Operations", auth: "public",
+    description: "This document rendered by Swagger UI, served from this server (no CDN).",
     responses: { 200: { description: "HTML", contentType: "text/html" } },
   }), (_req, res) => {
     res.type("html").send(page);
   });
   router.get("/docs/init.js", documented({
     summary: "The reference page's start-up script", tag: "Operations", auth: "public",
+    description: "Points Swagger UI at /openapi.json; loaded by /docs.",
     responses: { 200: { description: "JavaScript", contentType: "text/javascript" } },
   }), (_req, res) => {
     res.type("text/javascript").send(init);

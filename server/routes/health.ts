@@ -3,21 +3,26 @@
 // and app_user's own role defaults are on the allow-list (policies/role_defaults.sql; a role
 // may change its own defaults, e.g. log its plans with the proofs in them). Otherwise 503.
 import { Router } from "express";
-import { contextKeyFingerprint } from "../contextProof.ts";
-import { documented, row } from "../contract.ts";
-import { AppError, databaseUnavailable, roleDefaultsChanged } from "../errors.ts";
-import { migrationNames } from "../migrate.ts";
-import { probeDatabase } from "../tenantContext.ts";
+import { contextKeyFingerprint } from "../db/contextProof.ts";
+import { documented, named, row } from "../http/contract.ts";
+import { AppError, databaseUnavailable, roleDefaultsChanged } from "../core/errors.ts";
+import { migrationNames } from "../setup/migrate.ts";
+import { probeDatabase } from "../db/tenantContext.ts";
 
 export function healthRoutes(): Router {
   const router = Router();
   const expected = migrationNames();
-  router.get("/healthz", documented({ summary: "Liveness", tag: "Operations", auth: "public", responses: { 200: { description: "The process answers", schema: row({ status: { const: "ok" } }) } } }), (_req, res) => {
+  router.get("/healthz", documented({
+    summary: "Liveness", tag: "Operations", auth: "public",
+    description: "200 while the process answers; asks nothing of the database, so it stays 200 while the database is down.",
+    responses: { 200: { description: "The process answers", schema: named("Liveness", row({ status: { const: "ok" } })) } },
+  }), (_req, res) => {
     res.json({ status: "ok" });
   });
   router.get("/readyz", documented({
     summary: "Readiness: the database answers, is at the release's migrations, holds the API's context key, and app_user's role defaults are on the allow-list", tag: "Operations", auth: "public",
-    responses: { 200: { description: "Ready", schema: row({ status: { const: "ready" }, migrations: { type: "integer" } }) } },
+    description: "200 when the database answers as app_user on a connection of its own, every migration file is applied and the database holds this API's context key; and app_user's role defaults are on the allow-list (policies/role_defaults.sql); otherwise 503 DATABASE_UNAVAILABLE, MIGRATIONS_NOT_AT_HEAD, CONTEXT_KEY_MISMATCH or ROLE_DEFAULTS_CHANGED.",
+    responses: { 200: { description: "Ready", schema: named("Readiness", row({ status: { const: "ready" }, migrations: { type: "integer" } })) } },
   }), async (_req, res) => {
     let applied: string[];
     let fingerprint: string | null;

@@ -1,16 +1,16 @@
 // Invoices. Drafts change freely; issuing numbers them (gapless per tenant, in SQL); after
 // issue only pay and void remain (INVOICE_IMMUTABLE otherwise). Totals come from SQL.
 import type postgres from "postgres";
-import { requires } from "../authorize.ts";
-import { documented, nullable, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import type { Sql } from "../db.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
-import { resourceRoutes } from "../resource.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, named, nullable, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import type { Sql } from "../db/connections.ts";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 
 const columns = ["id", "customer_id", "appointment_id", "status", "number", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
 // quantity is numeric(10,2): answered as a JSON number by every route, never as a string.
@@ -31,30 +31,33 @@ const invoiceRow = {
   issued_at: nullable(timestamp), paid_at: nullable(timestamp), voided_at: nullable(timestamp), created_at: timestamp, updated_at: timestamp,
   total_cents: { type: "integer" }, line_count: { type: "integer" },
 };
-const invoice = row(invoiceRow);
-const line = row({
+const invoice = named("Invoice", row(invoiceRow));
+const line = named("InvoiceLine", row({
   id: uuid, invoice_id: uuid, service_operation_id: nullable(uuid), description: { type: "string" },
   quantity: { type: "number", description: "Two decimals (numeric(10,2)), as a JSON number." },
   unit_price_cents: { type: "integer" }, line_total_cents: { type: "integer" }, created_at: timestamp,
-});
+}));
 
 type LineInput = { service_operation_id?: string; quantity: number; description?: string; unit_price_cents?: number };
-const lineSchema = {
+// quantity is numeric(10,2) and above zero (invoice_lines_quantity_check): a third decimal is
+// refused here, never rounded away by the database.
+const quantity = { type: "number", exclusiveMinimum: 0, maximum: 100000, multipleOf: 0.01, description: "Above zero, with at most two decimals." };
+const lineSchema = named("InvoiceLineCreate", {
   oneOf: [
     {
       type: "object", additionalProperties: false, required: ["service_operation_id", "quantity"],
-      properties: { service_operation_id: { type: "string", format: "uuid" }, quantity: { type: "number", exclusiveMinimum: 0, maximum: 100000 } },
+      properties: { service_operation_id: uuid, quantity },
     },
     {
       type: "object", additionalProperties: false, required: ["description", "quantity", "unit_price_cents"],
       properties: {
         description: { type: "string", minLength: 1, maxLength: 500, pattern: "\\S" },
-        quantity: { type: "number", exclusiveMinimum: 0, maximum: 100000 },
-        unit_price_cents: { type: "integer", maximum: 100000000 },
+        quantity,
+        unit_price_cents: { type: "integer", minimum: 0, maximum: 100000000 },
       },
     },
   ],
-};
+});
 const validateLine = bodyValidator<LineInput>(lineSchema);
 
 const lineOrder: Keyset = { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] };
@@ -71,15 +74,17 @@ export function invoiceRoutes(router: Routes): void {
     columns: [...columns, "total_cents", "line_count"],
     answer,
     fields: {
-      customer_id: { type: "string", format: "uuid" },
-      appointment_id: { type: ["string", "null"], format: "uuid" },
+      customer_id: uuid,
+      appointment_id: nullable(uuid),
       notes: { type: ["string", "null"], maxLength: 4000 },
     },
     required: ["customer_id"],
-    filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: { type: "string", format: "uuid" } },
+    filters: { status: { enum: ["draft", "issued", "paid", "void"] }, customer_id: uuid },
     keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }], descending: true },
     name: "invoice",
     tag: "Invoices",
+    rules: "The customer and appointment must be this shop's (422 REFERENCE_NOT_FOUND); only a draft changes (409 INVOICE_IMMUTABLE); status changes go through issue, pay and void.",
+    deleteRule: "Only a draft can be deleted (409 INVOICE_IMMUTABLE).",
     order: "created_at descending (newest first), then id descending",
     row: invoiceRow,
     notFoundCode: "INVOICE_NOT_FOUND",
@@ -143,6 +148,7 @@ export function invoiceRoutes(router: Routes): void {
 
   router.post("/:id/issue", documented({
     summary: "Issue a draft invoice (numbers it)", tag: "Invoices",
+    description: "Takes the shop's next invoice number (no gaps) and stamps issued_at; needs at least one line (422 INVOICE_EMPTY). After this only pay and void change the invoice (409 INVOICE_IMMUTABLE).",
     responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
   }), requires("invoices:issue"), async (req, res) => {
     const id = parseId(req.params.id);
@@ -156,6 +162,9 @@ export function invoiceRoutes(router: Routes): void {
   for (const [action, status, stamp, permission] of [["pay", "paid", "paid_at", "invoices:pay"], ["void", "void", "voided_at", "invoices:void"]] as const) {
     router.post(`/:id/${action}`, documented({
       summary: action === "pay" ? "Record payment of an issued invoice" : "Void an invoice", tag: "Invoices",
+      description: action === "pay"
+        ? "Marks an issued invoice paid and stamps paid_at; any other status: 409 INVALID_TRANSITION."
+        : "Marks an issued or paid invoice void and stamps voided_at; its number stays taken. A draft is deleted instead: 409 INVALID_TRANSITION.",
       responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
     }), requires(permission), async (req, res) => {
       const id = parseId(req.params.id);

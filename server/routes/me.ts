@@ -2,10 +2,10 @@
 // reached through SECURITY DEFINER functions that answer only the user of the transaction's
 // context, opened by proof for the verified token subject (withUser).
 import type { Request } from "express";
-import { documented, page, row, uuid } from "../contract.ts";
-import { UnauthorizedError } from "../errors.ts";
-import { requestState } from "../requestContext.ts";
-import { withUser } from "../tenantContext.ts";
+import { documented, named, page, row, uuid } from "../http/contract.ts";
+import { UnauthorizedError } from "../core/errors.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withUser } from "../db/tenantContext.ts";
 import type { Routes } from "./mount.ts";
 
 function callerId(req: Request): string {
@@ -17,7 +17,8 @@ function callerId(req: Request): string {
 export function meRoutes(router: Routes): void {
   router.get("/me", documented({
     summary: "The caller", tag: "Caller",
-    responses: { 200: { description: "The caller's account", schema: row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } }) } },
+    description: "The account the token names, and the shop a scoped token is limited to (token_tenant_id; null for a token valid in every shop of the account).",
+    responses: { 200: { description: "The caller's account", schema: named("Caller", row({ id: uuid, email: { type: "string" }, is_platform_admin: { type: "boolean" }, token_tenant_id: { type: ["string", "null"], format: "uuid" } })) } },
   }), async (req, res) => {
     callerId(req);
     const [user] = await withUser(req, (sql) => sql`select id, email, is_platform_admin from app.get_user()`);
@@ -28,7 +29,7 @@ export function meRoutes(router: Routes): void {
   router.get("/tenants", documented({
     summary: "The caller's shops and role in each", tag: "Caller",
     description: "Every membership (a person belongs to few shops): not paginated, next_cursor is always null.",
-    responses: { 200: { description: "Memberships", schema: page(row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } })) } },
+    responses: { 200: { description: "Memberships", schema: page(named("Membership", row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, role: { type: "string" } }))) } },
   }), async (req, res) => {
     callerId(req);
     const rows = await withUser(req, (sql) => sql`select tenant_id, slug, name, status, role from app.list_memberships()`);

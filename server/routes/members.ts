@@ -2,24 +2,25 @@
 // Memberships are global rows, so every handler calls a SECURITY DEFINER function scoped to the
 // caller's tenant; SQL checks members:manage and the owner rules (only an owner grants or
 // removes the owner role; the last owner stays) and audits each change.
-import { requires } from "../authorize.ts";
-import { documented, page as pageSchema, row, timestamp, uuid } from "../contract.ts";
-import { NotFoundError } from "../errors.ts";
-import { withTenantOnce } from "../idempotency.ts";
-import { withTenant } from "../tenantContext.ts";
-import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../keyset.ts";
-import { bodyValidator, parseId, queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, named, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import { NotFoundError } from "../core/errors.ts";
+import { ROLES } from "../core/roles.ts";
+import { withTenantOnce } from "../http/idempotency.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
+import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
-const role = { enum: ["owner", "admin", "manager", "staff", "accountant"] };
-const addSchema = {
+const role = named("Role", { type: "string", enum: [...ROLES], description: "What each may do: runbooks/rbac-matrix.md." });
+const addSchema = named("MemberCreate", {
   type: "object", additionalProperties: false, required: ["email", "role"],
   properties: { email: { type: "string", format: "email", maxLength: 320 }, role },
-};
-const changeSchema = { type: "object", additionalProperties: false, required: ["role"], properties: { role } };
+});
+const changeSchema = named("MemberRoleChange", { type: "object", additionalProperties: false, required: ["role"], properties: { role } });
 const validateAdd = bodyValidator<{ email: string; role: string }>(addSchema);
 const validateChange = bodyValidator<{ role: string }>(changeSchema);
-const member = row({ user_id: uuid, email: { type: "string" }, role, created_at: timestamp });
+const member = named("Member", row({ user_id: uuid, email: { type: "string" }, role, created_at: timestamp }));
 const tag = "Members";
 
 const columns = "user_id, email, role, created_at";

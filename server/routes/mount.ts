@@ -1,7 +1,7 @@
 // Where a group of /api/v1 routes is registered: on the app's own router, each route at its full
 // path with the group's middleware in front of its own handlers. Nested routers (app, then
 // /api/v1, then /customers) made every request walk three routers, each matching its mount path,
-// cutting req.url and restoring it: 8% of a GET's instructions (README, Speed). A route file
+// cutting req.url and restoring it: 8% of a GET's instructions (bench/README.md). A route file
 // reads as before: `router.get("/:id", documented(...), requires(...), handler)`.
 import type { Express, RequestHandler } from "express";
 

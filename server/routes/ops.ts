@@ -3,14 +3,14 @@
 //   GET /ops/env-sanity      {db, migrations, policies, env_vars}: names of variables, never values.
 import { execFileSync } from "node:child_process";
 import { Router, type Request } from "express";
-import { authenticate } from "../authenticate.ts";
-import { configKeys } from "../config.ts";
-import { documented, row } from "../contract.ts";
-import { ForbiddenError, UnauthorizedError } from "../errors.ts";
-import { migrationNames } from "../migrate.ts";
-import { requestState } from "../requestContext.ts";
-import { withoutTenant, withUser } from "../tenantContext.ts";
-import type { TokenKeys } from "../tokens.ts";
+import { authenticate } from "../auth/authenticate.ts";
+import { configKeys } from "../core/config.ts";
+import { documented, named, row } from "../http/contract.ts";
+import { ForbiddenError, UnauthorizedError } from "../core/errors.ts";
+import { migrationNames } from "../setup/migrate.ts";
+import { requestState } from "../core/requestContext.ts";
+import { withoutTenant, withUser } from "../db/tenantContext.ts";
+import type { TokenKeys } from "../auth/tokens.ts";
 
 export type Deployment = { commit_sha: string; deployed_at: string };
 
@@ -45,14 +45,16 @@ export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeplo
 
   router.get("/current-commit", documented({
     summary: "The running release", tag: "Operations", auth: "admin",
-    responses: { 200: { description: "Commit and deploy time", schema: row({ commit_sha: { type: "string" }, deployed_at: { type: "string" } }) } },
+    description: "GIT_COMMIT and DEPLOYED_AT as the deploy set them, else the checkout's commit and the boot time. Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
+    responses: { 200: { description: "Commit and deploy time", schema: named("Deployment", row({ commit_sha: { type: "string" }, deployed_at: { type: "string" } })) } },
   }), (_req, res) => {
     res.json(deployment);
   });
 
   router.get("/env-sanity", documented({
     summary: "Environment sanity: database, migrations, policies, variable names (never values)", tag: "Operations", auth: "admin",
-    responses: { 200: { description: "Checks", schema: row({ db: { type: "object" }, migrations: { type: "object" }, policies: { type: "object" }, env_vars: { type: "object" } }) } },
+    description: "The database's reachability and version as the API's role sees it, migrations applied against expected, tenant tables whose RLS or policies are missing, and which configuration variables are set (names only). Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
+    responses: { 200: { description: "Checks", schema: named("EnvSanity", row({ db: { type: "object" }, migrations: { type: "object" }, policies: { type: "object" }, env_vars: { type: "object" } })) } },
   }), async (_req, res) => {
     const started = Date.now();
     const [info] = await withoutTenant((sql) => sql`select current_setting('server_version') as version, current_user as role`);

@@ -1,11 +1,11 @@
 // Reports from the security_invoker views: RLS scopes them to the caller's tenant.
 // GET /reports/revenue-daily?from&to answers JSON, or CSV with Accept: text/csv.
 import { stringify } from "csv-stringify/sync";
-import { requires } from "../authorize.ts";
-import { documented, row } from "../contract.ts";
-import { BadRequestError } from "../errors.ts";
-import { withTenant } from "../tenantContext.ts";
-import { queryValidator } from "../validate.ts";
+import { requires } from "../auth/authorize.ts";
+import { documented, named, row } from "../http/contract.ts";
+import { BadRequestError } from "../core/errors.ts";
+import { withTenant } from "../db/tenantContext.ts";
+import { queryValidator } from "../http/validate.ts";
 import type { Routes } from "./mount.ts";
 
 const rangeSchema = {
@@ -15,7 +15,7 @@ const rangeSchema = {
   properties: { from: { type: "string", format: "date" }, to: { type: "string", format: "date" } },
 };
 const validateRange = queryValidator<{ from: string; to: string }>(rangeSchema);
-const day = row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } });
+const day = named("RevenueDay", row({ day: { type: "string", format: "date" }, invoices: { type: "integer" }, revenue_cents: { type: "integer" }, paid_cents: { type: "integer" } }));
 
 
 export function reportRoutes(router: Routes): void {
@@ -25,7 +25,7 @@ export function reportRoutes(router: Routes): void {
     responses: {
       200: {
         description: "JSON (or CSV with Accept: text/csv)",
-        schema: { type: "object", additionalProperties: false, required: ["from", "to", "data"], properties: { from: { type: "string" }, to: { type: "string" }, data: { type: "array", items: day } } },
+        schema: named("RevenueDaily", { type: "object", additionalProperties: false, required: ["from", "to", "data"], properties: { from: { type: "string" }, to: { type: "string" }, data: { type: "array", items: day } } }),
       },
     },
   }), requires("reports:read"), async (req, res) => {

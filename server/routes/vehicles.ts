@@ -1,7 +1,7 @@
 // Vehicles: a customer's cars. The customer must belong to the caller's tenant; the database
 // checks it (composite foreign key), so a foreign or unknown customer is 422 REFERENCE_NOT_FOUND.
-import { nullable, timestamp, uuid } from "../contract.ts";
-import { resourceRoutes } from "../resource.ts";
+import { nullable, timestamp, uuid } from "../http/contract.ts";
+import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
 
 const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLength: max });
@@ -12,7 +12,7 @@ export function vehicleRoutes(router: Routes): void {
     table: "app.vehicles",
     columns: ["id", "customer_id", "vin", "plate", "make", "model", "year", "created_at", "updated_at"],
     fields: {
-      customer_id: { type: "string", format: "uuid" },
+      customer_id: uuid,
       vin: { type: ["string", "null"], pattern: "^[A-HJ-NPR-Z0-9]{17}$" },
       plate: text(20),
       make: text(80),
@@ -20,10 +20,12 @@ export function vehicleRoutes(router: Routes): void {
       year: { type: ["integer", "null"], minimum: 1886, maximum: 2100 },
     },
     required: ["customer_id"],
-    filters: { customer_id: { type: "string", format: "uuid" } },
+    filters: { customer_id: uuid },
     keyset: { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }] },
     name: "vehicle",
     tag: "Vehicles",
+    rules: "The customer must be one of this shop's (422 REFERENCE_NOT_FOUND); a VIN is unique per shop (409 VIN_TAKEN).",
+    deleteRule: "A vehicle that appointments still reference: 409 REFERENCE_IN_USE.",
     order: "created_at, then id",
     row: {
       id: uuid, customer_id: uuid, vin: nullable({ type: "string" }), plate: nullable({ type: "string" }), make: nullable({ type: "string" }),

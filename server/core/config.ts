@@ -1,0 +1,153 @@
+// Configuration is read once, at boot, from the environment and validated with ajv.
+// Every key has a default or is required; a wrong value stops the process with a message.
+import { Ajv } from "ajv";
+
+export type Config = {
+  nodeEnv: "development" | "production" | "test";
+  host: string;
+  port: number;
+  databaseUrl?: string;
+  databaseOwnerUrl?: string;
+  jwtAlgorithm: "HS256" | "RS256";
+  jwtSecret?: string;
+  contextKey?: string;
+  contextProofTtlSeconds: number;
+  contextReadGuard: "connection" | "nonce" | "expiry";
+  contextReadProofTtlSeconds: number;
+  jwtPublicKeyFile?: string;
+  jwtPrivateKeyFile?: string;
+  jwtIssuer: string;
+  jwtTtlSeconds: number;
+  baseDomain?: string;
+  logLevel: string;
+  dbPoolMax: number;
+  dbConnectTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  dbAcquireTimeoutMs: number;
+  dbPoolQueueMax: number;
+  dbExportPoolMax: number;
+  dbPrepare: boolean;
+  bodyLimit: string;
+  dataDir: string;
+  embeddedPgPort: number;
+  seedDemo: boolean;
+  tokenCacheMax: number;
+  webConcurrency: number;
+};
+
+const schema = {
+  type: "object",
+  properties: {
+    NODE_ENV: { enum: ["development", "production", "test"], default: "development" },
+    HOST: { type: "string", minLength: 1, default: "127.0.0.1" },
+    PORT: { type: "integer", minimum: 0, maximum: 65535, default: 3000 },
+    DATABASE_URL: { type: "string", pattern: "^postgres(ql)?://" },
+    DATABASE_OWNER_URL: { type: "string", pattern: "^postgres(ql)?://" },
+    JWT_ALGORITHM: { enum: ["HS256", "RS256"], default: "HS256" },
+    JWT_SECRET: { type: "string", minLength: 32 },
+    CONTEXT_KEY: { type: "string", pattern: "^([0-9a-fA-F]{2}){32,64}$" },
+    CONTEXT_PROOF_TTL_SECONDS: { type: "integer", minimum: 5, maximum: 300, default: 60 },
+    // How read proofs are guarded against replay (runbooks/pgbouncer.md): bound to their
+    // connection (direct connections), or behind PgBouncer's transaction mode a recorded nonce
+    // (reads then write, so no hot standby) or their expiry alone (CONTEXT_READ_PROOF_TTL_SECONDS).
+    CONTEXT_READ_GUARD: { enum: ["connection", "nonce", "expiry"], default: "connection" },
+    CONTEXT_READ_PROOF_TTL_SECONDS: { type: "integer", minimum: 1, maximum: 30, default: 10 },
+    JWT_PUBLIC_KEY_FILE: { type: "string", minLength: 1 },
+    JWT_PRIVATE_KEY_FILE: { type: "string", minLength: 1 },
+    JWT_ISSUER: { type: "string", minLength: 1, default: "rls-service-shop" },
+    JWT_TTL_SECONDS: { type: "integer", minimum: 60, maximum: 86400, default: 3600 },
+    BASE_DOMAIN: { type: "string", pattern: "^[a-z0-9.-]+(:[0-9]+)?$" },
+    LOG_LEVEL: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info" },
+    // LOG_FLUSH_MS and LOG_FORMAT are read by server/core/log.ts when it loads (before this check):
+    // listed so a bad value stops the start. LOG_FORMAT unset: pretty in development at a terminal.
+    LOG_FLUSH_MS: { type: "integer", minimum: 0, maximum: 1000, default: 5 },
+    LOG_FORMAT: { enum: ["json", "pretty"] },
+    DB_POOL_MAX: { type: "integer", minimum: 1, maximum: 500, default: 10 },
+    DB_CONNECT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 60000, default: 1000 },
+    DB_STATEMENT_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 600000, default: 5000 },
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: { type: "integer", minimum: 100, maximum: 600000, default: 10000 },
+    DB_ACQUIRE_TIMEOUT_MS: { type: "integer", minimum: 10, maximum: 60000, default: 1000 },
+    DB_POOL_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 64 },
+    DB_EXPORT_POOL_MAX: { type: "integer", minimum: 1, maximum: 50, default: 2 },
+    DB_PREPARE: { type: "boolean", default: true },
+    BODY_LIMIT: { type: "string", pattern: "^[0-9]+(b|kb|mb)$", default: "100kb" },
+    DATA_DIR: { type: "string", minLength: 1, default: ".data" },
+    EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
+    SEED_DEMO: { type: "boolean" },
+    TOKEN_CACHE_MAX: { type: "integer", minimum: 0, maximum: 1000000, default: 10000 },
+    WEB_CONCURRENCY: { type: "integer", minimum: 1, maximum: 64, default: 1 },
+  },
+  allOf: [
+    {
+      if: { properties: { NODE_ENV: { const: "production" } }, required: ["NODE_ENV"] },
+      then: { required: ["DATABASE_URL", "DATABASE_OWNER_URL", "CONTEXT_KEY"] },
+    },
+    {
+      if: { properties: { NODE_ENV: { const: "production" }, JWT_ALGORITHM: { enum: ["HS256"] } }, required: ["NODE_ENV"] },
+      then: { required: ["JWT_SECRET"] },
+    },
+    {
+      if: { properties: { JWT_ALGORITHM: { const: "RS256" } }, required: ["JWT_ALGORITHM"] },
+      then: { required: ["JWT_PUBLIC_KEY_FILE"] },
+    },
+  ],
+  dependencies: { DATABASE_URL: ["DATABASE_OWNER_URL"], DATABASE_OWNER_URL: ["DATABASE_URL"] },
+};
+
+/** Names of the environment variables the configuration reads (for /ops/env-sanity: names only). */
+export const configKeys = (): string[] => Object.keys(schema.properties);
+
+const validate = new Ajv({ useDefaults: true, coerceTypes: true, allErrors: true }).compile(schema);
+
+export class ConfigError extends Error {}
+
+/** Parses the environment into a Config, or throws ConfigError naming every bad key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") raw[key] = value;
+  }
+  if (!validate(raw)) {
+    const problems = (validate.errors ?? []).map((e) => {
+      const key = e.instancePath.replace(/^\//, "") || String(e.params.missingProperty ?? "");
+      return `  ${key || "(config)"}: ${e.message}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}`);
+  }
+  const r = raw as Record<string, never>;
+  return {
+    nodeEnv: r.NODE_ENV,
+    host: r.HOST,
+    port: r.PORT,
+    databaseUrl: r.DATABASE_URL,
+    databaseOwnerUrl: r.DATABASE_OWNER_URL,
+    jwtAlgorithm: r.JWT_ALGORITHM,
+    jwtSecret: r.JWT_SECRET,
+    contextKey: r.CONTEXT_KEY,
+    contextProofTtlSeconds: r.CONTEXT_PROOF_TTL_SECONDS,
+    contextReadGuard: r.CONTEXT_READ_GUARD,
+    contextReadProofTtlSeconds: r.CONTEXT_READ_PROOF_TTL_SECONDS,
+    jwtPublicKeyFile: r.JWT_PUBLIC_KEY_FILE,
+    jwtPrivateKeyFile: r.JWT_PRIVATE_KEY_FILE,
+    jwtIssuer: r.JWT_ISSUER,
+    jwtTtlSeconds: r.JWT_TTL_SECONDS,
+    baseDomain: r.BASE_DOMAIN,
+    logLevel: r.LOG_LEVEL,
+    dbPoolMax: r.DB_POOL_MAX,
+    dbConnectTimeoutMs: r.DB_CONNECT_TIMEOUT_MS,
+    dbStatementTimeoutMs: r.DB_STATEMENT_TIMEOUT_MS,
+    dbIdleInTransactionTimeoutMs: r.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    dbAcquireTimeoutMs: r.DB_ACQUIRE_TIMEOUT_MS,
+    dbPoolQueueMax: r.DB_POOL_QUEUE_MAX,
+    dbExportPoolMax: r.DB_EXPORT_POOL_MAX,
+    dbPrepare: r.DB_PREPARE,
+    bodyLimit: r.BODY_LIMIT,
+    dataDir: r.DATA_DIR,
+    embeddedPgPort: r.EMBEDDED_PG_PORT,
+    seedDemo: r.SEED_DEMO ?? r.NODE_ENV === "development",
+    tokenCacheMax: r.TOKEN_CACHE_MAX,
+    webConcurrency: r.WEB_CONCURRENCY,
+  };
+}

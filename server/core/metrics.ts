@@ -1,0 +1,152 @@
+// Prometheus metrics on GET /metrics: requests by route template and status, latency, 503s,
+// 304s, authorization denials (RLS/privilege 42501 and HTTP 403) and tenant-pool use. One
+// registry per process; route labels are templates (/api/v1/customers/:id), never raw paths.
+import type { Request, RequestHandler, Response } from "express";
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+// Requests and their latency by route: counted here, per request one Map lookup and a few
+// additions, and handed to prom-client when scraped. prom-client's own inc and observe hash and
+// validate their labels on every call, even on bound label children: 18 µs of Node CPU per GET
+// in the running API (371 against 389 µs with request metrics off, 11 interleaved rounds; 5% of
+// its req/s), though well under a microsecond each in a tight loop.
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+type RouteSeries = {
+  labels: { method: string; route: string };
+  /** Answers by status code. */
+  statuses: Map<number, number>;
+  /** Observations per latency bucket, not cumulative; the last one is above every bound (+Inf). */
+  buckets: number[];
+  sum: number;
+  count: number;
+};
+const routeSeries = new Map<string, RouteSeries>();
+
+new Counter({
+  name: "http_requests_total",
+  help: "HTTP requests by method, route template and status.",
+  labelNames: ["method", "route", "status"] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of routeSeries.values()) for (const [status, n] of s.statuses) this.inc({ ...s.labels, status: String(status) }, n);
+  },
+});
+
+// prom-client has no way to hand a Histogram counts it did not observe itself, so the latency
+// is a metric of its own kind: an object the registry asks for its values (get) and formats,
+// escapes and exports like every other (prom-client's Registry.registerMetric).
+const latency = {
+  name: "http_request_duration_seconds",
+  help: "HTTP request latency by method and route template.",
+  type: "histogram",
+  aggregator: "sum",
+  get: async () => ({
+    name: latency.name, help: latency.help, type: latency.type, aggregator: latency.aggregator,
+    values: [...routeSeries.values()].flatMap((s) => {
+      let cumulative = 0;
+      const bucketValues = s.buckets.map((n, i) => {
+        cumulative += n;
+        return { metricName: `${latency.name}_bucket`, labels: { le: i < latencyBuckets.length ? latencyBuckets[i] : "+Inf", ...s.labels }, value: cumulative };
+      });
+      return [...bucketValues, { metricName: `${latency.name}_sum`, labels: s.labels, value: s.sum }, { metricName: `${latency.name}_count`, labels: s.labels, value: s.count }];
+    }),
+  }),
+  reset: () => routeSeries.clear(),
+};
+registry.registerMetric(latency as unknown as Metric);
+const unavailable = new Counter({
+  name: "http_unavailable_total",
+  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, MIGRATIONS_NOT_AT_HEAD).",
+  labelNames: ["code"] as const,
+  registers: [registry],
+});
+const notModified = new Counter({
+  name: "http_not_modified_total",
+  help: "304 Not Modified answers (conditional GET with a matching ETag) by route template.",
+  labelNames: ["route"] as const,
+  registers: [registry],
+});
+const denials = new Counter({
+  name: "authorization_denials_total",
+  help: "Denied actions: source=database for SQLSTATE 42501 (RLS WITH CHECK or privilege), source=http for other 403s.",
+  labelNames: ["source", "code"] as const,
+  registers: [registry],
+});
+// Read from the pool when scraped (collect), not counted up and down by every request.
+let poolInUseNow: (() => number) | undefined;
+new Gauge({
+  name: "db_pool_connections_in_use", help: "Tenant-pool connections leased right now (requests and exports).", registers: [registry],
+  collect() {
+    this.set(poolInUseNow?.() ?? 0);
+  },
+});
+const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
+
+/** Where db_pool_connections_in_use reads its value (the tenant-context helper's pool). */
+export function observePoolInUse(inUse: (() => number) | undefined): void {
+  poolInUseNow = inUse;
+}
+
+export function setPoolMax(max: number): void {
+  poolMax.set(max);
+}
+
+/** What the error handler tells the metrics about an error answer (kept on res.locals). */
+export function noteError(res: Response, code: string, causeCode: string | undefined): void {
+  res.locals.errorCode = code;
+  res.locals.causeCode = causeCode;
+}
+
+/**
+ * The route template of a request (/api/v1/customers/:id), never its raw path. documented()
+ * (http/contract.ts), first on every route, records it while the router dispatches, the one moment
+ * req.baseUrl is the route's mount (an error answer is sent after the routers restored it).
+ * A route without a contract (tests' probes only: the contract test refuses one in the app)
+ * falls back to what req.route says at the end, which after an error lacks the mount path.
+ */
+export function routeTemplate(req: Request, res: Response): string {
+  const recorded = res.locals.route as string | undefined;
+  if (recorded !== undefined) return recorded;
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  return typeof path === "string" ? templateOf(req.baseUrl, path) : "unmatched";
+}
+
+export function templateOf(baseUrl: string, path: string): string {
+  return `${baseUrl}${path}`.replace(/(.)\/$/, "$1") || "/";
+}
+
+// Each (method, route, status) gets its label children once: prom-client otherwise sorts and
+// joins the label values into a key on every inc and observe.
+function seriesFor(method: string, route: string): RouteSeries {
+  const key = `${method} ${route}`;
+  let s = routeSeries.get(key);
+  if (!s) {
+    s = { labels: { method, route }, statuses: new Map(), buckets: new Array(latencyBuckets.length + 1).fill(0), sum: 0, count: 0 };
+    routeSeries.set(key, s);
+  }
+  return s;
+}
+
+/** Counts one answered request (http/accessLog.ts calls it when the response ends). */
+export function recordRequest(method: string, route: string, status: number, seconds: number, locals: Record<string, unknown>): void {
+  const s = seriesFor(method, route);
+  s.statuses.set(status, (s.statuses.get(status) ?? 0) + 1);
+  // A bucket counts observations up to and including its bound (Prometheus's le).
+  let bucket = 0;
+  while (bucket < latencyBuckets.length && seconds > latencyBuckets[bucket]) bucket++;
+  s.buckets[bucket]++;
+  s.sum += seconds;
+  s.count++;
+  if (status === 503) unavailable.inc({ code: String(locals.errorCode ?? "UNKNOWN") });
+  if (status === 304) notModified.inc({ route });
+  if (locals.causeCode === "42501") denials.inc({ source: "database", code: String(locals.errorCode) });
+  else if (status === 403) denials.inc({ source: "http", code: String(locals.errorCode ?? "FORBIDDEN") });
+}
+
+export const metricsEndpoint: RequestHandler = async (_req, res) => {
+  res.setHeader("Content-Type", registry.contentType);
+  res.send(await registry.metrics());
+};

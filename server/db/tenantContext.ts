@@ -1,0 +1,220 @@
+// The one way a route reaches the database. Each call is one transaction on a leased
+// connection (server/db.ts): BEGIN, app.open_tenant_context(...) (which also sets the
+// transaction's timeouts), the route's queries and COMMIT are written back to back without
+// waiting, so postgres.js pipelines them and a prepared request costs one network round trip.
+// The context opens only with the API's proof of the request (contextProof.ts), used once under
+// the connection's replay guard (proofGuards.ts), for the route's permission alone, read-only
+// for a read; it is sealed to this backend and transaction and ends with it, so the pooled
+// connection never carries a tenant into the next request (policies/context.sql). The route's
+// permission (authorize.ts) is checked by the same context call.
+import type postgres from "postgres";
+import type { Budget, Lease, Pool, Sql } from "./connections.ts";
+import { forbidden } from "../auth/authorize.ts";
+import type { Request, RequestHandler } from "express";
+import { tenantContextProof, userContextProof, type TenantContextArgs } from "./contextProof.ts";
+import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "../core/errors.ts";
+import { observePoolInUse } from "../core/metrics.ts";
+import { guardFor, guardSpent, staleGuard, streamGuard, type Guard } from "./proofGuards.ts";
+import { requestState, type RequestState } from "../core/requestContext.ts";
+
+type Pending = postgres.PendingQuery<postgres.Row[]>;
+type Work = Pending | readonly Pending[] | Promise<unknown>;
+type Result<W> = W extends Pending ? Awaited<W> : W extends readonly Pending[] ? { [K in keyof W]: Awaited<W[K]> } : Awaited<W>;
+type Settled = PromiseSettledResult<unknown>;
+/** Writes the statement that opens the transaction's context, signed under the guard. */
+type Opener = (sql: Sql, guard: Guard) => Pending;
+
+let pool: Pool | undefined;
+const maxAttempts = 3;
+
+/** Sets the pool the helpers use; returns the one it replaces. */
+export function useTenantPool(p: Pool | undefined): Pool | undefined {
+  const previous = pool;
+  pool = p;
+  observePoolInUse(p && (() => { const s = p.stats(); return s.inUse + s.exportsInUse; }));
+  return previous;
+}
+
+function currentPool(): Pool {
+  if (!pool) throw new AppError(500, "INTERNAL", "Database pool not configured.", { operational: false });
+  return pool;
+}
+
+function isQuery(x: unknown): x is Pending {
+  return typeof (x as { execute?: unknown })?.execute === "function";
+}
+
+/**
+ * Runs `work` inside the request's tenant context. `work` returns the queries to run (one, or
+ * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
+ * depends on an earlier answer, a promise (then COMMIT follows it).
+ */
+export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
+  const state = requestState(req);
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
+  if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
+  const args: TenantContextArgs = {
+    userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
+    permission: state.permission.name, forRow: state.permission.forRow, writes: state.permission.writes,
+  };
+  const open: Opener = (sql, g) => {
+    const p = tenantContextProof(args, g.guard, g.expiresAt);
+    // The same statement sets the transaction's timeouts for the statements after it: two
+    // set_config calls in its WHERE, evaluated once on the opener's one row (after the opener,
+    // which raises on any refusal), not sent back as columns nobody reads.
+    return sql`
+      select tenant_id, member_role, permitted
+        from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid, ${args.requestId},
+                                     ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${g.guard},
+                                     ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})
+       where set_config('statement_timeout', ${currentPool().timeouts.statement}, true) is not null
+         and set_config('idle_in_transaction_session_timeout', ${currentPool().timeouts.idleInTransaction}, true) is not null`;
+  };
+  return attempt(state, args.writes, open, work, options.budget ?? "request", 1);
+}
+
+/**
+ * Runs `work` in the caller's user context (no tenant; read-only): what a person may read of
+ * themself, app.get_user() and app.list_memberships().
+ */
+export function withUser<W extends Work>(req: Request, work: (sql: Sql) => W): Promise<Result<W>> {
+  const state = requestState(req);
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withUser called outside an authenticated request.", { operational: false });
+  const userId = state.userId;
+  const open: Opener = (sql, g) => {
+    const p = userContextProof(userId, state.requestId, g.guard, g.expiresAt);
+    return sql`select app.open_user_context(${userId}::uuid, ${state.requestId}, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+  };
+  return attempt(state, false, open, work, "request", 1);
+}
+
+// A retryable failure (a serialization failure or deadlock, or a guard the connection must
+// renew: its stream dropped, its session lost) runs the request's transaction again, up to
+// maxAttempts; a promise chain, not an async loop, so the request that succeeds at once (nearly
+// all) pays no extra frame and tick.
+function attempt<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, n: number): Promise<Result<W>> {
+  return runInContext(state, writes, open, work, budget).catch((error: unknown) => {
+    if (n < maxAttempts && (isRetryable(error) || (error as { staleGuard?: boolean }).staleGuard)) return attempt(state, writes, open, work, budget, n + 1);
+    throw toAppError(error);
+  });
+}
+
+async function runInContext<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget): Promise<Result<W>> {
+  const p = currentPool();
+  const lease = await p.acquire(budget);
+  let broken = false;
+  try {
+    const guard = await guardFor(writes, p.readGuard, p.readProofTtlSeconds, lease.sql, lease.proofs, lease.generation);
+    const begin = lease.sql`begin`.execute();
+    const opened = open(lease.sql, guard).execute();
+    let produced: unknown;
+    let threw: unknown;
+    try {
+      produced = work(lease.sql);
+    } catch (error) {
+      threw = error;
+    }
+    const queries = Array.isArray(produced) ? produced.filter(isQuery) : isQuery(produced) ? [produced] : [];
+    const isAsync = !threw && queries.length === 0 && produced !== undefined;
+    const outcome = isAsync
+      ? await runAsync(lease, state, begin, opened, produced as Promise<unknown>)
+      : await runPipelined(lease, begin, opened, queries, threw);
+    const failed = firstFailure([outcome.begin, outcome.opened, ...outcome.answers, outcome.end]);
+    const stale = failed !== undefined && staleGuard(failed.reason, lease.proofs);
+    guard.settled(guardSpent(outcome.opened));
+    broken = outcome.end.status === "rejected";
+    // The connection closed during the transaction: whatever the answers said, nothing of it
+    // is known to have committed, so the request is not acknowledged (the client retries it).
+    if (lease.lost()) throw databaseUnavailable(firstFailure([outcome.opened, ...outcome.answers, outcome.end])?.reason);
+    if (threw) throw threw;
+    if (failed) {
+      if (stale) Object.assign(failed.reason as object, { staleGuard: true });
+      throw failed.reason;
+    }
+    const row = (outcome.opened as PromiseFulfilledResult<postgres.Row[]>).value[0];
+    if (row && "tenant_id" in row) {
+      state.tenantId = row.tenant_id;
+      state.role = row.member_role;
+    }
+    const results = outcome.answers.map((s) => (s as PromiseFulfilledResult<unknown>).value);
+    if (!isAsync && results.some((r) => deniedRow(outcome.opened, r))) throw forbidden(state.permission!.name);
+    return (Array.isArray(produced) ? results : results[0]) as Result<W>;
+  } finally {
+    lease.release(broken || lease.lost());
+  }
+}
+
+type Outcome = { begin: Settled; opened: Settled; answers: Settled[]; end: Settled };
+
+/** Synchronous work: its queries and COMMIT (or ROLLBACK, when building them threw) ride in the one pipeline. */
+async function runPipelined(lease: Lease, begin: Promise<unknown>, opened: Promise<unknown>, queries: Pending[], threw: unknown): Promise<Outcome> {
+  for (const q of queries) q.execute();
+  const end = threw ? lease.sql`rollback`.execute() : lease.sql`commit`.execute();
+  const [b, o, ...rest] = await Promise.allSettled([begin, opened, ...queries, end]);
+  return { begin: b, opened: o, answers: rest.slice(0, -1), end: rest[rest.length - 1] };
+}
+
+/** Async work (a later query needs an earlier answer): COMMIT follows the work once it settled. */
+async function runAsync(lease: Lease, state: RequestState, begin: Promise<unknown>, opened: Promise<unknown>, work: Promise<unknown>): Promise<Outcome> {
+  // Settle the work whatever happens, so a refused context never leaves it unhandled.
+  const settledWork = Promise.allSettled([work]);
+  const [b, o] = await Promise.allSettled([begin, opened]);
+  const headFailure = firstFailure([b, o]);
+  let [answer] = headFailure ? [{ status: "rejected", reason: headFailure.reason } as Settled] : await settledWork;
+  // A row route without the permission: a row found is refused before anything commits.
+  if (answer.status === "fulfilled" && deniedRow(o, answer.value)) answer = { status: "rejected", reason: forbidden(state.permission!.name) };
+  // A lost connection ended the transaction already; a COMMIT now would open a new one.
+  const [end] = lease.lost()
+    ? [{ status: "rejected", reason: databaseUnavailable() } as Settled]
+    : await Promise.allSettled([answer.status === "fulfilled" ? lease.sql`commit`.execute() : lease.sql`rollback`.execute()]);
+  return { begin: b, opened: o, answers: [answer], end };
+}
+
+function firstFailure(settled: Settled[]): PromiseRejectedResult | undefined {
+  return settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+}
+
+/** Whether a row route's answer holds a row the caller's role may not act on (not permitted). */
+function deniedRow(opened: Settled, answer: unknown): boolean {
+  const permitted = opened.status === "fulfilled" ? (opened.value as postgres.Row[])[0]?.permitted : true;
+  if (permitted !== false) return false;
+  return Array.isArray(answer) ? answer.length > 0 : answer !== undefined && answer !== null;
+}
+
+/**
+ * Runs one statement outside any context (readiness and operator information). `work` may sign
+ * a proof with the connection's stream guard (login), which it is handed.
+ */
+export async function withoutTenant<T extends postgres.Row[] = postgres.Row[]>(work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+  const lease = await currentPool().acquire();
+  try {
+    const rows = await runWithStream(lease, work);
+    if (lease.lost()) throw databaseUnavailable();
+    return rows;
+  } catch (error) {
+    throw toAppError(error);
+  } finally {
+    lease.release(lease.lost());
+  }
+}
+
+async function runWithStream<T extends postgres.Row[] = postgres.Row[]>(lease: Lease, work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await work(lease.sql, () => streamGuard(lease.sql, lease.proofs));
+    } catch (error) {
+      if (n >= 2 || !staleGuard(error, lease.proofs)) throw error;
+    }
+  }
+}
+
+/**
+ * Sheds a request before it costs anything (body parsing, token check) when the pool would refuse
+ * it anyway: every connection busy and DB_POOL_QUEUE_MAX requests already waiting.
+ */
+export const shedWhenSaturated: RequestHandler = (_req, _res, next) => next(pool?.saturated() ? overloaded() : undefined);
+
+/** Runs one query on the pool's own probe connection: readiness never waits behind requests. */
+export async function probeDatabase<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
+  return work(currentPool().probe);
+}

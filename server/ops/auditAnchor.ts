@@ -1,0 +1,88 @@
+// Audit anchors: each tenant's chain head (seq, hash), signed and kept outside the database.
+// The hash chain alone shows that no sealed row was changed or removed in the middle; it cannot
+// show that the newest rows were deleted, or that a suffix was re-sealed, by someone who can
+// write the database as its owner. An anchor taken earlier can: the anchored position must still
+// exist with the anchored hash, or be covered by a purge that the audit's own retention function
+// recorded (app.audit_purge; deleting history out of band leaves no such record).
+// `npm run cli -- audit anchor` appends one line per tenant to the anchor file (JSON lines,
+// HMAC-SHA256 under AUDIT_ANCHOR_KEY); `audit verify` checks against the newest valid line of
+// each tenant. Keep the file where the database's writers cannot rewrite it
+// (runbooks/audit-anchors.md).
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import type { Sql } from "../db/connections.ts";
+
+export type Anchor = { tenant_id: string; slug: string; seq: number; hash: string; anchored_at: string; mac: string };
+
+function mac(key: string, a: Omit<Anchor, "mac" | "slug">): string {
+  return createHmac("sha256", key).update([a.tenant_id, String(a.seq), a.hash, a.anchored_at].join("|"), "utf8").digest("hex");
+}
+
+function validMac(key: string, a: Anchor): boolean {
+  const expected = Buffer.from(mac(key, a), "hex");
+  const given = Buffer.from(typeof a.mac === "string" ? a.mac : "", "hex");
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** Appends the current chain head of every tenant with a sealed row; returns the anchors written. */
+export async function writeAnchors(sql: Sql, file: string, key: string): Promise<Anchor[]> {
+  const heads = await sql`select tenant_id, slug, seq, hash from app.audit_heads()`;
+  const anchoredAt = new Date().toISOString();
+  const anchors = heads.map((h) => {
+    const a = { tenant_id: h.tenant_id as string, slug: h.slug as string, seq: Number(h.seq), hash: h.hash as string, anchored_at: anchoredAt };
+    return { ...a, mac: mac(key, a) };
+  });
+  if (anchors.length) appendFileSync(file, anchors.map((a) => JSON.stringify(a)).join("\n") + "\n", { mode: 0o600 });
+  return anchors;
+}
+
+/** The newest anchor of each tenant in the file; lines whose MAC does not verify are returned apart. */
+export function readAnchors(file: string, key: string): { latest: Map<string, Anchor>; forged: number } {
+  const latest = new Map<string, Anchor>();
+  let forged = 0;
+  if (!existsSync(file)) return { latest, forged };
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    let a: Anchor;
+    try {
+      a = JSON.parse(line) as Anchor;
+    } catch {
+      forged++;
+      continue;
+    }
+    if (!validMac(key, a)) {
+      forged++;
+      continue;
+    }
+    const before = latest.get(a.tenant_id);
+    if (!before || before.seq <= a.seq) latest.set(a.tenant_id, a);
+  }
+  return { latest, forged };
+}
+
+/** What is wrong with a tenant's chain against its anchor, or null when the anchored head is intact. */
+export async function checkAnchor(sql: Sql, anchor: Anchor): Promise<string | null> {
+  const [head] = await sql`select coalesce(max(seq), 0)::int8 as seq from app.audit_log where tenant_id = ${anchor.tenant_id}::uuid and seq is not null`;
+  if (Number(head.seq) < anchor.seq) {
+    return `the chain ends at position ${head.seq}, but position ${anchor.seq} was anchored at ${anchor.anchored_at} (newest rows deleted)`;
+  }
+  const [row] = await sql`select hash from app.audit_chain_at(${anchor.tenant_id}::uuid, ${anchor.seq}::int8)`;
+  if (!row) {
+    // Only retention removes rows, and app.audit_purge records each purge (app.audit_verify checks
+    // the record against its audit.purged event): a missing anchored position no recorded purge
+    // covers was deleted out of band, whatever the first remaining position is.
+    if (await purgeOf(sql, anchor)) return null;
+    return `anchored position ${anchor.seq} is missing, and no purge recorded by app.audit_purge covers it (rows deleted out of band)`;
+  }
+  if (row.hash !== anchor.hash) {
+    return `position ${anchor.seq} has another hash than anchored at ${anchor.anchored_at} (the chain was re-sealed from there or before)`;
+  }
+  return null;
+}
+
+/** The recorded purge (app.audit_purge) that removed an anchored position, described, or null. */
+export async function purgeOf(sql: Sql, anchor: Anchor): Promise<string | null> {
+  const [p] = await sql`select purged_through_seq, purged_at, actor, note from app.audit_purged_through(${anchor.tenant_id}::uuid)`;
+  if (!p || Number(p.purged_through_seq) < anchor.seq) return null;
+  return `purged by retention through position ${p.purged_through_seq} at ${new Date(p.purged_at as string).toISOString()} by ${p.actor}${p.note ? ` (${p.note})` : ""}`;
+}

@@ -1,0 +1,57 @@
+// Cluster provisioning for servers we control (the embedded one, test servers): the owner,
+// app and BI roles with passwords, and the application database owned by the owner role.
+// On a managed server a DBA does this once; DATABASE_URL/DATABASE_OWNER_URL then point at it.
+import { connectOnce } from "../db/connections.ts";
+
+export type RolePasswords = { owner: string; app: string; bi: string };
+export type DatabaseUrls = { ownerUrl: string; appUrl: string; biUrl: string };
+
+export const OWNER_ROLE = "app_owner";
+
+export function withCredentials(base: string, user: string, password: string, database: string): string {
+  const u = new URL(base);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** Creates (or re-passwords) the roles and creates the database if missing. Idempotent. */
+export async function provisionDatabase(superuserUrl: string, database: string, passwords: RolePasswords): Promise<DatabaseUrls> {
+  const sql = connectOnce(superuserUrl);
+  try {
+    const roles = [
+      // The owner runs migrations, policy deploy and cross-tenant operator work: BYPASSRLS.
+      { name: OWNER_ROLE, password: passwords.owner, attrs: "login createrole bypassrls nosuperuser" },
+      { name: "app_user", password: passwords.app, attrs: "login nosuperuser nobypassrls nocreatedb nocreaterole noinherit" },
+      { name: "app_bi", password: passwords.bi, attrs: "login nosuperuser nobypassrls nocreatedb nocreaterole noinherit" },
+    ];
+    for (const r of roles) {
+      const [exists] = await sql`select 1 from pg_roles where rolname = ${r.name}`;
+      const verb = exists ? "alter" : "create";
+      await sql.unsafe(`${verb} role ${r.name} ${r.attrs} password ${literal(r.password)}`);
+    }
+    const [db] = await sql`select 1 from pg_database where datname = ${database}`;
+    if (!db) {
+      await sql.unsafe(`create database ${ident(database)} owner ${OWNER_ROLE} encoding 'UTF8' template template0`);
+      await sql.unsafe(`revoke all on database ${ident(database)} from public`);
+      await sql.unsafe(`grant connect on database ${ident(database)} to app_user, app_bi`);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  return {
+    ownerUrl: withCredentials(superuserUrl, OWNER_ROLE, passwords.owner, database),
+    appUrl: withCredentials(superuserUrl, "app_user", passwords.app, database),
+    biUrl: withCredentials(superuserUrl, "app_bi", passwords.bi, database),
+  };
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function ident(value: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(value)) throw new Error(`unsafe database name: ${value}`);
+  return value;
+}
