@@ -12,7 +12,7 @@
 // (OVERLOADED) and a separate small budget for long exports (EXPORTS_BUSY).
 //
 // Nothing is sent as a startup parameter (PgBouncer in transaction mode refuses them): the
-// timeouts are role defaults (policies/roles.sql), and set again for each request transaction by
+// timeouts are role defaults (policies/role_defaults.sql), and set again for each request transaction by
 // the statement that opens its context (tenantContext.ts): DB_STATEMENT_TIMEOUT_MS holds for the
 // route's statements; BEGIN and the opener itself run under the role's 5 s.
 import postgres from "postgres";
