@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./core/config.ts";
 import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
 import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
@@ -83,6 +84,13 @@ function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: s
   return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
+const metricsDirFlag = "--metrics-dir <dir>";
+
+/** A metrics file speaks for every tenant: one run over a single tenant must not overwrite it. */
+function everyTenantForMetrics(opts: { tenant?: string; metricsDir?: string }): void {
+  if (opts.tenant && opts.metricsDir) throw new Error("--metrics-dir reports on every tenant: leave out --tenant");
+}
+
 async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
   const rows = tenant
     ? await sql`select id, slug from app.tenants where slug = lower(${tenant}) or id::text = lower(${tenant})`
@@ -96,13 +104,19 @@ audit
   .description("seal unsealed audit rows into each tenant's hash chain (schedule this, e.g. every minute)")
   .option("--tenant <slug-or-uuid>", "only this tenant")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string }) => {
+  .option(metricsDirFlag, "also write audit_seal.prom there for node_exporter's textfile collector (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      let sealed = 0;
+      for (const t of tenants) {
         const [{ n }] = await sql`select app.audit_seal(${t.id}::uuid) as n`;
+        sealed += Number(n);
         console.log(`${t.slug}: sealed ${n}`);
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_seal", sealValues({ tenants: tenants.length, sealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -137,10 +151,13 @@ audit
   .option("--no-seal", "verify only what is already sealed")
   .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string }) => {
+  .option(metricsDirFlag, "also write audit_verify.prom there for node_exporter's textfile collector, once every tenant is checked (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
+    let unsealed = 0;
     try {
       const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
       const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
@@ -149,7 +166,8 @@ audit
         broken++;
         console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
       }
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      for (const t of tenants) {
         if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
         const anchor = anchors.latest.get(t.id);
         const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
@@ -159,6 +177,7 @@ audit
           continue;
         }
         const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
+        unsealed += Number(r.unsealed ?? 0);
         if (r.problem) {
           broken++;
           console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
@@ -169,6 +188,7 @@ audit
             (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
         }
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -180,7 +200,7 @@ program
   .command("rbac")
   .description("role-based access control")
   .command("matrix")
-  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql and the routes")
+  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql, policies/rbac.sql, the tenant tables and the routes")
   .option("--write", "write it to runbooks/rbac-matrix.md instead of printing it")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
   .action(async (opts: { write?: boolean; url?: string }) => {

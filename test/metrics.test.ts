@@ -1,5 +1,6 @@
-// The request metrics are counted by server/core/metrics.ts itself and handed to prom-client when
-// scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
+// The request metrics (and the error answers by code) are counted by server/core/metrics.ts itself
+// and handed to prom-client when scraped: what /metrics shows must be what prom-client's own
+// Counter and Histogram would show.
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { recordRequest, registry } from "../server/core/metrics.ts";
@@ -33,5 +34,25 @@ describe("request metrics", () => {
     }
     expect(ours).toContain("# TYPE http_request_duration_seconds histogram");
     expect(ours).toContain("# TYPE http_requests_total counter");
+  });
+
+  it("count error answers by status and code (4xx and 5xx only), as a prom-client Counter would", async () => {
+    const route = `/metrics-test/${Math.random().toString(36).slice(2)}`;
+    const code = `TEST_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
+    const reference = new Registry();
+    const counter = new Counter({ name: "http_errors_total", help: "x", labelNames: ["status", "code"], registers: [reference] });
+    const unknown = async () => Number((await registry.metrics()).match(/^http_errors_total\{status="500",code="UNKNOWN"\} (\d+)$/m)?.[1] ?? 0);
+    const unknownBefore = await unknown();
+    const answers: [number, string | undefined][] = [[200, undefined], [304, undefined], [404, code], [404, code], [503, code], [422, `${code}_B`], [500, undefined]];
+    for (const [status, errorCode] of answers) {
+      recordRequest("GET", route, status, 0.001, errorCode ? { errorCode } : {});
+      if (status >= 400 && errorCode) counter.inc({ status: String(status), code: errorCode });
+    }
+    const ours = (await registry.metrics()).split("\n").filter((l) => l.startsWith("http_errors_total{") && l.includes(code));
+    const theirs = (await reference.metrics()).split("\n").filter((l) => l.startsWith("http_errors_total{"));
+    expect(ours.sort()).toEqual(theirs.sort());
+    expect(ours).toContain(`http_errors_total{status="404",code="${code}"} 2`);
+    // An error answer the error handler did not name (none should exist) is counted, as UNKNOWN.
+    expect(await unknown()).toBe(unknownBefore + 1);
   });
 });

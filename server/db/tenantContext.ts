@@ -13,7 +13,7 @@ import { forbidden } from "../auth/authorize.ts";
 import type { Request, RequestHandler } from "express";
 import { tenantContextProof, userContextProof, type TenantContextArgs } from "./contextProof.ts";
 import { AppError, databaseUnavailable, isRetryable, overloaded, toAppError } from "../core/errors.ts";
-import { observePoolInUse } from "../core/metrics.ts";
+import { observePool } from "../core/metrics.ts";
 import { guardFor, guardSpent, staleGuard, streamGuard, type Guard } from "./proofGuards.ts";
 import { requestState, type RequestState } from "../core/requestContext.ts";
 
@@ -31,7 +31,7 @@ const maxAttempts = 3;
 export function useTenantPool(p: Pool | undefined): Pool | undefined {
   const previous = pool;
   pool = p;
-  observePoolInUse(p && (() => { const s = p.stats(); return s.inUse + s.exportsInUse; }));
+  observePool(p && (() => { const s = p.stats(); return { inUse: s.inUse + s.exportsInUse, waiting: s.waiting }; }));
   return previous;
 }
 
