@@ -266,7 +266,7 @@ describe("every name the rules and the dashboard use is exported", () => {
     }
     textfiles = ["audit_seal.prom", "audit_verify.prom"].map((f) => readFileSync(join(textDir, f), "utf8")).join("\n");
   });
-  afterAll(() => rmSync(textDir, { recursive: true, force: true }));
+  afterAll(() => textDir && rmSync(textDir, { recursive: true, force: true }));
 
   it("each metric an alert or a panel names has a sample in the API's scrape or the audit job's textfiles", () => {
     const exported = new Set([...sampleNames(scrape), ...sampleNames(textfiles)]);
