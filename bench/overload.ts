@@ -32,11 +32,33 @@ export type OverloadPhase = {
   node_cpu_us: number;
 };
 
-const summarize = (p: Omit<OverloadPhase, "goodput" | "p50" | "p99" | "other_5xx">, latencies: number[]): OverloadPhase => {
-  latencies.sort((a, b) => a - b);
-  const other5xx = Object.entries(p.statuses).filter(([s]) => s.startsWith("5") && s !== "503").reduce((n, [, c]) => n + c, 0);
-  return { ...p, goodput: p.successes / p.seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), other_5xx: other5xx };
-};
+/** What a phase counts: answers by status, the latency of successful ones, answers that never came. */
+function tally(clients: OverloadPhase["clients"], connections: number, seconds: number, ok: number) {
+  const started = performance.now();
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const t = {
+    deadline: started + seconds * 1000,
+    /** The next request's number, for the shape builder. */
+    next: 0,
+    errors: 0,
+    answered(status: number, ms: number) {
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status === ok) latencies.push(ms);
+    },
+    done(): Omit<OverloadPhase, "node_cpu_us"> {
+      const elapsed = (performance.now() - started) / 1000;
+      latencies.sort((x, y) => x - y);
+      const successes = statuses[ok] ?? 0;
+      const other5xx = Object.entries(statuses).filter(([s]) => s.startsWith("5") && s !== "503").reduce((n, [, c]) => n + c, 0);
+      return {
+        connections, clients, seconds: elapsed, answers: Object.values(statuses).reduce((x, y) => x + y, 0), successes, goodput: successes / elapsed,
+        p50: percentile(latencies, 50), p99: percentile(latencies, 99), statuses, errors: t.errors, other_5xx: other5xx,
+      };
+    },
+  };
+  return t;
+}
 
 /**
  * `connections` clients on raw keep-alive sockets, each sending its next request the moment an
@@ -49,12 +71,7 @@ const summarize = (p: Omit<OverloadPhase, "goodput" | "p50" | "p99" | "other_5xx
 export function impatientLoad(url: string, build: (i: number) => Shape, ok: number, seconds: number, connections: number): Promise<Omit<OverloadPhase, "node_cpu_us">> {
   const target = new URL(url);
   const port = Number(target.port);
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  let errors = 0;
-  let i = 0;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
+  const t = tally("impatient", connections, seconds, ok);
   const head = (shape: Shape) => {
     const lines = [`${shape.method} ${shape.path} HTTP/1.1`, `host: ${target.host}`];
     for (const [k, v] of Object.entries(shape.headers)) lines.push(`${k}: ${v}`);
@@ -67,11 +84,11 @@ export function impatientLoad(url: string, build: (i: number) => Shape, ok: numb
     let sentAt = 0;
     let waiting = false;
     const send = () => {
-      if (performance.now() >= deadline) return void (socket.destroy(), resolve());
+      if (performance.now() >= t.deadline) return void (socket.destroy(), resolve());
       buffered = Buffer.alloc(0);
       sentAt = performance.now();
       waiting = true;
-      socket.write(head(build(i++)));
+      socket.write(head(build(t.next++)));
     };
     const connect = () => {
       socket = createConnection(port, target.hostname, send);
@@ -83,40 +100,29 @@ export function impatientLoad(url: string, build: (i: number) => Shape, ok: numb
         const headers = buffered.toString("latin1", 0, end).toLowerCase();
         const length = Number(/\r\ncontent-length: *(\d+)/.exec(headers)?.[1] ?? 0);
         if (buffered.length < end + 4 + length) return;
-        const status = Number(headers.slice(9, 12));
-        statuses[status] = (statuses[status] ?? 0) + 1;
-        if (status === ok) latencies.push(performance.now() - sentAt);
+        t.answered(Number(headers.slice(9, 12)), performance.now() - sentAt);
         waiting = false;
         // A server that says it closes is left to close; the next request goes on a new socket.
         if (!/\r\nconnection: *close/.test(headers)) send();
       });
       socket.on("error", () => undefined);
       socket.on("close", () => {
-        if (waiting) errors++;
+        if (waiting) t.errors++;
         waiting = false;
-        if (performance.now() < deadline) connect();
+        if (performance.now() < t.deadline) connect();
         else resolve();
       });
     };
     connect();
   });
-  return Promise.all(Array.from({ length: connections }, client)).then(() => {
-    const elapsed = (performance.now() - started) / 1000;
-    const answers = Object.values(statuses).reduce((a, b) => a + b, 0);
-    return summarize({ connections, clients: "impatient", seconds: elapsed, answers, successes: statuses[ok] ?? 0, statuses, errors, node_cpu_us: 0 }, latencies);
-  });
+  return Promise.all(Array.from({ length: connections }, client)).then(() => t.done());
 }
 
 /** `connections` keep-alive clients that each wait out the Retry-After of a 503 before their next request. */
 export async function politeLoad(url: string, build: (i: number) => Shape, ok: number, seconds: number, connections: number): Promise<Omit<OverloadPhase, "node_cpu_us">> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const target = new URL(url);
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  let errors = 0;
-  let i = 0;
-  const started = performance.now();
-  const deadline = started + seconds * 1000;
+  const t = tally("polite", connections, seconds, ok);
   const once = (shape: Shape) =>
     new Promise<{ status: number; retryAfter: number }>((resolve, reject) => {
       const req = request({ host: target.hostname, port: target.port, agent, method: shape.method, path: shape.path, headers: shape.headers }, (res) => {
@@ -128,23 +134,20 @@ export async function politeLoad(url: string, build: (i: number) => Shape, ok: n
       req.end(shape.body);
     });
   await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < deadline) {
+    while (performance.now() < t.deadline) {
       const t0 = performance.now();
       try {
-        const { status, retryAfter } = await once(build(i++));
-        statuses[status] = (statuses[status] ?? 0) + 1;
-        if (status === ok) latencies.push(performance.now() - t0);
+        const { status, retryAfter } = await once(build(t.next++));
+        t.answered(status, performance.now() - t0);
         // Retry-After in seconds, never past the phase's end.
-        if (status === 503) await new Promise((r) => setTimeout(r, Math.min(retryAfter * 1000, Math.max(0, deadline - performance.now()))));
+        if (status === 503) await new Promise((r) => setTimeout(r, Math.min(retryAfter * 1000, Math.max(0, t.deadline - performance.now()))));
       } catch {
-        errors++;
+        t.errors++;
       }
     }
   }));
   agent.destroy();
-  const elapsed = (performance.now() - started) / 1000;
-  const answers = Object.values(statuses).reduce((a, b) => a + b, 0);
-  return summarize({ connections, clients: "polite", seconds: elapsed, answers, successes: statuses[ok] ?? 0, statuses, errors, node_cpu_us: 0 }, latencies);
+  return t.done();
 }
 
 /** µs of Node CPU per refusal: the phase's CPU beyond its successes (each at `perSuccessUs`), over its refusals (503s). */

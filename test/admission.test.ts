@@ -1,6 +1,6 @@
 // Admission control in front of the app (server/admission.ts): a bounded number of API requests
-// inside, the rest waiting with a deadline, oldest first until the queue stands and newest first
-// after, refusals written without the app (503 OVERLOADED in the error shape, Retry-After) and
+// inside, the rest waiting with a deadline, oldest first until the oldest has waited lifoAfterMs
+// and newest first after, refusals written without the app (503 OVERLOADED in the error shape, Retry-After) and
 // answered once the request has waited refuseAfterMs, and past the queue's bound refused at once
 // with the connection closed. A real HTTP server; the app behind it holds /api/v1/hold/* requests
 // until the test lets them go.
@@ -117,9 +117,9 @@ describe("admission control", () => {
     expect((await Promise.all([first, second])).map((r) => r.status)).toEqual([200, 200]);
   });
 
-  it("serves the oldest first while the queue is fresh, the newest first once it stands", async () => {
-    for (const [standingMs, expected] of [[60_000, "/api/v1/hold/w1"], [0, "/api/v1/hold/w3"]] as const) {
-      await start({ limit: 1, ...roomy, standingMs });
+  it("serves the oldest first while the oldest waiter is younger than lifoAfterMs, the newest first beyond", async () => {
+    for (const [lifoAfterMs, expected] of [[60_000, "/api/v1/hold/w1"], [0, "/api/v1/hold/w3"]] as const) {
+      await start({ limit: 1, ...roomy, lifoAfterMs });
       const inside = get("/api/v1/hold/inside");
       await until(() => held.size === 1);
       const waiters = [];
