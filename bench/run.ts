@@ -775,12 +775,12 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   const overload = s.results["overload: GET customer list of 50"] as Record<string, OverloadSide> | undefined;
   if (overload) {
     lines.push("", "Overload, GET customer list of 50 (bench/overload.ts; impatient clients retry at once, polite ones wait out Retry-After): successful answers per second, their p50 / p99, of each phase's median round; µs of Node CPU per refusal beyond the successes' own:", "",
-      "| server | phase | successes/s | p50 / p99 ms (successes) | answers/s | statuses | no answer | other 5xx | rounds successes/s |", "|---|---|---|---|---|---|---|---|---|");
+      "| server | phase | successes/s | p50 / p99 ms (successes) | answers/s | statuses | no answer | other 5xx | rounds successes/s | rounds p99 ms |", "|---|---|---|---|---|---|---|---|---|---|");
     for (const [side, o] of Object.entries(overload)) {
       for (const [name, p] of Object.entries(o.phases)) {
-        lines.push(`| ${side} | ${name} | ${f(p.goodput)} | ${f(p.p50)} / ${f(p.p99)} | ${f(p.answers / p.seconds)} | ${Object.entries(p.statuses).map(([k, n]) => `${k}: ${n}`).join(", ")} | ${p.errors} | ${p.other_5xx} | ${p.rounds.join(" / ")} |`);
+        lines.push(`| ${side} | ${name} | ${f(p.goodput)} | ${f(p.p50)} / ${f(p.p99)} | ${f(p.answers / p.seconds)} | ${Object.entries(p.statuses).map(([k, n]) => `${k}: ${n}`).join(", ")} | ${p.errors} | ${p.other_5xx} | ${p.rounds.join(" / ")} | ${p.rounds_p99.join(" / ")} |`);
       }
-      lines.push("", `${side}: successes at ${OVERLOAD_CONNECTIONS} impatient / at 16, per round: ${o.ratio_rounds.map((r) => r.toFixed(2)).join(", ")}; Node CPU per refusal, per round: ${o.cpu_per_refusal_rounds.map((c) => (Number.isFinite(c) ? `${c.toFixed(0)} µs` : "no refusals")).join(", ")}.`, "");
+      lines.push("", `${side}: successes at ${OVERLOAD_CONNECTIONS} impatient / at 16, per round: ${o.ratio_rounds.map((r) => r.toFixed(2)).join(", ")}; Node CPU per refusal, per round: ${o.cpu_per_refusal_rounds.map((c) => (Number.isFinite(c) ? `${c.toFixed(0)} µs` : "no refusals")).join(", ")}; Node CPU beyond the successes' own, share of one core: ${o.cpu_beyond_successes_rounds.map((c) => `${(c * 100).toFixed(0)}%`).join(", ")}.`, "");
     }
   }
   const exports = Object.entries(s.results).filter(([k]) => k.startsWith("export CSV"));

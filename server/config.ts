@@ -69,7 +69,7 @@ const schema = {
     // Admission control (admission.ts): 0 means DB_POOL_MAX + DB_EXPORT_POOL_MAX.
     API_CONCURRENCY: { type: "integer", minimum: 0, maximum: 10000, default: 0 },
     API_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 1024 },
-    API_QUEUE_DEADLINE_MS: { type: "integer", minimum: 1, maximum: 60000, default: 200 },
+    API_QUEUE_DEADLINE_MS: { type: "integer", minimum: 1, maximum: 60000, default: 150 },
     API_REFUSE_AFTER_MS: { type: "integer", minimum: 0, maximum: 60000, default: 1000 },
     BODY_LIMIT: { type: "string", pattern: "^[0-9]+(b|kb|mb)$", default: "100kb" },
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
