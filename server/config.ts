@@ -66,7 +66,7 @@ const schema = {
     DB_POOL_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 64 },
     DB_EXPORT_POOL_MAX: { type: "integer", minimum: 1, maximum: 50, default: 2 },
     DB_PREPARE: { type: "boolean", default: true },
-    // Admission control (admission.ts): 0 means DB_POOL_MAX + DB_EXPORT_POOL_MAX.
+    // Admission control (admission.ts): 0 means 2 × DB_POOL_MAX + DB_EXPORT_POOL_MAX.
     API_CONCURRENCY: { type: "integer", minimum: 0, maximum: 10000, default: 0 },
     API_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 1024 },
     API_QUEUE_DEADLINE_MS: { type: "integer", minimum: 1, maximum: 60000, default: 150 },
@@ -141,7 +141,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolQueueMax: r.DB_POOL_QUEUE_MAX,
     dbExportPoolMax: r.DB_EXPORT_POOL_MAX,
     dbPrepare: r.DB_PREPARE,
-    apiConcurrency: r.API_CONCURRENCY || (r.DB_POOL_MAX as number) + (r.DB_EXPORT_POOL_MAX as number),
+    // A request ready for each connection as it comes free, besides the one using it.
+    apiConcurrency: r.API_CONCURRENCY || 2 * (r.DB_POOL_MAX as number) + (r.DB_EXPORT_POOL_MAX as number),
     apiQueueMax: r.API_QUEUE_MAX,
     apiQueueDeadlineMs: r.API_QUEUE_DEADLINE_MS,
     apiRefuseAfterMs: r.API_REFUSE_AFTER_MS,
