@@ -1,9 +1,11 @@
 // The request metrics (and the error answers by code) are counted by server/core/metrics.ts itself
 // and handed to prom-client when scraped: what /metrics shows must be what prom-client's own
 // Counter and Histogram would show.
+import { createServer, request, type ServerResponse } from "node:http";
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { recordRequest, registry } from "../server/core/metrics.ts";
+import { admissionControl } from "../server/http/admission.ts";
 
 const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
 
@@ -54,5 +56,30 @@ describe("request metrics", () => {
     expect(ours).toContain(`http_errors_total{status="404",code="${code}"} 2`);
     // An error answer the error handler did not name (none should exist) is counted, as UNKNOWN.
     expect(await unknown()).toBe(unknownBefore + 1);
+  });
+
+  it("count the 503s admission control writes before routing, which http_requests_total cannot", async () => {
+    const value = async (series: string) => Number((await registry.metrics()).split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+    const before = { refused: await value("http_refused_before_routing_total"), overloaded: await value('http_unavailable_total{code="OVERLOADED"}') };
+    // One request held inside, no room to wait: the next one is refused at once.
+    const held: ServerResponse[] = [];
+    const server = createServer(admissionControl((_req, res) => held.push(res), { limit: 1, queueMax: 0, deadlineMs: 10_000, refuseAfterMs: 10_000 }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1/customers`;
+    const get = () => new Promise<number>((resolve, reject) => request(url, { agent: false }, (res) => (res.resume(), resolve(res.statusCode!))).on("error", reject).end());
+    try {
+      const first = get();
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(await get()).toBe(503);
+      // Admission reports its refusals once a second.
+      for (let i = 0; i < 40 && (await value("http_refused_before_routing_total")) === before.refused; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await value("http_refused_before_routing_total")).toBe(before.refused + 1);
+      expect(await value('http_unavailable_total{code="OVERLOADED"}')).toBe(before.overloaded + 1);
+      held[0].end("ok");
+      expect(await first).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

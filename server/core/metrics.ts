@@ -1,8 +1,9 @@
 // Prometheus metrics on GET /metrics: requests by route template and status, latency, error
-// answers by code, 503s, 304s, authorization denials (RLS/privilege 42501 and HTTP 403), tenant-pool
-// use and audit export bytes. One registry per process; route labels are templates
-// (/api/v1/customers/:id), never raw paths. deploy/monitoring/ holds the alert rules and the
-// dashboard built on them (test/monitoring.test.ts checks every name they use is exported here).
+// answers by code, 503s (also those written before routing), 304s, authorization denials
+// (RLS/privilege 42501 and HTTP 403), tenant-pool use and audit export bytes. One registry per
+// process; route labels are templates (/api/v1/customers/:id), never raw paths. deploy/monitoring/
+// holds the alert rules and the dashboard built on them (test/monitoring.test.ts checks that every
+// name they use is exported here).
 import type { Request, RequestHandler, Response } from "express";
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 
@@ -135,9 +136,19 @@ export function setPoolMax(max: number): void {
   poolMax.set(max);
 }
 
+// Answers written before routing reach neither http_requests_total nor http_errors_total (they have
+// no route): counted here too, so a share of answers (deploy/monitoring/alerts.yml) can include them.
+// Unlabelled, so the series exists from the start at 0 and a sum with it never comes out empty.
+const refusedBeforeRouting = new Counter({
+  name: "http_refused_before_routing_total",
+  help: "503 answers written before routing (admission control's OVERLOADED), also counted in http_unavailable_total; never in http_requests_total.",
+  registers: [registry],
+});
+
 /** 503s answered outside Express (admission.ts counts its refusals and reports them here). */
 export function countUnavailable(code: string, n: number): void {
   unavailable.inc({ code }, n);
+  refusedBeforeRouting.inc(n);
 }
 
 /** What the error handler tells the metrics about an error answer (kept on res.locals). */
