@@ -2,9 +2,10 @@
 -- proof over exactly its arguments, used once (policies/proofs.sql), and opens no more than the
 -- proof names. Re-appliable: create or replace.
 
--- The previous form took no mode or guard: a proof opened the member's whole role, and its
--- nonce was a row that a rollback took back.
+-- The previous forms took no mode or guard (a proof opened the member's whole role, and its
+-- nonce was a row that a rollback took back), then no feature.
 drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, boolean, bigint, text, text);
+drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text);
 
 /*
  * Opens the request context for one transaction, from the API's proof over exactly these
@@ -18,18 +19,23 @@ drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, 
  *   * p_for_row false (a collection: list, create, export): raises SS403 at once;
  *   * p_for_row true (a route naming one row): returns permitted = false and lets the queries
  *     run, so the API answers 404 for a row the caller cannot see and 403 for one it can.
+ * p_feature is the feature the route names (NULL: none); it, and every feature whose data the
+ * permission reads (app.features_required_by), must be enabled for the shop
+ * (app.feature_enabled: kill switch, override, plan), or it raises FE403 naming the first that
+ * is not. A proof without a feature signs no feature field, as proofs did before features.
  * Raises (and so opens nothing):
  *   TN401 the proof is missing, tampered with, expired, already used, sent with other
  *         statements in one message, or its guard does not hold (policies/proofs.sql)
  *   TN404 not a member, unknown tenant, or outside the token's scope (one answer for all)
  *   TN403 the tenant is suspended (only members learn this)
  *   TN400 the refs name different tenants the user belongs to
+ *   FE403 a feature it needs is not enabled for the shop (members only learn this)
  * The proof is spent once its guard is used: before the membership checks, so a proof that
  * met a 404 does not open later either.
  */
 create or replace function app.open_tenant_context(
   p_user_id uuid, p_tenant_refs text[], p_scope uuid, p_request_id text, p_permission text, p_for_row boolean,
-  p_writes boolean, p_guard text, p_expires_at bigint, p_nonce text, p_proof text,
+  p_writes boolean, p_guard text, p_expires_at bigint, p_nonce text, p_proof text, p_feature text default null,
   out tenant_id uuid, out member_role text, out permitted boolean
 )
 language plpgsql volatile security definer
@@ -39,8 +45,10 @@ declare
   v_first text := p_tenant_refs[1];
   v_message text := app.proof_message('ctx', p_writes, p_guard,
                                       array[p_user_id::text, array_to_string(p_tenant_refs, chr(30), ''), p_scope::text,
-                                            p_request_id, p_permission, case when p_for_row then '1' else '0' end],
+                                            p_request_id, p_permission, case when p_for_row then '1' else '0' end]
+                                      || case when p_feature is null then '{}'::text[] else array[p_feature] end,
                                       p_expires_at, p_nonce);
+  v_features text[] := array_remove(array[p_feature], null) || app.features_required_by(p_permission);
   v_valid boolean;
   v_sipad bytea;
   v_sopad bytea;
@@ -52,6 +60,7 @@ declare
   v_ref text;
   v_other uuid;
   v_ctx text;
+  v_missing text;
 begin
   -- Refs signed as text: an array with another lower bound ('[0:1]={beta,acme}') would sign
   -- like {beta,acme} while only some of it is checked.
@@ -64,26 +73,28 @@ begin
   -- it opens, in one indexed query. One query per kind of ref: a single one with CASE in its
   -- WHERE has no good generic plan, and PostgreSQL would plan it again on every call.
   if app.is_uuid_text(v_first) then
-    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions
-      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions
+    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions, x.missing
+      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions, v_missing
       from app.context_keys k cross join app.context_seal_key s
       left join lateral (
         select t.id, t.status, m.role,
                exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted,
                (select string_agg(rp.permission, ',') from app.role_permissions rp
-                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions
+                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions,
+               (select f from unnest(v_features) f where not app.feature_enabled(t.id, f) limit 1) as missing
           from app.memberships m join app.tenants t on t.id = m.tenant_id
          where m.tenant_id = v_first::uuid and m.user_id = p_user_id) x on true
      where k.id = 1 and s.id = 1;
   else
-    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions
-      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions
+    select app.hmac_sha256_hex(k.ipad, k.opad, v_message) = p_proof, s.ipad, s.opad, x.id, x.status, x.role, x.permitted, x.permissions, x.missing
+      into v_valid, v_sipad, v_sopad, v_id, v_status, v_role, v_permitted, v_permissions, v_missing
       from app.context_keys k cross join app.context_seal_key s
       left join lateral (
         select t.id, t.status, m.role,
                exists (select 1 from app.role_permissions rp where rp.role = m.role and rp.permission = p_permission) as permitted,
                (select string_agg(rp.permission, ',') from app.role_permissions rp
-                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions
+                 where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission))) as permissions,
+               (select f from unnest(v_features) f where not app.feature_enabled(t.id, f) limit 1) as missing
           from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
          where t.slug = lower(v_first)) x on true
      where k.id = 1 and s.id = 1;
@@ -117,6 +128,11 @@ begin
   if v_status <> 'active' then
     raise exception 'tenant suspended' using errcode = 'TN403';
   end if;
+  if v_missing is not null then
+    raise exception 'feature % is not enabled for this shop', v_missing
+      using errcode = 'FE403', constraint = 'feature', detail = v_missing,
+            hint = 'its plan, an override or a kill switch says so (npm run cli -- features show --tenant ...)';
+  end if;
 
   -- A read: from here on PostgreSQL refuses every write of the transaction, and no statement
   -- can make it read-write again ("must be set before any query").
@@ -139,7 +155,7 @@ begin
   permitted := v_permitted;
 end
 $$;
-revoke execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text) from public;
+revoke execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text, text) from public;
 
 /*
  * Opens a user context for one read-only transaction: the acting user and no tenant (so every

@@ -34,7 +34,7 @@ export function memberRoutes(router: Routes): void {
     summary: "List the shop's members", tag, query: listSchema,
     description: "Ordered by lower(email), then user_id. Keyset paginated: pass next_cursor back as cursor.",
     responses: { 200: { description: "A page of members", schema: pageSchema(member) } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const { limit, cursor } = validateList(req.query);
     const rows = await withTenant(req, (sql) => sql`
       select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
@@ -48,7 +48,7 @@ export function memberRoutes(router: Routes): void {
     summary: "Add an existing account as a member", tag, body: addSchema,
     description: "Unknown email: 422 ACCOUNT_NOT_FOUND. Only an owner grants the owner role (403 OWNER_REQUIRED).",
     responses: { 201: { description: "The member, as the list answers it", schema: member, headers: { Location: { description: "The member's URL", schema: { type: "string" } } } } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const input = validateAdd(req.body);
     await withTenantOnce(
       req,
@@ -62,7 +62,7 @@ export function memberRoutes(router: Routes): void {
     summary: "Change a member's role", tag, body: changeSchema,
     description: "The last owner cannot be demoted (409 LAST_OWNER).",
     responses: { 200: { description: "The member, as the list answers it", schema: member } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     const { role: next } = validateChange(req.body);
     const [member] = await withTenant(req, (sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
@@ -70,7 +70,7 @@ export function memberRoutes(router: Routes): void {
     res.json(member);
   });
 
-  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage"), async (req, res) => {
+  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     await withTenant(req, (sql) => sql`select app.remove_member(${userId}::uuid)`);
     res.status(204).end();
