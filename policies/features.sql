@@ -165,13 +165,23 @@ end
 $$;
 revoke execute on function app.entitlements_append_only() from public;
 
+/*
+ * The versioned tables: each with the entity name its changes are recorded under and its key
+ * columns. Their triggers are attached below; verify/catalog.sql fails on one without them.
+ */
+create or replace function app.versioned_tables() returns table (table_name text, entity text, key_columns text)
+language sql immutable parallel safe
+as $$
+  values ('plan_features', 'plan_feature', 'plan,feature'), ('tenant_plans', 'tenant_plan', 'tenant_id'),
+         ('feature_overrides', 'feature_override', 'tenant_id,feature'), ('feature_kill_switches', 'kill_switch', 'feature')
+$$;
+revoke execute on function app.versioned_tables() from public;
+
 do $$
 declare
   t record;
 begin
-  for t in select * from (values ('plan_features', 'plan_feature', 'plan,feature'), ('tenant_plans', 'tenant_plan', 'tenant_id'),
-                                 ('feature_overrides', 'feature_override', 'tenant_id,feature'), ('feature_kill_switches', 'kill_switch', 'feature'))
-                           x(tbl, entity, key_columns) loop
+  for t in select v.table_name as tbl, v.entity, v.key_columns from app.versioned_tables() v loop
     execute format('drop trigger if exists %I on app.%I', t.tbl || '_versioned', t.tbl);
     execute format('create trigger %I after insert or update or delete on app.%I for each row execute function app.entitlement_record_change(%L, %L)',
                    t.tbl || '_versioned', t.tbl, t.entity, t.key_columns);

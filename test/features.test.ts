@@ -15,9 +15,10 @@ import {
   asMember, asPlatformOperator, db, guardOn, keys, makeCustomers, makeTenant, makeUser, openTenantContext, proofFor, callOpener, setPlan,
   startApi, tokenFor, useApi, type Api, type Tenant, type User,
 } from "./fixtures.ts";
-import { runSql, useGolden, type Scratch } from "./scratch.ts";
+import { psqlFile, runSql, useGolden, type Scratch } from "./scratch.ts";
 
 const { owner, app, api } = useApi();
+const golden = useGolden("features");
 
 let basic: Tenant;
 let pro: Tenant;
@@ -279,7 +280,6 @@ async function stateOf(sql: Sql) {
 }
 
 describe("platform-wide switches and rollback (in a scratch clone)", () => {
-  const golden = useGolden("features");
   let s: Scratch;
   let cloneOwner: Sql;
   let cloneApi: Api;
@@ -368,4 +368,40 @@ describe("platform-wide switches and rollback (in a scratch clone)", () => {
     expect(next.body.data[0].version).toBe(versions.body.data[2].version - 1);
     expect((await admin("POST", "/api/v1/platform/rollback", { to_version: 999_999, reason: "x" })).body.error.code).toBe("VERSION_NOT_FOUND");
   });
+});
+
+describe("the new tables, caught by the contract and verification checks like every other table", () => {
+  const tables = ["features", "plans", "plan_features", "tenant_plans", "feature_overrides", "feature_kill_switches", "entitlement_versions", "entitlement_changes"];
+
+  it("are global (the registry names them), and no application role holds a privilege on them", async () => {
+    const [g] = await owner`select app.global_table_names() as names`;
+    expect(g.names).toEqual(expect.arrayContaining(tables));
+    const held = await owner`
+      select r.rolname, c.relname from pg_class c cross join pg_roles r
+       where c.relnamespace = 'app'::regnamespace and c.relname = any (${tables}) and r.rolname in ('app_user', 'app_bi', 'app_views')
+         and (has_table_privilege(r.oid, c.oid, 'SELECT') or has_table_privilege(r.oid, c.oid, 'INSERT') or has_table_privilege(r.oid, c.oid, 'UPDATE')
+              or has_table_privilege(r.oid, c.oid, 'DELETE') or has_table_privilege(r.oid, c.oid, 'TRUNCATE'))`;
+    expect(held).toEqual([]);
+  });
+
+  it("canary: taken off the global list, verify/catalog.sql names each (a tenant_id without RLS; no tenant_id and not global)", async () =>
+    golden.withClone(async (c) => {
+      expect((await psqlFile(c.ownerUrl, "verify/catalog.sql")).code).toBe(0);
+      const [g] = await owner`select app.global_table_names() as names`;
+      const kept = (g.names as string[]).filter((n) => n !== "feature_overrides" && n !== "plan_features");
+      await runSql(c.ownerUrl, `create or replace function app.global_table_names() returns text[] language sql immutable parallel safe
+        set search_path = pg_catalog, pg_temp as $$ select array[${kept.map((n) => `'${n}'`).join(", ")}]::text[] $$`);
+      const r = await psqlFile(c.ownerUrl, "verify/catalog.sql");
+      expect(r.code).not.toBe(0);
+      expect(r.output).toMatch(/FAIL app\.feature_overrides: row level security is not enabled\. FIX: /);
+      expect(r.output).toMatch(/FAIL app\.plan_features: has no tenant_id column and is not on the global list\. FIX: /);
+    }));
+
+  it("canary: a versioned table whose change trigger is disabled is named by verify/catalog.sql", async () =>
+    golden.withClone(async (c) => {
+      await runSql(c.ownerUrl, "alter table app.feature_kill_switches disable trigger feature_kill_switches_versioned");
+      const r = await psqlFile(c.ownerUrl, "verify/catalog.sql");
+      expect(r.code).not.toBe(0);
+      expect(r.output).toContain("FAIL app.feature_kill_switches: its changes are not recorded in entitlement versions (trigger feature_kill_switches_versioned missing or disabled). FIX: deploy/apply-policies.sh");
+    }));
 });
