@@ -205,63 +205,81 @@ begin
 end
 $$;
 
+/* The current image of an entitlement row (as its change records hold it), or NULL when it is absent. */
+create or replace function app.entitlement_image(p_entity text, p_key jsonb) returns jsonb
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select case p_entity
+    when 'plan_feature' then (select to_jsonb(x) from app.plan_features x where x.plan = p_key->>'plan' and x.feature = p_key->>'feature')
+    when 'tenant_plan' then (select to_jsonb(x) from app.tenant_plans x where x.tenant_id = (p_key->>'tenant_id')::uuid)
+    when 'feature_override' then (select to_jsonb(x) from app.feature_overrides x where x.tenant_id = (p_key->>'tenant_id')::uuid and x.feature = p_key->>'feature')
+    when 'kill_switch' then (select to_jsonb(x) from app.feature_kill_switches x where x.feature = p_key->>'feature')
+  end
+$$;
+revoke execute on function app.entitlement_image(text, jsonb) from public;
+
 /*
- * Puts every entitlement row changed after version p_to back as it was at p_to (its old image in
- * the first change after p_to; absent when that image is NULL), in the version this transaction
- * has open, whose triggers record the net changes. A shop deleted since is skipped. Returns the
- * number of rows changed. Internal: app.platform_rollback calls it.
+ * What a rollback to version p_to changes: every entitlement row changed after p_to whose image
+ * now differs from its image at p_to (the old image of its first change after p_to; NULL:
+ * absent). A shop deleted since is left out: nothing of it remains to restore.
  */
-create or replace function app.entitlements_restore(p_to bigint) returns integer
+create or replace function app.entitlements_to_restore(p_to bigint) returns table (entity text, key jsonb, image jsonb)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+  select f.entity, f.key, f.old
+    from (select distinct on (x.entity, x.key) x.entity, x.key, x.old
+            from app.entitlement_changes x where x.version > p_to
+           order by x.entity, x.key, x.id) f
+   where (not f.key ? 'tenant_id' or exists (select 1 from app.tenants t where t.id = (f.key->>'tenant_id')::uuid))
+     and app.entitlement_image(f.entity, f.key) is distinct from f.old
+$$;
+revoke execute on function app.entitlements_to_restore(bigint) from public;
+
+/*
+ * Puts each row of app.entitlements_to_restore(p_to) back as it was at p_to, in the version this
+ * transaction has open, whose triggers record the changes: a rollback. Internal:
+ * app.platform_rollback calls it.
+ */
+create or replace function app.entitlements_restore(p_to bigint) returns void
 language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_open bigint := app.entitlement_open_version();
   c record;
-  n integer;
 begin
-  for c in
-    select distinct on (x.entity, x.key) x.entity, x.key, x.old
-      from app.entitlement_changes x
-     where x.version > p_to and x.version < v_open
-     order by x.entity, x.key, x.id
-  loop
-    if c.key ? 'tenant_id' and not exists (select 1 from app.tenants t where t.id = (c.key->>'tenant_id')::uuid) then
-      continue;
-    end if;
+  for c in select * from app.entitlements_to_restore(p_to) loop
     case c.entity
       when 'plan_feature' then
-        if c.old is null then
+        if c.image is null then
           delete from app.plan_features p where p.plan = c.key->>'plan' and p.feature = c.key->>'feature';
         else
-          insert into app.plan_features (plan, feature) values (c.old->>'plan', c.old->>'feature') on conflict do nothing;
+          insert into app.plan_features (plan, feature) values (c.image->>'plan', c.image->>'feature');
         end if;
       when 'tenant_plan' then
-        if c.old is null then
+        if c.image is null then
           delete from app.tenant_plans p where p.tenant_id = (c.key->>'tenant_id')::uuid;
         else
-          insert into app.tenant_plans as p (tenant_id, plan) values ((c.old->>'tenant_id')::uuid, c.old->>'plan')
-          on conflict (tenant_id) do update set plan = excluded.plan where p.plan is distinct from excluded.plan;
+          insert into app.tenant_plans (tenant_id, plan) values ((c.image->>'tenant_id')::uuid, c.image->>'plan')
+          on conflict (tenant_id) do update set plan = excluded.plan;
         end if;
       when 'feature_override' then
-        if c.old is null then
+        if c.image is null then
           delete from app.feature_overrides o where o.tenant_id = (c.key->>'tenant_id')::uuid and o.feature = c.key->>'feature';
         else
-          insert into app.feature_overrides as o (tenant_id, feature, enabled, expires_at)
-          values ((c.old->>'tenant_id')::uuid, c.old->>'feature', (c.old->>'enabled')::boolean, (c.old->>'expires_at')::timestamptz)
-          on conflict (tenant_id, feature) do update set enabled = excluded.enabled, expires_at = excluded.expires_at
-           where (o.enabled, o.expires_at) is distinct from (excluded.enabled, excluded.expires_at);
+          insert into app.feature_overrides (tenant_id, feature, enabled, expires_at)
+          values ((c.image->>'tenant_id')::uuid, c.image->>'feature', (c.image->>'enabled')::boolean, (c.image->>'expires_at')::timestamptz)
+          on conflict (tenant_id, feature) do update set enabled = excluded.enabled, expires_at = excluded.expires_at;
         end if;
       when 'kill_switch' then
-        if c.old is null then
+        if c.image is null then
           delete from app.feature_kill_switches k where k.feature = c.key->>'feature';
         else
-          insert into app.feature_kill_switches (feature) values (c.old->>'feature') on conflict do nothing;
+          insert into app.feature_kill_switches (feature) values (c.image->>'feature');
         end if;
     end case;
   end loop;
-  select count(*) into n from app.entitlement_changes x where x.version = v_open;
-  return n;
 end
 $$;
 revoke execute on function app.entitlements_restore(bigint) from public;

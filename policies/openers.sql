@@ -169,17 +169,13 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  s app.context_seal_key;
   v_ctx text;
 begin
   perform app.consume_proof('user', array[p_user_id::text, p_request_id], false, p_guard, p_expires_at, p_nonce, p_proof);
   if p_user_id is null then
     raise exception 'user context proof refused' using errcode = 'TN401';
   end if;
-  select * into s from app.context_seal_key where id = 1;
-  v_ctx := set_config('transaction_read_only', 'on', true);
-  v_ctx := set_config('app.context', app.context_value(null, p_user_id, null, p_request_id, '', 'r'), true);
-  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
+  v_ctx := app.seal_context_value(app.context_value(null, p_user_id, null, p_request_id, '', 'r'), true);
   return p_user_id;
 end
 $$;

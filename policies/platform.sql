@@ -24,7 +24,6 @@ language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  s app.context_seal_key;
   v_ctx text;
 begin
   perform app.consume_proof('platform', array[p_user_id::text, p_request_id], coalesce(p_writes, false), p_guard, p_expires_at, p_nonce, p_proof);
@@ -32,12 +31,7 @@ begin
      or not coalesce((select u.is_platform_admin from app.users u where u.id = p_user_id), false) then
     raise exception 'only platform administrators act on the platform' using errcode = 'PA403';
   end if;
-  select * into s from app.context_seal_key where id = 1;
-  if not p_writes then
-    v_ctx := set_config('transaction_read_only', 'on', true);
-  end if;
-  v_ctx := set_config('app.context', app.context_value(null, p_user_id, null, p_request_id, 'platform', case when p_writes then 'w' else 'r' end), true);
-  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
+  v_ctx := app.seal_context_value(app.context_value(null, p_user_id, null, p_request_id, 'platform', case when p_writes then 'w' else 'r' end), not p_writes);
   return p_user_id;
 end
 $$;
@@ -52,15 +46,12 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  s app.context_seal_key;
   v_ctx text;
 begin
   if p_actor is null or length(p_actor) not between 1 and 128 then
     raise exception 'an operator names themself (1 to 128 characters)' using errcode = '22023';
   end if;
-  select * into s from app.context_seal_key where id = 1;
-  v_ctx := set_config('app.context', app.context_value(null, null, null, p_actor, 'platform', 'o'), true);
-  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
+  v_ctx := app.seal_context_value(app.context_value(null, null, null, p_actor, 'platform', 'o'), false);
 end
 $$;
 revoke execute on function app.open_platform_operator_context(text) from public;
@@ -114,25 +105,6 @@ begin
 end
 $$;
 revoke execute on function app.platform_require_known(text, text) from public;
-
-/*
- * Closes a platform function's version and returns it; raises EN000 when the version recorded no
- * change, which the function catches to undo the version's row with it: a change that alters
- * nothing leaves no version. Internal.
- */
-create or replace function app.platform_close(p_version bigint) returns bigint
-language plpgsql volatile
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if not exists (select 1 from app.entitlement_changes c where c.version = p_version) then
-    raise exception 'nothing changed' using errcode = 'EN000';
-  end if;
-  perform app.entitlements_end(p_version);
-  return p_version;
-end
-$$;
-revoke execute on function app.platform_close(bigint) from public;
 
 /*
  * The platform's view: the latest version, the plans with the features each grants, and the
@@ -197,15 +169,16 @@ revoke execute on function app.platform_versions(bigint, integer) from public;
 
 /*
  * Sets cells of a plan's row of the grid: p_features maps feature → granted (true) or not
- * (false). One version for all of them (action plan.features); NULL when nothing changed.
+ * (false). One version for all of them (action plan.features); NULL, and no version, when every
+ * cell already says so.
  */
 create or replace function app.platform_set_plan_features(p_plan text, p_features jsonb, p_reason text) returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v bigint;
   f record;
+  v bigint;
 begin
   perform app.require_platform();
   perform app.platform_require_known('plan', p_plan);
@@ -218,40 +191,39 @@ begin
       raise exception 'feature %: true or false', f.k using errcode = '22023';
     end if;
   end loop;
-  begin
-    v := app.entitlements_begin('plan.features', p_reason);
-    insert into app.plan_features (plan, feature)
-    select p_plan, x.k from jsonb_each(p_features) x(k, v) where x.v = 'true'::jsonb on conflict do nothing;
-    delete from app.plan_features pf where pf.plan = p_plan and (p_features -> pf.feature) = 'false'::jsonb;
-    v := app.platform_close(v);
-  exception when sqlstate 'EN000' then
-    v := null;
-  end;
+  if not exists (select 1 from jsonb_each(p_features) x(k, g)
+                  where x.g::text::boolean <> exists (select 1 from app.plan_features pf where pf.plan = p_plan and pf.feature = x.k)) then
+    return null;
+  end if;
+  v := app.entitlements_begin('plan.features', p_reason);
+  insert into app.plan_features (plan, feature)
+  select p_plan, x.k from jsonb_each(p_features) x(k, g) where x.g = 'true'::jsonb on conflict do nothing;
+  delete from app.plan_features pf where pf.plan = p_plan and (p_features -> pf.feature) = 'false'::jsonb;
+  perform app.entitlements_end(v);
   return v;
 end
 $$;
 revoke execute on function app.platform_set_plan_features(text, jsonb, text) from public;
 
-/* Puts a shop on a plan (action tenant.plan); NULL when it already was. */
+/* Puts a shop on a plan (action tenant.plan); NULL, and no version, when it already is. */
 create or replace function app.platform_set_tenant_plan(p_tenant text, p_plan text, p_reason text) returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v bigint;
   t app.tenants;
+  v bigint;
 begin
   perform app.require_platform();
   t := app.platform_tenant(p_tenant);
   perform app.platform_require_known('plan', p_plan);
-  begin
-    v := app.entitlements_begin('tenant.plan', p_reason);
-    insert into app.tenant_plans as tp (tenant_id, plan) values (t.id, p_plan)
-    on conflict (tenant_id) do update set plan = excluded.plan where tp.plan is distinct from excluded.plan;
-    v := app.platform_close(v);
-  exception when sqlstate 'EN000' then
-    v := null;
-  end;
+  if exists (select 1 from app.tenant_plans tp where tp.tenant_id = t.id and tp.plan = p_plan) then
+    return null;
+  end if;
+  v := app.entitlements_begin('tenant.plan', p_reason);
+  insert into app.tenant_plans as tp (tenant_id, plan) values (t.id, p_plan)
+  on conflict (tenant_id) do update set plan = excluded.plan;
+  perform app.entitlements_end(v);
   return v;
 end
 $$;
@@ -260,15 +232,15 @@ revoke execute on function app.platform_set_tenant_plan(text, text, text) from p
 /*
  * Sets a shop's override of a feature: p_enabled true (on) or false (off) whatever its plan says,
  * until p_expires_at (NULL: until removed; it must lie in the future); p_enabled NULL removes the
- * override. Action tenant.override; NULL when nothing changed.
+ * override. Action tenant.override; NULL, and no version, when it already is so.
  */
 create or replace function app.platform_set_override(p_tenant text, p_feature text, p_enabled boolean, p_expires_at timestamptz, p_reason text) returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v bigint;
   t app.tenants;
+  v bigint;
 begin
   perform app.require_platform();
   t := app.platform_tenant(p_tenant);
@@ -276,25 +248,24 @@ begin
   if p_enabled is not null and p_expires_at is not null and p_expires_at <= now() then
     raise exception 'an override expires in the future' using errcode = 'SS422', constraint = 'override_expiry';
   end if;
-  begin
-    v := app.entitlements_begin('tenant.override', p_reason);
-    if p_enabled is null then
-      delete from app.feature_overrides o where o.tenant_id = t.id and o.feature = p_feature;
-    else
-      insert into app.feature_overrides as o (tenant_id, feature, enabled, expires_at) values (t.id, p_feature, p_enabled, p_expires_at)
-      on conflict (tenant_id, feature) do update set enabled = excluded.enabled, expires_at = excluded.expires_at
-       where (o.enabled, o.expires_at) is distinct from (excluded.enabled, excluded.expires_at);
-    end if;
-    v := app.platform_close(v);
-  exception when sqlstate 'EN000' then
-    v := null;
-  end;
+  if ((select jsonb_build_array(o.enabled, o.expires_at) from app.feature_overrides o where o.tenant_id = t.id and o.feature = p_feature)
+      is not distinct from (case when p_enabled is not null then jsonb_build_array(p_enabled, p_expires_at) end)) then
+    return null;
+  end if;
+  v := app.entitlements_begin('tenant.override', p_reason);
+  if p_enabled is null then
+    delete from app.feature_overrides o where o.tenant_id = t.id and o.feature = p_feature;
+  else
+    insert into app.feature_overrides as o (tenant_id, feature, enabled, expires_at) values (t.id, p_feature, p_enabled, p_expires_at)
+    on conflict (tenant_id, feature) do update set enabled = excluded.enabled, expires_at = excluded.expires_at;
+  end if;
+  perform app.entitlements_end(v);
   return v;
 end
 $$;
 revoke execute on function app.platform_set_override(text, text, boolean, timestamptz, text) from public;
 
-/* Switches a feature off for every shop (p_killed true) or back on (false). Action feature.kill_switch; NULL when nothing changed. */
+/* Switches a feature off for every shop (p_killed true) or back on (false). Action feature.kill_switch; NULL, and no version, when it already is. */
 create or replace function app.platform_set_kill_switch(p_feature text, p_killed boolean, p_reason text) returns bigint
 language plpgsql volatile security definer
 set search_path = pg_catalog, pg_temp
@@ -307,17 +278,16 @@ begin
   if p_killed is null then
     raise exception 'killed: true or false' using errcode = '22023';
   end if;
-  begin
-    v := app.entitlements_begin('feature.kill_switch', p_reason);
-    if p_killed then
-      insert into app.feature_kill_switches (feature) values (p_feature) on conflict do nothing;
-    else
-      delete from app.feature_kill_switches k where k.feature = p_feature;
-    end if;
-    v := app.platform_close(v);
-  exception when sqlstate 'EN000' then
-    v := null;
-  end;
+  if p_killed = exists (select 1 from app.feature_kill_switches k where k.feature = p_feature) then
+    return null;
+  end if;
+  v := app.entitlements_begin('feature.kill_switch', p_reason);
+  if p_killed then
+    insert into app.feature_kill_switches (feature) values (p_feature);
+  else
+    delete from app.feature_kill_switches k where k.feature = p_feature;
+  end if;
+  perform app.entitlements_end(v);
   return v;
 end
 $$;
@@ -326,7 +296,8 @@ revoke execute on function app.platform_set_kill_switch(text, boolean, text) fro
 /*
  * Restores the entitlements (grid, shops' plans, overrides, kill switches) as they were at
  * version p_to, as a new version (action rollback, rolled_back_to p_to) holding the net changes;
- * NULL when the state already was that. SS404 (entitlement_version) for a version that does not exist.
+ * NULL, and no version, when the state already is that. SS404 (entitlement_version) for a
+ * version that does not exist.
  */
 create or replace function app.platform_rollback(p_to bigint, p_reason text) returns bigint
 language plpgsql volatile security definer
@@ -336,16 +307,15 @@ declare
   v bigint;
 begin
   perform app.require_platform();
-  if not exists (select 1 from app.entitlement_versions v where v.version = p_to) then
+  if not exists (select 1 from app.entitlement_versions x where x.version = p_to) then
     raise exception 'no entitlement version %', p_to using errcode = 'SS404', constraint = 'entitlement_version';
   end if;
-  begin
-    v := app.entitlements_begin('rollback', p_reason, p_to);
-    perform app.entitlements_restore(p_to);
-    v := app.platform_close(v);
-  exception when sqlstate 'EN000' then
-    v := null;
-  end;
+  if not exists (select 1 from app.entitlements_to_restore(p_to)) then
+    return null;
+  end if;
+  v := app.entitlements_begin('rollback', p_reason, p_to);
+  perform app.entitlements_restore(p_to);
+  perform app.entitlements_end(v);
   return v;
 end
 $$;
