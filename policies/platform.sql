@@ -71,7 +71,7 @@ end
 $$;
 revoke execute on function app.require_platform() from public;
 
-/* A shop by slug or id (any case), or SS404 (tenant). */
+/* In a platform context (PA403 otherwise, before anything is looked up), a shop by slug or id (any case), or SS404 (tenant). */
 create or replace function app.platform_tenant(p_ref text) returns app.tenants
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -79,6 +79,7 @@ as $$
 declare
   t app.tenants;
 begin
+  perform app.require_platform();
   if app.is_uuid_text(p_ref) then
     select * into t from app.tenants x where x.id = p_ref::uuid;
   else
@@ -137,7 +138,6 @@ as $$
 declare
   t app.tenants;
 begin
-  perform app.require_platform();
   t := app.platform_tenant(p_tenant);
   return jsonb_build_object(
     'tenant', jsonb_build_object('id', t.id, 'slug', t.slug, 'name', t.name),
@@ -214,7 +214,6 @@ declare
   t app.tenants;
   v bigint;
 begin
-  perform app.require_platform();
   t := app.platform_tenant(p_tenant);
   perform app.platform_require_known('plan', p_plan);
   if exists (select 1 from app.tenant_plans tp where tp.tenant_id = t.id and tp.plan = p_plan) then
@@ -242,7 +241,6 @@ declare
   t app.tenants;
   v bigint;
 begin
-  perform app.require_platform();
   t := app.platform_tenant(p_tenant);
   perform app.platform_require_known('feature', p_feature);
   if p_enabled is not null and p_expires_at is not null and p_expires_at <= now() then
