@@ -6,7 +6,8 @@
 // the connection's replay guard (proofGuards.ts), for the route's permission alone, read-only
 // for a read; it is sealed to this backend and transaction and ends with it, so the pooled
 // connection never carries a tenant into the next request (policies/context.sql). The route's
-// permission (authorize.ts) is checked by the same context call.
+// permission and feature (authorize.ts) are checked by the same context call. withUser and
+// withPlatform open the caller's own context and a platform admin's the same way.
 import type postgres from "postgres";
 import type { Budget, Lease, Pool, Sql } from "./connections.ts";
 import { forbidden } from "../auth/authorize.ts";
