@@ -12,7 +12,7 @@ import { createApp } from "../server/app.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
 import type { Sql } from "../server/db/connections.ts";
 import {
-  asMember, asPlatformOperator, db, guardOn, keys, makeCustomers, makeTenant, makeUser, openTenantContext, proofFor, callOpener, setPlan,
+  asMember, asPlatformOperator, db, guardOn, keys, makeCustomers, makeTenant, makeUser, openTenantContext, proofFor, callOpener,
   startApi, tokenFor, useApi, type Api, type Tenant, type User,
 } from "./fixtures.ts";
 import { psqlFile, runSql, useGolden, type Scratch } from "./scratch.ts";

@@ -14,7 +14,6 @@ let other: Tenant;
 let boss: User;
 let staff: User;
 let stranger: User;
-let customer: string;
 
 beforeAll(async () => {
   shop = await makeTenant(owner);
@@ -22,7 +21,6 @@ beforeAll(async () => {
   boss = await makeUser(owner, shop, "owner");
   staff = await makeUser(owner, shop, "staff");
   stranger = await makeUser(owner, other, "owner");
-  [customer] = await makeCustomers(owner, shop, 1);
 });
 
 const as = (user: User, tenant: Tenant = shop) => (method: string, path: string, body?: unknown) =>

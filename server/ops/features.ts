@@ -14,6 +14,9 @@ type Changing = Common & { reason: string };
 
 const urlOption = "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)";
 
+/** One line of the command's answer, on stdout. */
+const say = (line: string) => void process.stdout.write(`${line}\n`);
+
 function defaultActor(): string {
   return `cli:${process.env.USER ?? userInfo().username}`;
 }
@@ -39,7 +42,7 @@ async function inPlatform<T extends Record<string, unknown>>(connect: OwnerConne
 }
 
 function report(what: string, v: unknown): void {
-  console.log(v === null || v === undefined ? `unchanged: ${what} already` : `version ${v}: ${what}`);
+  say(v === null || v === undefined ? `unchanged: ${what} already` : `version ${v}: ${what}`);
 }
 
 type EntitlementRow = { feature: string; enabled: boolean; source: string; override_expires_at: Date | null };
@@ -60,18 +63,18 @@ export function featureCommands(features: Command, connect: OwnerConnection): vo
       if (opts.tenant) {
         const [r] = await inPlatform(connect, opts, (tx) => tx`select app.platform_tenant_entitlements(${opts.tenant!}) as e`);
         const e = r.e as { tenant: { slug: string }; plan: string | null; features: EntitlementRow[] };
-        console.log(`${e.tenant.slug}: plan ${e.plan ?? "(none)"}`);
+        say(`${e.tenant.slug}: plan ${e.plan ?? "(none)"}`);
         for (const f of e.features) {
-          console.log(`  ${f.enabled ? "on " : "off"}  ${f.feature.padEnd(16)} ${f.source}${f.override_expires_at ? ` until ${new Date(f.override_expires_at).toISOString()}` : ""}`);
+          say(`  ${f.enabled ? "on " : "off"}  ${f.feature.padEnd(16)} ${f.source}${f.override_expires_at ? ` until ${new Date(f.override_expires_at).toISOString()}` : ""}`);
         }
         return;
       }
       const [r] = await inPlatform(connect, opts, (tx) => tx`select app.platform_overview() as o`);
       const o = r.o as { version: number | null; plans: { name: string; for_new_shops: boolean; features: string[] }[]; features: { name: string; killed: boolean }[] };
-      console.log(`latest version: ${o.version ?? "(none)"}`);
-      for (const p of o.plans) console.log(`plan ${p.name}${p.for_new_shops ? " (new shops)" : ""}: ${p.features.join(", ") || "(nothing)"}`);
+      say(`latest version: ${o.version ?? "(none)"}`);
+      for (const p of o.plans) say(`plan ${p.name}${p.for_new_shops ? " (new shops)" : ""}: ${p.features.join(", ") || "(nothing)"}`);
       const killed = o.features.filter((f) => f.killed).map((f) => f.name);
-      console.log(`kill switches on: ${killed.join(", ") || "none"}`);
+      say(`kill switches on: ${killed.join(", ") || "none"}`);
     });
 
   features.command("versions")
@@ -81,7 +84,7 @@ export function featureCommands(features: Command, connect: OwnerConnection): vo
     .action(async (opts: Common & { limit: number }) => {
       const rows = await inPlatform(connect, opts, (tx) => tx`select version, created_at, actor, action, reason, rolled_back_to from app.platform_versions(null, ${opts.limit})`);
       for (const v of rows) {
-        console.log(`${v.version}\t${(v.created_at as Date).toISOString()}\t${v.actor}\t${v.action}${v.rolled_back_to ? ` (to ${v.rolled_back_to})` : ""}\t${v.reason}`);
+        say(`${v.version}\t${(v.created_at as Date).toISOString()}\t${v.actor}\t${v.action}${v.rolled_back_to ? ` (to ${v.rolled_back_to})` : ""}\t${v.reason}`);
       }
     });
 
