@@ -109,6 +109,31 @@ describe("go-live: flags (runbooks/go-live.md, runbooks/features.md)", () => {
     }));
 });
 
+describe("features: the commands of runbooks/features.md", () => {
+  it("run as written against a shop acme, each change a version the next `show` reflects", async () =>
+    withClone(async (s) => {
+      const env = { DATABASE_OWNER_URL: s.ownerUrl, DATABASE_URL: s.appUrl };
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        await sql`insert into app.tenants (slug, name) values ('acme', 'Acme Motors') on conflict (slug) do nothing`;
+        const blocks = [...text("features.md").matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join("\n");
+        const lines = blocks.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) => l.startsWith("npm run -s cli -- features ") && !l.includes(" rollback "));
+        expect(lines.length).toBeGreaterThanOrEqual(8);
+        const r = await run("bash", ["-c", lines.join(" && ")], env);
+        expect(r.code, r.output).toBe(0);
+        expect(r.output).toMatch(/version \d+: acme on plan pro/);
+        expect(r.output).toMatch(/version \d+: plan basic does not grant reports/);
+        expect(r.output).toMatch(/version \d+: bi_access for acme: on until 2031-01-31T00:00:00Z/);
+        expect(r.output).toMatch(/version \d+: reports revived/);
+        expect(r.output).toMatch(/acme: plan basic\n/);
+        const [v] = await sql`select count(*)::int as n from app.entitlement_versions where actor like 'cli:%'`;
+        expect(v.n).toBe(6);
+      } finally {
+        await sql.end();
+      }
+    }));
+});
+
 describe("with the API running", () => {
   let api: Api;
   beforeAll(async () => {
