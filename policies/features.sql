@@ -25,10 +25,10 @@
 create or replace function app.features_required_by(p_permission text) returns text[]
 language sql immutable parallel safe
 as $$
-  select coalesce((select r.features from (values
-    ('audit:export', array['audit_export']),
-    ('reports:read', array['reports'])
-  ) as r(permission, features) where r.permission = p_permission), '{}')
+  select case p_permission
+    when 'audit:export' then array['audit_export']
+    when 'reports:read' then array['reports']
+    else '{}'::text[] end
 $$;
 revoke execute on function app.features_required_by(text) from public;
 
