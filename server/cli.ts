@@ -13,6 +13,7 @@ import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { featureCommands } from "./ops/features.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -263,6 +264,8 @@ bi
       await stop();
     }
   });
+
+featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program
   .command("context-key")
