@@ -18,6 +18,7 @@ import { assignRequestId } from "./http/requestId.ts";
 import { drainingRefusal } from "./http/shutdown.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
+import { invitationRoutes } from "./routes/invitations.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
 import { vehicleRoutes } from "./routes/vehicles.ts";
@@ -87,6 +88,8 @@ export function createApp(options: AppOptions): express.Express {
   // nearly every request is.
   const api = [shedWhenSaturated, jsonBody(options.bodyLimit)];
   authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
+  // Accepting an invitation: public too, the token is the credential.
+  invitationRoutes(mountRoutes(app, "/api/v1/invitations", api));
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
   for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));

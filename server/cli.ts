@@ -14,6 +14,7 @@ import { openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
+import { tenantCommands } from "./ops/tenants.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -265,6 +266,7 @@ bi
     }
   });
 
+tenantCommands(program.command("tenant").description("a shop's life: create with its owner's invitation, suspend, resume (runs as the owner role)"), ownerConnection);
 featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program

@@ -108,6 +108,7 @@ const constraintErrors: Record<string, [number, string, string]> = {
   invoice_lines_quantity_check: [422, "INVALID_QUANTITY", "quantity must be more than zero."],
   invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
   memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
+  tenants_slug_key: [409, "SLUG_TAKEN", "Another shop has this slug."],
 };
 
 // The shop's settings (sql/0430, policies/settings.sql): a value out of bounds is 422
@@ -153,6 +154,13 @@ const ruleErrors: Record<string, [number, string, string]> = {
   feature: [404, "FEATURE_NOT_FOUND", "No feature has this name."],
   entitlement_version: [404, "VERSION_NOT_FOUND", "No entitlement version has this number."],
   override_expiry: [422, "INVALID_EXPIRY", "An override expires in the future."],
+  // Tenant lifecycle (policies/tenant_lifecycle.sql) and invitations (policies/invitations.sql):
+  // no answer about a token depends on whether an email has an account.
+  tenant_status: [409, "TENANT_STATUS_UNCHANGED", "The shop already has this status."],
+  invitation: [404, "INVITATION_NOT_FOUND", "No invitation has this token."],
+  invitation_expired: [410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one."],
+  invitation_used: [409, "INVITATION_USED", "This invitation has already been used."],
+  invitation_member: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */

@@ -13,7 +13,7 @@
 import { createHmac, randomUUID } from "node:crypto";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
-export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "stream";
+export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "invitation-lookup" | "invitation-accept" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
@@ -89,6 +89,16 @@ export function loginLookupProof(email: string, guard: string, expiresAt: number
   return signProof("login-lookup", true, guard, [email], expiresAt);
 }
 
+/** The proof for app.find_invitation (a stream guard): the token's hash, never the token. */
+export function invitationLookupProof(tokenHash: string, guard: string, expiresAt: number): ContextProof {
+  return signProof("invitation-lookup", true, guard, [tokenHash], expiresAt);
+}
+
+/** The proof for app.accept_invitation's arguments (a stream guard); no password hash: link an existing account as it is. */
+export function invitationAcceptProof(tokenHash: string, passwordHash: string | null, requestId: string | null, guard: string, expiresAt: number): ContextProof {
+  return signProof("invitation-accept", true, guard, [tokenHash, passwordHash, requestId], expiresAt);
+}
+
 /** The proof for app.record_login's arguments (a stream guard). */
 export function loginProof(userId: string, succeeded: boolean, requestId: string | null, guard: string, expiresAt: number): ContextProof {
   return signProof("login", true, guard, [userId.toLowerCase(), succeeded ? "1" : "0", requestId], expiresAt);
@@ -97,6 +107,16 @@ export function loginProof(userId: string, succeeded: boolean, requestId: string
 /** The proof for app.open_context_stream (registering a connection's stream). */
 export function streamProof(): ContextProof {
   return signProof("stream", true, "", []);
+}
+
+/**
+ * A secret derived from the context key for `fields` (base64url, 43 characters): the same fields
+ * give the same secret, so an answer holding one can be given again without the secret being
+ * stored (an invitation's token under an Idempotency-Key: routes/members.ts).
+ */
+export function derivedSecret(label: string, fields: readonly string[]): string {
+  if (!contextKey) throw new Error("No context key configured (useContextKey)");
+  return createHmac("sha256", contextKey).update([label, ...fields].join(SEPARATOR), "utf8").digest("base64url");
 }
 
 /** HMAC of 'fingerprint' under a context key (hex), or under the one in use. */
