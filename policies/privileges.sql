@@ -113,6 +113,8 @@ grant execute on function app.find_invitation(text, text, bigint, text, text) to
 grant execute on function app.accept_invitation(text, text, text, text, bigint, text, text) to app_user;
 grant execute on function app.record_login(uuid, boolean, text, text, bigint, text, text) to app_user;
 grant execute on function app.find_login(text, text, bigint, text, text) to app_user;
+grant execute on function app.login_gate(text, text, integer, integer, integer, text, bigint, text, text) to app_user;
+grant execute on function app.login_outcome(text, text, boolean, integer, integer, integer, text, bigint, text, text) to app_user;
 grant execute on function app.get_user() to app_user;
 grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;

@@ -12,7 +12,9 @@ as $$ select array['tenants', 'users', 'memberships', 'permissions', 'role_permi
                     'features', 'plans', 'plan_features', 'tenant_plans', 'feature_overrides', 'feature_kill_switches',
                     'entitlement_versions', 'entitlement_changes',
                     -- the platform's record of each shop's life (sql/0451): it outlives a purged shop
-                    'tenant_lifecycle_events']::text[] $$;
+                    'tenant_lifecycle_events',
+                    -- failed logins per account and address (sql/0452), shared by every API process
+                    'login_throttle']::text[] $$;
 revoke execute on function app.global_table_names() from public;
 
 /* Tenant-owned tables: every ordinary or partitioned table of schema app with a tenant_id column, not global. */

@@ -38,8 +38,9 @@ import { documented } from "./http/contract.ts";
 import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.ts";
 import { shedWhenSaturated } from "./db/tenantContext.ts";
 import type { TokenKeys } from "./auth/tokens.ts";
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "./core/config.ts";
 
-export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
+export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment; loginThrottle?: LoginThrottle };
 
 /** Tenant resources by path under /api/v1: every route of each is registered behind resolveTenant, so its handlers run in a tenant. */
 export function tenantResources(): Record<string, (router: Routes) => void> {
@@ -87,7 +88,7 @@ export function createApp(options: AppOptions): express.Express {
   // then resolve the tenant. The caller's routes (/me, /tenants) after the tenant resources, which
   // nearly every request is.
   const api = [shedWhenSaturated, jsonBody(options.bodyLimit)];
-  authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
+  authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys, options.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
   // Accepting an invitation: public too, the token is the credential.
   invitationRoutes(mountRoutes(app, "/api/v1/invitations", api));
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];

@@ -118,7 +118,7 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
-  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
+  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, loginThrottle: config.loginThrottle });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const admitted = admissionControl(app, {
     limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,

@@ -14,6 +14,7 @@ import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "../server/core/config.ts";
 
 export type { Role };
 
@@ -80,9 +81,9 @@ export type Api = {
 
 /** Starts the real app on a free port, against the test database as app_user. */
 export async function startApi(
-  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number } & Partial<Omit<PoolOptions, "url" | "max">> = {},
+  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; loginThrottle?: LoginThrottle } & Partial<Omit<PoolOptions, "url" | "max">> = {},
 ): Promise<Api> {
-  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, ...poolOptions } = options;
+  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, loginThrottle, ...poolOptions } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
   const pool = createPool({
@@ -91,7 +92,9 @@ export async function startApi(
   });
   // A second API in the same test file must not leave the first one on its closed pool.
   const previous = useTenantPool(pool);
-  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
+  // Every test file logs in from 127.0.0.1 (the fuzzer hundreds of times): the per-address limit
+  // is off unless a test sets it (test/login-throttle.test.ts), the per-account one as configured.
+  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb", loginThrottle: loginThrottle ?? { ...DEFAULT_LOGIN_THROTTLE, addressFailures: 0 } });
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
     const s = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(s));

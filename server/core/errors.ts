@@ -84,6 +84,13 @@ export const roleDefaultsChanged = (settings: string[]) =>
     help: "runbooks/role-defaults.md",
   });
 
+// Login throttling (policies/login_throttle.sql): too many failures for this account or address.
+export const loginThrottled = (retryAfterSeconds: number) =>
+  new AppError(429, "LOGIN_THROTTLED", `Too many failed logins; try again in ${retryAfterSeconds} s.`, {
+    headers: { "Retry-After": String(retryAfterSeconds) },
+    help: "runbooks/tenant-lifecycle.md",
+  });
+
 export const shuttingDown = (cause?: unknown) =>
   new UnavailableError("SHUTTING_DOWN", "This instance is shutting down; retry on another.", { cause });
 

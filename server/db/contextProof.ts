@@ -11,9 +11,10 @@
 //   * e: a read guarded by its short expiry alone (behind PgBouncer, CONTEXT_READ_GUARD=expiry).
 // Without the key nothing opens a context: not a leaked DATABASE_URL, not an injected set_config.
 import { createHmac, randomUUID } from "node:crypto";
+import type { LoginThrottle as Limits } from "../core/config.ts";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
-export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "invitation-lookup" | "invitation-accept" | "stream";
+export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "login-gate" | "login-outcome" | "invitation-lookup" | "invitation-accept" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
@@ -97,6 +98,18 @@ export function invitationLookupProof(tokenHash: string, guard: string, expiresA
 /** The proof for app.accept_invitation's arguments (a stream guard); no password hash: link an existing account as it is. */
 export function invitationAcceptProof(tokenHash: string, passwordHash: string | null, requestId: string | null, guard: string, expiresAt: number): ContextProof {
   return signProof("invitation-accept", true, guard, [tokenHash, passwordHash, requestId], expiresAt);
+}
+
+const limitFields = (l: Limits) => [String(l.accountFailures), String(l.addressFailures), String(l.windowSeconds)];
+
+/** The proof for app.login_gate (a stream guard): email, address and the throttle's limits. */
+export function loginGateProof(email: string, address: string | null, limits: Limits, guard: string, expiresAt: number): ContextProof {
+  return signProof("login-gate", true, guard, [email, address, ...limitFields(limits)], expiresAt);
+}
+
+/** The proof for app.login_outcome (a stream guard): email, address, outcome and the throttle's limits. */
+export function loginOutcomeProof(email: string, address: string | null, succeeded: boolean, limits: Limits, guard: string, expiresAt: number): ContextProof {
+  return signProof("login-outcome", true, guard, [email, address, succeeded ? "1" : "0", ...limitFields(limits)], expiresAt);
 }
 
 /** The proof for app.record_login's arguments (a stream guard). */
