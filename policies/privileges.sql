@@ -108,6 +108,10 @@ grant execute on function app.platform_rollback(bigint, text) to app_user;
 -- Tenant lifecycle (policies/tenant_lifecycle.sql): platform context only, like the above.
 grant execute on function app.platform_create_tenant(text, text, text, text, text, interval, text) to app_user;
 grant execute on function app.platform_set_tenant_status(text, text, text) to app_user;
+-- A shop's export (policies/tenant_export.sql): in its context, tenant:export.
+grant execute on function app.tenant_export_tables() to app_user;
+grant execute on function app.tenant_archive_header() to app_user;
+grant execute on function app.record_tenant_export(jsonb, boolean) to app_user;
 -- Invitations (policies/invitations.sql): each only for an API proof, used once.
 grant execute on function app.find_invitation(text, text, bigint, text, text) to app_user;
 grant execute on function app.accept_invitation(text, text, text, text, bigint, text, text) to app_user;

@@ -111,6 +111,9 @@ begin
   if v_action is null or p_reason is null or length(p_reason) not between 1 and 500 then
     raise exception 'a status (active or suspended) and a reason (1 to 500 characters)' using errcode = '22023';
   end if;
+  if t.status = 'purged' then
+    raise exception 'shop % was purged', t.slug using errcode = 'SS404', constraint = 'tenant';
+  end if;
   if t.status = p_status then
     raise exception 'shop % is already %', t.slug, p_status using errcode = 'SS409', constraint = 'tenant_status';
   end if;

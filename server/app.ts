@@ -30,6 +30,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { featureRoutes } from "./routes/features.ts";
+import { exportRoutes } from "./routes/export.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -56,6 +57,7 @@ export function tenantResources(): Record<string, (router: Routes) => void> {
     "/members": memberRoutes,
     "/settings": settingsRoutes,
     "/features": featureRoutes,
+    "/export": exportRoutes,
   };
 }
 

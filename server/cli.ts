@@ -266,7 +266,8 @@ bi
     }
   });
 
-tenantCommands(program.command("tenant").description("a shop's life: create with its owner's invitation, suspend, resume (runs as the owner role)"), ownerConnection);
+tenantCommands(program.command("tenant").description("a shop's life: create with its owner's invitation, suspend, resume, export, import, purge (runs as the owner role)"), ownerConnection,
+  (conn) => (process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn) : undefined));
 featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program

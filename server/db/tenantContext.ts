@@ -50,7 +50,7 @@ function isQuery(x: unknown): x is Pending {
  * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
  * depends on an earlier answer, a promise (then COMMIT follows it).
  */
-export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
+export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget; repeatableRead?: boolean } = {}): Promise<Result<W>> {
   const state = requestState(req);
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
   if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
@@ -71,7 +71,7 @@ export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, 
        where set_config('statement_timeout', ${currentPool().timeouts.statement}, true) is not null
          and set_config('idle_in_transaction_session_timeout', ${currentPool().timeouts.idleInTransaction}, true) is not null`;
   };
-  return attempt(state, args.writes, open, work, options.budget ?? "request", 1);
+  return attempt(state, args.writes, open, work, options.budget ?? "request", 1, options.repeatableRead);
 }
 
 /**
@@ -109,20 +109,21 @@ export function withPlatform<W extends Work>(req: Request, writes: boolean, work
 // renew: its stream dropped, its session lost) runs the request's transaction again, up to
 // maxAttempts; a promise chain, not an async loop, so the request that succeeds at once (nearly
 // all) pays no extra frame and tick.
-function attempt<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, n: number): Promise<Result<W>> {
-  return runInContext(state, writes, open, work, budget).catch((error: unknown) => {
-    if (n < maxAttempts && (isRetryable(error) || (error as { staleGuard?: boolean }).staleGuard)) return attempt(state, writes, open, work, budget, n + 1);
+// repeatableRead: one snapshot for every statement of the transaction (an export's tables agree).
+function attempt<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, n: number, repeatableRead = false): Promise<Result<W>> {
+  return runInContext(state, writes, open, work, budget, repeatableRead).catch((error: unknown) => {
+    if (n < maxAttempts && (isRetryable(error) || (error as { staleGuard?: boolean }).staleGuard)) return attempt(state, writes, open, work, budget, n + 1, repeatableRead);
     throw toAppError(error);
   });
 }
 
-async function runInContext<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget): Promise<Result<W>> {
+async function runInContext<W extends Work>(state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, repeatableRead: boolean): Promise<Result<W>> {
   const p = currentPool();
   const lease = await p.acquire(budget);
   let broken = false;
   try {
     const guard = await guardFor(writes, p.readGuard, p.readProofTtlSeconds, lease.sql, lease.proofs, lease.generation);
-    const begin = lease.sql`begin`.execute();
+    const begin = (repeatableRead ? lease.sql`begin isolation level repeatable read` : lease.sql`begin`).execute();
     const opened = open(lease.sql, guard).execute();
     let produced: unknown;
     let threw: unknown;

@@ -24,9 +24,9 @@ function validMac(key: string, a: Anchor): boolean {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-/** Appends the current chain head of every tenant with a sealed row; returns the anchors written. */
-export async function writeAnchors(sql: Sql, file: string, key: string): Promise<Anchor[]> {
-  const heads = await sql`select tenant_id, slug, seq, hash from app.audit_heads()`;
+/** Appends the current chain head of every tenant with a sealed row (or of one); returns the anchors written. */
+export async function writeAnchors(sql: Sql, file: string, key: string, tenantId?: string): Promise<Anchor[]> {
+  const heads = (await sql`select tenant_id, slug, seq, hash from app.audit_heads()`).filter((h) => tenantId === undefined || h.tenant_id === tenantId);
   const anchoredAt = new Date().toISOString();
   const anchors = heads.map((h) => {
     const a = { tenant_id: h.tenant_id as string, slug: h.slug as string, seq: Number(h.seq), hash: h.hash as string, anchored_at: anchoredAt };

@@ -17,7 +17,7 @@ export const urlOption = "owner connection URL (default: DATABASE_OWNER_URL, els
 /** One line of the command's answer, on stdout. */
 export const say = (line: string) => void process.stdout.write(`${line}\n`);
 
-function defaultActor(): string {
+export function defaultActor(): string {
   return `cli:${process.env.USER ?? userInfo().username}`;
 }
 

@@ -35,6 +35,9 @@ export async function provisionDatabase(superuserUrl: string, database: string, 
       const password = role && scramSecretOf(role.rolpassword, r.password) ? "" : ` password ${literal(r.password)}`;
       await sql.unsafe(`${role ? "alter" : "create"} role ${r.name} ${r.attrs}${password}`);
     }
+    // `npm run cli -- tenant import` loads a shop's rows with triggers off (they are history), which
+    // takes session_replication_role; PostgreSQL 15 lets a superuser grant just that parameter.
+    await sql.unsafe(`grant set on parameter session_replication_role to ${OWNER_ROLE}`);
     const [db] = await sql`select 1 from pg_database where datname = ${database}`;
     if (!db) {
       await sql.unsafe(`create database ${ident(database)} owner ${OWNER_ROLE} encoding 'UTF8' template template0`);
