@@ -13,9 +13,12 @@ import { MANIFEST_PREFIX, type Manifest } from "../server/db/tenantArchive.ts";
 import { exportTenant } from "../server/ops/tenants.ts";
 import { importArchive } from "../server/ops/tenantImport.ts";
 import { purgeTenant } from "../server/ops/tenantPurge.ts";
+import postgres from "postgres";
 import { makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
+import { useGolden } from "./scratch.ts";
 
 const { owner, api } = useApi();
+const golden = useGolden("archive");
 let dir: string;
 
 beforeAll(async () => {
@@ -151,6 +154,26 @@ describe("export, purge, import", () => {
     expect((await api.request("GET", "/api/v1/customers", { token: tokenFor(boss), tenant: shop.slug })).status).toBe(200);
     // An archive for a shop that still has rows is refused, changing nothing.
     await expect(importArchive(owner, first, "test import")).rejects.toThrow(/purge it first/);
+  }, 60_000);
+
+  it("an archive loads into a fresh database, where its export is byte for byte the archive", async () => {
+    const { shop } = await populatedShop("fresh");
+    const first = join(dir, "fresh-first.txt");
+    const again = join(dir, "fresh-again.txt");
+    await exportTenant(owner, shop.slug, first);
+    await golden.withClone(async (s) => {
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        expect(await sql`select 1 from app.tenants where id = ${shop.id}`).toHaveLength(0);
+        await importArchive(sql, first, "test import");
+        await exportTenant(sql, shop.slug, again);
+        const [chain] = await sql`select problem from app.audit_verify(${shop.id}::uuid)`;
+        expect(chain.problem).toBeNull();
+      } finally {
+        await sql.end();
+      }
+    });
+    expect(await readFile(again, "utf8")).toBe(await readFile(first, "utf8"));
   }, 60_000);
 
   it("a purge under concurrent traffic of other shops leaves their rows exactly as that traffic made them", async () => {

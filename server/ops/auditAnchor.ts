@@ -86,3 +86,21 @@ export async function purgeOf(sql: Sql, anchor: Anchor): Promise<string | null> 
   if (!p || Number(p.purged_through_seq) < anchor.seq) return null;
   return `purged by retention through position ${p.purged_through_seq} at ${new Date(p.purged_at as string).toISOString()} by ${p.actor}${p.note ? ` (${p.note})` : ""}`;
 }
+
+/**
+ * Whether a purge or an import of the shop (app.tenant_lifecycle_events, `tenant purge|import`)
+ * came after the anchor: then the anchored chain is gone by design, or replaced by an archive's.
+ * A purge must have recorded this very anchor's position, or the anchor is not superseded but
+ * contradicted (a problem). Returns a note, a problem, or null when the anchor still applies.
+ */
+export async function lifecycleAfter(sql: Sql, anchor: Anchor): Promise<{ note?: string; problem?: string } | null> {
+  const [e] = await sql`
+    select action, occurred_at, (detail->'anchor'->>'seq')::bigint as seq from app.tenant_lifecycle_events
+     where tenant_id = ${anchor.tenant_id}::uuid and action in ('tenant.purged', 'tenant.imported') and occurred_at > ${anchor.anchored_at}::timestamptz
+     order by id desc limit 1`;
+  if (!e) return null;
+  const at = new Date(e.occurred_at as string).toISOString();
+  if (e.action === "tenant.imported") return { note: `re-imported from an archive at ${at}, after anchored position ${anchor.seq}: the chain is the archive's` };
+  if (e.seq !== null && Number(e.seq) >= anchor.seq) return { note: `purged at ${at} with its chain sealed and anchored through position ${e.seq}` };
+  return { problem: `the purge at ${at} recorded no anchor at or after position ${anchor.seq}` };
+}
