@@ -94,6 +94,9 @@ function validBody(method: string, path: string): unknown {
   if (path === "/api/v1/platform/tenants/:tenant") return { plan: "pro", reason: "degraded mode" };
   if (path === "/api/v1/platform/tenants/:tenant/features/:feature") return { enabled: true, reason: "degraded mode" };
   if (path === "/api/v1/platform/rollback") return { to_version: 1, reason: "degraded mode" };
+  if (path === "/api/v1/platform/tenants") return { slug: "degraded-mode", name: "Degraded Mode", plan: "basic", owner_email: "someone@test.test" };
+  if (path.startsWith("/api/v1/platform/tenants/:tenant/")) return { reason: "degraded mode" };
+  if (path === "/api/v1/invitations/accept") return { token: "A".repeat(43), password: "a long enough password" };
   return { name: "Degraded Mode" };
 }
 
