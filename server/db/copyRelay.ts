@@ -32,6 +32,8 @@ export async function relayCopy(rows: Readable, res: Writable, cancel: () => voi
     cancel();
   };
   res.once("close", leave);
+  // Gone before this COPY started (a caller writing several in a row): nothing is waited for.
+  if (res.destroyed) leave();
   // The response as a Writable that waits for the client to drain (backpressure) and, once the
   // client has left, drops what is still coming instead of failing the pipeline: postgres.js's
   // stream must be read to its end, never destroyed half way.

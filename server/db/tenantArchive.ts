@@ -55,20 +55,28 @@ function tableDigest() {
  * cancelled and the rest skipped).
  */
 export async function writeArchive(sql: Sql, out: Writable): Promise<Manifest | null> {
-  const write = (text: string) => new Promise<void>((resolve) => (out.write(text) ? resolve() : out.once("drain", resolve)));
+  // Resolves false once `out` is gone (a reader that left): no drain will come then.
+  const write = (text: string) => new Promise<boolean>((resolve) => {
+    if (out.destroyed) return resolve(false);
+    if (out.write(text)) return resolve(true);
+    const go = () => {
+      out.off("drain", go).off("close", go);
+      resolve(!out.destroyed);
+    };
+    out.once("drain", go).once("close", go);
+  });
   const [{ header, tenant_id }] = await sql`select app.tenant_archive_header() as header, app.current_tenant_id() as tenant_id`;
-  await write(`${ARCHIVE_MAGIC}\n${HEADER_PREFIX}${JSON.stringify(header)}\n`);
+  if (!(await write(`${ARCHIVE_MAGIC}\n${HEADER_PREFIX}${JSON.stringify(header)}\n`))) return null;
   const manifest: Manifest = { format: 1, tenant_id: tenant_id as string, tables: [] };
   for (const t of await archiveTables(sql)) {
-    await write(`${copyFromLine(t)}\n`);
+    if (!(await write(`${copyFromLine(t)}\n`))) return null;
     const copy = sql`copy (select ${sql.unsafe(t.columns.map(ident).join(", "))} from app.${sql.unsafe(ident(t.table_name))}
                             where tenant_id = app.current_tenant_id() order by ${sql.unsafe(t.key_columns.map(ident).join(", "))}) to stdout`;
     const digest = tableDigest();
     const complete = await relayCopy(await copy.readable(), out, () => copy.cancel(), (c) => digest.chunk(c));
     if (!complete) return null;
     manifest.tables.push(digest.done(t.table_name));
-    await write("\\.\n");
+    if (!(await write("\\.\n"))) return null;
   }
-  await write(`${MANIFEST_PREFIX}${JSON.stringify(manifest)}\n`);
-  return manifest;
+  return (await write(`${MANIFEST_PREFIX}${JSON.stringify(manifest)}\n`)) ? manifest : null;
 }
