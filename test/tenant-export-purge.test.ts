@@ -16,7 +16,7 @@ import { importArchive } from "../server/ops/tenantImport.ts";
 import { purgeTenant } from "../server/ops/tenantPurge.ts";
 import postgres from "postgres";
 import { makeTenant, makeUser, startApi, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
-import { useGolden } from "./scratch.ts";
+import { run, useGolden } from "./scratch.ts";
 
 const { owner, api } = useApi();
 const golden = useGolden("archive");
@@ -281,3 +281,40 @@ describe("export, purge, import", () => {
 });
 
 
+
+describe("the CLI, as an operator runs it", () => {
+  it("tenant export, purge (typed confirmation, or --yes) and import, against a database by URL", async () => {
+    await golden.withClone(async (s) => {
+      const slug = golden.tenants[0].slug;
+      const env = { AUDIT_ANCHOR_KEY: "a".repeat(40), AUDIT_ANCHOR_FILE: join(dir, "cli-anchors.jsonl") };
+      const cli = (args: string[], input?: string) => run(process.execPath, ["--import", "tsx", "server/cli.ts", "tenant", ...args, "--url", s.ownerUrl], env, input);
+      const file = join(dir, "cli.tenant.txt");
+      const again = join(dir, "cli-again.tenant.txt");
+      const exported = await cli(["export", slug, "--out", file]);
+      expect(exported.code, exported.output).toBe(0);
+      expect(exported.output).toMatch(/customers\s+3 rows\s+sha256 [0-9a-f]{64}/);
+
+      const refused = await cli(["purge", slug], "not-the-slug\n");
+      expect(refused.code).not.toBe(0);
+      expect(refused.output).toMatch(/nothing was purged/);
+      const purged = await cli(["purge", slug], `${slug}\n`);
+      expect(purged.code, purged.output).toBe(0);
+      expect(purged.output).toMatch(/customers\s+deleted\s+3\s+remaining 0/);
+      expect(purged.output).toMatch(/anchored position \d+/);
+
+      const imported = await cli(["import", file]);
+      expect(imported.code, imported.output).toBe(0);
+      expect((await cli(["export", slug, "--out", again])).code).toBe(0);
+      expect(await readFile(again, "utf8")).toBe(await readFile(file, "utf8"));
+      const verify = await run(process.execPath, ["--import", "tsx", "server/cli.ts", "audit", "verify", "--tenant", slug, "--url", s.ownerUrl], env);
+      expect(verify.code, verify.output).toBe(0);
+      expect(verify.output).toMatch(/re-imported from an archive/);
+
+      const unattended = await cli(["purge", slug, "--yes", "--reason", "contract ended"]);
+      expect(unattended.code, unattended.output).toBe(0);
+      const purgedVerify = await run(process.execPath, ["--import", "tsx", "server/cli.ts", "audit", "verify", "--tenant", slug, "--url", s.ownerUrl], env);
+      expect(purgedVerify.code, purgedVerify.output).toBe(0);
+      expect(purgedVerify.output).toMatch(/purged at .* anchored through position/);
+    });
+  }, 180_000);
+});
