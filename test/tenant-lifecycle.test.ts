@@ -62,6 +62,11 @@ describe("onboarding: a platform admin creates a shop and invites its first owne
     expect(settings.status).toBe(200);
     const [audited] = await owner`select actor_user_id, actor_role from app.audit_log where tenant_id = ${created.body.tenant.id} and action = 'invitation.accepted'`;
     expect(audited).toEqual({ actor_user_id: accepted.body.user_id, actor_role: "owner" });
+    // The invitation's rows are audited (made by the admin, accepted by the owner) without its hash.
+    const trail = await owner`select action, actor_user_id, change::text as change from app.audit_log
+                               where tenant_id = ${created.body.tenant.id} and entity = 'invitations' order by id`;
+    expect(trail.map((r) => [r.action, r.actor_user_id])).toEqual([["insert", admin.id], ["update", accepted.body.user_id]]);
+    expect(trail.every((r) => !r.change.includes(stored.token_hash) && !r.change.includes("token_hash"))).toBe(true);
   });
 
   it("refuses a taken slug (409 SLUG_TAKEN), an unknown plan (404 PLAN_NOT_FOUND) and anyone but a platform admin (403), creating nothing", async () => {
