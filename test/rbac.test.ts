@@ -3,7 +3,7 @@
 // matrix (app.role_permissions), so changing policies/permissions.sql changes what this file
 // asserts. Then the rules beyond the grid (staff, accountants, owners), the checks SQL makes on
 // its own as app_user, and the events RBAC writes to the audit.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
@@ -130,12 +130,16 @@ const cases: Record<string, Case> = {
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
   "GET /api/v1/features": {},
   "GET /api/v1/export": {},
+  "GET /api/v1/members/invitations": {},
+  "DELETE /api/v1/members/invitations/:id": {
+    row: async () => (await owner`insert into app.invitations (tenant_id, email, role, token_hash) values (${shop.id}, ${`inv-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
+  },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */
 function foreignRowOf(path: string): string {
   const area = path.split("/")[3];
-  const id = foreign[area];
+  const id = foreign[path.split("/").slice(3, 5).join("/")] ?? foreign[area];
   if (!id) throw new Error(`no foreign row for ${area}`);
   return id;
 }
@@ -158,6 +162,8 @@ beforeAll(async () => {
     appointments: await appointment(stranger, other),
     invoices: await draft(other, true),
     members: stranger.id,
+    "members/invitations": (await owner`insert into app.invitations (tenant_id, email, role, token_hash)
+                                         values (${other.id}, ${`foreign-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
   });
   granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
 });

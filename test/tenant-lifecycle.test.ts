@@ -139,6 +139,22 @@ describe("accepting an invitation", () => {
     expect(await owner`select 1 from app.memberships where tenant_id = ${other.id} and user_id = ${known.id}`).toHaveLength(0);
   });
 
+  it("a revoked invitation's token is 404 like an unknown one; the list shows the shop's invitations without any hash, and not another shop's", async () => {
+    const email = `revoked-${uniq()}@test.test`;
+    const { body } = await invite(shopOwner, shop, email);
+    const list = await api.request("GET", "/api/v1/members/invitations?limit=500", { token: tokenFor(shopOwner), tenant: shop.slug });
+    const listed = list.body.data.find((i: { id: string }) => i.id === body.id);
+    expect(listed).toMatchObject({ email, role: "staff", accepted_at: null, invited_by: shopOwner.id });
+    expect(JSON.stringify(list.body)).not.toContain(sha256(body.token));
+    expect(JSON.stringify(list.body)).not.toContain("token");
+    const foreign = await api.request("DELETE", `/api/v1/members/invitations/${body.id}`, { token: tokenFor(otherOwner), tenant: other.slug });
+    expect(errorOf(foreign)).toMatchObject({ status: 404, code: "INVITATION_NOT_FOUND" });
+    expect((await api.request("DELETE", `/api/v1/members/invitations/${body.id}`, { token: tokenFor(shopOwner), tenant: shop.slug })).status).toBe(204);
+    expect(errorOf(await accept(body.token))).toMatchObject({ status: 404, code: "INVITATION_NOT_FOUND" });
+    const [audited] = await owner`select action, actor_user_id from app.audit_log where tenant_id = ${shop.id} and entity = 'invitations' and entity_id = ${body.id} and action = 'delete'`;
+    expect(audited).toEqual({ action: "delete", actor_user_id: shopOwner.id });
+  });
+
   it("a short password is refused (422) and the invitation stays usable", async () => {
     const { body } = await invite(shopOwner, shop, `short-${uniq()}@test.test`);
     expect((await accept(body.token, "short")).status).toBe(422);

@@ -4,7 +4,7 @@
 // removes the owner role; the last owner stays) and audits each change. POST invites (issue 34):
 // a row of the shop's own app.invitations, under RLS, whatever the email.
 import { requires } from "../auth/authorize.ts";
-import { documented, named, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
+import { documented, named, nullable, page as pageSchema, row, timestamp, uuid } from "../http/contract.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { ROLES } from "../core/roles.ts";
 import { invitationTokenFrom, newInvitationToken } from "../auth/invitationTokens.ts";
@@ -30,6 +30,13 @@ const invitation = named("Invitation", row({
 }));
 const member = named("Member", row({ user_id: uuid, email: { type: "string" }, role, created_at: timestamp }));
 const tag = "Members";
+
+const invitationEntry = named("InvitationEntry", row({
+  id: uuid, email: { type: "string" }, role, invited_by: nullable(uuid), created_at: timestamp, expires_at: timestamp,
+  accepted_at: nullable(timestamp), accepted_user_id: nullable(uuid),
+}));
+const invitationColumns = "id, email, role, invited_by, created_at, expires_at, accepted_at, accepted_user_id";
+const newestFirst: Keyset = { keys: [{ expr: "created_at", type: "timestamptz" }, { expr: "id", type: "uuid" }], descending: true };
 
 const columns = "user_id, email, role, created_at";
 const byEmail: Keyset = { keys: [{ expr: "lower(email)", type: "text" }, { expr: "user_id", type: "uuid" }] };
@@ -79,6 +86,33 @@ export function memberRoutes(router: Routes): void {
       ([i]) => ({ status: 202, body: { id: i.id, email: i.email, role: i.role, expires_at: i.expires_at } }),
       () => ({ token: tokenIn(state.tenantId!).token }),
     );
+  });
+
+  // The shop's invitations (app.invitations, under RLS): a list without their tokens' hashes, and
+  // revocation of one not yet accepted (its token then answers 404 INVITATION_NOT_FOUND).
+  router.get("/invitations", documented({
+    summary: "List the shop's invitations", tag: "Members", query: listSchema,
+    description: "Newest first (created_at, then id), accepted and expired ones included (accepted_at, expires_at); never a token or its hash. Keyset paginated: pass next_cursor back as cursor.",
+    responses: { 200: { description: "A page of invitations", schema: pageSchema(invitationEntry) } },
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
+    const { limit, cursor } = validateList(req.query);
+    const rows = await withTenant(req, (sql) => sql`
+      select ${sql.unsafe(invitationColumns)} ${keyColumns(sql, newestFirst)} from app.invitations
+       where true ${after(sql, newestFirst, cursor)}
+       order by ${orderBy(sql, newestFirst)}
+       limit ${limit + 1}`);
+    res.json(page(newestFirst, rows, limit));
+  });
+
+  router.delete("/invitations/:id", documented({
+    summary: "Revoke an invitation", tag: "Members",
+    description: "Deletes an invitation not yet accepted (audited): its token then answers 404 INVITATION_NOT_FOUND. An accepted or unknown one: 404 INVITATION_NOT_FOUND.",
+    responses: { 204: { description: "Revoked" } },
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
+    const id = parseId(req.params.id);
+    const [gone] = await withTenant(req, (sql) => sql`delete from app.invitations where id = ${id}::uuid and accepted_at is null returning id`);
+    if (!gone) throw new NotFoundError("INVITATION_NOT_FOUND", "Invitation not found.");
+    res.status(204).end();
   });
 
   router.patch("/:userId", documented({
