@@ -14,7 +14,8 @@ async function waitForOlderTransactions(sql: Sql, since: Date, waitMs: number): 
   const deadline = Date.now() + waitMs;
   for (;;) {
     const [{ n }] = await sql`select count(*)::int as n from pg_stat_activity
-                               where datname = current_database() and pid <> pg_backend_pid() and xact_start < ${since}`;
+                               where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'
+                                 and xact_start < ${since}`;
     if (n === 0) return;
     if (Date.now() > deadline) throw new Error(`${n} transaction(s) that began before the shop was closed are still running; the shop stays closed (status purged): run the purge again`);
     await new Promise((resolve) => setTimeout(resolve, 100));
