@@ -15,10 +15,10 @@ import { exportTenant } from "../server/ops/tenants.ts";
 import { importArchive } from "../server/ops/tenantImport.ts";
 import { purgeTenant } from "../server/ops/tenantPurge.ts";
 import postgres from "postgres";
-import { makeTenant, makeUser, startApi, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
+import { asMember, makeTenant, makeUser, startApi, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 import { run, useGolden } from "./scratch.ts";
 
-const { owner, api } = useApi();
+const { owner, app, api } = useApi();
 const golden = useGolden("archive");
 let dir: string;
 
@@ -243,6 +243,29 @@ describe("export, purge, import", () => {
       }
     });
     expect(await readFile(again, "utf8")).toBe(await readFile(first, "utf8"));
+  }, 60_000);
+
+  it("a transaction that opened the shop's context before the close is waited for, and what it writes is purged with the rest", async () => {
+    const { shop, boss } = await populatedShop("inflight");
+    let opened!: () => void;
+    let release!: () => void;
+    const didOpen = new Promise<void>((resolve) => (opened = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Opened and checked before the close, writing only after it: no lock tells the purge about it.
+    const writer = asMember(app, boss, shop, { permission: "customers:write", writes: true }, async (tx) => {
+      opened();
+      await held;
+      await tx`insert into app.customers (tenant_id, name) values (${shop.id}, 'written after the close')`;
+    });
+    await didOpen;
+    // The writer goes on once the purge waits for it (or, were there no wait, once the purge is done).
+    const purge = purgeTenant(owner, shop.slug, {
+      confirmation: shop.slug, actor: "test", log: (line) => void (/^waiting for \d+ transaction/.test(line) && release()),
+    }).finally(() => release());
+    await writer;
+    const { rows } = await purge;
+    expect(rows.find((r) => r.table_name === "customers")!.deleted).toBe(2);
+    expect(Object.entries(await digests(shop)).filter(([, d]) => d !== "0:")).toEqual([]);
   }, 60_000);
 
   it("a purge under concurrent traffic of other shops leaves their rows exactly as that traffic made them", async () => {

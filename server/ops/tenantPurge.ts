@@ -10,13 +10,14 @@ export type PurgeRow = { table_name: string; deleted: number; remaining: number 
 export type PurgeOptions = { confirmation: string; reason?: string; actor: string; anchors?: { file: string; key: string }; waitMs?: number; log?: (line: string) => void };
 
 /** Waits until no other transaction of this database began before `since` (they could still write the shop). */
-async function waitForOlderTransactions(sql: Sql, since: Date, waitMs: number): Promise<void> {
+async function waitForOlderTransactions(sql: Sql, since: Date, waitMs: number, log: (line: string) => void): Promise<void> {
   const deadline = Date.now() + waitMs;
-  for (;;) {
+  for (let first = true; ; first = false) {
     const [{ n }] = await sql`select count(*)::int as n from pg_stat_activity
                                where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'
                                  and xact_start < ${since}`;
     if (n === 0) return;
+    if (first) log(`waiting for ${n} transaction(s) that began before the close`);
     if (Date.now() > deadline) throw new Error(`${n} transaction(s) that began before the shop was closed are still running; the shop stays closed (status purged): run the purge again`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -30,8 +31,8 @@ export async function purgeTenant(sql: Sql, slug: string, o: PurgeOptions): Prom
   if (!t) throw new Error(`no shop ${slug}`);
   if (t.status !== "purged") {
     const [{ closed }] = await sql`select app.purge_tenant_close(${t.id}::uuid, ${slug}, ${o.reason ?? null}) as closed`;
-    log(`${slug}: closed at ${(closed as Date).toISOString()}; waiting for transactions that began before`);
-    await waitForOlderTransactions(sql, closed as Date, o.waitMs ?? 60_000);
+    log(`${slug}: closed at ${(closed as Date).toISOString()}: no context opens for it any more`);
+    await waitForOlderTransactions(sql, closed as Date, o.waitMs ?? 60_000, log);
   }
   const [{ sealed }] = await sql`select app.audit_seal(${t.id}::uuid) as sealed`;
   const anchor = o.anchors ? ((await writeAnchors(sql, o.anchors.file, o.anchors.key, t.id as string))[0] ?? null) : null;
