@@ -1,4 +1,4 @@
--- Invitations (sql/0450): who may invite whom, and how an invitation is accepted.
+-- Invitations (sql/0470): who may invite whom, and how an invitation is accepted.
 -- Re-appliable: create or replace; the trigger is dropped if it exists and created again.
 --
 -- For reviewers:

@@ -1,4 +1,4 @@
--- Login throttling (sql/0452): repeated failed logins for an account or from an address are
+-- Login throttling (sql/0472): repeated failed logins for an account or from an address are
 -- slowed, then refused for a window, by state in the database that every API process shares.
 -- Re-appliable: create or replace.
 --

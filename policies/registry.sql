@@ -11,9 +11,9 @@ as $$ select array['tenants', 'users', 'memberships', 'permissions', 'role_permi
                     -- features and entitlements (sql/0431): platform data, written only in a version
                     'features', 'plans', 'plan_features', 'tenant_plans', 'feature_overrides', 'feature_kill_switches',
                     'entitlement_versions', 'entitlement_changes',
-                    -- the platform's record of each shop's life (sql/0451): it outlives a purged shop
+                    -- the platform's record of each shop's life (sql/0471): it outlives a purged shop
                     'tenant_lifecycle_events',
-                    -- failed logins per account and address (sql/0452), shared by every API process
+                    -- failed logins per account and address (sql/0472), shared by every API process
                     'login_throttle']::text[] $$;
 revoke execute on function app.global_table_names() from public;
 

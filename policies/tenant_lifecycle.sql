@@ -1,6 +1,6 @@
 -- A shop's life on the platform (issue 34): created with an invitation for its first owner,
 -- suspended and resumed with a reason, and each step recorded in the platform's own
--- append-only app.tenant_lifecycle_events (sql/0451) and in the shop's audit chain.
+-- append-only app.tenant_lifecycle_events (sql/0471) and in the shop's audit chain.
 -- Export and purge: policies/tenant_purge.sql. Re-appliable: create or replace; triggers
 -- dropped if they exist and created again.
 --
