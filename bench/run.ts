@@ -20,10 +20,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
-import { installContextKey, tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
+import { tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
 import { streamGuard, type ProofState } from "../server/db/proofGuards.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { startEmbedded } from "../server/setup/embedded.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
@@ -225,9 +224,7 @@ async function main() {
   let cluster: Api | undefined;
   try {
     log("migrating and applying policies");
-    await migrate(urls.ownerUrl);
-    await applyPolicies(urls.ownerUrl);
-    await installContextKey(owner, CONTEXT_KEY);
+    await deploy(urls.ownerUrl, { contextKey: CONTEXT_KEY });
     useContextKey(CONTEXT_KEY);
     log(`seeding ${TENANTS} tenants x ${CUSTOMERS} customers`);
     const data = await seedBench(owner, TENANTS, CUSTOMERS);

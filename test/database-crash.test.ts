@@ -14,11 +14,9 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
-import { installContextKey } from "../server/db/contextProof.ts";
-import { createPool, withOwner, type Pool } from "../server/db/connections.ts";
+import { createPool, type Pool } from "../server/db/connections.ts";
 import { startEmbedded, type EmbeddedServer } from "../server/setup/embedded.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase } from "../server/setup/provision.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
 import { db, keys, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
@@ -46,9 +44,7 @@ beforeAll(async () => {
   pg = await startEmbedded({ dir: join(root, "pg"), port, superuserPassword: password });
   const urls = await provisionDatabase(pg.superuserUrl, "shop_crash", { owner: "o-crash", app: "a-crash", bi: "b-crash" });
   ownerUrl = urls.ownerUrl;
-  await migrate(urls.ownerUrl);
-  await applyPolicies(urls.ownerUrl);
-  await withOwner(urls.ownerUrl, (o) => installContextKey(o, db.contextKey));
+  await deploy(urls.ownerUrl, { contextKey: db.contextKey });
   const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
   try {
     tenant = await makeTenant(owner);

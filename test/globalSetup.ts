@@ -2,10 +2,7 @@
 // once. Test files create their own tenants; nothing is shared between them but the schema.
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
-import { installContextKey } from "../server/db/contextProof.ts";
-import { withOwner } from "../server/db/connections.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type RolePasswords } from "../server/setup/provision.ts";
 import { startTestServer } from "./testDatabase.ts";
 
@@ -22,10 +19,9 @@ export default async function setup(project: TestProject) {
   try {
     const passwords = { owner: "test-owner", app: "test-app", bi: "test-bi" };
     const urls = await provisionDatabase(server.superuserUrl, "shop_test", passwords);
-    await migrate(urls.ownerUrl);
-    await applyPolicies(urls.ownerUrl);
+    // Through the deploy's own code, as `npm run cli -- deploy` and `npm start` run it.
     const contextKey = randomBytes(32).toString("hex");
-    await withOwner(urls.ownerUrl, (owner) => installContextKey(owner, contextKey));
+    await deploy(urls.ownerUrl, { contextKey });
     project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789", contextKey });
   } catch (error) {
     await server.stop();
