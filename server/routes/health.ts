@@ -6,7 +6,7 @@ import { Router } from "express";
 import { contextKeyFingerprint } from "../db/contextProof.ts";
 import { documented, named, row } from "../http/contract.ts";
 import { AppError, databaseUnavailable, roleDefaultsChanged } from "../core/errors.ts";
-import { checkRelease, thisRelease, type SchemaBehind } from "../setup/release.ts";
+import { checkRelease, thisRelease } from "../setup/release.ts";
 import { noteSchema, schemaBehindError } from "../http/schemaGate.ts";
 import { probeDatabase } from "../db/tenantContext.ts";
 
@@ -24,23 +24,17 @@ export function healthRoutes(): Router {
     description: "200 when the database answers as app_user on a connection of its own, has every migration of this release applied and this release's policies deployed (or a newer release's, during a rolling deploy), holds this API's context key, and app_user's role defaults are on the allow-list (policies/role_defaults.sql); otherwise 503 DATABASE_UNAVAILABLE, SCHEMA_BEHIND (run `npm run cli -- deploy`), CONTEXT_KEY_MISMATCH or ROLE_DEFAULTS_CHANGED.",
     responses: { 200: { description: "Ready", schema: named("Readiness", row({ status: { const: "ready" }, migrations: { type: "integer" } })) } },
   }), async (_req, res) => {
-    let behind: SchemaBehind | null;
-    let fingerprint: string | null;
-    let roleDefaults: string[];
-    try {
-      // Two statements issued together on the probe connection: one round trip (postgres.js pipelines them).
-      const [release, [r]] = await Promise.all([
-        probeDatabase(checkRelease),
-        probeDatabase((sql) => sql`select app.context_key_fingerprint() as fingerprint, array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`),
-      ]);
-      behind = release;
-      fingerprint = r.fingerprint;
-      roleDefaults = r.role_defaults;
-    } catch (error) {
-      throw databaseUnavailable(error);
-    }
-    noteSchema(behind);
-    if (behind) throw schemaBehindError(behind);
+    // Two statements issued together on the probe connection: one round trip (postgres.js pipelines
+    // them). A database behind this release says so even when the second fails for it (no schema yet).
+    const [release, settings] = await Promise.allSettled([
+      probeDatabase(checkRelease),
+      probeDatabase((sql) => sql`select app.context_key_fingerprint() as fingerprint, array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`),
+    ]);
+    if (release.status === "rejected") throw databaseUnavailable(release.reason);
+    noteSchema(release.value);
+    if (release.value) throw schemaBehindError(release.value);
+    if (settings.status === "rejected") throw databaseUnavailable(settings.reason);
+    const [{ fingerprint, role_defaults: roleDefaults }] = settings.value;
     // The database must hold this API's context key, or every tenant request would be refused.
     if (fingerprint !== contextKeyFingerprint()) {
       throw new AppError(503, "CONTEXT_KEY_MISMATCH", "The database does not hold this API's context key.", {

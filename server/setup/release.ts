@@ -41,8 +41,9 @@ export async function checkRelease(sql: Sql): Promise<SchemaBehind | null> {
     const [r] = await sql`select array(select app.applied_migrations()) as applied, array(select app.deployed_policy_versions()) as versions`;
     return behindRelease(r.applied, r.versions);
   } catch (error) {
-    // undefined_function, undefined_table: a database no deploy of this kind has reached.
-    if (["42883", "42P01"].includes((error as { code?: string }).code ?? "")) return behindRelease([], []);
+    // No schema app yet (invalid_schema_name), or no such function or table: a database no deploy
+    // of this kind has reached.
+    if (["3F000", "42883", "42P01"].includes((error as { code?: string }).code ?? "")) return behindRelease([], []);
     throw error;
   }
 }
