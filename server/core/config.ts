@@ -76,7 +76,7 @@ const schema = {
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
     EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
     // Read by server/setup/embedded.ts (embeddedMajor()); listed so a bad value stops the start.
-    EMBEDDED_PG_MAJOR: { enum: [15, 18], default: 15 },
+    EMBEDDED_PG_MAJOR: { type: "integer", enum: [15, 18], default: 15 },
     SEED_DEMO: { type: "boolean" },
     TOKEN_CACHE_MAX: { type: "integer", minimum: 0, maximum: 1000000, default: 10000 },
     WEB_CONCURRENCY: { type: "integer", minimum: 1, maximum: 64, default: 1 },
