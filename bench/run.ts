@@ -82,7 +82,10 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
 function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS): Promise<Api> {
   return startServer(compiled(dir), dir, nodeOptions, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
-    DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY,
+    DATABASE_URL: urls.appUrl, JWT_SECRET, CONTEXT_KEY,
+    // This API never uses the owner (the bench deployed already); a baseline from before the deploy
+    // command (BENCH_BASELINE_DIR) still needs the owner's URL to start in production.
+    ...(dir === process.cwd() ? {} : { DATABASE_OWNER_URL: urls.ownerUrl }),
   });
 }
 

@@ -54,13 +54,15 @@ async function main() {
   const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
 
   if (cluster.isWorker) return serve(config, db, keys, steps, early);
+  // Compare across instances: every instance of one database runs with the same key (runbooks/context-key.md).
+  logger.info({ fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) }, "context key");
   if (production && config.databaseOwnerUrl) {
     logger.warn("DATABASE_OWNER_URL is set, and the production API does not use it: deploy with `npm run cli -- deploy`, and keep the owner's credentials out of the API's environment");
   }
   if (!production && db.ownerUrl) {
     try {
       const report = await deploy(db.ownerUrl, { contextKey, log: (line) => logger.info(line) });
-      logger.info({ migrations: report.migrations.applied, policies: report.policies.applied.length, context_key: report.contextKey, fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) },
+      logger.info({ migrations: report.migrations.applied, policies: report.policies.applied.length, context_key: report.contextKey },
         report.unchanged ? "deploy: nothing to do, migrations at head" : "deploy done");
       if (config.seedDemo && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
     } catch (error) {
