@@ -97,9 +97,13 @@ export async function contextCallCostPerTransaction(appUrl: string, member: Memb
     const [{ pid }] = await r`select pg_backend_pid() as pid`;
     if (backendCpuUs(pid) === undefined) return undefined;
     const state: ProofState = {};
-    const one = async (i: number, open: boolean, writes: boolean) => {
+    // Three paths: a read bound to its connection (the default), a read recorded on a stream
+    // (CONTEXT_READ_GUARD=nonce, behind PgBouncer) and a write (always on a stream).
+    type Path = "read" | "read_nonce" | "write";
+    const one = async (i: number, open: boolean, path: Path) => {
+      const writes = path === "write";
       const a = { userId: member.userId, tenantRefs: [member.tenantId], scope: null, requestId: `bench-tx-${i}`, permission: writes ? "customers:write" : "customers:read", forRow: true, writes };
-      const g = writes ? await streamGuard(r as never, state) : open ? await sessionGuard(r as never, state, 0) : expiryGuard(10);
+      const g = path !== "read" ? await streamGuard(r as never, state) : open ? await sessionGuard(r as never, state, 0) : expiryGuard(10);
       const p = tenantContextProof(a, g.guard, g.expiresAt);
       const call = open
         ? r`select tenant_id, member_role, permitted from app.open_tenant_context(${a.userId}::uuid, ${a.tenantRefs}::text[], null, ${a.requestId}, ${a.permission}::text, true, ${writes}, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`
@@ -109,25 +113,25 @@ export async function contextCallCostPerTransaction(appUrl: string, member: Memb
       const failed = settled.find((x): x is PromiseRejectedResult => x.status === "rejected");
       if (failed) throw failed.reason;
     };
-    const perTransaction = async (open: boolean, writes: boolean) => {
+    const perTransaction = async (open: boolean, path: Path) => {
       const before = backendCpuUs(pid)!;
-      for (let i = 0; i < transactions; i++) await one(i, open, writes);
+      for (let i = 0; i < transactions; i++) await one(i, open, path);
       return (backendCpuUs(pid)! - before) / transactions;
     };
+    const paths: Path[] = ["read", "read_nonce", "write"];
     // Warm the session: plpgsql compiles the functions and caches their plans once per connection.
     for (let i = 0; i < 200; i++) {
-      for (const writes of [false, true]) {
-        await one(i, true, writes);
-        await one(i, false, writes);
+      for (const path of paths) {
+        await one(i, true, path);
+        await one(i, false, path);
       }
     }
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-    const sides = { read: { with: [] as number[], without: [] as number[] }, write: { with: [] as number[], without: [] as number[] } };
+    const sides = Object.fromEntries(paths.map((path) => [path, { with: [] as number[], without: [] as number[] }])) as Record<Path, { with: number[]; without: number[] }>;
     for (let round = 0; round < rounds; round++) {
-      for (const writes of [false, true]) {
-        const side = writes ? sides.write : sides.read;
-        side.with.push(await perTransaction(true, writes));
-        side.without.push(await perTransaction(false, writes));
+      for (const path of paths) {
+        sides[path].with.push(await perTransaction(true, path));
+        sides[path].without.push(await perTransaction(false, path));
       }
     }
     const report = (side: { with: number[]; without: number[] }) => ({
@@ -135,7 +139,7 @@ export async function contextCallCostPerTransaction(appUrl: string, member: Memb
       transaction_with_opener_us: median(side.with),
       transaction_without_us: median(side.without),
     });
-    return { transactions_per_round: transactions, rounds, read: report(sides.read), write: report(sides.write) };
+    return { transactions_per_round: transactions, rounds, read: report(sides.read), read_nonce: report(sides.read_nonce), write: report(sides.write) };
   } finally {
     r.release();
     await sql.end({ timeout: 5 });

@@ -31,7 +31,9 @@ insert into rbac_grid values
   ('audit:read',         'Read the audit trail',                                                       true,  true,  false, false, false),
   ('audit:export',       'Export the audit trail as CSV',                                              true,  true,  false, false, false),
   ('members:manage',     'List, add, change and remove members (the owner role: owners only)',         true,  true,  false, false, false),
-  ('settings:write',     'Change the shop''s settings (its name)',                                     true,  false, false, false, false);
+  ('settings:read',      'Read the shop''s settings (timezone, currency, tax, numbering, terms, slots)', true,  true,  true,  true,  true),
+  ('settings:write',     'Change the shop''s name and settings',                                       true,  false, false, false, false),
+  ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false);
 
 -- The grid as (role, permission) pairs.
 create temporary table rbac_pairs on commit drop as
@@ -60,19 +62,22 @@ delete from app.role_permissions rp where not exists (select 1 from rbac_pairs x
  * and appointments:write already reach. One line per permission that opens more; the rest open
  * only themselves.
  */
+-- One CASE, so PostgreSQL inlines it (a subquery would keep it from being inlined, and a SQL
+-- function that is not is parsed again on every call).
 create or replace function app.permissions_opened_by(p_permission text) returns text[]
 language sql immutable parallel safe
 as $$
-  select array[p_permission] || coalesce((select o.opens from (values
-    ('appointments:read',  array['appointments:all']),
-    ('appointments:write', array['appointments:read', 'appointments:all']),
-    ('customers:write',    array['customers:read']),
-    ('catalog:write',      array['catalog:read']),
-    ('invoices:write',     array['invoices:read']),
-    ('invoices:issue',     array['invoices:read']),
-    ('invoices:pay',       array['invoices:read']),
-    ('invoices:void',      array['invoices:read']),
-    ('audit:export',       array['audit:read'])
-  ) as o(permission, opens) where o.permission = p_permission), '{}')
+  select array[p_permission] || case p_permission
+    when 'appointments:read'  then array['appointments:all']
+    when 'appointments:write' then array['appointments:read', 'appointments:all']
+    when 'customers:write'    then array['customers:read']
+    when 'catalog:write'      then array['catalog:read']
+    when 'invoices:write'     then array['invoices:read']
+    when 'invoices:issue'     then array['invoices:read']
+    when 'invoices:pay'       then array['invoices:read']
+    when 'invoices:void'      then array['invoices:read']
+    when 'audit:export'       then array['audit:read']
+    else '{}'::text[]
+  end
 $$;
 revoke execute on function app.permissions_opened_by(text) from public;

@@ -1,8 +1,9 @@
 -- API proofs: how the database checks that a proof is the API's, unexpired, and used once.
 -- Re-appliable: create or replace.
 --
--- For reviewers. A proof is HMAC-SHA256, under the context key the API holds (CONTEXT_KEY;
--- app.context_keys holds the database's copy, owner only), over its kind, its mode (r: read,
+-- For reviewers. A proof is '<key id>.<HMAC-SHA256>', the MAC under the context key the API
+-- holds (CONTEXT_KEY; app.context_keys holds the database's copies by key id, owner only: more
+-- than one while a rotation overlaps), over its kind, its mode (r: read,
 -- w: write), its replay guard, its fields, an expiry (epoch ms) and a random nonce, joined by
 -- U+001F. The expiry is judged by clock_timestamp(): the time at the check, not at the arrival
 -- of the message, which a message that sleeps first could outwait. A proof is refused in a
@@ -44,7 +45,8 @@ drop function if exists app.purge_context_nonces();
 
 /*
  * A proof's expiry is in the future by the clock (clock_timestamp(), not the message's arrival)
- * and at most p_max_ahead after it; its nonce has 16 to 64 characters. Inlined.
+ * and at most p_max_ahead after it; its nonce has 16 to 64 characters. Inlined (VOLATILE like
+ * clock_timestamp(), for the same reason as app.statement_is_alone()).
  */
 create or replace function app.proof_bounds_ok(p_expires_at bigint, p_nonce text, p_max_ahead interval) returns boolean
 language sql volatile
@@ -57,8 +59,10 @@ revoke execute on function app.proof_bounds_ok(bigint, text, interval) from publ
  * text in the message (the API sends each statement by itself, with bind parameters). A ';'
  * inside a literal makes a single statement look like two: refused, which fails closed.
  */
+-- VOLATILE like current_query(): a STABLE function around a volatile call is not inlined, and
+-- a SQL function that is not inlined is parsed again on every call.
 create or replace function app.statement_is_alone() returns boolean
-language sql stable
+language sql volatile
 as $$ select strpos(rtrim(current_query(), e' \t\r\n;'), ';') = 0 $$;
 revoke execute on function app.statement_is_alone() from public;
 
@@ -95,20 +99,16 @@ revoke execute on function app.bind_session() from public;
  * The session id app.bind_session() gave this backend, or NULL when its seal does not match this
  * backend (a setting written by hand, or copied from another connection). p_sipad/p_sopad: the
  * seal key, which its callers have already read. Like app.verified_context(), the one reader of
- * its settings. Internal: called by app.consume_proof_guard only.
+ * its settings. Inlined (plain SQL without SET). Internal: called by app.consume_proof_guard only.
  */
+-- Its first form was plpgsql; an inlined expression costs a read proof less.
+drop function if exists app.verified_session(bytea, bytea);
 create or replace function app.verified_session(p_sipad bytea, p_sopad bytea) returns text
-language plpgsql stable
+language sql stable
 as $$
-declare
-  v_id text := current_setting('app.session', true);
-begin
-  if v_id is not null and v_id <> ''
-     and current_setting('app.session_seal', true) = app.hmac_sha256_hex(p_sipad, p_sopad, 'session|' || pg_backend_pid()::text || '|' || v_id) then
-    return v_id;
-  end if;
-  return null;
-end
+  select case when current_setting('app.session_seal', true)
+                   = app.hmac_sha256_hex(p_sipad, p_sopad, 'session|' || pg_backend_pid()::text || '|' || current_setting('app.session', true))
+              then nullif(current_setting('app.session', true), '') end
 $$;
 revoke execute on function app.verified_session(bytea, bytea) from public;
 
@@ -127,8 +127,8 @@ declare
   v_id bigint;
   v_stale record;
 begin
-  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('stream', true, '', '{}', p_expires_at, p_nonce)) = p_proof
-    into v_valid from app.context_keys k where k.id = 1;
+  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('stream', true, '', '{}', p_expires_at, p_nonce)) = split_part(p_proof, '.', 2)
+    into v_valid from app.context_keys k where k.key_id = split_part(p_proof, '.', 1);
   if not coalesce(v_valid, false) or not app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') or not app.statement_is_alone() then
     raise exception 'stream proof refused' using errcode = 'TN401';
   end if;
@@ -153,51 +153,56 @@ $$;
 revoke execute on function app.open_context_stream(bigint, text, text) from public;
 
 /*
- * Uses a proof's replay guard once (see the header), or raises TN401. p_writes: the proof is a
+ * Uses a proof's replay guard once (see the header) and returns true, or raises TN401. p_writes: the proof is a
  * write's, which only a stream may guard. p_sipad/p_sopad: the seal key, which the caller has
  * already read. A refusal by the guard leaves it as it was; after it returns the proof is spent,
  * whatever happens to the transaction. Internal: called by the SECURITY DEFINER openers only.
  */
+-- Its first form returned void; it returns true now, so callers assign it (an expression) rather
+-- than PERFORM it (a query).
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_proc
+              where oid = to_regprocedure('app.consume_proof_guard(boolean, text, bigint, bytea, bytea)') and prorettype = 'void'::regtype) then
+    drop function app.consume_proof_guard(boolean, text, bigint, bytea, bytea);
+  end if;
+end
+$$;
 create or replace function app.consume_proof_guard(p_writes boolean, p_guard text, p_expires_at bigint, p_sipad bytea, p_sopad bytea)
-returns void
+returns boolean
 language plpgsql volatile
 as $$
 declare
-  v_kind text := split_part(p_guard, ':', 1);
-  v_id text := split_part(p_guard, ':', 2);
-  v_n text := split_part(p_guard, ':', 3);
   v_stream regclass;
   v_last bigint;
 begin
-  if v_kind = 's' and v_id ~ '^[1-9][0-9]{0,8}$' and split_part(p_guard, ':', 3) = '' then
-    v_stream := to_regclass('app.context_stream_' || v_id);
+  -- A read bound to its connection (the common case): one expression, each step only after the
+  -- one before held (CASE evaluates its branches in order).
+  if left(p_guard, 2) = 'c:' then
+    if (case when p_writes or p_guard !~ '^c:[0-9a-f]{32}:[1-9][0-9]{0,8}$' then false
+             when app.verified_session(p_sipad, p_sopad) is distinct from split_part(p_guard, ':', 2) then false
+             when not pg_advisory_unlock_shared(pg_backend_pid(), split_part(p_guard, ':', 3)::integer - 1) then false
+             else pg_try_advisory_lock_shared(pg_backend_pid(), split_part(p_guard, ':', 3)::integer) end) then
+      return true;
+    end if;
+    raise exception 'tenant context proof refused' using errcode = 'TN401', constraint = 'context_session';
+  elsif p_guard ~ '^s:[1-9][0-9]{0,8}$' then
+    v_stream := to_regclass('app.context_stream_' || substr(p_guard, 3));
     if v_stream is null then
-      raise exception 'proof stream % is unknown', v_id using errcode = 'TN401', constraint = 'context_stream';
+      raise exception 'proof stream % is unknown', substr(p_guard, 3) using errcode = 'TN401', constraint = 'context_stream';
     end if;
     -- Two transactions using proofs of one stream at once: one at a time.
-    perform pg_advisory_xact_lock(1398035013, v_id::integer);
+    perform pg_advisory_xact_lock(1398035013, substr(p_guard, 3)::integer);
     v_last := pg_sequence_last_value(v_stream);
     if v_last is not null and v_last >= p_expires_at then
       raise exception 'tenant context proof refused' using errcode = 'TN401';
     end if;
     perform setval(v_stream, p_expires_at);
-  elsif v_kind = 'c' and not p_writes and v_id ~ '^[0-9a-f]{32}$' and v_n ~ '^[1-9][0-9]{0,8}$' and split_part(p_guard, ':', 4) = '' then
-    if app.verified_session(p_sipad, p_sopad) is distinct from v_id then
-      raise exception 'tenant context proof refused' using errcode = 'TN401', constraint = 'context_session';
-    end if;
-    if not pg_advisory_unlock_shared(pg_backend_pid(), v_n::integer - 1) then
-      raise exception 'tenant context proof refused' using errcode = 'TN401', constraint = 'context_session';
-    end if;
-    if not pg_try_advisory_lock_shared(pg_backend_pid(), v_n::integer) then
-      raise exception 'tenant context proof refused' using errcode = 'TN401', constraint = 'context_session';
-    end if;
-  elsif p_guard = 'e' and not p_writes then
-    if to_timestamp(p_expires_at / 1000.0) > clock_timestamp() + interval '30 seconds' then
-      raise exception 'tenant context proof refused' using errcode = 'TN401';
-    end if;
-  else
-    raise exception 'tenant context proof refused' using errcode = 'TN401';
+    return true;
+  elsif p_guard = 'e' and not p_writes and to_timestamp(p_expires_at / 1000.0) <= clock_timestamp() + interval '30 seconds' then
+    return true;
   end if;
+  raise exception 'tenant context proof refused' using errcode = 'TN401';
 end
 $$;
 revoke execute on function app.consume_proof_guard(boolean, text, bigint, bytea, bytea) from public;
@@ -215,13 +220,13 @@ declare
   v_valid boolean;
   s app.context_seal_key;
 begin
-  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message(p_kind, p_writes, p_guard, p_fields, p_expires_at, p_nonce)) = p_proof
-    into v_valid from app.context_keys k where k.id = 1;
+  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message(p_kind, p_writes, p_guard, p_fields, p_expires_at, p_nonce)) = split_part(p_proof, '.', 2)
+    into v_valid from app.context_keys k where k.key_id = split_part(p_proof, '.', 1);
   if not coalesce(v_valid, false) or not app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') or not app.statement_is_alone() then
     raise exception '% proof refused', p_kind using errcode = 'TN401';
   end if;
   select * into s from app.context_seal_key where id = 1;
-  perform app.consume_proof_guard(p_writes, p_guard, p_expires_at, s.ipad, s.opad);
+  v_valid := app.consume_proof_guard(p_writes, p_guard, p_expires_at, s.ipad, s.opad);
 end
 $$;
 revoke execute on function app.consume_proof(text, text[], boolean, text, bigint, text, text) from public;

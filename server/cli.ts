@@ -6,12 +6,14 @@ import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./core/config.ts";
 import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
-import { contextKeyFingerprint } from "./db/contextProof.ts";
-import { connectOnce } from "./db/connections.ts";
+import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
+import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
+import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { openDatabase } from "./setup/localDatabase.ts";
 import { deploy, type DeployOptions, type DeployReport } from "./setup/deploy.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { featureCommands } from "./ops/features.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -91,7 +93,7 @@ const lockOptions = (command: Command) =>
 
 lockOptions(program
   .command("deploy")
-  .description("bring the database to this release, as the owner role: pending migrations, changed policy files, the context key (CONTEXT_KEY). " +
+  .description("bring the database to this release, as the owner role: pending migrations, changed policy files, CONTEXT_KEY added beside the installed context keys (never replacing them). " +
     "One deploy at a time (advisory lock); every lock waits at most --lock-timeout-ms and is retried; a deploy that changes nothing takes no lock; " +
     "an edited applied migration stops it. deploy/deploy.sh snapshots first"))
   .option("--no-context-key", "leave the installed context key as it is (CONTEXT_KEY not needed)")
@@ -140,6 +142,13 @@ function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: s
   return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
+const metricsDirFlag = "--metrics-dir <dir>";
+
+/** A metrics file speaks for every tenant: one run over a single tenant must not overwrite it. */
+function everyTenantForMetrics(opts: { tenant?: string; metricsDir?: string }): void {
+  if (opts.tenant && opts.metricsDir) throw new Error("--metrics-dir reports on every tenant: leave out --tenant");
+}
+
 async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
   const rows = tenant
     ? await sql`select id, slug from app.tenants where slug = lower(${tenant}) or id::text = lower(${tenant})`
@@ -153,13 +162,19 @@ audit
   .description("seal unsealed audit rows into each tenant's hash chain (schedule this, e.g. every minute)")
   .option("--tenant <slug-or-uuid>", "only this tenant")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string }) => {
+  .option(metricsDirFlag, "also write audit_seal.prom there for node_exporter's textfile collector (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      let sealed = 0;
+      for (const t of tenants) {
         const [{ n }] = await sql`select app.audit_seal(${t.id}::uuid) as n`;
+        sealed += Number(n);
         console.log(`${t.slug}: sealed ${n}`);
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_seal", sealValues({ tenants: tenants.length, sealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -194,10 +209,13 @@ audit
   .option("--no-seal", "verify only what is already sealed")
   .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string }) => {
+  .option(metricsDirFlag, "also write audit_verify.prom there for node_exporter's textfile collector, once every tenant is checked (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
+    let unsealed = 0;
     try {
       const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
       const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
@@ -206,7 +224,8 @@ audit
         broken++;
         console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
       }
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      for (const t of tenants) {
         if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
         const anchor = anchors.latest.get(t.id);
         const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
@@ -216,6 +235,7 @@ audit
           continue;
         }
         const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
+        unsealed += Number(r.unsealed ?? 0);
         if (r.problem) {
           broken++;
           console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
@@ -226,6 +246,7 @@ audit
             (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
         }
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -237,7 +258,7 @@ program
   .command("rbac")
   .description("role-based access control")
   .command("matrix")
-  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql and the routes")
+  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql, policies/rbac.sql, the tenant tables and the routes")
   .option("--write", "write it to runbooks/rbac-matrix.md instead of printing it")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
   .action(async (opts: { write?: boolean; url?: string }) => {
@@ -301,16 +322,89 @@ bi
     }
   });
 
-program
+featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
+
+const contextKeys = program
   .command("context-key")
-  .description("the key the API signs tenant-context proofs with (CONTEXT_KEY)")
+  .description("the keys the API signs tenant-context proofs with (CONTEXT_KEY); rotation: add, roll the instances, promote, retire (runbooks/key-rotation.md)");
+
+/** Runs one owner statement of the context-key commands. */
+async function onContextKeys(url: string | undefined, work: (sql: Sql) => Promise<void>): Promise<void> {
+  const { sql, stop } = await ownerConnection(url);
+  try {
+    await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await stop();
+  }
+}
+
+function keyFromEnv(): string {
+  const key = process.env.CONTEXT_KEY;
+  if (!key) throw new Error("set CONTEXT_KEY (64 to 128 hex characters: openssl rand -hex 32) to the key the API runs with");
+  return key;
+}
+
+contextKeys
   .command("install")
-  .description("install CONTEXT_KEY in the database: the context-key step of the deploy alone (npm run cli -- deploy does it too)")
-  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .description("install CONTEXT_KEY as the database's only key at once, refusing every other (development's npm start does this itself; a deploy adds its key instead)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
-    const report = await runDeploy({ ...opts, lockTimeoutMs: 2000, retryForMs: 600_000 }, { only: ["context-key"] }, true);
-    const key = process.env.CONTEXT_KEY;
-    console.log(`${report.contextKey}: context key ${key ? `${contextKeyFingerprint(key).slice(0, 12)}… ` : ""}(the API's /readyz compares the same fingerprint)`);
+    const key = keyFromEnv();
+    await onContextKeys(opts.url, async (sql) => {
+      await installContextKey(sql, key);
+      console.log(`installed: context key ${contextKeyId(key)} (the API's /readyz checks its key is among the installed ones)`);
+    });
+  });
+
+contextKeys
+  .command("add")
+  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys (the deploy's context-key step does the same)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { url?: string }) => {
+    const key = keyFromEnv();
+    await onContextKeys(opts.url, async (sql) => {
+      console.log(`added: context key ${await addContextKey(sql, key)}; now start the API instances with it, then promote it and retire the old one`);
+    });
+  });
+
+contextKeys
+  .command("promote")
+  .description("rotation step 2: make an installed key the primary, once every instance runs with it")
+  .requiredOption("--key-id <id>", "the key's id (context-key status)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { keyId: string; url?: string }) => {
+    await onContextKeys(opts.url, async (sql) => {
+      await sql`select app.promote_context_key(${opts.keyId})`;
+      console.log(`primary: context key ${opts.keyId}`);
+    });
+  });
+
+contextKeys
+  .command("retire")
+  .description("rotation step 3: stop accepting proofs under a key that is not the primary")
+  .requiredOption("--key-id <id>", "the key's id (context-key status)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { keyId: string; url?: string }) => {
+    await onContextKeys(opts.url, async (sql) => {
+      await sql`select app.retire_context_key(${opts.keyId})`;
+      console.log(`retired: context key ${opts.keyId}; proofs under it are refused from now on`);
+    });
+  });
+
+contextKeys
+  .command("status")
+  .description("the installed context keys: id, primary, installed at (and which one CONTEXT_KEY is, when set)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { url?: string }) => {
+    const mine = process.env.CONTEXT_KEY ? contextKeyId(process.env.CONTEXT_KEY) : undefined;
+    await onContextKeys(opts.url, async (sql) => {
+      const keys = await sql`select key_id, is_primary, installed_at from app.context_keys order by is_primary desc, installed_at`;
+      for (const k of keys) {
+        console.log(`${k.key_id}  ${k.is_primary ? "primary" : "       "}  installed ${new Date(k.installed_at).toISOString()}${k.key_id === mine ? "  (CONTEXT_KEY)" : ""}`);
+      }
+      if (mine && !keys.some((k) => k.key_id === mine)) console.log(`CONTEXT_KEY (${mine}) is not installed: context-key add`);
+    });
   });
 
 type As = "owner" | "app" | "bi";

@@ -16,7 +16,7 @@ import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { answerClientErrors } from "./http/clientErrors.ts";
 import { loadConfig, ConfigError, type Config } from "./core/config.ts";
-import { contextKeyFingerprint, useContextKey } from "./db/contextProof.ts";
+import { contextKeyId, useContextKey } from "./db/contextProof.ts";
 import { createPool } from "./db/connections.ts";
 import { openDatabase } from "./setup/localDatabase.ts";
 import { logger } from "./core/log.ts";
@@ -30,6 +30,7 @@ import { probeDatabase, useTenantPool } from "./db/tenantContext.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
+import { admissionControl } from "./http/admission.ts";
 
 async function main() {
   let config;
@@ -54,14 +55,16 @@ async function main() {
   const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
 
   if (cluster.isWorker) return serve(config, db, keys, steps, early);
-  // Compare across instances: every instance of one database runs with the same key (runbooks/context-key.md).
-  logger.info({ fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) }, "context key");
+  // Compare with `npm run cli -- context-key status`: the database must hold this key (runbooks/context-key.md).
+  logger.info({ key_id: contextKeyId(contextKey) }, "context key");
   if (production && config.databaseOwnerUrl) {
     logger.warn("DATABASE_OWNER_URL is set, and the production API does not use it: deploy with `npm run cli -- deploy`, and keep the owner's credentials out of the API's environment");
   }
   if (!production && db.ownerUrl) {
     try {
-      const report = await deploy(db.ownerUrl, { contextKey, log: (line) => logger.info(line) });
+      // Development keeps one key: the embedded database serves this API alone. A production
+      // deploy (npm run cli -- deploy) adds its key beside the installed ones instead.
+      const report = await deploy(db.ownerUrl, { contextKey, contextKeyOnly: true, log: (line) => logger.info(line) });
       logger.info({ migrations: report.migrations.applied, policies: report.policies.applied.length, context_key: report.contextKey },
         report.unchanged ? "deploy: nothing to do, migrations at head" : "deploy done");
       if (config.seedDemo && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
@@ -136,7 +139,10 @@ async function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, earl
   await watchSchema(() => probeDatabase(checkRelease));
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
-  const server = createHttpServer(app).listen(config.port, config.host);
+  const admitted = admissionControl(app, {
+    limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,
+  });
+  const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: async () => (stopWatchingSchema(), pool.end({ timeout: 5 })) }, ...steps]);
   server.on("listening", () => {

@@ -13,17 +13,19 @@
 import { createHmac, randomUUID } from "node:crypto";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
-export type ProofKind = "ctx" | "user" | "login" | "login-lookup" | "stream";
+export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
 
 let contextKey: Buffer | undefined;
+let contextKeyIdOf = "";
 let proofTtlMs = 60_000;
 
 /** The key proofs are signed with (hex, 32 to 64 bytes), and how long a proof stays valid. */
 export function useContextKey(hexKey: string, ttlSeconds = 60): void {
   contextKey = parseContextKey(hexKey);
+  contextKeyIdOf = contextKeyId(hexKey);
   proofTtlMs = ttlSeconds * 1000;
 }
 
@@ -52,23 +54,34 @@ export function signProof(kind: ProofKind, writes: boolean, guard: string, field
   if (parts.some((p) => p.includes(SEPARATOR))) {
     throw new Error("context proof field holds a separator");
   }
-  return { expiresAt, nonce, guard, proof: createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex") };
+  // '<key id>.<MAC>': the database picks the key by its id, so proofs under the old and the new
+  // key both open while a rotation overlaps (runbooks/key-rotation.md).
+  return { expiresAt, nonce, guard, proof: `${contextKeyIdOf}.${createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex")}` };
 }
 
 export type TenantContextArgs = {
   userId: string; tenantRefs: readonly string[]; scope: string | null; requestId: string | null; permission: string; forRow: boolean; writes: boolean;
+  /** The feature the route needs (null or absent: none). */
+  feature?: string | null;
 };
 
-/** The proof for app.open_tenant_context's arguments, in its order. */
+/** The proof for app.open_tenant_context's arguments, in its order; a feature, when named, signs last. */
 export function tenantContextProof(a: TenantContextArgs, guard: string, expiresAt?: number): ContextProof {
   if (a.tenantRefs.some((r) => r.includes(REF_SEPARATOR))) throw new Error("context proof field holds a separator");
   // uuids sign in PostgreSQL's text form (lower case), which is what the function sees.
-  return signProof("ctx", a.writes, guard, [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"], expiresAt);
+  const fields = [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"];
+  // No feature: no field at all, so a proof of a route without one signs as it did before features.
+  return signProof("ctx", a.writes, guard, a.feature === null || a.feature === undefined ? fields : [...fields, a.feature], expiresAt);
 }
 
 /** The proof for app.open_user_context (a read of the user's own profile and memberships). */
 export function userContextProof(userId: string, requestId: string | null, guard: string, expiresAt?: number): ContextProof {
   return signProof("user", false, guard, [userId.toLowerCase(), requestId], expiresAt);
+}
+
+/** The proof for app.open_platform_context (a platform admin's read or write). */
+export function platformContextProof(userId: string, requestId: string | null, writes: boolean, guard: string, expiresAt?: number): ContextProof {
+  return signProof("platform", writes, guard, [userId.toLowerCase(), requestId], expiresAt);
 }
 
 /** The proof for app.find_login (a write's guard: a stream). */
@@ -86,19 +99,32 @@ export function streamProof(): ContextProof {
   return signProof("stream", true, "", []);
 }
 
-/** HMAC of 'fingerprint': equals app.context_key_fingerprint() when the database holds this key. */
+/** HMAC of 'fingerprint' under a context key (hex), or under the one in use. */
 export function contextKeyFingerprint(hexKey?: string): string {
   const key = hexKey ? parseContextKey(hexKey) : contextKey;
   if (!key) throw new Error("No context key configured (useContextKey)");
   return createHmac("sha256", key).update("fingerprint", "utf8").digest("hex");
 }
 
+/** A context key's id: the first 16 hex characters of its fingerprint, as app.context_key_id() computes it. */
+export function contextKeyId(hexKey?: string): string {
+  return contextKeyFingerprint(hexKey).slice(0, 16);
+}
+
 /**
- * Installs the context key in the database (as the owner role): from then on only proofs
- * signed with it open a context. Idempotent. Run by `npm start` after the policies, and by
- * `npm run cli -- context-key install` for a database the API does not set up itself.
+ * Installs the context key in the database as its only key (as the owner role): from then on
+ * only proofs signed with it open a context. Idempotent. `npm run cli -- context-key install`; a
+ * deploy adds its key instead (setup/deploy.ts), and a rotation adds, promotes and retires keys
+ * (`npm run cli -- context-key ...`).
  */
 export async function installContextKey(owner: { unsafe: (q: string, p: string[]) => Promise<unknown> }, hexKey: string): Promise<void> {
   parseContextKey(hexKey);
   await owner.unsafe("select app.install_context_key(decode($1, 'hex'))", [hexKey]);
+}
+
+/** Accepts proofs under this key beside the installed ones (a rotation's first step, as the owner role). Returns its key id. */
+export async function addContextKey(owner: { unsafe: (q: string, p: string[]) => Promise<unknown> }, hexKey: string): Promise<string> {
+  parseContextKey(hexKey);
+  await owner.unsafe("select app.add_context_key(decode($1, 'hex'))", [hexKey]);
+  return contextKeyId(hexKey);
 }

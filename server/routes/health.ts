@@ -3,7 +3,7 @@
 // holds this API's context key, and app_user's own role defaults are on the allow-list (policies/role_defaults.sql; a role
 // may change its own defaults, e.g. log its plans with the proofs in them). Otherwise 503.
 import { Router } from "express";
-import { contextKeyFingerprint } from "../db/contextProof.ts";
+import { contextKeyId } from "../db/contextProof.ts";
 import { documented, named, row } from "../http/contract.ts";
 import { AppError, databaseUnavailable, roleDefaultsChanged } from "../core/errors.ts";
 import { checkRelease, thisRelease } from "../setup/release.ts";
@@ -28,15 +28,15 @@ export function healthRoutes(): Router {
     // them). A database behind this release says so even when the second fails for it (no schema yet).
     const [release, settings] = await Promise.allSettled([
       probeDatabase(checkRelease),
-      probeDatabase((sql) => sql`select app.context_key_fingerprint() as fingerprint, array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`),
+      probeDatabase((sql) => sql`select app.context_key_ids() as key_ids, array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`),
     ]);
     if (release.status === "rejected") throw databaseUnavailable(release.reason);
     noteSchema(release.value);
     if (release.value) throw schemaBehindError(release.value);
     if (settings.status === "rejected") throw databaseUnavailable(settings.reason);
-    const [{ fingerprint, role_defaults: roleDefaults }] = settings.value;
+    const [{ key_ids: keyIds, role_defaults: roleDefaults }] = settings.value;
     // The database must hold this API's context key, or every tenant request would be refused.
-    if (fingerprint !== contextKeyFingerprint()) {
+    if (!keyIds.includes(contextKeyId())) {
       throw new AppError(503, "CONTEXT_KEY_MISMATCH", "The database does not hold this API's context key.", {
         help: "runbooks/context-key.md",
       });

@@ -34,7 +34,7 @@ export function memberRoutes(router: Routes): void {
     summary: "List the shop's members", tag, query: listSchema,
     description: "Ordered by lower(email), then user_id. Keyset paginated: pass next_cursor back as cursor.",
     responses: { 200: { description: "A page of members", schema: pageSchema(member) } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const { limit, cursor } = validateList(req.query);
     const rows = await withTenant(req, (sql) => sql`
       select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
@@ -44,17 +44,21 @@ export function memberRoutes(router: Routes): void {
     res.json(page(byEmail, rows, limit));
   });
 
+  // The same answer whether or not the email has an account: a shop's admin must not learn it
+  // from here (issue 37). The member list then shows who was added; invitations are to replace this.
   router.post("/", documented({
     summary: "Add an existing account as a member", tag, body: addSchema,
-    description: "Unknown email: 422 ACCOUNT_NOT_FOUND. Only an owner grants the owner role (403 OWNER_REQUIRED).",
-    responses: { 201: { description: "The member, as the list answers it", schema: member, headers: { Location: { description: "The member's URL", schema: { type: "string" } } } } },
-  }), requires("members:manage"), async (req, res) => {
+    description: "If an account has this email, it becomes a member with this role. The answer is the same whether or not one has: " +
+      "202 with the email and role asked for (GET /members shows who is a member). Already a member: 409 ALREADY_A_MEMBER. " +
+      "Only an owner grants the owner role (403 OWNER_REQUIRED).",
+    responses: { 202: { description: "Accepted: the email and role asked for", schema: row({ email: { type: "string" }, role }) } },
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const input = validateAdd(req.body);
     await withTenantOnce(
       req,
       res,
       (sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`,
-      ([member]) => ({ status: 201, body: member, headers: { Location: `${router.base}/${member.user_id}` } }),
+      () => ({ status: 202, body: { email: input.email, role: input.role } }),
     );
   });
 
@@ -62,7 +66,7 @@ export function memberRoutes(router: Routes): void {
     summary: "Change a member's role", tag, body: changeSchema,
     description: "The last owner cannot be demoted (409 LAST_OWNER).",
     responses: { 200: { description: "The member, as the list answers it", schema: member } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     const { role: next } = validateChange(req.body);
     const [member] = await withTenant(req, (sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
@@ -70,7 +74,7 @@ export function memberRoutes(router: Routes): void {
     res.json(member);
   });
 
-  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage"), async (req, res) => {
+  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     await withTenant(req, (sql) => sql`select app.remove_member(${userId}::uuid)`);
     res.status(204).end();

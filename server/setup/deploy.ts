@@ -10,7 +10,11 @@
 //   * What is already applied is skipped: migrations by node-pg-migrate's table, policy files by
 //     their recorded hash (server/setup/policies.ts). A deploy that changes nothing takes no lock.
 //   * Applied migrations are immutable: an edited one stops the deploy before anything runs.
-import { contextKeyFingerprint } from "../db/contextProof.ts";
+//   * The context key is added to the database's key ring, never put in place of it: instances
+//     still running with another installed key keep opening contexts, so a deploy in the middle of
+//     a key rotation (runbooks/context-key.md) refuses no request. Only development's start, whose
+//     embedded database serves one API, keeps a single key (contextKeyOnly).
+import { contextKeyId, parseContextKey } from "../db/contextProof.ts";
 import { connectOnce, type Sql } from "../db/connections.ts";
 import { appliedMigrations, checkChecksums, migrationFiles, migrationsDir, recordChecksums, runMigrations, type MigrationFile } from "./migrate.ts";
 import {
@@ -20,8 +24,10 @@ import {
 export type DeployStep = "migrations" | "policies" | "context-key";
 
 export type DeployOptions = {
-  /** Installed when the database holds another key (or none). */
+  /** Added to the database's key ring when it is not in it (the first key installed is made the primary). */
   contextKey?: string;
+  /** Make contextKey the only key instead, retiring the others: development's start only (one API, one key). */
+  contextKeyOnly?: boolean;
   /** The steps to run (default: all three). */
   only?: DeployStep[];
   /** Apply every policy file, changed or not: repairs drift (a policy dropped or RLS switched off by hand). */
@@ -42,7 +48,7 @@ export type DeployReport = {
   unchanged: boolean;
   migrations: { applied: string[]; undone: string[]; baseline: string[] };
   policies: { applied: string[]; skipped: number; changes: string[] };
-  contextKey: "installed" | "unchanged" | "not given";
+  contextKey: "added" | "installed" | "unchanged" | "not given";
   /** Lock timeouts retried, by step. */
   retries: number;
 };
@@ -111,11 +117,18 @@ export async function deploy(ownerUrl: string, options: DeployOptions = {}): Pro
 
       if (steps.has("context-key") && options.contextKey) {
         const key = options.contextKey;
-        if (plan.installKey) {
+        if (plan.installKey && options.contextKeyOnly) {
           await retrying("context key", () => sql`select app.install_context_key(decode(${key}, 'hex'))`);
           report.contextKey = "installed";
+        } else if (plan.installKey) {
+          // Beside the installed keys; the primary only when the ring had none (a new database).
+          await retrying("context key", () => sql.begin((tx) => [
+            tx`select app.add_context_key(decode(${key}, 'hex'))`,
+            tx`select app.promote_context_key(${contextKeyId(key)}) where not exists (select from app.context_keys where is_primary)`,
+          ]));
+          report.contextKey = "added";
         } else report.contextKey = "unchanged";
-        log(`context key: ${report.contextKey} (fingerprint ${contextKeyFingerprint(key).slice(0, 12)}…)`);
+        log(`context key: ${report.contextKey} (key id ${contextKeyId(key)})`);
       }
     } finally {
       await sql`select pg_advisory_unlock(hashtextextended(${DEPLOY_LOCK}, 0))`.catch(() => {});
@@ -137,8 +150,13 @@ async function planDeploy(sql: Sql, options: DeployOptions, steps: Set<DeploySte
   const changed = !steps.has("policies") ? [] : pending.length > 0 ? policies : await changedPolicyFiles(sql, policies);
   let installKey = false;
   if (steps.has("context-key") && options.contextKey) {
-    const [{ exists }] = await sql`select to_regprocedure('app.context_key_fingerprint()') is not null as exists`;
-    installKey = !exists || (await sql`select app.context_key_fingerprint() as f`)[0].f !== contextKeyFingerprint(options.contextKey);
+    parseContextKey(options.contextKey);
+    // app.context_key_ids() comes with the key ring's policies (sql/0411): before them, nothing is installed yet.
+    const [{ ring }] = await sql`select to_regprocedure('app.context_key_ids()') is not null as ring`;
+    const ids: string[] = ring ? (await sql`select app.context_key_ids() as ids`)[0].ids : [];
+    const mine = contextKeyId(options.contextKey);
+    // The ids come primary first; "only" wants this key alone (and so the primary).
+    installKey = options.contextKeyOnly ? !(ids.length === 1 && ids[0] === mine) : !ids.includes(mine);
   }
   return { files, pending, policies, changed, installKey };
 }
