@@ -16,15 +16,22 @@ begin
     -- An append-only table (the audit) is never audited, listed or not: its trigger would write to itself.
     exempt := exists (select 1 from pg_catalog.pg_class c where c.oid = t and c.relname = any (app.append_only_table_names()))
            or exists (select 1 from app.unaudited_tables() u join pg_catalog.pg_class c on c.relname = u.table_name where c.oid = t);
-    execute format('drop trigger if exists audit_insert on %s', t);
-    execute format('drop trigger if exists audit_update on %s', t);
-    execute format('drop trigger if exists audit_delete on %s', t);
-    continue when exempt;
-    execute format('create trigger audit_insert after insert on %s referencing new table as audit_new
+    -- Dropped only where present, and replaced rather than dropped and created: DROP TRIGGER locks
+    -- the table ACCESS EXCLUSIVE (even a reader waits), CREATE OR REPLACE TRIGGER SHARE ROW
+    -- EXCLUSIVE (writers wait, readers do not).
+    if exempt then
+      if exists (select 1 from pg_catalog.pg_trigger g where g.tgrelid = t and g.tgname in ('audit_insert', 'audit_update', 'audit_delete')) then
+        execute format('drop trigger if exists audit_insert on %s', t);
+        execute format('drop trigger if exists audit_update on %s', t);
+        execute format('drop trigger if exists audit_delete on %s', t);
+      end if;
+      continue;
+    end if;
+    execute format('create or replace trigger audit_insert after insert on %s referencing new table as audit_new
                     for each statement execute function app.audit_statement()', t);
-    execute format('create trigger audit_update after update on %s referencing old table as audit_old new table as audit_new
+    execute format('create or replace trigger audit_update after update on %s referencing old table as audit_old new table as audit_new
                     for each statement execute function app.audit_statement()', t);
-    execute format('create trigger audit_delete after delete on %s referencing old table as audit_old
+    execute format('create or replace trigger audit_delete after delete on %s referencing old table as audit_old
                     for each statement execute function app.audit_statement()', t);
   end loop;
 end

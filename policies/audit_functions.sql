@@ -263,10 +263,8 @@ declare
   t text;
 begin
   foreach t in array array['audit_log', 'audit_purges'] loop
-    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
-    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
-    execute format('create trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
-    execute format('create trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
+    execute format('create or replace trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
+    execute format('create or replace trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
   end loop;
 end
 $$;

@@ -38,8 +38,7 @@ $$;
 revoke execute on function app.membership_owner_rules() from public;
 
 
-drop trigger if exists memberships_owner_rules on app.memberships;
-create trigger memberships_owner_rules
+create or replace trigger memberships_owner_rules
   before insert or update of role or delete on app.memberships
   for each row execute function app.membership_owner_rules();
 

@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contextKeyId } from "../server/db/contextProof.ts";
 import { deploy, type DeployReport } from "../server/setup/deploy.ts";
-import { migrationsDir, runMigrations } from "../server/setup/migrate.ts";
+import { migrationFiles, migrationsDir, runMigrations } from "../server/setup/migrate.ts";
 import { applyPolicyFiles, policiesDir, policyFiles, policyInputs } from "../server/setup/policies.ts";
 import { provisionDatabase } from "../server/setup/provision.ts";
 import { catalogDifferences, catalogSnapshot } from "./catalogSnapshot.ts";
@@ -157,6 +158,27 @@ describe("traffic never waits behind a deploy longer than its lock_timeout", () 
     }));
 });
 
+describe("what a deploy locks", () => {
+  // Every request's opener reads app.tenants first: an ACCESS EXCLUSIVE lock on it held by a
+  // deploy stops every tenant's requests, and writers of a tenant table (whose foreign key reads
+  // it) deadlocked with the deploy. Triggers are replaced (CREATE OR REPLACE TRIGGER: SHARE ROW
+  // EXCLUSIVE), not dropped and created (ACCESS EXCLUSIVE).
+  it("re-applying every policy file locks app.tenants against writes only, never against its readers", async () =>
+    golden.withClone(async (s) => {
+      const sql = connect(s.ownerUrl);
+      try {
+        const modes = await sql.begin(async (tx) => {
+          await applyPolicyFiles(tx as unknown as postgres.Sql, policyInputs(migrationFiles()));
+          return (await tx`select mode from pg_locks where pid = pg_backend_pid() and relation = 'app.tenants'::regclass order by mode`).map((r) => r.mode as string);
+        });
+        expect(modes).toContain("ShareRowExclusiveLock");
+        expect(modes).not.toContain("AccessExclusiveLock");
+      } finally {
+        await sql.end();
+      }
+    }));
+});
+
 describe("applied migrations are immutable", () => {
   it("a deploy whose sql/ differs from what the database ran stops before anything runs, naming the file and the fix", async () =>
     golden.withClone(async (s) => {
@@ -188,7 +210,7 @@ describe("applied migrations are immutable", () => {
       try {
         await old.begin((tx) => applyPolicyFiles(tx as unknown as postgres.Sql, policyInputs([], join(release, "policies"))));
         await old`select app.install_context_key(decode(${db.contextKey}, 'hex'))`;
-        const shop = await makeTenant(old, { prefix: "upgrade" });
+        const shop = await makeTenant(old, { prefix: "upgrade", plan: "basic" }); // the first release has no plans to put it on
         await makeCustomers(old, shop, 3);
       } finally {
         await old.end();
@@ -201,6 +223,11 @@ describe("applied migrations are immutable", () => {
       const differences = catalogDifferences(await catalogSnapshot(upgraded.ownerUrl), await catalogSnapshot(fresh.ownerUrl));
       expect(differences, "- only in the upgraded database, + only in the fresh one").toEqual([]);
       expect(await scalar<number>(upgraded.ownerUrl, "select count(*)::int from app.customers")).toBe(3);
+      // Both hold the one key as their primary: the old release's single key carried over by
+      // sql/0411, the fresh database's first key promoted by the deploy that added it.
+      for (const url of [upgraded.ownerUrl, fresh.ownerUrl]) {
+        expect(await scalar<string>(url, "select string_agg(key_id || ' ' || is_primary, ',') from app.context_keys")).toBe(`${contextKeyId(db.contextKey)} true`);
+      }
     } finally {
       for (const name of names) await runSql(db.superuserUrl, `drop database if exists ${name} with (force)`);
     }
