@@ -216,7 +216,7 @@ describe("applied migrations are immutable", () => {
         await old.end();
       }
       const report = await deploy(upgraded.ownerUrl, { contextKey: db.contextKey });
-      expect(report.migrations.applied).toEqual(["0402_context-nonces-lean", "0403_context-streams", "0410_audit-retention", "0411_context-key-ring", "0430_tenant-settings", "0431_entitlements", "0440_deploy-records"]);
+      expect(report.migrations.applied).toEqual(["0402_context-nonces-lean", "0403_context-streams", "0410_audit-retention", "0411_context-key-ring", "0430_tenant-settings", "0431_entitlements", "0450_deploy-records"]);
       expect(report.migrations.baseline).toHaveLength(12);
       await deploy(fresh.ownerUrl, { contextKey: db.contextKey });
 

@@ -1,5 +1,5 @@
 // Migrations: node-pg-migrate over the SQL files in sql/, run as the owner role, each applied
-// file's checksum kept in public.migration_checksums (sql/0440): applied migrations are
+// file's checksum kept in public.migration_checksums (sql/0450): applied migrations are
 // immutable, and a deploy whose files differ from what the database ran stops, naming the file
 // (as Flyway and graphile-migrate do). server/setup/deploy.ts runs these steps under its lock.
 import { createHash } from "node:crypto";

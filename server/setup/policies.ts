@@ -1,7 +1,7 @@
 // The policy files of policies/, in the order policies/ORDER gives, as the owner role applies them
 // (server/setup/deploy.ts): their version, which of them need applying, and what applying changed.
 // The files are idempotent: a second application changes nothing. Each file is recorded with the
-// hash of what it was applied on (public.policy_files, sql/0440): the applied migrations, every
+// hash of what it was applied on (public.policy_files, sql/0450): the applied migrations, every
 // file before it, and its own text. A file whose hash is unchanged is skipped; a changed file is
 // applied with every file after it (they may build on what it defines), and a new migration
 // re-applies them all (registry-driven files such as tenant_isolation.sql reach every table).
