@@ -31,7 +31,8 @@ insert into rbac_grid values
   ('audit:read',         'Read the audit trail',                                                       true,  true,  false, false, false),
   ('audit:export',       'Export the audit trail as CSV',                                              true,  true,  false, false, false),
   ('members:manage',     'List, add, change and remove members (the owner role: owners only)',         true,  true,  false, false, false),
-  ('settings:write',     'Change the shop''s settings (its name)',                                     true,  false, false, false, false);
+  ('settings:write',     'Change the shop''s settings (its name)',                                     true,  false, false, false, false),
+  ('integrations:manage', 'Store, list, test and remove third-party credentials (never read back)',   true,  true,  false, false, false);
 
 -- The grid as (role, permission) pairs.
 create temporary table rbac_pairs on commit drop as

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { singleKeyRing } from "../server/core/keyRing.ts";
 import { loadTokenKeys, signAccessToken, verifyAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 
 let dir: string;
@@ -20,7 +21,7 @@ beforeAll(async () => {
   await writeFile(join(dir, "public.pem"), publicPem);
   await writeFile(join(dir, "private.pem"), pair.privateKey.export({ type: "pkcs8", format: "pem" }));
   keys = loadTokenKeys({
-    jwtAlgorithm: "RS256", jwtPublicKeyFile: join(dir, "public.pem"), jwtPrivateKeyFile: join(dir, "private.pem"), jwtIssuer: "rls-service-shop", jwtTtlSeconds: 600,
+    jwtAlgorithm: "RS256", jwtPublicKeyFiles: singleKeyRing(join(dir, "public.pem")), jwtPrivateKeyFile: join(dir, "private.pem"), jwtIssuer: "rls-service-shop", jwtTtlSeconds: 600,
   });
 });
 
@@ -47,7 +48,7 @@ describe("RS256 access tokens", () => {
   });
 
   it("without a private key can verify but not issue", () => {
-    const verifyOnly = loadTokenKeys({ jwtAlgorithm: "RS256", jwtPublicKeyFile: join(dir, "public.pem"), jwtIssuer: "rls-service-shop", jwtTtlSeconds: 600 });
+    const verifyOnly = loadTokenKeys({ jwtAlgorithm: "RS256", jwtPublicKeyFiles: singleKeyRing(join(dir, "public.pem")), jwtIssuer: "rls-service-shop", jwtTtlSeconds: 600 });
     expect(verifyAccessToken(verifyOnly, signAccessToken(keys, { userId })).userId).toBe(userId);
     expect(() => signAccessToken(verifyOnly, { userId })).toThrow(/signing key/);
   });

@@ -20,7 +20,8 @@ const tags: Record<string, string> = {
   Audit: "The shop's append-only audit trail: pages of JSON, or a CSV export.",
   Members: "Who belongs to the shop and with which role. Only an owner grants or removes the owner role; the last owner stays.",
   Settings: "The shop's own settings.",
-  Caller: "Logging in, the caller's account and the shops it belongs to; no tenant is named.",
+  Integrations: "The shop's third-party credentials (payment provider, parts supplier, SMS gateway): stored encrypted, tested on the server, never answered back.",
+  Caller: "Logging in, the caller's account and the shops it belongs to, and the public keys its tokens are verified with; no tenant is named.",
   Operations: "Liveness, readiness, metrics, this document and its page, and the platform administrators' endpoints.",
 };
 
