@@ -143,7 +143,7 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
         ...process.env, NODE_ENV: "production", PORT: "0", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
-        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
+        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*start=${"ab".repeat(32)}`,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -179,7 +179,7 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
         ...process.env, NODE_ENV: "production", PORT: "0", LOG_LEVEL: "info", WEB_CONCURRENCY: "2", DB_POOL_MAX: "2",
-        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
+        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*start=${"ab".repeat(32)}`,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -212,9 +212,9 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     expect(out).toMatch(/"step":"stop API workers"/);
   });
 
-  it("refuses to start in production without the database URLs, JWT_SECRET and CONTEXT_KEY, naming them", async () => {
+  it("refuses to start in production without the database URLs, JWT_SECRET, CONTEXT_KEY and CREDENTIALS_KEYS, naming them", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" },
+      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "", CREDENTIALS_KEYS: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -225,5 +225,6 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     expect(out).toMatch(/DATABASE_OWNER_URL/);
     expect(out).toMatch(/JWT_SECRET/);
     expect(out).toMatch(/CONTEXT_KEY/);
+    expect(out).toMatch(/CREDENTIALS_KEYS: required in production/);
   });
 });
