@@ -112,8 +112,8 @@ describe("an interrupted rotation", () => {
     }
 
     const status = await run(process.execPath, ["--import", "tsx", "server/cli.ts", "credentials", "status", "--url", golden.ownerUrl], env);
-    expect(status.output).toMatch(/^k2\t\d+ row\(s\)\t\d+ tenant\(s\)  to rotate: npm run cli -- credentials rotate$/m);
-    expect(status.output).toMatch(/^k3\t\d+ row\(s\)\t\d+ tenant\(s\)  primary$/m);
+    expect(status.output).toMatch(/^k2\t\d+ row\(s\)\t\d+ tenant\(s\) {2}to rotate: npm run cli -- credentials rotate$/m);
+    expect(status.output).toMatch(/^k3\t\d+ row\(s\)\t\d+ tenant\(s\) {2}primary$/m);
 
     const last = cli(["rotate"], env);
     expect(await last.exited, last.output()).toBe(0);
@@ -125,7 +125,7 @@ describe("an interrupted rotation", () => {
 
     const after = await run(process.execPath, ["--import", "tsx", "server/cli.ts", "credentials", "status", "--url", golden.ownerUrl], env);
     expect(after.output).toMatch(new RegExp(`^k3\\t${total} row\\(s\\)\\t\\d+ tenant\\(s\\)  primary$`, "m"));
-    expect(after.output).toMatch(/^k2\t0 row\(s\)\t0 tenant\(s\)  unused: may leave CREDENTIALS_KEYS$/m);
+    expect(after.output).toMatch(/^k2\t0 row\(s\)\t0 tenant\(s\) {2}unused: may leave CREDENTIALS_KEYS$/m);
     // Nothing left: a run changes nothing.
     const idle = await run(process.execPath, ["--import", "tsx", "server/cli.ts", "credentials", "rotate", "--url", golden.ownerUrl], env);
     expect(idle.code, idle.output).toBe(0);
