@@ -2,12 +2,12 @@
 // (sql/0440, policies/integrations.sql): stored encrypted, answered as metadata only, tested on
 // the server, guarded by integrations:manage and by RLS like every tenant table; and no secret in
 // any answer, log line or audit row of a real server process.
-import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decryptCredential, encryptCredential } from "../server/core/credentialCipher.ts";
 import { asMember, credentialRing, db, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 import { psqlFile, runSql, superuserUrlFor, useGolden } from "./scratch.ts";
+import { startServerProcess } from "./serverProcess.ts";
 
 const { owner, app, api } = useApi();
 let a: Tenant, b: Tenant;
@@ -210,25 +210,12 @@ describe("no secret anywhere: a real server's answers, every log line and the au
     const tenant = await makeTenant(owner);
     const user = await makeUser(owner, tenant, "owner");
     const ringHex = randomBytes(32).toString("hex");
-    const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-      env: {
-        ...process.env, NODE_ENV: "development", PORT: "0", LOG_LEVEL: "trace", LOG_FORMAT: "json", SEED_DEMO: "false",
-        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*log-test=${ringHex}`,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const server = await startServerProcess({
+      NODE_ENV: "development", LOG_LEVEL: "trace", LOG_FORMAT: "json", SEED_DEMO: "false",
+      DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*log-test=${ringHex}`,
     });
-    let out = "";
-    child.stdout!.on("data", (c) => (out += c));
-    child.stderr!.on("data", (c) => (out += c));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setInterval(() => {
-          const m = /"port":(\d+),"embedded":false/.exec(out);
-          if (m) resolve((clearInterval(timer), Number(m[1])));
-        }, 50);
-        void exited.then((code) => (clearInterval(timer), reject(new Error(`exited ${code}: ${out}`))));
-      });
+      const port = server.port;
       const headers = { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug, "content-type": "application/json" };
       const call = async (method: string, path: string, body?: unknown) => {
         const r = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -251,6 +238,7 @@ describe("no secret anywhere: a real server's answers, every log line and the au
       expect(answers.map((a) => a.status)).toEqual([201, 200, 201, 422, 422, 400, 200, 200, 200, 204]);
       expect(JSON.parse(answers[7].text)).toMatchObject({ status: "ok", last4: secrets[1].slice(-4), key_id: "log-test" });
       await new Promise((r) => setTimeout(r, 200)); // the logger's batch (LOG_FLUSH_MS)
+      const out = server.output();
       const audit = (await owner`select change::text as change from app.audit_log where tenant_id = ${tenant.id}`).map((r) => r.change as string).join("\n");
       expect(audit).toContain('"key_id"'); // the credential's changes are audited, envelope redacted
       expect(out).toContain('"msg":"request completed"');
@@ -266,8 +254,7 @@ describe("no secret anywhere: a real server's answers, every log line and the au
       expect(audit).not.toContain("credential_envelope");
       expect(out).not.toContain(ringHex);
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      await server.stop();
     }
   });
 });
