@@ -88,7 +88,7 @@ describe("an interrupted rotation", () => {
   };
   const onK3 = async () => (await owner`select count(*)::int as n from app.integration_credentials where key_id = 'k3'`)[0].n as number;
 
-  it("stopped by Ctrl-C, then killed outright, is finished by the next run: every row on the new key, each still decrypting", { timeout: 180_000 }, async () => {
+  it("stopped by Ctrl-C, then killed outright, is finished by the next run: every row on the new key, each still decrypting", { timeout: 400_000 }, async () => {
     const secrets = await seed(shop, ring("k2"), 2000, "int");
     const [{ n: total }] = await owner`select count(*)::int as n from app.integration_credentials`;
     const env = { CREDENTIALS_KEYS: text(ring("k3", "k2", "k1")) };
@@ -96,7 +96,7 @@ describe("an interrupted rotation", () => {
     for (const signal of ["SIGINT", "SIGKILL"] as const) {
       const before = await onK3();
       const run1 = cli(["rotate", "--batch-size", "20"], env);
-      for (let i = 0; i < 600 && (await onK3()) <= before; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 2400 && (await onK3()) <= before; i++) await new Promise((r) => setTimeout(r, 50));
       run1.child.kill(signal);
       const code = await run1.exited;
       const done = await onK3();

@@ -16,10 +16,10 @@ import { bodyValidator, queryValidator } from "../http/validate.ts";
 import type { Request } from "express";
 import type { Routes } from "./mount.ts";
 
-const providerPattern = "^[a-z][a-z0-9-]{0,62}$";
+const providerPattern = "^[a-z][a-z0-9_-]{0,62}$";
 const provider = named("Provider", {
   type: "string", pattern: providerPattern, maxLength: 63,
-  description: "The service the credential is for, as the shop names it: a-z, digits and -, starting with a letter (e.g. stripe, parts-hub, sms-gateway).",
+  description: "The service the credential is for, as the shop names it: a-z, digits, _ and -, starting with a letter (e.g. stripe, parts-hub, sms_gateway).",
 });
 const storeSchema = named("CredentialStore", {
   type: "object", additionalProperties: false, required: ["secret"],
@@ -57,7 +57,7 @@ const lastFour = (secret: string) => Array.from(secret).slice(-4).join("");
 
 function parseProvider(value: unknown): string {
   if (typeof value !== "string" || !new RegExp(providerPattern).test(value)) {
-    throw new BadRequestError("INVALID_PROVIDER", "The provider in the path must be a-z, digits and -, starting with a letter, at most 63 characters.");
+    throw new BadRequestError("INVALID_PROVIDER", "The provider in the path must be a-z, digits, _ and -, starting with a letter, at most 63 characters.");
   }
   return value;
 }
