@@ -81,12 +81,15 @@ as $$ select concat_ws('|', coalesce(p_tenant_id::text, ''), coalesce(p_user_id:
                        coalesce(left(translate(p_request_id, '|', '_'), 128), ''), coalesce(p_permissions, ''), p_mode) $$;
 revoke execute on function app.context_value(uuid, uuid, text, text, text, text) from public;
 
-/*
- * Installs the API's context key (32 to 64 bytes, the CONTEXT_KEY the API holds), replacing
- * the previous one: from then on only proofs signed with it open a context. Owner only.
- */
-create or replace function app.install_context_key(p_key bytea) returns void
-language plpgsql volatile
+/* The key id of a context key: the first 16 hex characters of HMAC-SHA256(key, 'fingerprint'), as server/db/contextProof.ts computes it. */
+create or replace function app.context_key_id(p_key bytea) returns text
+language sql immutable parallel safe
+as $$ select left(app.hmac_sha256_hex(app.hmac_pad(p_key, 54), app.hmac_pad(p_key, 92), 'fingerprint'), 16) $$;
+revoke execute on function app.context_key_id(bytea) from public;
+
+/* Refuses a context key of the wrong size (the CONTEXT_KEY the API holds: 32 to 64 bytes). */
+create or replace function app.check_context_key(p_key bytea) returns bytea
+language plpgsql immutable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -94,27 +97,96 @@ begin
     raise exception 'a context key has 32 to 64 bytes, not %', coalesce(length(p_key), 0)
       using errcode = '22023', hint = 'CONTEXT_KEY is 64 to 128 hex characters (openssl rand -hex 32)';
   end if;
-  insert into app.context_keys (id, ipad, opad, installed_at)
-  values (1, app.hmac_pad(p_key, 54), app.hmac_pad(p_key, 92), now())
-  on conflict (id) do update set ipad = excluded.ipad, opad = excluded.opad, installed_at = excluded.installed_at
-   where (app.context_keys.ipad, app.context_keys.opad) is distinct from (excluded.ipad, excluded.opad);
+  return p_key;
+end
+$$;
+revoke execute on function app.check_context_key(bytea) from public;
+
+/*
+ * Installs the API's context key as the only one, replacing any other: from then on only proofs
+ * signed with it open a context. What `npm start` does at every start, and a deploy; a rotation
+ * uses app.add_context_key instead, so proofs under the old key keep opening meanwhile. Owner
+ * only. Changes nothing when it is already the only key.
+ */
+create or replace function app.install_context_key(p_key bytea) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_id text := app.context_key_id(app.check_context_key(p_key));
+begin
+  delete from app.context_keys k where k.key_id <> v_id;
+  insert into app.context_keys (key_id, ipad, opad, installed_at, is_primary)
+  values (v_id, app.hmac_pad(p_key, 54), app.hmac_pad(p_key, 92), now(), true)
+  on conflict (key_id) do update set is_primary = true where not app.context_keys.is_primary;
 end
 $$;
 revoke execute on function app.install_context_key(bytea) from public;
 
+/* Rotation, step 1: accepts proofs under another key beside those installed (not primary). Returns its key id. Owner only. */
+create or replace function app.add_context_key(p_key bytea) returns text
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_id text := app.context_key_id(app.check_context_key(p_key));
+begin
+  insert into app.context_keys (key_id, ipad, opad, installed_at, is_primary)
+  values (v_id, app.hmac_pad(p_key, 54), app.hmac_pad(p_key, 92), now(), false)
+  on conflict (key_id) do nothing;
+  return v_id;
+end
+$$;
+revoke execute on function app.add_context_key(bytea) from public;
+
+/* Rotation, step 2: makes an installed key the primary (once every API instance signs with it). Owner only. */
+create or replace function app.promote_context_key(p_key_id text) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if not exists (select 1 from app.context_keys k where k.key_id = p_key_id) then
+    raise exception 'no context key % is installed', p_key_id using errcode = '22023';
+  end if;
+  update app.context_keys k set is_primary = false where k.is_primary and k.key_id <> p_key_id;
+  update app.context_keys k set is_primary = true where k.key_id = p_key_id and not k.is_primary;
+end
+$$;
+revoke execute on function app.promote_context_key(text) from public;
+
+/* Rotation, step 3: stops accepting proofs under a key that is not the primary. Owner only. */
+create or replace function app.retire_context_key(p_key_id text) returns void
+language plpgsql volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if exists (select 1 from app.context_keys k where k.key_id = p_key_id and k.is_primary) then
+    raise exception 'context key % is the primary: promote another first', p_key_id using errcode = '22023';
+  end if;
+  delete from app.context_keys k where k.key_id = p_key_id;
+  if not found then
+    raise exception 'no context key % is installed', p_key_id using errcode = '22023';
+  end if;
+end
+$$;
+revoke execute on function app.retire_context_key(text) from public;
+
+-- Its first form answered the one key's fingerprint; with a key ring the API asks whether its key is among them.
+drop function if exists app.context_key_fingerprint();
+
 /*
- * HMAC-SHA256 of 'fingerprint' under the installed context key, hex, or NULL when none is
- * installed. The API compares it with its own at boot and in /readyz, so a key mismatch is
- * reported at once (CONTEXT_KEY_MISMATCH) instead of as refused requests. Reveals nothing that
- * helps forge a proof.
+ * The key ids of the installed context keys, the primary first. The API checks its own is among
+ * them at boot and in /readyz, so a key the database does not hold is reported at once
+ * (CONTEXT_KEY_MISMATCH) instead of as refused requests. A key id reveals nothing that helps
+ * forge a proof.
  */
-create or replace function app.context_key_fingerprint() returns text
+create or replace function app.context_key_ids() returns text[]
 language sql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
-  select app.hmac_sha256_hex(k.ipad, k.opad, 'fingerprint') from app.context_keys k
+  select coalesce(array_agg(k.key_id order by k.is_primary desc, k.installed_at), '{}') from app.context_keys k
 $$;
-revoke execute on function app.context_key_fingerprint() from public;
+revoke execute on function app.context_key_ids() from public;
 
 -- Its first form returned void; the context it set is returned now.
 do $$

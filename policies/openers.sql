@@ -55,7 +55,7 @@ begin
   if app.is_uuid_text(p_tenant_refs[1]) then
     select coalesce(app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('ctx', p_writes, p_guard,
              array[p_user_id::text, array_to_string(p_tenant_refs, chr(30), ''), p_scope::text, p_request_id, p_permission,
-                   case when p_for_row then '1' else '0' end], p_expires_at, p_nonce)) = p_proof, false)
+                   case when p_for_row then '1' else '0' end], p_expires_at, p_nonce)) = split_part(p_proof, '.', 2), false)
              and app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') and app.statement_is_alone()
              and p_permission is not null and p_writes is not null and p_for_row is not null
              and array_ndims(p_tenant_refs) = 1 and array_lower(p_tenant_refs, 1) = 1
@@ -69,11 +69,11 @@ begin
                  where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission)::text[])) as permissions
           from app.memberships m join app.tenants t on t.id = m.tenant_id
          where m.tenant_id = p_tenant_refs[1]::uuid and m.user_id = p_user_id) x on true
-     where k.id = 1 and s.id = 1;
+     where k.key_id = split_part(p_proof, '.', 1) and s.id = 1;
   else
     select coalesce(app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('ctx', p_writes, p_guard,
              array[p_user_id::text, array_to_string(p_tenant_refs, chr(30), ''), p_scope::text, p_request_id, p_permission,
-                   case when p_for_row then '1' else '0' end], p_expires_at, p_nonce)) = p_proof, false)
+                   case when p_for_row then '1' else '0' end], p_expires_at, p_nonce)) = split_part(p_proof, '.', 2), false)
              and app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') and app.statement_is_alone()
              and p_permission is not null and p_writes is not null and p_for_row is not null
              and array_ndims(p_tenant_refs) = 1 and array_lower(p_tenant_refs, 1) = 1
@@ -87,7 +87,7 @@ begin
                  where rp.role = m.role and rp.permission = any (app.permissions_opened_by(p_permission)::text[])) as permissions
           from app.tenants t join app.memberships m on m.tenant_id = t.id and m.user_id = p_user_id
          where t.slug = lower(p_tenant_refs[1])) x on true
-     where k.id = 1 and s.id = 1;
+     where k.key_id = split_part(p_proof, '.', 1) and s.id = 1;
   end if;
   -- The guard is used only for a proof that holds, and before any membership check: a proof
   -- that met a 404 is spent too.

@@ -78,7 +78,7 @@ grant execute on function app.has_permission(text) to app_user, app_bi, app_view
 grant execute on function app.verified_capabilities() to app_user;
 grant execute on function app.has_capability(text) to app_user;
 grant execute on function app.close_context() to app_user;
-grant execute on function app.context_key_fingerprint() to app_user;
+grant execute on function app.context_key_ids() to app_user;
 grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text) to app_user;
 grant execute on function app.open_user_context(uuid, text, text, bigint, text, text) to app_user;
 grant execute on function app.bind_session() to app_user;

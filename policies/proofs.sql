@@ -1,8 +1,9 @@
 -- API proofs: how the database checks that a proof is the API's, unexpired, and used once.
 -- Re-appliable: create or replace.
 --
--- For reviewers. A proof is HMAC-SHA256, under the context key the API holds (CONTEXT_KEY;
--- app.context_keys holds the database's copy, owner only), over its kind, its mode (r: read,
+-- For reviewers. A proof is '<key id>.<HMAC-SHA256>', the MAC under the context key the API
+-- holds (CONTEXT_KEY; app.context_keys holds the database's copies by key id, owner only: more
+-- than one while a rotation overlaps), over its kind, its mode (r: read,
 -- w: write), its replay guard, its fields, an expiry (epoch ms) and a random nonce, joined by
 -- U+001F. The expiry is judged by clock_timestamp(): the time at the check, not at the arrival
 -- of the message, which a message that sleeps first could outwait. A proof is refused in a
@@ -126,8 +127,8 @@ declare
   v_id bigint;
   v_stale record;
 begin
-  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('stream', true, '', '{}', p_expires_at, p_nonce)) = p_proof
-    into v_valid from app.context_keys k where k.id = 1;
+  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message('stream', true, '', '{}', p_expires_at, p_nonce)) = split_part(p_proof, '.', 2)
+    into v_valid from app.context_keys k where k.key_id = split_part(p_proof, '.', 1);
   if not coalesce(v_valid, false) or not app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') or not app.statement_is_alone() then
     raise exception 'stream proof refused' using errcode = 'TN401';
   end if;
@@ -219,8 +220,8 @@ declare
   v_valid boolean;
   s app.context_seal_key;
 begin
-  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message(p_kind, p_writes, p_guard, p_fields, p_expires_at, p_nonce)) = p_proof
-    into v_valid from app.context_keys k where k.id = 1;
+  select app.hmac_sha256_hex(k.ipad, k.opad, app.proof_message(p_kind, p_writes, p_guard, p_fields, p_expires_at, p_nonce)) = split_part(p_proof, '.', 2)
+    into v_valid from app.context_keys k where k.key_id = split_part(p_proof, '.', 1);
   if not coalesce(v_valid, false) or not app.proof_bounds_ok(p_expires_at, p_nonce, interval '5 minutes') or not app.statement_is_alone() then
     raise exception '% proof refused', p_kind using errcode = 'TN401';
   end if;

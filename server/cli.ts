@@ -10,8 +10,8 @@ import { credentialKeyStatus, rotateCredentials } from "./ops/credentialRotation
 import { credentialKeys, parseCredentialKey } from "./core/credentialCipher.ts";
 import { parseKeyRing, singleKeyRing, type KeyRing } from "./core/keyRing.ts";
 import { progressBar } from "./ops/progressBar.ts";
-import { contextKeyFingerprint, installContextKey } from "./db/contextProof.ts";
-import { connectOnce } from "./db/connections.ts";
+import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
+import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
@@ -235,23 +235,87 @@ bi
     }
   });
 
-program
+const contextKeys = program
   .command("context-key")
-  .description("the key the API signs tenant-context proofs with (CONTEXT_KEY)")
+  .description("the keys the API signs tenant-context proofs with (CONTEXT_KEY); rotation: add, roll the instances, promote, retire (runbooks/key-rotation.md)");
+
+/** Runs one owner statement of the context-key commands. */
+async function onContextKeys(url: string | undefined, work: (sql: Sql) => Promise<void>): Promise<void> {
+  const { sql, stop } = await ownerConnection(url);
+  try {
+    await work(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await stop();
+  }
+}
+
+function keyFromEnv(): string {
+  const key = process.env.CONTEXT_KEY;
+  if (!key) throw new Error("set CONTEXT_KEY (64 to 128 hex characters: openssl rand -hex 32) to the key the API runs with");
+  return key;
+}
+
+contextKeys
   .command("install")
-  .description("install CONTEXT_KEY in the database (npm start does this itself; for databases set up by a DBA)")
+  .description("install CONTEXT_KEY as the database's only key (npm start does this itself; for databases set up by a DBA)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
-    const key = process.env.CONTEXT_KEY;
-    if (!key) throw new Error("set CONTEXT_KEY (64 to 128 hex characters: openssl rand -hex 32) to the key the API runs with");
-    const { sql, stop } = await ownerConnection(opts.url);
-    try {
+    const key = keyFromEnv();
+    await onContextKeys(opts.url, async (sql) => {
       await installContextKey(sql, key);
-      console.log(`installed: context key ${contextKeyFingerprint(key).slice(0, 12)}… (the API's /readyz compares the same fingerprint)`);
-    } finally {
-      await sql.end({ timeout: 5 });
-      await stop();
-    }
+      console.log(`installed: context key ${contextKeyId(key)} (the API's /readyz checks its key is among the installed ones)`);
+    });
+  });
+
+contextKeys
+  .command("add")
+  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { url?: string }) => {
+    const key = keyFromEnv();
+    await onContextKeys(opts.url, async (sql) => {
+      console.log(`added: context key ${await addContextKey(sql, key)}; now start the API instances with it, then promote it and retire the old one`);
+    });
+  });
+
+contextKeys
+  .command("promote")
+  .description("rotation step 2: make an installed key the primary, once every instance runs with it")
+  .requiredOption("--key-id <id>", "the key's id (context-key status)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { keyId: string; url?: string }) => {
+    await onContextKeys(opts.url, async (sql) => {
+      await sql`select app.promote_context_key(${opts.keyId})`;
+      console.log(`primary: context key ${opts.keyId}`);
+    });
+  });
+
+contextKeys
+  .command("retire")
+  .description("rotation step 3: stop accepting proofs under a key that is not the primary")
+  .requiredOption("--key-id <id>", "the key's id (context-key status)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { keyId: string; url?: string }) => {
+    await onContextKeys(opts.url, async (sql) => {
+      await sql`select app.retire_context_key(${opts.keyId})`;
+      console.log(`retired: context key ${opts.keyId}; proofs under it are refused from now on`);
+    });
+  });
+
+contextKeys
+  .command("status")
+  .description("the installed context keys: id, primary, installed at (and which one CONTEXT_KEY is, when set)")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .action(async (opts: { url?: string }) => {
+    const mine = process.env.CONTEXT_KEY ? contextKeyId(process.env.CONTEXT_KEY) : undefined;
+    await onContextKeys(opts.url, async (sql) => {
+      const keys = await sql`select key_id, is_primary, installed_at from app.context_keys order by is_primary desc, installed_at`;
+      for (const k of keys) {
+        console.log(`${k.key_id}  ${k.is_primary ? "primary" : "       "}  installed ${new Date(k.installed_at).toISOString()}${k.key_id === mine ? "  (CONTEXT_KEY)" : ""}`);
+      }
+      if (mine && !keys.some((k) => k.key_id === mine)) console.log(`CONTEXT_KEY (${mine}) is not installed: context-key add`);
+    });
   });
 
 const credentials = program.command("credentials").description("the tenants' third-party credentials and their key ring, CREDENTIALS_KEYS (runs as the owner role, across tenants)");

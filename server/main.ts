@@ -7,7 +7,7 @@ import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { answerClientErrors } from "./http/clientErrors.ts";
 import { loadConfig, ConfigError, type Config } from "./core/config.ts";
-import { contextKeyFingerprint, installContextKey, useContextKey } from "./db/contextProof.ts";
+import { addContextKey, contextKeyId, installContextKey, useContextKey } from "./db/contextProof.ts";
 import { createPool, withOwner } from "./db/connections.ts";
 import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { credentialKeys } from "./core/credentialCipher.ts";
@@ -58,8 +58,11 @@ async function main() {
     logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
     await applyPolicies(db.ownerUrl);
     logger.info("policies applied");
-    await withOwner(db.ownerUrl, (owner) => installContextKey(owner, contextKey));
-    logger.info({ fingerprint: contextKeyFingerprint(contextKey).slice(0, 12) }, "context key installed");
+    // Production adds its key beside those installed, so an instance started during a key
+    // rotation leaves the other instances' key accepted (runbooks/key-rotation.md); development
+    // keeps one key.
+    await withOwner(db.ownerUrl, (owner) => (config.nodeEnv === "production" ? addContextKey(owner, contextKey).then(() => undefined) : installContextKey(owner, contextKey)));
+    logger.info({ key_id: contextKeyId(contextKey) }, "context key installed");
     if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
   } catch (error) {
     logger.fatal({ err: error }, "database set-up failed");

@@ -35,7 +35,9 @@ function handSigned(fields: string[], guard: string, options: { expiresAt?: numb
   const expiresAt = options.expiresAt ?? Date.now() + 30_000;
   const nonce = randomBytes(18).toString("base64url");
   const message = [options.kind ?? "ctx", options.writes ? "w" : "r", guard, ...fields, String(expiresAt), nonce].join("\x1f");
-  return { expiresAt, nonce, guard, proof: createHmac("sha256", Buffer.from(options.key ?? db.contextKey, "hex")).update(message).digest("hex") };
+  const key = options.key ?? db.contextKey;
+  const keyId = createHmac("sha256", Buffer.from(key, "hex")).update("fingerprint").digest("hex").slice(0, 16);
+  return { expiresAt, nonce, guard, proof: `${keyId}.${createHmac("sha256", Buffer.from(key, "hex")).update(message).digest("hex")}` };
 }
 
 const readArgs = (user: User, tenant: Tenant): OpenArgs => ({ userId: user.id, tenantRefs: [tenant.slug], requestId: "test", permission: "customers:read" });
@@ -79,7 +81,7 @@ describe("a context opens only from the API's proof", () => {
       (args: OpenArgs, p: ContextProof) => [{ ...args, tenantRefs: [b.slug] }, p] as const,
       (args: OpenArgs, p: ContextProof) => [{ ...args, permission: "audit:read" }, p] as const,
       (args: OpenArgs, p: ContextProof) => [{ ...args, writes: true }, p] as const,
-      (args: OpenArgs, p: ContextProof) => [args, { ...p, proof: p.proof.replace(/^./, (c) => (c === "0" ? "1" : "0")) }] as const,
+      (args: OpenArgs, p: ContextProof) => [args, { ...p, proof: p.proof.replace(/.$/, (c) => (c === "0" ? "1" : "0")) }] as const,
       (args: OpenArgs, p: ContextProof) => [args, { ...p, expiresAt: p.expiresAt + 1 }] as const,
       (args: OpenArgs, p: ContextProof) => [args, { ...p, nonce: randomBytes(18).toString("base64url") }] as const,
     ]) {

@@ -58,8 +58,8 @@ begin
   -- (exempt from the comparison in another tenant's context) or 'both'.
   create temp table verify_functions_allowed (signature text primary key, scope text not null, reason text not null) on commit drop;
   insert into verify_functions_allowed values
-    ('app.context_key_fingerprint()', 'no context',
-     'the fingerprint of the installed context key (a hash, not the key), the same for every tenant: /readyz compares it with the API''s own'),
+    ('app.context_key_ids()', 'no context',
+     'the ids of the installed context keys (a hash of each, not the key), the same for every tenant: /readyz checks the API''s own is among them'),
     ('app.applied_migrations()', 'no context',
      'the names of the applied migration files, the same for every tenant: /readyz compares them with the release''s'),
     ('app.global_table_names()', 'no context',

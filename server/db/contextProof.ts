@@ -19,11 +19,13 @@ const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
 
 let contextKey: Buffer | undefined;
+let contextKeyIdOf = "";
 let proofTtlMs = 60_000;
 
 /** The key proofs are signed with (hex, 32 to 64 bytes), and how long a proof stays valid. */
 export function useContextKey(hexKey: string, ttlSeconds = 60): void {
   contextKey = parseContextKey(hexKey);
+  contextKeyIdOf = contextKeyId(hexKey);
   proofTtlMs = ttlSeconds * 1000;
 }
 
@@ -52,7 +54,9 @@ export function signProof(kind: ProofKind, writes: boolean, guard: string, field
   if (parts.some((p) => p.includes(SEPARATOR))) {
     throw new Error("context proof field holds a separator");
   }
-  return { expiresAt, nonce, guard, proof: createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex") };
+  // '<key id>.<MAC>': the database picks the key by its id, so proofs under the old and the new
+  // key both open while a rotation overlaps (runbooks/key-rotation.md).
+  return { expiresAt, nonce, guard, proof: `${contextKeyIdOf}.${createHmac("sha256", contextKey).update(parts.join(SEPARATOR), "utf8").digest("hex")}` };
 }
 
 export type TenantContextArgs = {
@@ -86,19 +90,32 @@ export function streamProof(): ContextProof {
   return signProof("stream", true, "", []);
 }
 
-/** HMAC of 'fingerprint': equals app.context_key_fingerprint() when the database holds this key. */
+/** HMAC of 'fingerprint' under a context key (hex), or under the one in use. */
 export function contextKeyFingerprint(hexKey?: string): string {
   const key = hexKey ? parseContextKey(hexKey) : contextKey;
   if (!key) throw new Error("No context key configured (useContextKey)");
   return createHmac("sha256", key).update("fingerprint", "utf8").digest("hex");
 }
 
+/** A context key's id: the first 16 hex characters of its fingerprint, as app.context_key_id() computes it. */
+export function contextKeyId(hexKey?: string): string {
+  return contextKeyFingerprint(hexKey).slice(0, 16);
+}
+
 /**
- * Installs the context key in the database (as the owner role): from then on only proofs
- * signed with it open a context. Idempotent. Run by `npm start` after the policies, and by
- * `npm run cli -- context-key install` for a database the API does not set up itself.
+ * Installs the context key in the database as its only key (as the owner role): from then on
+ * only proofs signed with it open a context. Idempotent. Run by `npm start` after the policies,
+ * and by `npm run cli -- context-key install` for a database the API does not set up itself; a
+ * rotation adds, promotes and retires keys instead (`npm run cli -- context-key ...`).
  */
 export async function installContextKey(owner: { unsafe: (q: string, p: string[]) => Promise<unknown> }, hexKey: string): Promise<void> {
   parseContextKey(hexKey);
   await owner.unsafe("select app.install_context_key(decode($1, 'hex'))", [hexKey]);
+}
+
+/** Accepts proofs under this key beside the installed ones (a rotation's first step, as the owner role). Returns its key id. */
+export async function addContextKey(owner: { unsafe: (q: string, p: string[]) => Promise<unknown> }, hexKey: string): Promise<string> {
+  parseContextKey(hexKey);
+  await owner.unsafe("select app.add_context_key(decode($1, 'hex'))", [hexKey]);
+  return contextKeyId(hexKey);
 }

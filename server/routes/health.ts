@@ -3,7 +3,7 @@
 // and app_user's own role defaults are on the allow-list (policies/role_defaults.sql; a role
 // may change its own defaults, e.g. log its plans with the proofs in them). Otherwise 503.
 import { Router } from "express";
-import { contextKeyFingerprint } from "../db/contextProof.ts";
+import { contextKeyId } from "../db/contextProof.ts";
 import { documented, named, row } from "../http/contract.ts";
 import { AppError, databaseUnavailable, roleDefaultsChanged } from "../core/errors.ts";
 import { migrationNames } from "../setup/migrate.ts";
@@ -25,13 +25,13 @@ export function healthRoutes(): Router {
     responses: { 200: { description: "Ready", schema: named("Readiness", row({ status: { const: "ready" }, migrations: { type: "integer" } })) } },
   }), async (_req, res) => {
     let applied: string[];
-    let fingerprint: string | null;
+    let keyIds: string[];
     let roleDefaults: string[];
     try {
-      const [r] = await probeDatabase((sql) => sql`select array(select app.applied_migrations()) as applied, app.context_key_fingerprint() as fingerprint,
+      const [r] = await probeDatabase((sql) => sql`select array(select app.applied_migrations()) as applied, app.context_key_ids() as key_ids,
         array(select setting || ': ' || problem from app.role_defaults_changed()) as role_defaults`);
       applied = r.applied;
-      fingerprint = r.fingerprint;
+      keyIds = r.key_ids;
       roleDefaults = r.role_defaults;
     } catch (error) {
       throw databaseUnavailable(error);
@@ -44,7 +44,7 @@ export function healthRoutes(): Router {
       });
     }
     // The database must hold this API's context key, or every tenant request would be refused.
-    if (fingerprint !== contextKeyFingerprint()) {
+    if (!keyIds.includes(contextKeyId())) {
       throw new AppError(503, "CONTEXT_KEY_MISMATCH", "The database does not hold this API's context key.", {
         help: "runbooks/context-key.md",
       });
