@@ -12,7 +12,9 @@
 // BENCH_BASELINE_DIR (a checkout of another commit, with node_modules: its API joins the floor
 // rounds as a third side, so a lever is measured side by side with the code before it),
 // BENCH_BASELINE_NODE_OPTIONS (Node options of that third side only, e.g. to measure a V8 flag),
-// BENCH_OVERLOAD_CONNECTIONS (256: the list under overload, p99 and the share shed as 503 OVERLOADED).
+// BENCH_OVERLOAD_CONNECTIONS (256: the list of 50 at 16 connections against this many, clients that
+// retry at once and clients that honour Retry-After, bench/overload.ts), BENCH_OVERLOAD_SECONDS
+// (per phase, BENCH_SECONDS), BENCH_ONLY=overload (only that row, with BENCH_BASELINE_DIR's API beside it).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +34,7 @@ import { cpuMeter } from "./cpu.ts";
 import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type ExportResult } from "./exportLoad.ts";
 import { contextCallCost, contextCallCostPerTransaction, requestShapes } from "./contextCost.ts";
 import { seedBench } from "./seed.ts";
+import { overloadRounds, type OverloadSide } from "./overload.ts";
 import { percentile, sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -52,13 +55,15 @@ const FLOOR_ROUNDS = env("BENCH_FLOOR_ROUNDS", process.env.BENCH_ROUNDS || proce
 // after 1 s the API's first round of GET by id could still read 0.65× of the floor's (bench/README.md).
 const WARMUP_SECONDS = env("BENCH_WARMUP_SECONDS", 3);
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && ONLY !== "floor" && ONLY !== "context") throw new Error(`BENCH_ONLY=${ONLY}: only "floor" and "context" are known`);
+if (ONLY !== undefined && !["floor", "context", "overload"].includes(ONLY)) throw new Error(`BENCH_ONLY=${ONLY}: only "floor", "context" and "overload" are known`);
+const OVERLOAD_SECONDS = env("BENCH_OVERLOAD_SECONDS", SECONDS);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 const CONTEXT_KEY = randomBytes(32).toString("hex");
 
 const log = (...args: unknown[]) => console.error("[bench]", ...args);
 const pick = <T>(xs: T[], i: number) => xs[(i * 7919) % xs.length];
+const middleOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }> {
   if (process.env.DATABASE_URL && process.env.DATABASE_OWNER_URL) {
@@ -255,10 +260,6 @@ async function main() {
     // 0. The API against the floor (bench/floor.ts): GET by id, list of 50 and POST (without an
     //    Idempotency-Key, so both sides run BEGIN, context, INSERT, COMMIT), in interleaved rounds,
     //    with CPU per request in Node (the server's process tree) and in PostgreSQL (its pool's backends).
-    floor = await startFloor(urls);
-    // The plain floor: the same handler without the two library mends the API and the floor carry
-    // (bench/floor.ts), on GET by id only; what a bare Express handler costs as written today.
-    plainFloor = await startFloor(urls, true);
     if (process.env.BENCH_BASELINE_DIR) {
       baseline = await startApi(urls, 1, process.env.BENCH_BASELINE_DIR, process.env.BENCH_BASELINE_NODE_OPTIONS ?? process.env.BENCH_API_NODE_OPTIONS);
     }
@@ -290,46 +291,61 @@ async function main() {
       return { ...r, errors: r.errors + wrong, ...cpu };
     };
     const againstFloor: Record<string, AgainstFloor> = {};
-    for (const f of floorShapes) {
-      const byId = f === floorShapes[0];
-      const sides: Record<string, Api> = { api, floor, ...(byId ? { floor_plain: plainFloor } : {}), ...(baseline ? { api_baseline: baseline } : {}) };
-      const onFloor = (side: string) => side.startsWith("floor");
-      log(`API against the floor, ${f.name}: warm-up`);
-      for (const [side, server] of Object.entries(sides)) await httpLoad(server.url, f.http(onFloor(side)), WARMUP_SECONDS);
-      const cmp = await interleaved(`API against the floor, ${f.name}`, Object.keys(sides).map((side) => ({
-        name: side,
-        load: () => measured(sides[side], side === "floor_plain" ? "rls-service-shop-floor-plain" : onFloor(side) ? "rls-service-shop-floor" : "rls-service-shop", f.http(onFloor(side)), f.status),
-      })), FLOOR_ROUNDS);
-      // CPU per request: each side's median over its rounds (steadier than the median round's own
-      // figure when the machine is shared); req/s, p50 and p99: the median round.
-      const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-      const sidesMeasured = Object.fromEntries(Object.entries(cmp.runs as Record<string, Measured[]>).map(([side, runs]) => [side, {
-        ...(cmp.medians[side] as Measured),
-        node_cpu_us: middle(runs.map((r) => r.node_cpu_us)),
-        pg_cpu_us: middle(runs.map((r) => r.pg_cpu_us)),
-      }]));
-      againstFloor[f.name] = { ...(sidesMeasured as Record<"api" | "floor", Measured>), rounds: cmp.rounds };
-      ratios[`${f.name}: API / floor`] = cmp.medians.api.rps / cmp.medians.floor.rps;
-      if (byId) ratios[`${f.name}: API / plain floor (without the library mends)`] = cmp.medians.api.rps / cmp.medians.floor_plain.rps;
-      if (baseline) ratios[`${f.name}: API / API at BENCH_BASELINE_DIR`] = cmp.medians.api.rps / cmp.medians.api_baseline.rps;
+    if (ONLY !== "overload") {
+      floor = await startFloor(urls);
+      // The plain floor: the same handler without the two library mends the API and the floor carry
+      // (bench/floor.ts), on GET by id only; what a bare Express handler costs as written today.
+      plainFloor = await startFloor(urls, true);
+      for (const f of floorShapes) {
+        const byId = f === floorShapes[0];
+        const sides: Record<string, Api> = { api, floor, ...(byId ? { floor_plain: plainFloor } : {}), ...(baseline ? { api_baseline: baseline } : {}) };
+        const onFloor = (side: string) => side.startsWith("floor");
+        log(`API against the floor, ${f.name}: warm-up`);
+        for (const [side, server] of Object.entries(sides)) await httpLoad(server.url, f.http(onFloor(side)), WARMUP_SECONDS);
+        const cmp = await interleaved(`API against the floor, ${f.name}`, Object.keys(sides).map((side) => ({
+          name: side,
+          load: () => measured(sides[side], side === "floor_plain" ? "rls-service-shop-floor-plain" : onFloor(side) ? "rls-service-shop-floor" : "rls-service-shop", f.http(onFloor(side)), f.status),
+        })), FLOOR_ROUNDS);
+        // CPU per request: each side's median over its rounds (steadier than the median round's own
+        // figure when the machine is shared); req/s, p50 and p99: the median round.
+        const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+        const sidesMeasured = Object.fromEntries(Object.entries(cmp.runs as Record<string, Measured[]>).map(([side, runs]) => [side, {
+          ...(cmp.medians[side] as Measured),
+          node_cpu_us: middle(runs.map((r) => r.node_cpu_us)),
+          pg_cpu_us: middle(runs.map((r) => r.pg_cpu_us)),
+        }]));
+        againstFloor[f.name] = { ...(sidesMeasured as Record<"api" | "floor", Measured>), rounds: cmp.rounds };
+        ratios[`${f.name}: API / floor`] = cmp.medians.api.rps / cmp.medians.floor.rps;
+        if (byId) ratios[`${f.name}: API / plain floor (without the library mends)`] = cmp.medians.api.rps / cmp.medians.floor_plain.rps;
+        if (baseline) ratios[`${f.name}: API / API at BENCH_BASELINE_DIR`] = cmp.medians.api.rps / cmp.medians.api_baseline.rps;
+      }
+      results["API against the floor"] = againstFloor;
+      await floor.stop();
+      floor = undefined;
+      await plainFloor.stop();
+      plainFloor = undefined;
     }
-    results["API against the floor"] = againstFloor;
-    await floor.stop();
-    floor = undefined;
-    await plainFloor.stop();
-    plainFloor = undefined;
+    if (!ONLY || ONLY === "overload") {
+      // 0b. Overload: the list of 50 at 16 connections against OVERLOAD_CONNECTIONS, clients that
+      //     retry at once and clients that honour Retry-After, interleaved (bench/overload.ts); the
+      //     API at BENCH_BASELINE_DIR beside it when given, so "before" and "after" share the run.
+      const sides: Record<string, Api> = { api, ...(baseline ? { api_baseline: baseline } : {}) };
+      const overload = await overloadRounds(sides, floorShapes[1].http(false), 200, {
+        seconds: OVERLOAD_SECONDS, rounds: ROUNDS, connections: OVERLOAD_CONNECTIONS, warmupSeconds: WARMUP_SECONDS, log,
+        meter: async (pid) => {
+          const m = await cpuMeter(owner, pid, "rls-service-shop");
+          return async () => (await m(1)).node_cpu_us;
+        },
+      });
+      results["overload: GET customer list of 50"] = overload;
+      for (const [side, o] of Object.entries(overload)) {
+        ratios[`overload (${side}): goodput at ${OVERLOAD_CONNECTIONS} impatient / at 16 (median round)`] = middleOf(o.ratio_rounds);
+      }
+    }
     await baseline?.stop();
     baseline = undefined;
 
     if (!ONLY) {
-      // 0b. Overload: far more connections than the pool. Past DB_POOL_QUEUE_MAX waiting requests
-      //     the API answers 503 OVERLOADED at once instead of queueing: p99 stays bounded, the rest is shed.
-      const overloadName = `GET customer list of 50 at ${OVERLOAD_CONNECTIONS} connections (shedding)`;
-      log(`HTTP  ${overloadName}`);
-      const overload = await httpLoad(api.url, floorShapes[1].http(false), SECONDS, OVERLOAD_CONNECTIONS);
-      results[overloadName] = overload;
-      ratios[`${overloadName}: shed as 503`] = (overload.statuses["503"] ?? 0) / Math.max(1, overload.requests);
-
       // 1. Endpoints, each followed by its limit: the same SQL, one prepared statement, owner, no RLS.
       const endpoints: { name: string; http: (i: number) => Shape; limit: (i: number) => Promise<unknown> }[] = [
         {
@@ -531,22 +547,24 @@ async function main() {
 
     // 6. GET by id: one API process against WEB_CONCURRENCY=2 (two workers sharing the port, the
     //    same pool in total), in interleaved rounds; Node CPU counts every process of the tree.
-    try {
-      cluster = await startApi(urls, 2);
-      const byId = floorShapes[0].http(false);
-      await httpLoad(cluster.url, byId, WARMUP_SECONDS);
-      const servers: Record<string, Api> = { one_process: api, web_concurrency_2: cluster };
-      const cmp = await interleaved("GET customer by id, WEB_CONCURRENCY", Object.keys(servers).map((name) => ({
-        name, load: () => measured(servers[name], "rls-service-shop", byId, 200),
-      })));
-      results["GET customer by id, WEB_CONCURRENCY=2"] = cmp.medians.web_concurrency_2;
-      results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] = cmp.medians.one_process;
-      ratios["GET customer by id: WEB_CONCURRENCY=2 / one process"] = cmp.medians.web_concurrency_2.rps / cmp.medians.one_process.rps;
-    } catch (error) {
-      results["GET customer by id, WEB_CONCURRENCY=2"] = `failed: ${(error as Error).message}`;
-    } finally {
-      await cluster?.stop();
-      cluster = undefined;
+    if (ONLY !== "overload") {
+      try {
+        cluster = await startApi(urls, 2);
+        const byId = floorShapes[0].http(false);
+        await httpLoad(cluster.url, byId, WARMUP_SECONDS);
+        const servers: Record<string, Api> = { one_process: api, web_concurrency_2: cluster };
+        const cmp = await interleaved("GET customer by id, WEB_CONCURRENCY", Object.keys(servers).map((name) => ({
+          name, load: () => measured(servers[name], "rls-service-shop", byId, 200),
+        })));
+        results["GET customer by id, WEB_CONCURRENCY=2"] = cmp.medians.web_concurrency_2;
+        results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] = cmp.medians.one_process;
+        ratios["GET customer by id: WEB_CONCURRENCY=2 / one process"] = cmp.medians.web_concurrency_2.rps / cmp.medians.one_process.rps;
+      } catch (error) {
+        results["GET customer by id, WEB_CONCURRENCY=2"] = `failed: ${(error as Error).message}`;
+      } finally {
+        await cluster?.stop();
+        cluster = undefined;
+      }
     }
     await api.stop();
     api = undefined;
@@ -563,7 +581,7 @@ async function main() {
       started: started.toISOString(),
       machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version },
       database: { version, tenants: TENANTS, customers_per_tenant: CUSTOMERS },
-      settings: { seconds: SECONDS, connections: CONNECTIONS, pool: POOL, rounds: ROUNDS, floor_rounds: FLOOR_ROUNDS, floor_seconds: FLOOR_SECONDS, warmup_seconds: WARMUP_SECONDS },
+      settings: { seconds: SECONDS, connections: CONNECTIONS, pool: POOL, rounds: ROUNDS, floor_rounds: FLOOR_ROUNDS, floor_seconds: FLOOR_SECONDS, warmup_seconds: WARMUP_SECONDS, overload_connections: OVERLOAD_CONNECTIONS, overload_seconds: OVERLOAD_SECONDS },
       ratios,
       targets: targets(ratios, results),
       results,
@@ -714,6 +732,20 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
         : `at concurrency 64, p99 < 25 ms needs more than ~${needed.toFixed(0)} req/s (64 requests in flight / 25 ms); the API reached ${byId.rps.toFixed(0)} req/s with one process and ${(twoWorkers?.rps ?? NaN).toFixed(0)} with two, CPU-bound on 2 cores shared with PostgreSQL and the load generator`,
     });
   }
+  const overload = (results["overload: GET customer list of 50"] as Record<string, OverloadSide> | undefined)?.api;
+  if (overload) {
+    const ratio = middleOf(overload.ratio_rounds);
+    const high = overload.phases[`${OVERLOAD_CONNECTIONS} impatient`];
+    const spread = `rounds ${overload.ratio_rounds.map((r) => r.toFixed(2)).join(", ")}`;
+    list.push({
+      target: `overload: successful answers/s at ${OVERLOAD_CONNECTIONS} impatient connections ≥ 80% of 16`, measured: `${(ratio * 100).toFixed(0)}% (${spread}; ${high.goodput.toFixed(0)} against ${overload.phases["16 impatient"].goodput.toFixed(0)} in the median round)`, met: ratio >= 0.8,
+      note: ratio >= 0.8 ? undefined : "Node CPU spent on refusals: see µs per refusal in the overload table and README (Overload)",
+    });
+    const worst = Math.max(...Object.values(overload.phases).map((p) => p.p99));
+    list.push({ target: "overload: successful answers p99 ≤ 250 ms", measured: `${worst.toFixed(0)} ms (the worst phase's median round)`, met: worst <= 250 });
+    const other = Object.values(overload.phases).reduce((n, p) => n + p.other_5xx, 0);
+    list.push({ target: "overload: no 5xx other than 503", measured: `${other} (median rounds)`, met: other === 0 });
+  }
   const context = contextTarget(results);
   if (context) list.push(context);
   // One round trip per request is not measured here: test/round-trips.test.ts asserts it (see the notes).
@@ -761,6 +793,17 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   const one = s.results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] as Measured | undefined;
   if (two && typeof two === "object" && one) {
     lines.push("", `GET customer by id, WEB_CONCURRENCY=2 against one process (interleaved rounds, median round): ${f(two.rps)} against ${f(one.rps)} req/s; Node CPU ${two.node_cpu_us.toFixed(0)} against ${one.node_cpu_us.toFixed(0)} µs/req (every process of the tree); PostgreSQL ${two.pg_cpu_us.toFixed(0)} against ${one.pg_cpu_us.toFixed(0)} µs/req.`);
+  }
+  const overload = s.results["overload: GET customer list of 50"] as Record<string, OverloadSide> | undefined;
+  if (overload) {
+    lines.push("", "Overload, GET customer list of 50 (bench/overload.ts; impatient clients retry at once, polite ones wait out Retry-After): successful answers per second, their p50 / p99, of each phase's median round; µs of Node CPU per refusal beyond the successes' own:", "",
+      "| server | phase | successes/s | p50 / p99 ms (successes) | answers/s | statuses | no answer | other 5xx | rounds successes/s | rounds p99 ms |", "|---|---|---|---|---|---|---|---|---|---|");
+    for (const [side, o] of Object.entries(overload)) {
+      for (const [name, p] of Object.entries(o.phases)) {
+        lines.push(`| ${side} | ${name} | ${f(p.goodput)} | ${f(p.p50)} / ${f(p.p99)} | ${f(p.answers / p.seconds)} | ${Object.entries(p.statuses).map(([k, n]) => `${k}: ${n}`).join(", ")} | ${p.errors} | ${p.other_5xx} | ${p.rounds.join(" / ")} | ${p.rounds_p99.join(" / ")} |`);
+      }
+      lines.push("", `${side}: successes at ${OVERLOAD_CONNECTIONS} impatient / at 16, per round: ${o.ratio_rounds.map((r) => r.toFixed(2)).join(", ")}; Node CPU per refusal, per round: ${o.cpu_per_refusal_rounds.map((c) => (Number.isFinite(c) ? `${c.toFixed(0)} µs` : "no refusals")).join(", ")}; Node CPU beyond the successes' own, share of one core: ${o.cpu_beyond_successes_rounds.map((c) => `${(c * 100).toFixed(0)}%`).join(", ")}.`, "");
+    }
   }
   const exports = Object.entries(s.results).filter(([k]) => k.startsWith("export CSV"));
   if (exports.length) lines.push("", "| export | rows | MB | seconds | rows/s | MB/s | API RSS baseline → peak (growth) MB |", "|---|---|---|---|---|---|---|");

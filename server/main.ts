@@ -22,6 +22,7 @@ import { useTenantPool } from "./db/tenantContext.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
+import { admissionControl } from "./http/admission.ts";
 
 async function main() {
   let config;
@@ -136,7 +137,10 @@ function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<str
   setPoolMax(config.dbPoolMax);
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials) });
   // The shutdown installed for set-up gives way to the one that also drains the server.
-  const server = createHttpServer(app).listen(config.port, config.host);
+  const admitted = admissionControl(app, {
+    limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,
+  });
+  const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
   installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
   server.on("listening", () => {

@@ -117,6 +117,18 @@ describe("exports", () => {
       expect(list.ms).toBeLessThan(1000);
     }
   }, 30_000);
+
+  it("tell only a caller who may export that they are busy: another tenant's member gets 404, a member without audit:export 403", async () => {
+    await startApi({ max: 1, exportMax: 2, acquireTimeoutMs: 500 });
+    expect(await Promise.all([stalledExport(), stalledExport()])).toEqual([200, 200]);
+    const outsider = await makeUser(owner, await makeTenant(owner, { prefix: "bounded-other" }), "owner");
+    const staff = await makeUser(owner, tenant, "staff");
+    const as = (who: User) => fetch(`${base}/api/v1/audit/export.csv?entity=customers`, { headers: { authorization: `Bearer ${tokenFor(who)}`, "x-tenant-id": tenant.slug } })
+      .then(async (r) => [r.status, ((await r.json()) as { error: { code: string } }).error.code]);
+    expect(await as(outsider)).toEqual([404, "TENANT_NOT_FOUND"]);
+    expect(await as(staff)).toEqual([403, "FORBIDDEN"]);
+    expect(await as(user)).toEqual([503, "EXPORTS_BUSY"]);
+  }, 30_000);
 });
 
 describe("server-side timeouts", () => {

@@ -1,4 +1,4 @@
-// The lease pool behind the API's connections (server/db/leasePool.ts): bounded in items, in waiting
+// The lease pool behind the API's connections (server/db/leasePool.ts, tarn underneath): bounded in items, in waiting
 // acquisitions and in waiting time; a destroyed item frees its place; drain waits for every lease.
 import { describe, expect, it } from "vitest";
 import { leasePool, PoolRefusal } from "../server/db/leasePool.ts";

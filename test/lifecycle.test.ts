@@ -2,7 +2,8 @@
 //  - the compiled entry point (`npm run build`, then `node dist/main.js`) serves;
 //  - in embedded mode it restarts its PostgreSQL when that dies (SIGKILL) and logs the recovery;
 //  - SIGTERM stops accepting, answers what is in flight with `Connection: close`, closes idle
-//    keep-alive sockets, then ends the pool and stops PostgreSQL, exit code 0;
+//    keep-alive sockets, then ends the pool and stops PostgreSQL, exit code 0; a response still
+//    streaming at SIGTERM has its socket closed after it, so the exit does not wait for the client;
 //  - `npm start` signalled (SIGTERM, and SIGKILL, which npm cannot pass on) leaves no API or
 //    PostgreSQL behind.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -14,7 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import postgres from "postgres";
 import { clusterDir } from "../server/setup/embedded.ts";
+import { hs256Keys, signAccessToken } from "../server/auth/tokens.ts";
+import { makeCustomers, makeTenant, makeUser } from "./fixtures.ts";
 import { freePort } from "./testDatabase.ts";
 
 let dataDir: string;
@@ -146,6 +150,56 @@ describe("the compiled API in embedded mode", () => {
       expect(postmasterPid()).toBeUndefined();
       agent.destroy();
     } finally {
+      api.child.kill("SIGKILL");
+      const left = postmasterPid();
+      if (left) process.kill(left, "SIGKILL");
+    }
+  }, 150_000);
+});
+
+describe("the drain and kept-alive sockets", () => {
+  it("exits within 1 s of the last in-flight response: a streaming answer's socket is closed after it, though the client keeps it open", async () => {
+    const api = await start(process.execPath, ["dist/main.js"]);
+    const secrets = JSON.parse(readFileSync(join(dataDir, "secrets.json"), "utf8")) as { owner: string; jwtSecret: string };
+    const owner = postgres(`postgres://app_owner:${encodeURIComponent(secrets.owner)}@127.0.0.1:${pgPort}/shop`, { max: 2, onnotice: () => {} });
+    let socket: Socket | undefined;
+    try {
+      const tenant = await makeTenant(owner, { prefix: "drain" });
+      const user = await makeUser(owner, tenant, "owner");
+      // Enough audit rows that the export outgrows the socket buffers of a reader that pauses.
+      await makeCustomers(owner, tenant, 30_000);
+      const token = signAccessToken(hs256Keys(secrets.jwtSecret), { userId: user.id });
+      // A kept-alive connection whose client never closes it: only the server can.
+      socket = connectTcp(Number(new URL(api.base).port), "127.0.0.1");
+      const s = socket;
+      let received = "";
+      let lastByte = 0;
+      let serverClosed = false;
+      s.on("data", (chunk: Buffer) => {
+        received += chunk.toString("latin1");
+        lastByte = performance.now();
+      });
+      s.on("end", () => (serverClosed = true));
+      s.write(`GET /api/v1/audit/export.csv?entity=customers HTTP/1.1\r\nHost: drain\r\nConnection: keep-alive\r\n` +
+        `Authorization: Bearer ${token}\r\nX-Tenant-Id: ${tenant.slug}\r\n\r\n`);
+      // The answer has begun (status line and headers out): pause, so it is still streaming at SIGTERM.
+      await waitFor(() => (received.includes("\r\n\r\n") ? true : undefined), 30_000, api.exited, api.output);
+      s.pause();
+      expect(received.slice(0, 12)).toBe("HTTP/1.1 200");
+      expect(received).toMatch(/\r\nconnection: keep-alive\r\n/i);
+      api.child.kill("SIGTERM");
+      await waitFor(() => (/shutting down/.test(api.output()) ? true : undefined), 5000);
+      s.resume();
+      // The chunked body's last chunk: the in-flight response is complete.
+      await waitFor(() => (received.endsWith("\r\n0\r\n\r\n") ? true : undefined), 60_000, api.exited, api.output);
+      const last = lastByte;
+      expect(await api.exited).toBe(0);
+      const exitedAfter = performance.now() - last;
+      expect(serverClosed, "the server closed the kept-alive socket").toBe(true);
+      expect(exitedAfter, "exit after the last response, ms").toBeLessThanOrEqual(1000);
+    } finally {
+      socket?.destroy();
+      await owner.end({ timeout: 1 });
       api.child.kill("SIGKILL");
       const left = postmasterPid();
       if (left) process.kill(left, "SIGKILL");

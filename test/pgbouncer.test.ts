@@ -3,96 +3,27 @@
 // startup parameters. 10,000 requests from 32 concurrent clients over three tenants, reads and
 // writes mixed, every answer checked: no 5xx, no row of another tenant. PgBouncer is not an npm
 // package: without it installed, this file is skipped with a message (.ci/run installs it).
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { chmod, chown, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
-import { tmpdir, userInfo } from "node:os";
-import { delimiter, join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db/connections.ts";
 import { db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { freePort } from "./testDatabase.ts";
+import { skipWithoutPgbouncer, startPgbouncer, type Bouncer } from "./pgbouncer.ts";
 
 const REQUESTS = 10_000;
 const CLIENTS = 32;
 
-const pgbouncer = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"]
-  .map((dir) => join(dir, "pgbouncer"))
-  .find((path) => existsSync(path));
-// .ci/run sets REQUIRE_PGBOUNCER=1 where it can install PgBouncer: there a missing one fails
-// this file instead of skipping it, so CI never passes without having run it.
-const required = process.env.REQUIRE_PGBOUNCER === "1";
-if (!pgbouncer && !required) {
-  console.warn("test/pgbouncer.test.ts skipped: pgbouncer is not installed. Install it with `apt-get install -y pgbouncer` " +
-    "(Debian/Ubuntu; .ci/run does this) or `brew install pgbouncer`, then run `npx vitest run test/pgbouncer.test.ts`.");
-}
-
-let dir: string;
-let bouncer: ChildProcess;
+let bouncer: Bouncer;
 let bouncerUrl: string;
 let owner: Sql;
 let api: Api;
 type Shop = { tenant: Tenant; users: User[]; ids: string[] };
 const shops: Shop[] = [];
 
-/** PgBouncer refuses to run as root: then it runs as the `postgres` system user (the embedded server's). */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (userInfo().uid !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
-}
-
-async function listening(port: number, ms: number): Promise<void> {
-  const until = performance.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, "127.0.0.1", () => (socket.end(), resolve(true)));
-      socket.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (performance.now() > until) throw new Error(`pgbouncer did not listen on ${port} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in transaction mode", () => {
+describe.skipIf(skipWithoutPgbouncer("test/pgbouncer.test.ts"))("the API behind PgBouncer 1.18 in transaction mode", () => {
   beforeAll(async () => {
-    if (!pgbouncer) throw new Error("REQUIRE_PGBOUNCER=1 but pgbouncer is not installed (apt-get install -y pgbouncer)");
     const app = new URL(db.appUrl);
-    const port = await freePort();
-    dir = await mkdtemp(join(tmpdir(), "rls-shop-pgbouncer-"));
-    await chmod(dir, 0o755);
-    const ids = runAs();
-    const ini = join(dir, "pgbouncer.ini");
-    const userlist = join(dir, "userlist.txt");
-    // The settings runbooks/pgbouncer.md explains; nothing else changed from the defaults.
-    await writeFile(ini, [
-      "[databases]",
-      `${app.pathname.slice(1)} = host=${app.hostname} port=${app.port} dbname=${app.pathname.slice(1)}`,
-      "[pgbouncer]",
-      "listen_addr = 127.0.0.1",
-      `listen_port = ${port}`,
-      "unix_socket_dir =",
-      "auth_type = scram-sha-256",
-      `auth_file = ${userlist}`,
-      "pool_mode = transaction",
-      "max_client_conn = 200",
-      "default_pool_size = 8",
-      "",
-    ].join("\n"));
-    await writeFile(userlist, `"${decodeURIComponent(app.username)}" "${decodeURIComponent(app.password)}"\n`, { mode: 0o600 });
-    if (ids) for (const f of [dir, ini, userlist]) await chown(f, ids.uid, ids.gid);
-    bouncer = spawn(pgbouncer!, [ini], { ...ids, stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    bouncer.stderr!.on("data", (c) => (log += c));
-    await listening(port, 10_000).catch((error) => {
-      throw new Error(`${(error as Error).message}\n${log}`);
-    });
-    const via = new URL(db.appUrl);
-    via.port = String(port);
-    bouncerUrl = via.toString();
+    bouncer = await startPgbouncer(db.appUrl, `"${decodeURIComponent(app.username)}" "${decodeURIComponent(app.password)}"\n`);
+    bouncerUrl = bouncer.url;
 
     owner = ownerSql();
     for (let i = 0; i < 3; i++) {
@@ -106,12 +37,7 @@ describe.skipIf(!pgbouncer && !required)("the API behind PgBouncer 1.18 in trans
   afterAll(async () => {
     await api?.close();
     await owner?.end();
-    if (bouncer && bouncer.exitCode === null) {
-      const exited = new Promise((resolve) => bouncer.once("exit", resolve));
-      bouncer.kill("SIGTERM");
-      await exited;
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await bouncer?.stop();
   });
 
   it("is a stock configuration: it refuses a timeout sent as a startup parameter", async () => {

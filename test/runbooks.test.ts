@@ -55,6 +55,31 @@ describe("runbooks", () => {
       }
     }));
 
+  it("added to a shop without asking: the operator's command removes the membership, audited, and refuses a shop's last owner", async () =>
+    withClone(async (s) => {
+      const onboard = command("tenant-onboarding.md", "deploy/onboard-tenant.sql");
+      expect((await run("bash", ["-c", onboard], { DATABASE_OWNER_URL: s.ownerUrl })).code).toBe(0);
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        await sql`insert into app.users (email) values ('person@example.test')`;
+        await sql`insert into app.memberships (tenant_id, user_id, role)
+                  select t.id, u.id, 'staff' from app.tenants t, app.users u where t.slug = 'acme' and u.email = 'person@example.test'`;
+        const remove = command("tenant-onboarding.md", "deploy/remove-member.sql");
+        const r = await run("bash", ["-c", remove], { DATABASE_OWNER_URL: s.ownerUrl });
+        expect(r.code, r.output).toBe(0);
+        expect(r.output).toMatch(/acme\s+\|\s+person@example\.test\s+\|\s+removed/);
+        const rows = await sql`
+          select (select count(*)::int from app.memberships m join app.users u on u.id = m.user_id where u.email = 'person@example.test') as memberships,
+                 (select count(*)::int from app.audit_log a join app.users u on a.entity_id = u.id::text where u.email = 'person@example.test' and a.action = 'member.removed') as audited`;
+        expect(rows[0]).toEqual({ memberships: 0, audited: 1 });
+        const lastOwner = await run("bash", ["-c", remove.replace("person@example.test", "owner@acme.example")], { DATABASE_OWNER_URL: s.ownerUrl });
+        expect(lastOwner.code).not.toBe(0);
+        expect(lastOwner.output).toMatch(/without an owner/);
+      } finally {
+        await sql.end();
+      }
+    }));
+
   it("leak containment: the revoke cuts app_user off, apply-policies restores it", async () =>
     withClone(async (s) => {
       const revoke = command("incident-cross-tenant-leak.md", "revoke usage on schema app");

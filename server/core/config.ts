@@ -34,6 +34,10 @@ export type Config = {
   dbPoolQueueMax: number;
   dbExportPoolMax: number;
   dbPrepare: boolean;
+  apiConcurrency: number;
+  apiQueueMax: number;
+  apiQueueDeadlineMs: number;
+  apiRefuseAfterMs: number;
   bodyLimit: string;
   dataDir: string;
   embeddedPgPort: number;
@@ -81,6 +85,11 @@ const schema = {
     DB_POOL_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 64 },
     DB_EXPORT_POOL_MAX: { type: "integer", minimum: 1, maximum: 50, default: 2 },
     DB_PREPARE: { type: "boolean", default: true },
+    // Admission control (admission.ts): 0 means 2 × DB_POOL_MAX + DB_EXPORT_POOL_MAX.
+    API_CONCURRENCY: { type: "integer", minimum: 0, maximum: 10000, default: 0 },
+    API_QUEUE_MAX: { type: "integer", minimum: 0, maximum: 100000, default: 1024 },
+    API_QUEUE_DEADLINE_MS: { type: "integer", minimum: 1, maximum: 60000, default: 150 },
+    API_REFUSE_AFTER_MS: { type: "integer", minimum: 0, maximum: 60000, default: 1000 },
     BODY_LIMIT: { type: "string", pattern: "^[0-9]+(b|kb|mb)$", default: "100kb" },
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
     EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
@@ -185,6 +194,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolQueueMax: r.DB_POOL_QUEUE_MAX,
     dbExportPoolMax: r.DB_EXPORT_POOL_MAX,
     dbPrepare: r.DB_PREPARE,
+    // A request ready for each connection as it comes free, besides the one using it.
+    apiConcurrency: r.API_CONCURRENCY || 2 * (r.DB_POOL_MAX as number) + (r.DB_EXPORT_POOL_MAX as number),
+    apiQueueMax: r.API_QUEUE_MAX,
+    apiQueueDeadlineMs: r.API_QUEUE_DEADLINE_MS,
+    apiRefuseAfterMs: r.API_REFUSE_AFTER_MS,
     bodyLimit: r.BODY_LIMIT,
     dataDir: r.DATA_DIR,
     embeddedPgPort: r.EMBEDDED_PG_PORT,

@@ -121,7 +121,6 @@ const ruleErrors: Record<string, [number, string, string]> = {
   owner_only: [403, "OWNER_REQUIRED", "Only an owner grants or removes the owner role."],
   last_owner: [409, "LAST_OWNER", "The shop must keep at least one owner."],
   member: [404, "MEMBER_NOT_FOUND", "Member not found."],
-  member_account: [422, "ACCOUNT_NOT_FOUND", "No account has this email; the person needs an account first."],
   // An action app.audit_event does not know (policies/audit_functions.sql, app.audit_actions()):
   // only the API's own code names actions, so this is a programming error, never the client's.
   audit_action: [500, "AUDIT_ACTION_UNKNOWN", "Internal server error."],

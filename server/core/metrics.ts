@@ -59,7 +59,7 @@ const latency = {
 registry.registerMetric(latency as unknown as Metric);
 const unavailable = new Counter({
   name: "http_unavailable_total",
-  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, MIGRATIONS_NOT_AT_HEAD).",
+  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, OVERLOADED, MIGRATIONS_NOT_AT_HEAD).",
   labelNames: ["code"] as const,
   registers: [registry],
 });
@@ -92,6 +92,11 @@ export function observePoolInUse(inUse: (() => number) | undefined): void {
 
 export function setPoolMax(max: number): void {
   poolMax.set(max);
+}
+
+/** 503s answered outside Express (admission.ts counts its refusals and reports them here). */
+export function countUnavailable(code: string, n: number): void {
+  unavailable.inc({ code }, n);
 }
 
 /** What the error handler tells the metrics about an error answer (kept on res.locals). */

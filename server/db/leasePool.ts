@@ -1,12 +1,17 @@
-// A bounded pool of items (the API's one-connection postgres.js clients, server/db/connections.ts): at most
-// `max` exist, created when needed; at most `maxWaiting` acquisitions wait for one, each at most
-// `acquireTimeoutMs`; a broken item is destroyed and its place freed; drain() refuses new
-// acquisitions and waits for every lease to come back.
-//
-// Why not generic-pool, which did this before: its acquire built two deferred promises, a
-// request object, a loan record and a timer for every request, even when an item was free (about
-// 44k instructions of a GET's 665k under callgrind). Here a free item is handed over at once, and
-// a timer is armed only for an acquisition that has to wait.
+// The bounded pool the API's one-connection postgres.js clients are leased from (server/db/connections.ts):
+// tarn (knex's pool) makes, lends, times out and ends them; this file adds the three things tarn
+// leaves to its caller and names why an acquisition was refused, so connections.ts can answer
+// DATABASE_BUSY, OVERLOADED or SHUTTING_DOWN:
+// - a bound on waiting acquisitions (tarn queues without one): past `maxWaiting`, refused at once;
+// - ending a broken item at once: tarn destroys only an idle item that fails `validate`, so a
+//   broken one is ended here, marked, and given back for tarn to drop;
+// - drain: refuse from now on, serve the acquisitions already waiting, resolve once every lease
+//   is back (tarn's destroy() aborts the waiting ones instead).
+// A pool of our own replaced generic-pool for 1.03× on GET by id (inside the bench's noise) and
+// then needed a fix for a pool that shrank for good when its factory threw (issue 30); tarn
+// hands a factory's error to the waiting acquisition (propagateCreateError). Measured side by
+// side against it: bench/README.md, the lease pool row.
+import { Pool, TimeoutError } from "tarn";
 
 /** Why an acquisition was refused. */
 export type Refusal = "draining" | "queue-full" | "timeout";
@@ -17,8 +22,6 @@ export class PoolRefusal extends Error {
     this.name = "PoolRefusal";
   }
 }
-
-type Waiter<T> = { resolve: (item: T) => void; reject: (error: unknown) => void; timer: NodeJS.Timeout };
 
 export type LeasePool<T> = {
   acquire: () => Promise<T>;
@@ -37,104 +40,82 @@ export type LeasePool<T> = {
 };
 
 export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => Promise<void> }, limits: { max: number; maxWaiting: number; acquireTimeoutMs: number }): LeasePool<T> {
-  const idle: T[] = [];
-  const waiters: Waiter<T>[] = [];
-  let size = 0;
-  let borrowed = 0;
+  const broken = new Set<T>();
+  const ended = new Map<T, Promise<void>>();
+  // Ends an item once: a broken lease ends it at once, and tarn asks again when it drops it.
+  const end = (item: T) => {
+    let done = ended.get(item);
+    if (!done) ended.set(item, (done = factory.destroy(item)));
+    return done;
+  };
+  const pool = new Pool<T>({
+    create: async () => factory.create(),
+    destroy: (item) => {
+      const done = end(item);
+      broken.delete(item);
+      ended.delete(item);
+      return done;
+    },
+    validate: (item) => !broken.has(item),
+    min: 0,
+    max: limits.max,
+    acquireTimeoutMillis: limits.acquireTimeoutMs,
+    // The clients close their own idle connection after 60 s (db.ts); the client goes with it.
+    idleTimeoutMillis: 60_000,
+    propagateCreateError: true,
+  });
   let draining = false;
-  let drained: (() => void) | undefined;
-  let drainedPromise: Promise<void> | undefined;
-
-  function lend(item: T): T {
-    borrowed++;
-    return item;
-  }
-
-  /** A new item, counted in `size` only once it exists: a factory that throws takes no place. */
-  function created(): T {
-    const item = factory.create();
-    size++;
-    return item;
-  }
-
-  function settleDrain(): void {
-    if (drained && borrowed === 0 && waiters.length === 0) drained();
-  }
-
-  /** Hands `item` (or a new one, when a place is free) to the oldest waiter; true when one took it. */
-  function serveWaiter(item: T | undefined): boolean {
-    const waiter = waiters.shift();
-    if (!waiter) return false;
-    clearTimeout(waiter.timer);
-    if (item !== undefined) {
-      waiter.resolve(lend(item));
-      return true;
-    }
-    try {
-      waiter.resolve(lend(created()));
-    } catch (error) {
-      waiter.reject(error);
-    }
-    return true;
-  }
+  let drained: Promise<void> | undefined;
+  let settle = () => {};
+  const pending = () => pool.numPendingAcquires();
+  const idle = () => pool.numUsed() === 0 && pending() === 0;
+  const check = () => {
+    if (draining && idle()) settle();
+  };
 
   return {
     acquire() {
       if (draining) return Promise.reject(new PoolRefusal("draining"));
-      const item = idle.pop();
-      if (item !== undefined) return Promise.resolve(lend(item));
-      if (size < limits.max) {
-        try {
-          return Promise.resolve(lend(created()));
-        } catch (error) {
-          return Promise.reject(error);
-        }
-      }
-      if (waiters.length >= limits.maxWaiting) return Promise.reject(new PoolRefusal("queue-full"));
-      return new Promise<T>((resolve, reject) => {
-        const waiter: Waiter<T> = {
-          resolve,
-          reject,
-          timer: setTimeout(() => {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            reject(new PoolRefusal("timeout"));
-            settleDrain();
-          }, limits.acquireTimeoutMs),
-        };
-        waiters.push(waiter);
-      });
+      // An acquisition waits when nothing is free and no item may be added.
+      const waits = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= limits.max;
+      if (waits && pending() >= limits.maxWaiting) return Promise.reject(new PoolRefusal("queue-full"));
+      return pool.acquire().promise.then(
+        (item) => item,
+        (error: unknown) => {
+          check();
+          throw error instanceof TimeoutError ? new PoolRefusal("timeout") : error;
+        },
+      );
     },
     release(item) {
-      borrowed--;
-      if (!serveWaiter(item)) idle.push(item);
-      settleDrain();
+      pool.release(item);
+      check();
     },
     async destroy(item) {
-      borrowed--;
-      size--;
+      broken.add(item);
       try {
-        await factory.destroy(item);
+        await end(item);
       } finally {
-        if (size < limits.max) serveWaiter(undefined);
-        settleDrain();
+        pool.release(item);
+        check();
       }
     },
     drain() {
       draining = true;
-      drainedPromise ??= new Promise<void>((resolve) => {
-        drained = resolve;
-        settleDrain();
-      });
-      return drainedPromise;
+      drained ??= new Promise<void>((resolve) => {
+        settle = resolve;
+        check();
+      }).then(() => pool.destroy()).then(() => undefined);
+      return drained;
     },
     get borrowed() {
-      return borrowed;
+      return pool.numUsed();
     },
     get pending() {
-      return waiters.length;
+      return pending();
     },
     get saturated() {
-      return idle.length === 0 && size >= limits.max && waiters.length >= limits.maxWaiting;
+      return pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= limits.max && pending() >= limits.maxWaiting;
     },
   };
 }

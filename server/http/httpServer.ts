@@ -27,9 +27,9 @@ function bornWith(base: (this: object, ...args: never[]) => void, prototype: obj
   return construct as unknown as new (...args: never[]) => object;
 }
 
-export function createHttpServer(app: Express): http.Server {
+export function createHttpServer(app: Express, handler: http.RequestListener = app): http.Server {
   return http.createServer({
     IncomingMessage: bornWith(http.IncomingMessage as never, app.request) as unknown as typeof http.IncomingMessage,
     ServerResponse: bornWith(http.ServerResponse as never, app.response) as unknown as typeof http.ServerResponse,
-  }, app);
+  }, handler);
 }

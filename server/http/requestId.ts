@@ -6,9 +6,13 @@ import { attachRequestState } from "../core/requestContext.ts";
 
 const acceptable = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The request's id: the client's X-Request-Id when it is sane, else a new one. */
+export function requestIdFrom(given: string | undefined): string {
+  return given && acceptable.test(given) ? given : randomUUID();
+}
+
 export function assignRequestId(req: Request, res: Response): void {
-  const given = req.get("x-request-id");
-  const id = given && acceptable.test(given) ? given : randomUUID();
+  const id = requestIdFrom(req.get("x-request-id"));
   res.setHeader("X-Request-Id", id);
   attachRequestState(req, { requestId: id, tenantRefs: [] });
 }

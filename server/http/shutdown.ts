@@ -19,6 +19,24 @@ export function drainingRefusal(res: Response): AppError | undefined {
   return shuttingDown();
 }
 
+/**
+ * A response finished during the drain leaves no kept-alive socket behind: an answer not yet
+ * begun tells its client so (`Connection: close`, and Node then closes the socket itself); one
+ * already streaming (an export) cannot say it any more, so its socket is ended once it is done.
+ * Otherwise the drain waited for the client, or the keep-alive timeout, before the process exited.
+ */
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) return void res.setHeader("Connection", "close");
+  const socket = res.socket;
+  if (!socket) return;
+  // What Node's own destroySoon does for an answer that says Connection: close.
+  res.once("finish", () => {
+    if (socket.writable) socket.end();
+    if (socket.writableFinished) socket.destroy();
+    else socket.once("finish", () => socket.destroy());
+  });
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${label} timed out after ${ms} ms`)), ms);
@@ -35,6 +53,7 @@ export function installShutdown(server: Server | undefined, steps: CleanupStep[]
   server?.on("request", (_req, res: ServerResponse) => {
     inFlight.add(res);
     res.on("close", () => inFlight.delete(res)); // "close" comes once: no once() wrapper per request
+    if (draining) closeAfter(res);
   });
   let started: Promise<void> | undefined;
   const shutdown = (signal: string) =>
@@ -44,8 +63,7 @@ export function installShutdown(server: Server | undefined, steps: CleanupStep[]
       let failed = false;
       if (server) {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        // Answers not yet begun tell their client this socket closes after them.
-        for (const res of inFlight) if (!res.headersSent) res.setHeader("Connection", "close");
+        for (const res of inFlight) closeAfter(res);
         server.closeIdleConnections();
         try {
           await withTimeout(closed, drainMs, "drain");

@@ -3,7 +3,8 @@
 import type { Sql } from "../db/connections.ts";
 import { requires } from "../auth/authorize.ts";
 import { documented, named, page as pageSchema, row, timestamp } from "../http/contract.ts";
-import { BadRequestError } from "../core/errors.ts";
+import type { Request } from "express";
+import { BadRequestError, type AppError } from "../core/errors.ts";
 import { relayCopy } from "../db/copyRelay.ts";
 import { withTenant } from "../db/tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
@@ -50,6 +51,17 @@ function filtersOf(sql: Sql, q: AuditFilters, value: (f: Filter) => Fragment) {
     ${q.entity_id ? sql`and entity_id = ${value("entity_id")}` : sql``}
     ${q.actor ? sql`and actor_user_id = ${value("actor")}::uuid` : sql``}`;
 }
+
+/**
+ * Only a caller who may export learns that exports are busy: with every export connection taken,
+ * the context (membership, tenant status, audit:export) is opened on an ordinary connection first,
+ * so another tenant's member gets its 404 and a member without the permission its 403, as when a
+ * connection is free. Paid only when exports are busy.
+ */
+const mayExport = (req: Request) => async (error: unknown): Promise<never> => {
+  if ((error as AppError).code === "EXPORTS_BUSY") await withTenant(req, (sql) => sql`select 1`);
+  throw error;
+};
 
 /** How long one export may stream (a client that stops reading holds a connection until then). */
 const exportTimeoutMs = 30 * 60 * 1000;
@@ -104,7 +116,7 @@ export function auditRoutes(router: Routes): void {
       const complete = await relayCopy(rows, res, () => copy.cancel());
       // The client left: the cancelled COPY is undone, the export's audit row commits.
       if (!complete) await sql`rollback to savepoint audit_export`;
-    }, { budget: "export" });
+    }, { budget: "export" }).catch(mayExport(req));
     res.end();
   });
 }

@@ -44,17 +44,21 @@ export function memberRoutes(router: Routes): void {
     res.json(page(byEmail, rows, limit));
   });
 
+  // The same answer whether or not the email has an account: a shop's admin must not learn it
+  // from here (issue 37). The member list then shows who was added; invitations are to replace this.
   router.post("/", documented({
     summary: "Add an existing account as a member", tag, body: addSchema,
-    description: "Unknown email: 422 ACCOUNT_NOT_FOUND. Only an owner grants the owner role (403 OWNER_REQUIRED).",
-    responses: { 201: { description: "The member, as the list answers it", schema: member, headers: { Location: { description: "The member's URL", schema: { type: "string" } } } } },
+    description: "If an account has this email, it becomes a member with this role. The answer is the same whether or not one has: " +
+      "202 with the email and role asked for (GET /members shows who is a member). Already a member: 409 ALREADY_A_MEMBER. " +
+      "Only an owner grants the owner role (403 OWNER_REQUIRED).",
+    responses: { 202: { description: "Accepted: the email and role asked for", schema: row({ email: { type: "string" }, role }) } },
   }), requires("members:manage"), async (req, res) => {
     const input = validateAdd(req.body);
     await withTenantOnce(
       req,
       res,
       (sql) => sql`select ${sql.unsafe(columns)} from app.add_member(${input.email}, ${input.role})`,
-      ([member]) => ({ status: 201, body: member, headers: { Location: `${router.base}/${member.user_id}` } }),
+      () => ({ status: 202, body: { email: input.email, role: input.role } }),
     );
   });
 

@@ -1,6 +1,7 @@
 // Cluster provisioning for servers we control (the embedded one, test servers): the owner,
 // app and BI roles with passwords, and the application database owned by the owner role.
 // On a managed server a DBA does this once; DATABASE_URL/DATABASE_OWNER_URL then point at it.
+import { createHash, createHmac, pbkdf2Sync, timingSafeEqual } from "node:crypto";
 import { connectOnce } from "../db/connections.ts";
 
 export type RolePasswords = { owner: string; app: string; bi: string };
@@ -27,9 +28,12 @@ export async function provisionDatabase(superuserUrl: string, database: string, 
       { name: "app_bi", password: passwords.bi, attrs: "login nosuperuser nobypassrls nocreatedb nocreaterole noinherit" },
     ];
     for (const r of roles) {
-      const [exists] = await sql`select 1 from pg_roles where rolname = ${r.name}`;
-      const verb = exists ? "alter" : "create";
-      await sql.unsafe(`${verb} role ${r.name} ${r.attrs} password ${literal(r.password)}`);
+      const [role] = await sql`select rolpassword from pg_authid where rolname = ${r.name}`;
+      // A password already set is not set again: ALTER ROLE ... PASSWORD stores a new SCRAM
+      // secret (a new salt) even for the same password, and a PgBouncer holding the old secret
+      // in its auth_file (runbooks/pgbouncer.md) then fails every new server login.
+      const password = role && scramSecretOf(role.rolpassword, r.password) ? "" : ` password ${literal(r.password)}`;
+      await sql.unsafe(`${role ? "alter" : "create"} role ${r.name} ${r.attrs}${password}`);
     }
     const [db] = await sql`select 1 from pg_database where datname = ${database}`;
     if (!db) {
@@ -45,6 +49,21 @@ export async function provisionDatabase(superuserUrl: string, database: string, 
     appUrl: withCredentials(superuserUrl, "app_user", passwords.app, database),
     biUrl: withCredentials(superuserUrl, "app_bi", passwords.bi, database),
   };
+}
+
+/**
+ * Whether `secret` (pg_authid.rolpassword) is a SCRAM-SHA-256 secret of `password`, as PostgreSQL
+ * checks a login (RFC 5802, RFC 7677): StoredKey = SHA-256(HMAC(SaltedPassword, "Client Key")).
+ * PostgreSQL prepares a password with SASLprep first, which leaves printable ASCII as it is; any
+ * other password answers false here, so it is simply set again.
+ */
+export function scramSecretOf(secret: string | null, password: string): boolean {
+  const parts = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):[A-Za-z0-9+/=]+$/.exec(secret ?? "");
+  if (!parts || !/^[\x20-\x7e]*$/.test(password)) return false;
+  const salted = pbkdf2Sync(password, Buffer.from(parts[2], "base64"), Number(parts[1]), 32, "sha256");
+  const stored = createHash("sha256").update(createHmac("sha256", salted).update("Client Key").digest()).digest();
+  const expected = Buffer.from(parts[3], "base64");
+  return expected.length === stored.length && timingSafeEqual(expected, stored);
 }
 
 function literal(value: string): string {
