@@ -30,6 +30,8 @@ import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { integrationRoutes } from "./routes/integrations.ts";
 import { wellKnownRoutes } from "./routes/wellKnown.ts";
+import { featureRoutes } from "./routes/features.ts";
+import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -59,6 +61,7 @@ export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}
     "/members": memberRoutes,
     "/settings": settingsRoutes,
     "/integrations": (router) => integrationRoutes(router, options.credentialKeys),
+    "/features": featureRoutes,
   };
 }
 
@@ -96,6 +99,8 @@ export function createApp(options: AppOptions): express.Express {
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
   for (const [path, routes] of Object.entries(tenantResources(options))) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
   meRoutes(mountRoutes(app, "/api/v1", authenticated));
+  // Platform administration: no tenant; the database opens its context only for a platform admin.
+  platformRoutes(mountRoutes(app, "/api/v1/platform", authenticated));
 
   app.use(healthRoutes());
   app.get("/metrics", documented({

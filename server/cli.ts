@@ -10,12 +10,14 @@ import { credentialKeyStatus, rotateCredentials } from "./ops/credentialRotation
 import { credentialKeys, parseCredentialKey } from "./core/credentialCipher.ts";
 import { parseKeyRing, singleKeyRing, type KeyRing } from "./core/keyRing.ts";
 import { progressBar } from "./ops/progressBar.ts";
+import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
 import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { featureCommands } from "./ops/features.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -97,6 +99,13 @@ function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: s
   return { ring, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
+const metricsDirFlag = "--metrics-dir <dir>";
+
+/** A metrics file speaks for every tenant: one run over a single tenant must not overwrite it. */
+function everyTenantForMetrics(opts: { tenant?: string; metricsDir?: string }): void {
+  if (opts.tenant && opts.metricsDir) throw new Error("--metrics-dir reports on every tenant: leave out --tenant");
+}
+
 async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
   const rows = tenant
     ? await sql`select id, slug from app.tenants where slug = lower(${tenant}) or id::text = lower(${tenant})`
@@ -110,13 +119,19 @@ audit
   .description("seal unsealed audit rows into each tenant's hash chain (schedule this, e.g. every minute)")
   .option("--tenant <slug-or-uuid>", "only this tenant")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string }) => {
+  .option(metricsDirFlag, "also write audit_seal.prom there for node_exporter's textfile collector (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      let sealed = 0;
+      for (const t of tenants) {
         const [{ n }] = await sql`select app.audit_seal(${t.id}::uuid) as n`;
+        sealed += Number(n);
         console.log(`${t.slug}: sealed ${n}`);
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_seal", sealValues({ tenants: tenants.length, sealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -151,15 +166,19 @@ audit
   .option("--no-seal", "verify only what is already sealed")
   .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string }) => {
+  .option(metricsDirFlag, "also write audit_verify.prom there for node_exporter's textfile collector, once every tenant is checked (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
     try {
       const anchors = process.env.AUDIT_ANCHOR_KEY || process.env.AUDIT_ANCHOR_KEYS || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
-      const result = await verifyAudit(sql, await tenantsFor(sql, opts.tenant), { anchors, seal: opts.seal });
+      const tenants = await tenantsFor(sql, opts.tenant);
+      const result = await verifyAudit(sql, tenants, { anchors, seal: opts.seal });
       for (const line of result.lines) console.log(line);
       broken = result.broken;
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed: result.unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -171,7 +190,7 @@ program
   .command("rbac")
   .description("role-based access control")
   .command("matrix")
-  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql and the routes")
+  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql, policies/rbac.sql, the tenant tables and the routes")
   .option("--write", "write it to runbooks/rbac-matrix.md instead of printing it")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
   .action(async (opts: { write?: boolean; url?: string }) => {
@@ -234,6 +253,8 @@ bi
       await stop();
     }
   });
+
+featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program
   .command("context-key")

@@ -106,11 +106,12 @@ describe("taking a connection", () => {
 
 describe("exports", () => {
   it("draw from their own budget: stalled readers fill it (EXPORTS_BUSY) and ordinary requests still pass", async () => {
-    await startApi({ max: 1, exportMax: 2, acquireTimeoutMs: 500 });
+    await startApi({ max: 1, exportMax: 2, acquireTimeoutMs: 3000 });
     expect(await Promise.all([stalledExport(), stalledExport()])).toEqual([200, 200]);
     const third = await get("/api/v1/audit/export.csv?entity=customers");
     expect([third.status, third.body.error.code, third.retryAfter]).toEqual([503, "EXPORTS_BUSY", "10"]);
-    expect(third.ms).toBeLessThan(250);
+    // At once, not after a wait for a connection (3 s); the margin holds on a busy 2-core machine.
+    expect(third.ms).toBeLessThan(1500);
     for (let i = 0; i < 5; i++) {
       const list = await get("/api/v1/customers?limit=1");
       expect(list.status).toBe(200);

@@ -119,6 +119,26 @@ describe("other members and other shops", () => {
   });
 });
 
+describe("a shop whose plan lacks the integrations feature", () => {
+  it("gets 403 FEATURE_NOT_ENABLED on every route, over HTTP and in SQL as app_user, and nothing is stored", async () => {
+    const basic = await makeTenant(owner, { plan: "basic" });
+    const basicOwner = await makeUser(owner, basic, "owner");
+    const token = tokenFor(basicOwner);
+    for (const [method, path, body] of [
+      ["GET", "/api/v1/integrations", undefined], ["PUT", "/api/v1/integrations/parts-hub", { secret: secretOf("basic") }],
+      ["POST", "/api/v1/integrations/parts-hub/test", undefined], ["DELETE", "/api/v1/integrations/parts-hub", undefined],
+    ] as const) {
+      const r = await api.request(method, path, { token, tenant: basic.slug, body });
+      expect(r.status, `${method} ${path}`).toBe(403);
+      expect(r.body.error).toMatchObject({ code: "FEATURE_NOT_ENABLED", details: { feature: "integrations" } });
+    }
+    // A context opened for integrations:manage naming no feature is refused by the opener itself.
+    await expect(asMember(app, basicOwner, basic, { permission: "integrations:manage", writes: true, feature: null }, (tx) => tx`select count(*) from app.integration_credentials`))
+      .rejects.toMatchObject({ code: "FE403", detail: "integrations" });
+    expect(await owner`select provider from app.integration_credentials where tenant_id = ${basic.id}`).toEqual([]);
+  });
+});
+
 describe("what the database holds", () => {
   it("an envelope under the primary key, never the secret; the key id is the envelope's own", async () => {
     const secret = secretOf("dump");

@@ -134,11 +134,13 @@ const cases: Record<string, Case> = {
   "POST /api/v1/members": { body: async () => ({ email: (await makeUser(owner)).email, role: "staff" }) },
   "PATCH /api/v1/members/:userId": { row: async () => (await member()).id, body: () => ({ role: "manager" }) },
   "DELETE /api/v1/members/:userId": { row: async () => (await member()).id },
+  "GET /api/v1/settings": {},
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
   "GET /api/v1/integrations": {},
   "PUT /api/v1/integrations/:provider": { row: async () => `rbac-${uniq()}`, body: () => ({ secret: `rbac-secret-${uniq()}` }) },
   "DELETE /api/v1/integrations/:provider": { row: () => integration() },
   "POST /api/v1/integrations/:provider/test": { row: () => integration() },
+  "GET /api/v1/features": {},
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */

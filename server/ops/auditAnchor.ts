@@ -113,9 +113,10 @@ export async function purgeOf(sql: Sql, anchor: Anchor): Promise<string | null> 
  * `audit verify`: for each tenant (sealed first unless `seal` is false), its newest anchor, then
  * its chain. Returns the lines to print and how many are broken (the command exits 1 on any).
  */
-export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug: string }[], options: { anchors?: { file: string; ring: KeyRing<string> }; seal: boolean }): Promise<{ lines: string[]; broken: number }> {
+export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug: string }[], options: { anchors?: { file: string; ring: KeyRing<string> }; seal: boolean }): Promise<{ lines: string[]; broken: number; unsealed: number }> {
   const lines: string[] = [];
   let broken = 0;
+  let unsealed = 0;
   const anchors = options.anchors ? readAnchors(options.anchors.file, options.anchors.ring) : { latest: new Map<string, Anchor>(), forged: 0, unverifiable: new Map<string, number>() };
   if (!options.anchors) lines.push("note: no AUDIT_ANCHOR_KEY: chains are checked without anchors (deleting the newest rows is not detectable)");
   if (anchors.forged) {
@@ -135,6 +136,7 @@ export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug
       continue;
     }
     const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
+    unsealed += Number(r.unsealed ?? 0);
     if (r.problem) {
       broken++;
       lines.push(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
@@ -145,5 +147,5 @@ export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug
         (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}${anchor.kid ? ` (key ${anchor.kid})` : ""}` : ", no anchor yet"));
     }
   }
-  return { lines, broken };
+  return { lines, broken, unsealed };
 }

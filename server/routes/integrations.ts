@@ -78,7 +78,7 @@ function unreadable(req: Request, error: CredentialDecryptError, providerName: s
  * named once here: `manage` is where a route gains further conditions (a feature entitlement).
  */
 export function integrationRoutes(router: Routes, keys: KeyRing<Buffer> | undefined): void {
-  const manage = (options: { writes?: boolean } = {}) => requires("integrations:manage", options);
+  const manage = (options: { writes?: boolean } = {}) => requires("integrations:manage", { ...options, feature: "integrations" });
   const ring = (): KeyRing<Buffer> => {
     if (!keys) throw new AppError(500, "CREDENTIALS_KEYS_MISSING", "No credentials key ring is configured.", { operational: false, help: "runbooks/key-rotation.md" });
     return keys;
