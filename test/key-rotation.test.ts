@@ -298,7 +298,7 @@ describe("the audit anchor key, rotated under load", () => {
     const mac = createHmac("sha256", old).update([line.tenant_id, String(line.seq), line.hash, line.anchored_at].join("|"), "utf8").digest("hex");
     writeFileSync(file, `${JSON.stringify({ ...line, mac })}\n`);
     const ok = await verifyAudit(owner, [t], { anchors: { file, ring: ring("new", { new: "n".repeat(40), default: old }) }, seal: false });
-    expect(ok).toEqual({ broken: 0, lines: [expect.stringMatching(new RegExp(`^ok ${t.slug}: \\d+ rows chained, anchored position ${line.seq} intact$`))] });
+    expect(ok).toEqual({ broken: 0, unsealed: 0, lines: [expect.stringMatching(new RegExp(`^ok ${t.slug}: \\d+ rows chained, anchored position ${line.seq} intact$`))] });
     const forged = await verifyAudit(owner, [t], { anchors: { file, ring: ring("new", { new: "n".repeat(40), default: "another-key-".repeat(4) }) }, seal: false });
     expect(forged.broken).toBe(1);
   });
