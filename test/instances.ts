@@ -17,7 +17,8 @@ export type Instance = {
 export async function startInstance(env: Record<string, string>, options: { workers?: number; timeoutMs?: number } = {}): Promise<Instance> {
   const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
     cwd: root,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOG_FORMAT: "json", DATABASE_OWNER_URL: "", ...env },
+    // Production refuses to start without a credentials key ring (issue 33): one of its own unless given.
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", LOG_FORMAT: "json", DATABASE_OWNER_URL: "", CREDENTIALS_KEYS: `*instance=${"cd".repeat(32)}`, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
