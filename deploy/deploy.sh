@@ -2,7 +2,7 @@
 # Snapshot, then deploy. 1) pg_dump -Fc into a timestamped file (SNAPSHOT_DIR, default
 # snapshots/); if the snapshot fails, nothing is deployed unless --skip-snapshot is given.
 # 2) `npm run cli -- deploy`, the one deploy command (server/setup/deploy.ts): pending migrations
-# (one transaction), changed policy files, the context key (CONTEXT_KEY), as the owner role, one
+# (one transaction), changed policy files, CONTEXT_KEY added beside the installed context keys, as the owner role, one
 # deploy at a time, every lock bounded by --lock-timeout-ms and retried. Arguments after the
 # script's own go to it: --no-context-key, --only migrations, --lock-timeout-ms 2000, ...
 # Then verify/golive-status.sh, and start or roll the API instances (runbooks/go-live.md).

@@ -5,7 +5,7 @@
 -- transaction as the change. A table added later is audited as soon as this file is applied,
 -- listed in app.audited_table_names() or not yet listed at all (the catalog contract then fails
 -- until it is classified); an exempted table loses any audit trigger it had.
--- Re-appliable: each trigger is dropped if it exists and created again.
+-- Re-appliable: each trigger is created or replaced (dropped only from a table that no longer wants it).
 
 do $$
 declare

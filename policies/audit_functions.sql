@@ -1,6 +1,6 @@
 -- The audit trail's functions: the statement-level writer (attached by policies/audit.sql),
 -- explicit events, the per-tenant hash chain (seal, verify, anchor head), the append-only guard
--- and retention. Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- and retention. Re-appliable: create or replace, triggers too.
 
 /* Drops secrets (password hashes, tokens, credentials) from a row image before it is audited. */
 create or replace function app.audit_redact(p_row jsonb) returns jsonb

@@ -1,5 +1,5 @@
 -- Invoices: immutability once issued, lines only on drafts, gapless numbering on issue.
--- Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- Re-appliable: create or replace, triggers too.
 
 /*
  * Invoices: draft is free to change; issued → paid | void and paid → void are the only

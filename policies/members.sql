@@ -1,6 +1,6 @@
 -- Members: the owner rules (only an owner grants or removes the owner role; the last owner
 -- stays) and the SECURITY DEFINER functions behind /members (/settings: policies/settings.sql).
--- Re-appliable: create or replace; the trigger is dropped if it exists and created again.
+-- Re-appliable: create or replace, the trigger too.
 
 /*
  * Owner rules on app.memberships, for every writer:

@@ -1,6 +1,6 @@
 -- Role checks on writes, next to the tenant isolation they narrow. The matrix itself is
 -- policies/permissions.sql.
--- Re-appliable: each trigger and policy is dropped if it exists and created again.
+-- Re-appliable: each trigger is created or replaced, each policy dropped if it exists and created again.
 
 /*
  * Whether the current transaction may use a permission: in a member's context, it is among the

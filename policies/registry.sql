@@ -55,6 +55,7 @@ set search_path = pg_catalog, pg_temp
 as $$ select array[
   'appointments',
   'customers',
+  'integration_credentials', -- storing or replacing a shop's credential is an action; app.audit_redact drops the envelope
   'invoice_lines',
   'invoices',
   'service_operations',

@@ -2,7 +2,7 @@
 -- The bounds are named CHECKs there; here the timezone's check against pg_timezone_names, the
 -- audit of every change, the readers the domain rules share (invoices.sql: numbering and due
 -- dates; appointments.sql: slots), and the SECURITY DEFINER functions behind /settings.
--- Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- Re-appliable: create or replace, triggers too.
 
 /* The settings of a shop, in the order the API lists them: what the audit compares. */
 create or replace function app.setting_names() returns text[]

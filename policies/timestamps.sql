@@ -1,6 +1,6 @@
 -- updated_at is the database's: every tenant table with an updated_at column gets a BEFORE
 -- UPDATE trigger that sets it, whatever the client sends. A new table gets it on apply.
--- Re-appliable: create or replace; each trigger is dropped if it exists and created again.
+-- Re-appliable: create or replace, each trigger too.
 
 /* Trigger: keeps updated_at honest whatever the client sends. */
 create or replace function app.touch_updated_at() returns trigger

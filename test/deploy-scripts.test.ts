@@ -80,7 +80,7 @@ describe("deploy/deploy.sh", () => {
       const first = await run("deploy/deploy.sh", ["--skip-snapshot"], env);
       expect(first.output).toContain("migrations applied: 0001_global-tables");
       expect(first.output).toMatch(/policies: applied (\d+) of \1 files/);
-      expect(first.output).toContain("context key: installed");
+      expect(first.output).toContain("context key: added");
       expect(first.code).toBe(0);
       const second = await run("deploy/deploy.sh", ["--skip-snapshot"], env);
       expect(second.output).toContain("nothing to deploy: migrations at head");
