@@ -29,6 +29,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { featureRoutes } from "./routes/features.ts";
+import { accessRoutes } from "./routes/access.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -54,6 +55,7 @@ export function tenantResources(): Record<string, (router: Routes) => void> {
     "/members": memberRoutes,
     "/settings": settingsRoutes,
     "/features": featureRoutes,
+    "/access": accessRoutes,
   };
 }
 

@@ -18,7 +18,7 @@
 import type { Sql } from "./connections.ts";
 import { tenantContextProof, type TenantContextArgs } from "./contextProof.ts";
 import { expiryGuard, type Guard } from "./proofGuards.ts";
-import { AppError, ConflictError, ValidationError, toAppError } from "../core/errors.ts";
+import { AppError, BadRequestError, ConflictError, ValidationError, toAppError } from "../core/errors.ts";
 
 export const EXPLAIN_ACTIONS = ["select", "insert", "update", "delete"] as const;
 export type ExplainAction = (typeof EXPLAIN_ACTIONS)[number];
@@ -99,7 +99,7 @@ export async function tablePlan(sql: Sql, table: string): Promise<TablePlan> {
   // takes its default (a fresh id, a draft's status, no number) or NULL.
   const copy = await sql`
     select a.attname from pg_catalog.pg_attribute a
-     where a.attrelid = ${relation}::regclass and a.attnum > 0 and not a.attisdropped and not a.atthasdef and a.attgenerated = ''
+     where a.attrelid = ${relation}::regclass and a.attnum > 0 and not a.attisdropped and not a.atthasdef and a.attgenerated = '' and a.attidentity = ''
        and (a.attnotnull or exists (select 1 from pg_catalog.pg_constraint c where c.conrelid = a.attrelid and c.contype = 'f' and a.attnum = any (c.conkey)))
      order by a.attnum`;
   if (key.length > 1) throw new AppError(500, "INTERNAL", `${relation} has a composite key the explainer cannot name.`, { operational: false });
@@ -138,7 +138,10 @@ export async function inSavepoint<T>(sql: Sql, name: string, fn: () => Promise<T
   } catch (error) {
     if (!isDbError(error)) throw error;
     await sql.unsafe(`rollback to savepoint ${name}`);
-    if (error.code === "TN401" || error.code === "55P03" || error.code === "57014") throw error.code === "55P03" ? rowLocked(error) : error;
+    // Not an answer about access: a refused proof (the key), a lock or a timeout, or a fault of
+    // the explainer's own SQL (a 500 by the SQLSTATE table). Raised, never reported as a verdict.
+    if (error.code === "55P03") throw rowLocked(error);
+    if (error.code === "TN401" || toAppError(error).status >= 500) throw error;
     return { ok: false, error };
   }
 }
@@ -152,6 +155,10 @@ export async function explainAccess(conn: ExplainerConnection, q: ExplainQuestio
     const plan = await tablePlan(sql, q.table);
     if (plan.key && q.id === undefined && (q.action === "update" || q.action === "delete")) {
       throw new ValidationError("ID_REQUIRED", `An ${q.action} names the row it changes: give its ${plan.key.column}.`, { help: "runbooks/access-questions.md" });
+    }
+    if (plan.key && q.id !== undefined) {
+      const cast = await inSavepoint(sql, "explain_id", () => sql.unsafe(`select $1::${plan.key!.type}`, [q.id as never]));
+      if (!cast.ok) throw new BadRequestError("INVALID_ID", `The id is not a ${plan.key.type} (the key ${plan.key.column} of ${plan.table}).`);
     }
     const row = await conn.readRow(sql, plan, q.tenantId, plan.key ? q.id : undefined);
     await conn.prepare?.(sql);
@@ -317,6 +324,7 @@ function probeStatement(plan: TablePlan, action: ExplainAction, id: string | nul
       return { text: `delete from ${rel} t${byKey} returning 1`, params: keyParam };
     case "insert": {
       const cols = plan.copyColumns.join(", ");
+      if (!cols) return { text: `insert into ${rel} as t default values returning to_jsonb(t) as row`, params: () => [] };
       return {
         text: `insert into ${rel} as t (${cols}) select ${cols} from jsonb_populate_record(null::${rel}, $1::jsonb) returning to_jsonb(t) as row`,
         params: (row) => [row ?? {}] as never[],
