@@ -129,6 +129,7 @@ const cases: Record<string, Case> = {
   "GET /api/v1/settings": {},
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
   "GET /api/v1/features": {},
+  "GET /api/v1/access/explain": { query: "?user=nobody%40example.test&table=customers&action=select" },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */
