@@ -12,7 +12,9 @@ import { toAppError } from "../server/core/errors.ts";
 import { ROLES as roles } from "../server/core/roles.ts";
 import type { ExplainAction, Explanation } from "../server/db/accessExplainer.ts";
 import { explainAsOperator } from "../server/ops/accessExplain.ts";
-import { db, makeTenant, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import postgres from "postgres";
+import { asMember, db, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import { useGolden } from "./scratch.ts";
 
 const { owner, app, api } = useApi();
 const actions: ExplainAction[] = ["select", "insert", "update", "delete"];
@@ -325,5 +327,36 @@ describe("what it refuses to explain, with a stable code", () => {
     const elsewhere = await api.request("GET", `/api/v1/access/explain?${new URLSearchParams({ user: members.staff.email, table: "customers", action: "select" })}`,
       { token: tokenFor(outsider), tenant: shop.slug });
     expect([elsewhere.status, elsewhere.body.error.code]).toEqual([404, "TENANT_NOT_FOUND"]);
+  });
+});
+
+describe("canary: the explainer follows the database, because it asks it", () => {
+  const golden = useGolden("explain");
+
+  it("with the restrictive appointments policy dropped, a staff member sees a colleague's appointment, and the explainer says so", async () => {
+    await golden.withClone(async (scratch) => {
+      const ownerOf = postgres(scratch.ownerUrl, { max: 2, onnotice: () => {} });
+      const appOf = postgres(scratch.appUrl, { max: 1, onnotice: () => {} });
+      try {
+        const [t] = await ownerOf`select id, slug from app.tenants order by slug limit 1`;
+        const tenant = t as Tenant;
+        const staff = await makeUser(ownerOf, tenant, "staff");
+        const colleague = await makeUser(ownerOf, tenant, "manager");
+        const [c] = await ownerOf`select id from app.customers where tenant_id = ${tenant.id} limit 1`;
+        const [a] = await ownerOf`insert into app.appointments (tenant_id, customer_id, assigned_user_id, starts_at, ends_at)
+                                  values (${tenant.id}, ${c.id}, ${colleague.id}, '2035-01-01T09:00:00Z', '2035-01-01T10:00:00Z') returning id`;
+        const ask = () => explainAsOperator(ownerOf, db.contextKey, { tenant: tenant.slug, user: staff.email, table: "appointments", id: a.id, action: "select" });
+        const sees = () => asMember(appOf, staff, tenant, { permission: "appointments:read", forRow: true },
+          async (tx) => (await tx`select 1 from app.appointments where id = ${a.id}`).length > 0);
+
+        expect([await sees(), (await ask()).verdict]).toEqual([false, "not_found"]);
+        await ownerOf`drop policy members_see_only_assigned_appointments on app.appointments`;
+        const after = await ask();
+        expect([await sees(), after.verdict]).toEqual([true, "allowed"]);
+        expect(after.policies.map((p) => p.name)).not.toContain("members_see_only_assigned_appointments");
+      } finally {
+        await Promise.all([ownerOf.end({ timeout: 5 }), appOf.end({ timeout: 5 })]);
+      }
+    });
   });
 });
