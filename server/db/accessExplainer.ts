@@ -160,7 +160,9 @@ export async function explainAccess(conn: ExplainerConnection, q: ExplainQuestio
       const cast = await inSavepoint(sql, "explain_id", () => sql.unsafe(`select $1::${plan.key!.type}`, [q.id as never]));
       if (!cast.ok) throw new BadRequestError("INVALID_ID", `The id is not a ${plan.key.type} (the key ${plan.key.column} of ${plan.table}).`);
     }
-    const row = await conn.readRow(sql, plan, q.tenantId, plan.key ? q.id : undefined);
+    // The row the question names (a keyless table's is the shop's only one); an insert copies one
+    // (named, else the shop's first); a list names none.
+    const row = plan.key && q.id === undefined && q.action !== "insert" ? null : await conn.readRow(sql, plan, q.tenantId, plan.key ? q.id : undefined);
     await conn.prepare?.(sql);
     return await steps(conn, plan, q, row);
   } finally {
@@ -252,7 +254,7 @@ async function steps(conn: ExplainerConnection, plan: TablePlan, q: ExplainQuest
   await evaluatePolicies(sql, plan, policies, evaluatedRow);
   out.policy_rows = evaluatedRow === null
     ? (id === null ? "No row named: the policies are listed, not evaluated (give --id)." : "No row of this shop has that key: nothing to evaluate the policies on.")
-    : `Each expression was evaluated on the ${q.action === "insert" && ran.ok ? "inserted" : "named"} row inside the member's context, as pg_policies holds it: what RLS computed, told apart per policy.`;
+    : `Each expression was evaluated on the ${q.action !== "insert" ? "named" : ran.ok ? "inserted" : "copied"} row inside the member's context, as pg_policies holds it: what RLS computed, told apart per policy.`;
 
   // 5. The verdict: what the database raised, or what the rows say.
   const where = ran.ok ? "" : ran.error.where ?? "";
