@@ -268,6 +268,13 @@ describe("support questions", () => {
     expect([real.status, real.body.error.code]).toEqual([404, "TENANT_NOT_FOUND"]);
   });
 
+  it("a member of a suspended shop learns it (403 TENANT_SUSPENDED), from the opener", async () => {
+    const suspended = await makeTenant(owner, { prefix: "explain-suspended", status: "suspended" });
+    const member = await makeUser(owner, suspended, "manager");
+    const e = await explainAsOperator(owner, db.contextKey, { tenant: suspended.slug, user: member.email, table: "customers", action: "select" });
+    expect([e.verdict, e.answer, e.steps[0]]).toMatchObject(["denied", { status: 403, code: "TENANT_SUSPENDED" }, { step: "membership", outcome: "refused", sqlstate: "TN403" }]);
+  });
+
   it("the CLI (owner connection) answers as the API does", async () => {
     const invoice = await issued();
     const cli = await explainAsOperator(owner, db.contextKey, { tenant: shop.slug, user: members.manager.email, table: "invoices", id: invoice, action: "update" });
