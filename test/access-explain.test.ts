@@ -115,6 +115,18 @@ const tables: Record<string, Table> = {
       delete: "delete from app.audit_log where id = $1::bigint returning 1",
     },
   },
+  // Its routes name a provider, not a row: the member's attempt is the statement, as app_user.
+  integration_credentials: {
+    row: async () => (await owner`insert into app.integration_credentials (tenant_id, provider, credential_envelope, last4)
+                                  values (${shop.id}, ${`probe_${uniq()}`}, 'v1.k.n.c', 'abcd') returning id`)[0].id,
+    api: {},
+    sql: {
+      select: "select 1 from app.integration_credentials where id = $1::uuid",
+      insert: "insert into app.integration_credentials (provider, credential_envelope, last4) values ('probe_' || md5(random()::text), 'v1.k.n.c', 'abcd')",
+      update: "update app.integration_credentials set last4 = last4 where id = $1::uuid returning 1",
+      delete: "delete from app.integration_credentials where id = $1::uuid returning 1",
+    },
+  },
   invoice_counters: {
     row: async () => undefined,
     api: {},
