@@ -114,5 +114,9 @@ grant execute on function app.applied_migrations() to app_user;
 grant execute on function app.deployed_policy_versions() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;
+-- The permissions each tenant table's reads and writes need, the same for every shop (published in
+-- runbooks/rbac-matrix.md): the access explainer reads them to know which context to open.
+grant execute on function app.table_read_permissions() to app_user;
+grant execute on function app.table_write_permissions() to app_user;
 grant execute on function app.issue_invoice(uuid) to app_user;
 grant execute on function app.audit_event(text, text, text, jsonb) to app_user;

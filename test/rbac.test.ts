@@ -142,6 +142,7 @@ const cases: Record<string, Case> = {
   "DELETE /api/v1/integrations/:provider": { row: () => integration() },
   "POST /api/v1/integrations/:provider/test": { row: () => integration() },
   "GET /api/v1/features": {},
+  "GET /api/v1/access/explain": { query: "?user=nobody%40example.test&table=customers&action=select" },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */
