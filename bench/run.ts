@@ -22,10 +22,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
-import { installContextKey, tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
+import { tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
 import { streamGuard, type ProofState } from "../server/db/proofGuards.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { startEmbedded } from "../server/setup/embedded.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
@@ -88,7 +87,10 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
 function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS): Promise<Api> {
   return startServer(compiled(dir), dir, nodeOptions, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
-    DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY,
+    DATABASE_URL: urls.appUrl, JWT_SECRET, CONTEXT_KEY,
+    // This API never uses the owner (the bench deployed already); a baseline from before the deploy
+    // command (BENCH_BASELINE_DIR) still needs the owner's URL to start in production.
+    ...(dir === process.cwd() ? {} : { DATABASE_OWNER_URL: urls.ownerUrl }),
   });
 }
 
@@ -230,9 +232,7 @@ async function main() {
   let cluster: Api | undefined;
   try {
     log("migrating and applying policies");
-    await migrate(urls.ownerUrl);
-    await applyPolicies(urls.ownerUrl);
-    await installContextKey(owner, CONTEXT_KEY);
+    await deploy(urls.ownerUrl, { contextKey: CONTEXT_KEY });
     useContextKey(CONTEXT_KEY);
     log(`seeding ${TENANTS} tenants x ${CUSTOMERS} customers`);
     const data = await seedBench(owner, TENANTS, CUSTOMERS);

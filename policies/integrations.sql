@@ -1,6 +1,6 @@
 -- Third-party credentials (app.integration_credentials, sql/0440). The API encrypts them; the
--- database keeps envelopes and counts their changes. Re-appliable: create or replace; the
--- trigger is dropped if it exists and created again.
+-- database keeps envelopes and counts their changes. Re-appliable: create or replace, the
+-- trigger too (replacing it locks out writers only; dropping it would lock out readers as well).
 
 /*
  * Every change of a credential counts: version + 1, whatever the writer sends. The key rotation
@@ -18,6 +18,5 @@ end
 $$;
 revoke execute on function app.count_credential_change() from public;
 
-drop trigger if exists integration_credentials_count_change on app.integration_credentials;
-create trigger integration_credentials_count_change before update on app.integration_credentials
+create or replace trigger integration_credentials_count_change before update on app.integration_credentials
   for each row execute function app.count_credential_change();

@@ -111,6 +111,7 @@ grant execute on function app.find_login(text, text, bigint, text, text) to app_
 grant execute on function app.get_user() to app_user;
 grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;
+grant execute on function app.deployed_policy_versions() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;
 -- The permissions each tenant table's reads and writes need, the same for every shop (published in

@@ -1,6 +1,6 @@
 -- Role checks on writes, next to the tenant isolation they narrow. The matrix itself is
 -- policies/permissions.sql.
--- Re-appliable: each trigger and policy is dropped if it exists and created again.
+-- Re-appliable: each trigger is created or replaced, each policy dropped if it exists and created again.
 
 /*
  * Whether the current transaction may use a permission: in a member's context, it is among the
@@ -191,9 +191,14 @@ begin
       raise exception 'tenant table app.% has no entry in app.table_write_permissions()', v_name
         using hint = 'Name the permission its writes need in policies/rbac.sql (or NULL with the reason).';
     end if;
-    execute format('drop trigger if exists _authorize_write on %s', t);
-    continue when w.permission is null;
-    execute format('create trigger _authorize_write before insert or update or delete on %s
+    -- Replaced, not dropped and created (ACCESS EXCLUSIVE, readers wait too); dropped only where present.
+    if w.permission is null then
+      if exists (select 1 from pg_catalog.pg_trigger g where g.tgrelid = t and g.tgname = '_authorize_write') then
+        execute format('drop trigger _authorize_write on %s', t);
+      end if;
+      continue;
+    end if;
+    execute format('create or replace trigger _authorize_write before insert or update or delete on %s
                     for each row execute function %s(%L)', t, w.check_function, w.permission);
   end loop;
 end

@@ -16,6 +16,7 @@ import { answerOtherMethods } from "./http/methodNotAllowed.ts";
 import { metricsEndpoint } from "./core/metrics.ts";
 import { assignRequestId } from "./http/requestId.ts";
 import { drainingRefusal } from "./http/shutdown.ts";
+import { refuseWhenBehind } from "./http/schemaGate.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
@@ -91,11 +92,12 @@ export function createApp(options: AppOptions): express.Express {
 
   app.use(startRequest);
 
-  // /api/v1 (server/routes/mount.ts): shed before anything is paid for, JSON bodies on writes, then
+  // /api/v1 (server/routes/mount.ts): refused while the database is behind this release (only in a
+  // process that watches it: server/http/schemaGate.ts), shed before anything is paid for, JSON bodies on writes, then
   // the login; every other route authenticates and reads its idempotency key, tenant resources
   // then resolve the tenant. The caller's routes (/me, /tenants) after the tenant resources, which
   // nearly every request is.
-  const api = [shedWhenSaturated, jsonBody(options.bodyLimit)];
+  const api = [refuseWhenBehind, shedWhenSaturated, jsonBody(options.bodyLimit)];
   authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];

@@ -15,7 +15,7 @@ import { addContextKey, contextKeyId, installContextKey } from "./db/contextProo
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
-import { migrate } from "./setup/migrate.ts";
+import { deploy, type DeployOptions, type DeployReport } from "./setup/deploy.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
 import { explainAsOperator, renderExplanation } from "./ops/accessExplain.ts";
@@ -41,7 +41,7 @@ program
   .action(async (opts: { email: string; tenant?: string; ttl?: number }) => {
     const config = loadConfig();
     const db = await openDatabase(config);
-    const sql = connectOnce(db.ownerUrl);
+    const sql = connectOnce(ownerUrlOf(db));
     try {
       const [user] = await sql`select id from app.users where lower(email) = lower(${opts.email})`;
       if (!user) throw new Error(`no user with email ${opts.email}`);
@@ -61,15 +61,66 @@ program
     }
   });
 
-program
+/** Milliseconds, at least `min`. */
+function ms(min: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`whole milliseconds, at least ${min}`);
+    return n;
+  };
+}
+
+/** Where deploy and migrate connect: --url, DATABASE_OWNER_URL, or the local embedded database (started for the command). */
+async function deployTarget(url?: string): Promise<{ url: string; stop: () => Promise<void>; contextKey?: string }> {
+  const given = url ?? process.env.DATABASE_OWNER_URL;
+  if (given) return { url: given, stop: async () => {}, contextKey: process.env.CONTEXT_KEY };
+  const db = await openDatabase(loadConfig());
+  return { url: ownerUrlOf(db), stop: db.stop, contextKey: process.env.CONTEXT_KEY ?? db.secrets?.contextKey };
+}
+
+async function runDeploy(opts: { url?: string; lockTimeoutMs: number; retryForMs: number }, options: DeployOptions, requireKey: boolean): Promise<DeployReport> {
+  const target = await deployTarget(opts.url);
+  try {
+    const contextKey = options.only?.includes("context-key") === false ? undefined : target.contextKey;
+    if (requireKey && !contextKey) {
+      throw new Error("set CONTEXT_KEY (64 to 128 hex characters) to the key the API instances run with, or pass --no-context-key to leave the installed key as it is");
+    }
+    return await deploy(target.url, { ...options, contextKey, lockTimeoutMs: opts.lockTimeoutMs, retryForMs: opts.retryForMs, log: (line) => console.log(line) });
+  } finally {
+    await target.stop();
+  }
+}
+
+const lockOptions = (command: Command) =>
+  command
+    .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+    .option("--lock-timeout-ms <ms>", "longest wait for any one lock; traffic queued behind the deploy waits no longer", ms(10), 2000)
+    .option("--retry-for-ms <ms>", "how long lock timeouts are retried, and another deploy awaited, before giving up", ms(0), 600_000);
+
+lockOptions(program
+  .command("deploy")
+  .description("bring the database to this release, as the owner role: pending migrations, changed policy files, CONTEXT_KEY added beside the installed context keys (never replacing them). " +
+    "One deploy at a time (advisory lock); every lock waits at most --lock-timeout-ms and is retried; a deploy that changes nothing takes no lock; " +
+    "an edited applied migration stops it. deploy/deploy.sh snapshots first"))
+  .option("--no-context-key", "leave the installed context key as it is (CONTEXT_KEY not needed)")
+  .option("--reapply-policies", "apply every policy file, changed or not (repairs drift; deploy/apply-policies.sh)")
+  .option("--only <steps>", "a comma-separated subset of migrations, policies, context-key")
+  .action(async (opts: { url?: string; lockTimeoutMs: number; retryForMs: number; contextKey: boolean; reapplyPolicies?: boolean; only?: string }) => {
+    const only = opts.only?.split(",").map((x) => x.trim()) as DeployOptions["only"];
+    for (const step of only ?? []) if (!["migrations", "policies", "context-key"].includes(step)) throw new Error(`--only: ${step} is not one of migrations, policies, context-key`);
+    const steps = (only ?? ["migrations", "policies", "context-key"]).filter((x) => opts.contextKey || x !== "context-key");
+    const report = await runDeploy(opts, { only: steps, reapplyPolicies: opts.reapplyPolicies }, steps.includes("context-key"));
+    if (report.policies.applied.length > 0) console.log(report.policies.changes.length ? report.policies.changes.join("\n") : "no changes");
+    console.log(report.unchanged ? "deploy: nothing to do" : `deploy: done${report.retries ? ` (${report.retries} lock timeouts retried)` : ""}`);
+  });
+
+lockOptions(program
   .command("migrate")
-  .description("apply pending migrations from sql/ as the owner role (deploy/migrate.sh snapshots first)")
-  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .description("the migrations step of the deploy alone (deploy/migrate.sh snapshots first): pending migrations from sql/, as the owner role, under the deploy's lock"))
   .option("--down", "undo the last migration instead (only one that carries a Down Migration section)")
-  .action(async (opts: { url?: string; down?: boolean }) => {
-    const url = opts.url ?? process.env.DATABASE_OWNER_URL;
-    if (!url) throw new Error("set DATABASE_OWNER_URL (or --url) to the owner role connection URL");
-    const ran = await migrate(url, { direction: opts.down ? "down" : "up", count: opts.down ? 1 : undefined, log: (m) => console.error(String(m)) });
+  .action(async (opts: { url?: string; lockTimeoutMs: number; retryForMs: number; down?: boolean }) => {
+    const report = await runDeploy(opts, { only: ["migrations"], down: opts.down }, false);
+    const ran = opts.down ? report.migrations.undone : report.migrations.applied;
     console.log(ran.length ? `${opts.down ? "undone" : "applied"}: ${ran.join(", ")}` : "migrations at head: nothing to apply");
   });
 
@@ -81,7 +132,13 @@ async function ownerConnection(url?: string) {
   if (given) return { sql: connectOnce(given), stop: async () => {}, secrets: undefined, dataDir: loadConfig().dataDir };
   const config = loadConfig();
   const db = await openDatabase(config);
-  return { sql: connectOnce(db.ownerUrl), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
+  return { sql: connectOnce(ownerUrlOf(db)), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
+}
+
+/** The owner's URL of the configured database, or why there is none. */
+function ownerUrlOf(db: Awaited<ReturnType<typeof openDatabase>>): string {
+  if (!db.ownerUrl) throw new Error("set DATABASE_OWNER_URL (or --url) to the owner role connection URL: with DATABASE_URL set, the embedded database is not used");
+  return db.ownerUrl;
 }
 
 /**
@@ -307,7 +364,7 @@ function keyFromEnv(): string {
 
 contextKeys
   .command("install")
-  .description("install CONTEXT_KEY as the database's only key (npm start does this itself; for databases set up by a DBA)")
+  .description("install CONTEXT_KEY as the database's only key at once, refusing every other (development's npm start does this itself; a deploy adds its key instead)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
     const key = keyFromEnv();
@@ -319,7 +376,7 @@ contextKeys
 
 contextKeys
   .command("add")
-  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys")
+  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys (the deploy's context-key step does the same)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
     const key = keyFromEnv();

@@ -1,24 +1,34 @@
-// `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
-// policies, demo seed (development, first start), then the API, with graceful shutdown.
-// WEB_CONCURRENCY > 1 (production on several cores): this process does the set-up once, then
-// forks that many workers (node:cluster) that share the port, each with its own pool of
-// DB_POOL_MAX connections; SIGTERM drains the workers, then stops the database.
+// `npm start` and `node dist/main.js`: configuration, the database, then the API, with graceful
+// shutdown.
+//   * Development (the embedded database, or DATABASE_URL with DATABASE_OWNER_URL): this process
+//     deploys at every start, through the same code as `npm run cli -- deploy` (migrations,
+//     policies, the context key: each skipped when already applied), and seeds the demo once.
+//   * Production (NODE_ENV=production): this process holds app_user's DATABASE_URL, CONTEXT_KEY
+//     and the JWT key, and never connects as the owner; deploying is a separate step. It checks,
+//     read-only, that the database is at its release, and refuses API requests (503
+//     SCHEMA_BEHIND) until it is (server/http/schemaGate.ts). So instances start in any order
+//     and in any number, before or after the deploy, and none changes the schema under another.
+// WEB_CONCURRENCY > 1 (production on several cores): this process does the above once, then forks
+// that many workers (node:cluster) that share the port, each with its own pool of DB_POOL_MAX
+// connections and app_user's URL only; a scrape of /metrics answers all workers' sum; SIGTERM
+// drains the workers, then stops the database.
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { answerClientErrors } from "./http/clientErrors.ts";
 import { loadConfig, ConfigError, type Config } from "./core/config.ts";
-import { addContextKey, contextKeyId, installContextKey, useContextKey } from "./db/contextProof.ts";
-import { createPool, withOwner } from "./db/connections.ts";
+import { contextKeyId, useContextKey } from "./db/contextProof.ts";
+import { createPool } from "./db/connections.ts";
 import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { credentialKeys } from "./core/credentialCipher.ts";
 import { formatKeyRing, type KeyRing } from "./core/keyRing.ts";
 import { logger } from "./core/log.ts";
-import { setPoolMax } from "./core/metrics.ts";
-import { migrate } from "./setup/migrate.ts";
-import { applyPolicies } from "./setup/policies.ts";
+import { aggregateWorkerMetrics, reportMetricsToPrimary, setPoolMax } from "./core/metrics.ts";
+import { deploy } from "./setup/deploy.ts";
+import { checkRelease } from "./setup/release.ts";
 import { DEMO_PASSWORD, seedDemo } from "./setup/seed.ts";
 import { installShutdown } from "./http/shutdown.ts";
-import { useTenantPool } from "./db/tenantContext.ts";
+import { stopWatchingSchema, watchSchema } from "./http/schemaGate.ts";
+import { probeDatabase, useTenantPool } from "./db/tenantContext.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
@@ -36,6 +46,7 @@ async function main() {
     throw error;
   }
 
+  const production = config.nodeEnv === "production";
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
   // Production requires CONTEXT_KEY (core/config.ts); the embedded database keeps its own in
   // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
@@ -54,21 +65,24 @@ async function main() {
   }
 
   if (cluster.isWorker) return serve(config, db, keys, credentials, steps, early);
-  try {
-    const ran = await migrate(db.ownerUrl, { log: (m) => logger.info(m) });
-    logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
-    await applyPolicies(db.ownerUrl);
-    logger.info("policies applied");
-    // Production adds its key beside those installed, so an instance started during a key
-    // rotation leaves the other instances' key accepted (runbooks/key-rotation.md); development
-    // keeps one key.
-    await withOwner(db.ownerUrl, (owner) => (config.nodeEnv === "production" ? addContextKey(owner, contextKey).then(() => undefined) : installContextKey(owner, contextKey)));
-    logger.info({ key_id: contextKeyId(contextKey) }, "context key installed");
-    if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
-  } catch (error) {
-    logger.fatal({ err: error }, "database set-up failed");
-    await early("setup-failed");
-    process.exit(1);
+  // Compare with `npm run cli -- context-key status`: the database must hold this key (runbooks/context-key.md).
+  logger.info({ key_id: contextKeyId(contextKey) }, "context key");
+  if (production && config.databaseOwnerUrl) {
+    logger.warn("DATABASE_OWNER_URL is set, and the production API does not use it: deploy with `npm run cli -- deploy`, and keep the owner's credentials out of the API's environment");
+  }
+  if (!production && db.ownerUrl) {
+    try {
+      // Development keeps one key: the embedded database serves this API alone. A production
+      // deploy (npm run cli -- deploy) adds its key beside the installed ones instead.
+      const report = await deploy(db.ownerUrl, { contextKey, contextKeyOnly: true, log: (line) => logger.info(line) });
+      logger.info({ migrations: report.migrations.applied, policies: report.policies.applied.length, context_key: report.contextKey },
+        report.unchanged ? "deploy: nothing to do, migrations at head" : "deploy done");
+      if (config.seedDemo && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
+    } catch (error) {
+      logger.fatal({ err: error }, "database set-up failed");
+      await early("setup-failed");
+      process.exit(1);
+    }
   }
 
   if (config.webConcurrency > 1) {
@@ -87,8 +101,9 @@ type Steps = Parameters<typeof installShutdown>[1];
 
 /** The primary of WEB_CONCURRENCY workers: they reach the database it set up; it stops them, then it. */
 function forkWorkers(count: number, db: Db, keys: Record<string, string>, contextKey: string, steps: Steps): void {
-  // Every worker signs with the key the primary installed.
-  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, CONTEXT_KEY: contextKey, ...keys };
+  // Every worker signs with the key the primary installed, and gets app_user's URL only.
+  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: "", CONTEXT_KEY: contextKey, ...keys };
+  aggregateWorkerMetrics();
   let stopping = false;
   // Our own count: cluster.workers drops a worker only after both its exit and its disconnect.
   const live = new Set<number>();
@@ -119,7 +134,7 @@ function forkWorkers(count: number, db: Db, keys: Record<string, string>, contex
   logger.info({ workers: count }, "API workers starting");
 }
 
-function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<string>, steps: Steps, early: (signal: string) => Promise<void>): void {
+async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<string>, steps: Steps, early: (signal: string) => Promise<void>): Promise<void> {
   const pool = createPool({
     url: db.appUrl,
     max: config.dbPoolMax,
@@ -135,6 +150,10 @@ function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<str
   });
   useTenantPool(pool);
   setPoolMax(config.dbPoolMax);
+  if (cluster.isWorker) reportMetricsToPrimary();
+  // Read-only, as app_user: is the database at this release? If not, say which command brings it,
+  // refuse API requests, and ask again until it is.
+  await watchSchema(() => probeDatabase(checkRelease));
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials) });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const admitted = admissionControl(app, {
@@ -142,7 +161,7 @@ function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<str
   });
   const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
-  installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
+  installShutdown(server, [{ label: "close database pool", run: async () => (stopWatchingSchema(), pool.end({ timeout: 5 })) }, ...steps]);
   server.on("listening", () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;

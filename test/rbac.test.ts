@@ -13,6 +13,7 @@ import { encryptCredential } from "../server/core/credentialCipher.ts";
 import { ROLES as roles } from "../server/core/roles.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
 import { credentialRing, db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import { backendPid, waitFor } from "./waits.ts";
 
 const { owner, api } = useApi();
 const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
@@ -429,19 +430,30 @@ describe("the last owner, in SQL, for every writer", () => {
   it("two concurrent demotions of a tenant's two owners: exactly one succeeds", async () => {
     const t = await makeTenant(owner, { prefix: "rbac-race" });
     const [a, b] = [await member("owner", t), await member("owner", t)];
-    const conns = [postgres(db.ownerUrl, { max: 1, onnotice: () => {} }), postgres(db.ownerUrl, { max: 1, onnotice: () => {} })];
+    const conn = postgres(db.ownerUrl, { max: 2, onnotice: () => {} });
+    const [first, second] = [await conn.reserve(), await conn.reserve()];
     try {
-      const demote = (sql: Sql, u: User) => sql.begin(async (tx) => {
-        await tx`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${u.id}`;
-        await tx`select pg_sleep(0.3)`; // hold the change open while the other tries
-      });
-      const results = await Promise.allSettled([demote(conns[0], a), demote(conns[1], b)]);
-      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-      expect(results.find((r) => r.status === "rejected")).toMatchObject({ reason: { code: "SS409", constraint_name: "last_owner" } });
+      // The first demotion is made and held open; the second runs while it is: a barrier on
+      // PostgreSQL's own state (blocked by the first, or already answered), not a sleep.
+      await first`begin`;
+      await first`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${a.id}`;
+      const [holder, other] = [await backendPid(first as unknown as Sql), await backendPid(second as unknown as Sql)];
+      await second`begin`;
+      let answered = false;
+      const demoting = second`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${b.id}`
+        .then(() => "demoted", (error: { code?: string; constraint_name?: string }) => error)
+        .finally(() => (answered = true));
+      await waitFor(async () => answered || (await owner`select 1 from pg_stat_activity where pid = ${other} and ${holder}::int = any (pg_blocking_pids(pid))`).length > 0,
+        { what: "the second demotion to wait for the first, or to be answered" });
+      await first`commit`;
+      expect(await demoting).toMatchObject({ code: "SS409", constraint_name: "last_owner" });
+      await second`rollback`;
       const [{ n }] = await owner`select count(*)::int as n from app.memberships where tenant_id = ${t.id} and role = 'owner'`;
       expect(n).toBe(1);
     } finally {
-      await Promise.all(conns.map((c) => c.end()));
+      first.release();
+      second.release();
+      await conn.end();
     }
   });
 });

@@ -62,6 +62,8 @@ begin
      'the ids of the installed context keys (a hash of each, not the key), the same for every tenant: /readyz checks the API''s own is among them'),
     ('app.applied_migrations()', 'no context',
      'the names of the applied migration files, the same for every tenant: /readyz compares them with the release''s'),
+    ('app.deployed_policy_versions()', 'no context',
+     'the hashes of the policy versions deploys left in force, the same for every tenant: /readyz compares them with the release''s'),
     ('app.global_table_names()', 'no context',
      'the names of the global tables, part of the schema: /ops/env-sanity tells tenant tables apart with it'),
     ('app.table_read_permissions()', 'no context',

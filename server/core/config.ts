@@ -41,6 +41,7 @@ export type Config = {
   bodyLimit: string;
   dataDir: string;
   embeddedPgPort: number;
+  embeddedPgMajor: 15 | 18;
   seedDemo: boolean;
   tokenCacheMax: number;
   webConcurrency: number;
@@ -93,6 +94,8 @@ const schema = {
     BODY_LIMIT: { type: "string", pattern: "^[0-9]+(b|kb|mb)$", default: "100kb" },
     DATA_DIR: { type: "string", minLength: 1, default: ".data" },
     EMBEDDED_PG_PORT: { type: "integer", minimum: 1024, maximum: 65535, default: 54329 },
+    // Read by server/setup/embedded.ts (embeddedMajor()); listed so a bad value stops the start.
+    EMBEDDED_PG_MAJOR: { type: "integer", enum: [15, 18], default: 15 },
     SEED_DEMO: { type: "boolean" },
     TOKEN_CACHE_MAX: { type: "integer", minimum: 0, maximum: 1000000, default: 10000 },
     WEB_CONCURRENCY: { type: "integer", minimum: 1, maximum: 64, default: 1 },
@@ -100,10 +103,13 @@ const schema = {
   allOf: [
     {
       if: { properties: { NODE_ENV: { const: "production" } }, required: ["NODE_ENV"] },
-      then: { required: ["DATABASE_URL", "DATABASE_OWNER_URL", "CONTEXT_KEY"] },
+      // The production API holds app_user only: DATABASE_OWNER_URL is the deploy's (npm run cli -- deploy).
+      then: { required: ["DATABASE_URL", "CONTEXT_KEY"] },
     },
   ],
-  dependencies: { DATABASE_URL: ["DATABASE_OWNER_URL"], DATABASE_OWNER_URL: ["DATABASE_URL"] },
+  // DATABASE_URL alone: an external database the API only checks (no deploy at start); with
+  // DATABASE_OWNER_URL too, development deploys to it at start as it does to the embedded one.
+  dependencies: { DATABASE_OWNER_URL: ["DATABASE_URL"] },
 };
 
 /** Names of the environment variables the configuration reads (for /ops/env-sanity: names only). */
@@ -202,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: r.BODY_LIMIT,
     dataDir: r.DATA_DIR,
     embeddedPgPort: r.EMBEDDED_PG_PORT,
+    embeddedPgMajor: r.EMBEDDED_PG_MAJOR,
     seedDemo: r.SEED_DEMO ?? r.NODE_ENV === "development",
     tokenCacheMax: r.TOKEN_CACHE_MAX,
     webConcurrency: r.WEB_CONCURRENCY,

@@ -4,8 +4,14 @@
 // process; route labels are templates (/api/v1/customers/:id), never raw paths. deploy/monitoring/
 // holds the alert rules and the dashboard built on them (test/monitoring.test.ts checks that every
 // name they use is exported here).
+// With WEB_CONCURRENCY > 1 each worker counts its own requests, and a scrape, which reaches one
+// worker, answers the sum over all of them: the worker asks the primary, which gathers every
+// worker's registry with prom-client's AggregatorRegistry (each metric by its aggregator: counters
+// and histograms summed). Before, a scrape answered from whichever worker it reached, and
+// counters jumped between scrapes.
+import cluster from "node:cluster";
 import type { Request, RequestHandler, Response } from "express";
-import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -62,7 +68,7 @@ const latency = {
 registry.registerMetric(latency as unknown as Metric);
 const unavailable = new Counter({
   name: "http_unavailable_total",
-  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, OVERLOADED, MIGRATIONS_NOT_AT_HEAD).",
+  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_BUSY, OVERLOADED, SCHEMA_BEHIND, ...).",
   labelNames: ["code"] as const,
   registers: [registry],
 });
@@ -211,7 +217,51 @@ export function recordRequest(method: string, route: string, status: number, sec
   else if (status === 403) denials.inc({ source: "http", code: String(locals.errorCode ?? "FORBIDDEN") });
 }
 
+const SCRAPE = "rls-service-shop:metrics-scrape";
+const SCRAPED = "rls-service-shop:metrics-scraped";
+type ScrapeMessage = { type: typeof SCRAPE; id: number } | { type: typeof SCRAPED; id: number; text?: string; error?: string };
+
+/** In the primary of WEB_CONCURRENCY workers: answers a worker's scrape with every worker's metrics, aggregated. */
+export function aggregateWorkerMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on("message", (worker, message: ScrapeMessage) => {
+    if (message?.type !== SCRAPE) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: SCRAPED, id: message.id, text }),
+      (error: Error) => worker.send({ type: SCRAPED, id: message.id, error: error.message }),
+    );
+  });
+}
+
+let scrapes: Map<number, (answer: { text?: string; error?: string }) => void> | undefined;
+let nextScrape = 0;
+
+/** In a worker: hands this registry to the primary's aggregation, and scrapes answer the aggregate. */
+export function reportMetricsToPrimary(): void {
+  AggregatorRegistry.setRegistries([registry]);
+  new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
+  scrapes = new Map();
+  process.on("message", (message: ScrapeMessage) => {
+    if (message?.type === SCRAPED) scrapes?.get(message.id)?.(message);
+  });
+}
+
+function scrapeAllWorkers(): Promise<string> {
+  const id = nextScrape++;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done({ error: "the primary did not answer within 5 s" }), 5000);
+    const done = (answer: { text?: string; error?: string }) => {
+      clearTimeout(timer);
+      scrapes!.delete(id);
+      if (answer.text !== undefined) resolve(answer.text);
+      else reject(new Error(`metrics of all workers: ${answer.error}`));
+    };
+    scrapes!.set(id, done);
+    process.send!({ type: SCRAPE, id });
+  });
+}
+
 export const metricsEndpoint: RequestHandler = async (_req, res) => {
   res.setHeader("Content-Type", registry.contentType);
-  res.send(await registry.metrics());
+  res.send(scrapes ? await scrapeAllWorkers() : await registry.metrics());
 };

@@ -241,6 +241,6 @@ async function runWithStream<T>(lease: Lease, work: (sql: Sql, stream: () => Pro
 export const shedWhenSaturated: RequestHandler = (_req, _res, next) => next(pool?.saturated() ? overloaded() : undefined);
 
 /** Runs one query on the pool's own probe connection: readiness never waits behind requests. */
-export async function probeDatabase<T extends postgres.Row[]>(work: (sql: Sql) => postgres.PendingQuery<T>): Promise<T> {
+export async function probeDatabase<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
   return work(currentPool().probe);
 }

@@ -1,6 +1,7 @@
-// Where the database is: DATABASE_URL/DATABASE_OWNER_URL when given, otherwise the embedded
-// server under DATA_DIR, provisioned on first use with passwords kept in DATA_DIR/secrets.json
-// (git-ignored, mode 0600), next to the development JWT secret and credentials key ring.
+// Where the database is: DATABASE_URL (and DATABASE_OWNER_URL when given: the production API
+// never has it) when set, otherwise the embedded server under DATA_DIR, provisioned on first use
+// with passwords kept in DATA_DIR/secrets.json (git-ignored, mode 0600), next to the development
+// JWT secret and credentials key ring.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
@@ -16,7 +17,11 @@ export type LocalSecrets = {
   /** The development CREDENTIALS_KEYS ring, in its own syntax. */
   credentialsKeys: string;
 };
-export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets; location: string };
+export type Database = Omit<DatabaseUrls, "ownerUrl"> & {
+  /** The owner role's URL: the embedded database's, or DATABASE_OWNER_URL; none for an API given DATABASE_URL only (production). */
+  ownerUrl?: string;
+  embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets; location: string;
+};
 
 export const DATABASE_NAME = "shop";
 
@@ -58,13 +63,16 @@ export function localKeyRings(config: Config, secrets: LocalSecrets | undefined)
  * the dead server's children still hold its shared memory, and logs the outage and the recovery.
  */
 export async function openDatabase(config: Config, log: (line: string) => void = () => {}, options: { supervise?: boolean } = {}): Promise<Database> {
-  if (config.databaseUrl && config.databaseOwnerUrl) {
+  if (config.databaseUrl) {
     return { appUrl: config.databaseUrl, ownerUrl: config.databaseOwnerUrl, biUrl: "", embedded: false, stop: async () => {}, location: "DATABASE_URL" };
   }
   const secrets = loadOrCreateSecrets(config.dataDir);
   let stopped = false;
   const start = (): Promise<EmbeddedServer> =>
-    startEmbedded({ dir: clusterDir(config.dataDir), port: config.embeddedPgPort, superuserPassword: secrets.superuser, onLog: log, onExit: options.supervise ? restart : undefined });
+    startEmbedded({
+      dir: clusterDir(config.dataDir), port: config.embeddedPgPort, major: config.embeddedPgMajor, superuserPassword: secrets.superuser, onLog: log,
+      onExit: options.supervise ? restart : undefined,
+    });
   const restart = async (how: { code: number | null; signal: NodeJS.Signals | null }) => {
     const since = performance.now();
     logger.error({ exit_code: how.code, signal: how.signal, help: "runbooks/incident-database-unavailable.md" }, "embedded PostgreSQL exited unexpectedly; restarting it");
