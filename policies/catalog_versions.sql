@@ -430,6 +430,10 @@ declare
   v_kept_ops uuid[];
   v_kept_services uuid[];
 begin
+  -- Not found before forbidden, as every row route answers.
+  if p_version is null or p_version < 0 or p_version > (select coalesce(max(h.version), 0) from app.catalog_heads h) then
+    raise exception 'catalog version % does not exist', p_version using errcode = 'SS404', constraint = 'catalog_version';
+  end if;
   v_version := app.catalog_begin_version('restore', null, p_version);
   -- Absent then: delete what nothing references; deactivate (operations) or keep (services) the rest.
   select coalesce(array_agg(o.id), '{}') into v_kept_ops

@@ -3,6 +3,14 @@
 import { nullable, timestamp, uuid } from "../http/contract.ts";
 import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
+import type { Sql } from "../db/connections.ts";
+
+// The catalog's lists answer its current version (policies/catalog_versions.sql) and change their
+// ETag with each one.
+const catalogVersion = {
+  header: "Catalog-Version",
+  query: (sql: Sql) => sql`select coalesce(max(h.version), 0)::int as version from app.catalog_heads h`,
+};
 
 export function serviceRoutes(router: Routes): void {
   resourceRoutes(router, {
@@ -26,6 +34,7 @@ export function serviceRoutes(router: Routes): void {
     notFoundCode: "SERVICE_NOT_FOUND",
     notFoundMessage: "Service not found.",
     etag: true,
+    versioned: catalogVersion,
   });
 }
 
@@ -72,5 +81,6 @@ export function serviceOperationRoutes(router: Routes): void {
     notFoundMessage: "Service operation not found.",
     rootArray: true,
     etag: true,
+    versioned: catalogVersion,
   });
 }
