@@ -161,3 +161,122 @@ describe("approval, per role", () => {
     expect([res.status, res.body.error.code]).toEqual([422, "CHANGE_SET_EMPTY"]);
   });
 });
+
+/** Drafts (as the manager), approves (as the admin) and returns a set of `items`. */
+async function approved(s: Shop, items: unknown[]) {
+  const set = await draft(s, "manager", items);
+  const res = await call(s, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/approve`);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return set;
+}
+
+describe("apply", () => {
+  it("makes version N+1 with every item, recorded with who and the diff; the catalog's ETag changes", async () => {
+    const [a, b, c] = await makeOperations(shop, 3);
+    const before = await call(shop, "owner", "GET", "/api/v1/service-operations?limit=500");
+    const n = await head(shop);
+    expect(before.headers.get("catalog-version")).toBe(String(n));
+    const set = await approved(shop, [
+      { kind: "price", operation_id: a, price_cents: 7777 },
+      { kind: "edit", operation_id: b, name: "Renamed", duration_minutes: 45 },
+      { kind: "move", operation_id: b, display_order: -5 },
+      { kind: "deactivate", operation_id: c },
+      { kind: "new_operation", service_id: shop.service, internal_code: `NEW-${uniq()}`, name: "Brand new", price_cents: 500, duration_minutes: 20 },
+    ]);
+    const res = await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ status: "applied", applied_version: n + 1 });
+    expect(await head(shop)).toBe(n + 1);
+    const ops = await owner`select id, price_cents, name, duration_minutes, display_order, active from app.service_operations where id in ${owner([a, b, c])}`;
+    const byId = Object.fromEntries(ops.map((o) => [o.id, o]));
+    expect(byId[a].price_cents).toBe(7777);
+    expect(byId[b]).toMatchObject({ name: "Renamed", duration_minutes: 45, display_order: -5 });
+    expect(byId[c].active).toBe(false);
+
+    const after = await call(shop, "owner", "GET", "/api/v1/service-operations?limit=500", undefined, { "if-none-match": before.headers.get("etag")! });
+    expect(after.status).toBe(200);
+    expect(after.headers.get("catalog-version")).toBe(String(n + 1));
+    expect(after.headers.get("etag")).not.toBe(before.headers.get("etag"));
+
+    const versions = await call(shop, "owner", "GET", "/api/v1/catalog/versions?limit=1");
+    expect(versions.status).toBe(200);
+    const [v] = versions.body.data;
+    expect(v).toMatchObject({ version: n + 1, kind: "change_set", change_set_id: set.id, actor_user_id: shop.members.admin.id, actor_role: "admin" });
+    const priceChange = v.changes.find((ch: { entity_id: string }) => ch.entity_id === a);
+    expect(priceChange).toEqual({ entity: "service_operation", entity_id: a, action: "update", old: { price_cents: expect.any(Number) }, new: { price_cents: 7777 } });
+    expect(v.changes.filter((ch: { action: string }) => ch.action === "insert")).toHaveLength(1);
+    const [audit] = await owner`select actor_user_id from app.audit_log where tenant_id = ${shop.tenant.id} and action = 'catalog.change_set_applied' and entity_id = ${set.id}`;
+    expect(audit.actor_user_id).toBe(shop.members.admin.id);
+  });
+
+  it("is atomic: a failing last item leaves the catalog, its version and the set as they were", async () => {
+    const [a, b] = await makeOperations(shop, 2, `ATOM${uniq()}`);
+    const [{ internal_code: taken }] = await owner`select internal_code from app.service_operations where id = ${b}`;
+    const set = await approved(shop, [
+      { kind: "price", operation_id: a, price_cents: 1 },
+      { kind: "deactivate", operation_id: b },
+      { kind: "new_operation", service_id: shop.service, internal_code: taken, name: "Clash", price_cents: 1, duration_minutes: 1 },
+    ]);
+    const snapshot = () => owner`
+      select (select json_agg(o order by o.id) from app.service_operations o where o.tenant_id = ${shop.tenant.id}) as ops,
+             (select coalesce(max(version), 0) from app.catalog_heads where tenant_id = ${shop.tenant.id}) as head,
+             (select count(*) from app.catalog_versions where tenant_id = ${shop.tenant.id})::int as versions,
+             (select status from app.catalog_change_sets where id = ${set.id}) as status`;
+    const [before] = await snapshot();
+    const res = await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`);
+    expect([res.status, res.body.error.code]).toEqual([409, "INTERNAL_CODE_TAKEN"]);
+    const [after] = await snapshot();
+    expect(after).toEqual(before);
+    expect(after.status).toBe("approved");
+  });
+
+  it("refuses a set drafted against a version that is no longer current: 409 CHANGE_SET_STALE", async () => {
+    const [a] = await makeOperations(shop, 1);
+    const set = await approved(shop, [{ kind: "price", operation_id: a, price_cents: 10 }]);
+    // A plain write through the catalog routes is a version too.
+    expect((await call(shop, "manager", "PATCH", `/api/v1/service-operations/${a}`, { price_cents: 11 })).status).toBe(200);
+    const res = await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`);
+    expect([res.status, res.body.error.code]).toEqual([409, "CHANGE_SET_STALE"]);
+    expect(res.body.error.details).toEqual({ base_version: set.base_version, current_version: await head(shop) });
+  });
+});
+
+describe("two approved sets against the same version, applied at the same moment", () => {
+  it("cannot both apply: one is applied, the other answers 409 CHANGE_SET_STALE", async () => {
+    const [a] = await makeOperations(shop, 1);
+    const first = await approved(shop, [{ kind: "price", operation_id: a, price_cents: 100 }]);
+    const second = await approved(shop, [{ kind: "price", operation_id: a, price_cents: 200 }]);
+    expect(first.base_version).toBe(second.base_version);
+    const n = await head(shop);
+    // Hold the head's row lock so both requests are inside their transactions, past their own
+    // reads of the change set, when the lock is released: they then race for real.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const holder = owner.begin(async (tx) => {
+      await tx`select version from app.catalog_heads where tenant_id = ${shop.tenant.id} for update`;
+      holding();
+      await released;
+    });
+    await held;
+    const answers = Promise.all([first, second].map((s) => call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${s.id}/apply`)));
+    // Wait on state: both appliers are waiting for a lock (the head's row) before we let go.
+    for (;;) {
+      const [{ waiting }] = await owner`
+        select count(*)::int as waiting from pg_stat_activity
+         where wait_event_type = 'Lock' and query like '%catalog_apply_change_set%' and datname = current_database()`;
+      if (waiting >= 2) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    release();
+    await holder;
+    const results = await answers;
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses, JSON.stringify(results.map((r) => r.body))).toEqual([200, 409]);
+    expect(results.find((r) => r.status === 409)!.body.error.code).toBe("CHANGE_SET_STALE");
+    expect(await head(shop)).toBe(n + 1);
+    const [{ applied }] = await owner`select count(*)::int as applied from app.catalog_change_sets where id in ${owner([first.id, second.id])} and status = 'applied'`;
+    expect(applied).toBe(1);
+  });
+});
