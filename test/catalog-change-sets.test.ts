@@ -280,3 +280,94 @@ describe("two approved sets against the same version, applied at the same moment
     expect(applied).toBe(1);
   });
 });
+
+describe("the dry-run, on a catalog of 1,200 operations", () => {
+  let big: Shop;
+  let ops: string[];
+  let draftInvoice: string;
+  beforeAll(async () => {
+    big = await makeShop("cat-big");
+    ops = await makeOperations(big, 1200, "BIG");
+    const [customer] = await makeCustomers(owner, big.tenant, 1);
+    // A draft with a catalog line of ops[0] (its price copied: 1000) and a custom line; an issued
+    // invoice with two of ops[0] and one of ops[5].
+    [{ id: draftInvoice }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${big.tenant.id}, ${customer}) returning id`;
+    await owner`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+                values (${big.tenant.id}, ${draftInvoice}, ${ops[0]}, 'Operation 0000', 1, 1000), (${big.tenant.id}, ${draftInvoice}, null, 'Labour', 1, 700)`;
+    const [{ id: issued }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${big.tenant.id}, ${customer}) returning id`;
+    await owner`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+                values (${big.tenant.id}, ${issued}, ${ops[0]}, 'Operation 0000', 2, 1000), (${big.tenant.id}, ${issued}, ${ops[5]}, 'Operation 0005', 1, 1005)`;
+    await owner.begin(async (tx) => {
+      await tx`select app.open_operator_context(${big.tenant.id}::uuid)`;
+      await tx`select app.issue_invoice(${issued}::uuid)`;
+    });
+  });
+
+  /** Per table of the shop: its row count and every row's xmin (the transaction that last wrote it). */
+  const tables = ["services", "service_operations", "catalog_change_sets", "catalog_change_set_items", "catalog_versions",
+    "catalog_version_changes", "catalog_heads", "invoices", "invoice_lines", "invoice_counters", "idempotency_keys"];
+  async function state(s: Shop) {
+    const out: Record<string, unknown> = {};
+    for (const t of tables) {
+      const [r] = await owner`
+        select count(*)::int as rows, coalesce(string_agg(xmin::text, ',' order by ctid), '') as xmins
+          from ${owner(`app.${t}`)} where tenant_id = ${s.tenant.id}`;
+      out[t] = r;
+    }
+    const operations = await call(s, "owner", "GET", "/api/v1/service-operations?limit=500");
+    const services = await call(s, "owner", "GET", "/api/v1/services");
+    out.etags = [operations.headers.get("etag"), services.headers.get("etag")];
+    return out;
+  }
+
+  it("changes nothing: row counts, xmin values and the catalog's ETags are identical before and after; one audit entry records it", async () => {
+    const newCode = `BIG-NEW-${uniq()}`;
+    const set = await draft(big, "manager", [
+      { kind: "price", operation_id: ops[0], price_cents: 1500 },
+      { kind: "price", operation_id: ops[1], price_cents: 801 },
+      { kind: "move", operation_id: ops[2], display_order: -1 },
+      { kind: "deactivate", operation_id: ops[3] },
+      { kind: "edit", operation_id: ops[4], name: "AAA first by name" },
+      { kind: "new_operation", service_id: big.service, internal_code: newCode, name: "New one", price_cents: 4200, duration_minutes: 15, display_order: -2 },
+    ]);
+    const before = await state(big);
+    expect((before.service_operations as { rows: number }).rows).toBeGreaterThanOrEqual(1000);
+    const [{ audits: auditsBefore }] = await owner`select count(*)::int as audits from app.audit_log where tenant_id = ${big.tenant.id}`;
+
+    const res = await call(big, "manager", "POST", `/api/v1/catalog/change-sets/${set.id}/dry-run`);
+    expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
+
+    expect(await state(big)).toEqual(before);
+    const audits = await owner`select action, entity_id, actor_user_id from app.audit_log where tenant_id = ${big.tenant.id} order by id offset ${auditsBefore}`;
+    expect(audits).toEqual([{ action: "catalog.change_set_dry_run", entity_id: set.id, actor_user_id: big.members.manager.id }]);
+
+    const dry = res.body;
+    expect(dry).toMatchObject({ change_set_id: set.id, status: "draft", stale: false, conflicts: [] });
+    const delta = Object.fromEntries(dry.operations.map((o: { internal_code: string; delta_cents: number | null }) => [o.internal_code, o.delta_cents]));
+    expect(delta).toEqual({ "BIG-0000": 500, "BIG-0001": -200, "BIG-0002": 0, "BIG-0003": 0, "BIG-0004": 0, [newCode]: null });
+    expect(dry.draft_invoices).toEqual([{
+      invoice_id: draftInvoice, total_delta_cents: 500,
+      lines: [expect.objectContaining({ operation_id: ops[0], unit_price_cents: 1000, new_unit_price_cents: 1500, line_total_cents: 1000, new_line_total_cents: 1500 })],
+    }]);
+    expect(dry.revenue_90_days).toMatchObject({ old_cents: 3005, new_cents: 4005, delta_cents: 1000 });
+    expect(dry.ordering).toHaveLength(1201);
+
+    // The ordering is what the catalog answers once the set is applied.
+    expect((await call(big, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/approve`)).status).toBe(200);
+    expect((await call(big, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`)).status).toBe(200);
+    const listed = (await catalogOf(big)).operations;
+    const shape = (o: Record<string, unknown>) => [o.internal_code, o.name, o.display_order, o.price_cents, o.active];
+    expect(dry.ordering.map(shape)).toEqual(listed.map(shape));
+    // And the draft invoice kept the price its line copied: re-pricing is the dry-run's "if".
+    const [line] = await owner`select unit_price_cents from app.invoice_lines where invoice_id = ${draftInvoice} and service_operation_id = ${ops[0]}`;
+    expect(line.unit_price_cents).toBe(1000);
+  });
+
+  it("runs in a read-only transaction: PostgreSQL itself refuses a write there", async () => {
+    const set = await draft(big, "manager", [{ kind: "price", operation_id: ops[9], price_cents: 1 }]);
+    await expect(asMember(app, big.members.manager, big.tenant, { permission: "catalog:write", forRow: true, writes: false }, async (tx) => {
+      await tx`select app.catalog_dry_run(${set.id}::uuid)`;
+      return tx`update app.catalog_change_sets set title = 'written' where id = ${set.id}`;
+    })).rejects.toMatchObject({ code: "25006" });
+  });
+});
