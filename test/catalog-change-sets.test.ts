@@ -371,3 +371,133 @@ describe("the dry-run, on a catalog of 1,200 operations", () => {
     })).rejects.toMatchObject({ code: "25006" });
   });
 });
+
+describe("restore", () => {
+  it("reproduces version k's catalog exactly, as a new version; history and issued invoice lines stay", async () => {
+    const hist = await makeShop("cat-hist");
+    const ops = await makeOperations(hist, 5, "H");
+    const [{ id: tyres }] = await owner`insert into app.services (tenant_id, name, display_order) values (${hist.tenant.id}, 'Tyres', 2) returning id`;
+    const apply = async (items: unknown[]) => {
+      const set = await approved(hist, items);
+      const res = await call(hist, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+    };
+    await apply([{ kind: "price", operation_id: ops[0], price_cents: 2000 }, { kind: "move", operation_id: ops[1], display_order: 99 }]);
+    const k = await head(hist);
+    const atK = await catalogOf(hist);
+
+    // An issued invoice copies ops[0]'s price of version k.
+    const [customer] = await makeCustomers(owner, hist.tenant, 1);
+    const [{ id: invoice }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${hist.tenant.id}, ${customer}) returning id`;
+    await owner`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents)
+                values (${hist.tenant.id}, ${invoice}, ${ops[0]}, 'H-0000', 1, 2000)`;
+    await owner.begin(async (tx) => {
+      await tx`select app.open_operator_context(${hist.tenant.id}::uuid)`;
+      await tx`select app.issue_invoice(${invoice}::uuid)`;
+    });
+
+    // Later versions: plain writes (a price, a service renamed, an operation deleted, a service
+    // added) and a change set (a new operation, an edit, a deactivation).
+    expect((await call(hist, "manager", "PATCH", `/api/v1/service-operations/${ops[0]}`, { price_cents: 2500 })).status).toBe(200);
+    expect((await call(hist, "manager", "PATCH", `/api/v1/services/${tyres}`, { name: "Tyres & wheels", display_order: 1 })).status).toBe(200);
+    expect((await call(hist, "manager", "DELETE", `/api/v1/service-operations/${ops[4]}`)).status).toBe(204);
+    expect((await call(hist, "manager", "POST", "/api/v1/services", { name: "Glass" })).status).toBe(201);
+    await apply([
+      { kind: "new_operation", service_id: hist.service, internal_code: "H-NEW", name: "New", price_cents: 1, duration_minutes: 5 },
+      { kind: "edit", operation_id: ops[2], internal_code: "H-RENAMED", subcategory: "Front" },
+      { kind: "deactivate", operation_id: ops[3] },
+    ]);
+    const current = await head(hist);
+    expect(current).toBeGreaterThanOrEqual(k + 5);
+    expect(await catalogOf(hist)).not.toEqual(atK);
+    const historyBefore = await owner`select * from app.catalog_versions where tenant_id = ${hist.tenant.id} order by version`;
+    const changesBefore = await owner`select * from app.catalog_version_changes where tenant_id = ${hist.tenant.id} order by id`;
+
+    const res = await call(hist, "owner", "POST", `/api/v1/catalog/versions/${k}/restore`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ version: current + 1, restored_from: k, kept_operations: [], kept_services: [] });
+    expect(await catalogOf(hist)).toEqual(atK);
+
+    // History is appended to, never rewritten.
+    expect(await owner`select * from app.catalog_versions where tenant_id = ${hist.tenant.id} and version <= ${current} order by version`).toEqual(historyBefore);
+    expect(await owner`select * from app.catalog_version_changes where tenant_id = ${hist.tenant.id} and version <= ${current} order by id`).toEqual(changesBefore);
+    const [restore] = await owner`select kind, restored_from, actor_user_id from app.catalog_versions where tenant_id = ${hist.tenant.id} and version = ${current + 1}`;
+    expect(restore).toEqual({ kind: "restore", restored_from: k, actor_user_id: hist.members.owner.id });
+    const [line] = await owner`select unit_price_cents from app.invoice_lines where invoice_id = ${invoice}`;
+    expect(line.unit_price_cents).toBe(2000);
+    const [audit] = await owner`select change from app.audit_log where tenant_id = ${hist.tenant.id} and action = 'catalog.version_restored'`;
+    expect(audit.change.event).toMatchObject({ version: current + 1, restored_from: k });
+
+    // The catalog as of a restore is itself restorable: back to where it was before it.
+    const back = await call(hist, "owner", "POST", `/api/v1/catalog/versions/${current}/restore`);
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    const again = await call(hist, "owner", "POST", `/api/v1/catalog/versions/${k}/restore`);
+    expect(again.status).toBe(200);
+    expect(await catalogOf(hist)).toEqual(atK);
+
+    const now = await head(hist);
+    const same = await call(hist, "owner", "POST", `/api/v1/catalog/versions/${now}/restore`);
+    expect([same.status, same.body.error.code]).toEqual([409, "CATALOG_VERSION_CURRENT"]);
+    const later = await call(hist, "owner", "POST", `/api/v1/catalog/versions/${now + 1}/restore`);
+    expect([later.status, later.body.error.code]).toEqual([404, "CATALOG_VERSION_NOT_FOUND"]);
+    const manager = await call(hist, "manager", "POST", `/api/v1/catalog/versions/${k}/restore`);
+    expect([manager.status, manager.body.error.code]).toEqual([403, "FORBIDDEN"]);
+  });
+
+  it("keeps, deactivated, an operation created since that an invoice line references", async () => {
+    const s = await makeShop("cat-keep");
+    await makeOperations(s, 1, "K");
+    const k = await head(s);
+    const [op] = await makeOperations(s, 1, "K2");
+    const [customer] = await makeCustomers(owner, s.tenant, 1);
+    const [{ id: invoice }] = await owner`insert into app.invoices (tenant_id, customer_id) values (${s.tenant.id}, ${customer}) returning id`;
+    await owner`insert into app.invoice_lines (tenant_id, invoice_id, service_operation_id, description, quantity, unit_price_cents) values (${s.tenant.id}, ${invoice}, ${op}, 'K2', 1, 1000)`;
+    const res = await call(s, "owner", "POST", `/api/v1/catalog/versions/${k}/restore`);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.kept_operations).toEqual([op]);
+    const [row] = await owner`select active from app.service_operations where id = ${op}`;
+    expect(row.active).toBe(false);
+  });
+
+  it("history is append-only for every role, the owner included", async () => {
+    await expect(owner`update app.catalog_versions set actor_role = 'rewritten' where tenant_id = ${shop.tenant.id}`).rejects.toMatchObject({ code: "SS409", constraint_name: "catalog_history_append_only" });
+    await expect(owner`delete from app.catalog_version_changes where tenant_id = ${shop.tenant.id}`).rejects.toMatchObject({ code: "SS409", constraint_name: "catalog_history_append_only" });
+    await expect(asMember(app, shop.members.owner, shop.tenant, { permission: "catalog:approve", writes: true }, (tx) => tx`
+      insert into app.catalog_versions (tenant_id, version, kind) values (${shop.tenant.id}, 100000, 'write')`)).rejects.toMatchObject({ code: "42501" });
+  });
+});
+
+describe("another shop", () => {
+  it("gets 404 for every route naming this shop's change set, and changes nothing", async () => {
+    const [op] = await makeOperations(shop, 1);
+    const set = await draft(shop, "manager", [{ kind: "price", operation_id: op, price_cents: 1 }]);
+    const base = `/api/v1/catalog/change-sets/${set.id}`;
+    for (const [method, path, body] of [["GET", base], ["PATCH", base, { title: "theirs" }], ["DELETE", base], ["POST", `${base}/dry-run`],
+      ["POST", `${base}/approve`], ["POST", `${base}/reject`, { reason: "theirs" }], ["POST", `${base}/apply`]] as [string, string, unknown?][]) {
+      const res = await call(other, "owner", method, path, body);
+      expect([method, path, res.status, res.body.error?.code]).toEqual([method, path, 404, "CHANGE_SET_NOT_FOUND"]);
+    }
+    const [row] = await owner`select title, status from app.catalog_change_sets where id = ${set.id}`;
+    expect(row.status).toBe("draft");
+    const lists = await call(other, "owner", "GET", "/api/v1/catalog/change-sets?limit=200");
+    expect(lists.body.data.map((s: { id: string }) => s.id)).not.toContain(set.id);
+    const versions = await call(other, "owner", "GET", "/api/v1/catalog/versions?limit=100");
+    const touched = versions.body.data.flatMap((v: { changes: { entity_id: string }[] }) => v.changes.map((c) => c.entity_id));
+    expect(touched).not.toContain(op);
+  });
+
+  it("as app_user in SQL sees none of this shop's change sets, items or versions", async () => {
+    const [op] = await makeOperations(shop, 1);
+    await draft(shop, "manager", [{ kind: "price", operation_id: op, price_cents: 1 }]);
+    const seen = await asMember(app, other.members.owner, other.tenant, { permission: "catalog:approve", writes: false }, (tx) => tx`
+      select (select count(*) from app.catalog_change_sets where tenant_id = ${shop.tenant.id})::int as sets,
+             (select count(*) from app.catalog_change_set_items where tenant_id = ${shop.tenant.id})::int as items,
+             (select count(*) from app.catalog_versions where tenant_id = ${shop.tenant.id})::int as versions,
+             (select count(*) from app.catalog_version_changes where tenant_id = ${shop.tenant.id})::int as changes,
+             (select count(*) from app.catalog_heads where tenant_id = ${shop.tenant.id})::int as heads,
+             (select app.catalog_dry_run(s.id) from app.catalog_change_sets s where s.tenant_id = ${shop.tenant.id} limit 1) as dry_run`);
+    expect(seen).toEqual([{ sets: 0, items: 0, versions: 0, changes: 0, heads: 0, dry_run: null }]);
+    const [{ theirs }] = await owner`select count(*)::int as theirs from app.catalog_versions where tenant_id = ${shop.tenant.id}`;
+    expect(theirs).toBeGreaterThan(0);
+  });
+});
