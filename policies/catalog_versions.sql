@@ -201,7 +201,7 @@ $$;
  * is deleted. The transitions: draft → approved (by whom and when: the context's user, now; not
  * by its author unless an owner), draft | approved → rejected (by whom, when and why), approved →
  * applied (only with the version app.catalog_begin_version began for it in this transaction).
- * Anything else raises SS409. The author and base version never change.
+ * Anything else raises SS409. The author and base version never change (kept, whatever is written).
  */
 create or replace function app.catalog_change_set_guard() returns trigger
 language plpgsql
@@ -224,10 +224,11 @@ begin
     end if;
     return new;
   end if;
-  if (new.tenant_id, new.id, new.author_user_id, new.base_version, new.created_at) is distinct from
-     (old.tenant_id, old.id, old.author_user_id, old.base_version, old.created_at) then
-    raise exception 'a change set''s author and base version never change' using errcode = 'SS409', constraint = 'change_set_not_draft';
-  end if;
+  -- The author, base version and creation time are the draft's, whatever the statement wrote
+  -- (the tenant is RLS's to hold: WITH CHECK refuses a row moved out of it).
+  new.author_user_id := old.author_user_id;
+  new.base_version := old.base_version;
+  new.created_at := old.created_at;
   if new.status = old.status then
     if old.status <> 'draft' or (new.approved_by, new.rejected_by, new.applied_version) is distinct from (old.approved_by, old.rejected_by, old.applied_version) then
       raise exception 'change set is %, only drafts can change', old.status using errcode = 'SS409', constraint = 'change_set_not_draft';
