@@ -4,7 +4,6 @@
 // earlier version exactly, and another shop's token and SQL seeing none of it.
 import { randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Sql } from "../server/db/connections.ts";
 import { asMember, makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const { owner, app, api } = useApi();
