@@ -3,7 +3,9 @@
 // approval per role, atomic apply, stale sets refused under real concurrency, restore of an
 // earlier version exactly, and another shop's token and SQL seeing none of it.
 import { randomUUID } from "node:crypto";
+import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createGolden } from "./scratch.ts";
 import { asMember, makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const { owner, app, api } = useApi();
@@ -240,6 +242,33 @@ describe("apply", () => {
   });
 });
 
+/**
+ * Holds the row lock of `tenant`'s catalog head while `start` begins two appliers, until both wait
+ * for it (waiting on state, never a sleep), then lets go: they race for the head for real.
+ */
+async function whileHeadHeld<T>(o: postgres.Sql, tenant: Tenant, start: () => Promise<T>): Promise<T> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const holder = o.begin(async (tx) => {
+    await tx`select version from app.catalog_heads where tenant_id = ${tenant.id} for update`;
+    holding();
+    await released;
+  });
+  await held;
+  const started = start();
+  for (;;) {
+    const [{ waiting }] = await o`select count(*)::int as waiting from pg_stat_activity
+                                   where datname = current_database() and wait_event_type = 'Lock' and query like '%catalog_apply_change_set%'`;
+    if (waiting >= 2) break;
+    await new Promise((r) => setImmediate(r));
+  }
+  release();
+  await holder;
+  return started;
+}
+
 describe("two approved sets against the same version, applied at the same moment", () => {
   it("cannot both apply: one is applied, the other answers 409 CHANGE_SET_STALE", async () => {
     const [a] = await makeOperations(shop, 1);
@@ -247,36 +276,65 @@ describe("two approved sets against the same version, applied at the same moment
     const second = await approved(shop, [{ kind: "price", operation_id: a, price_cents: 200 }]);
     expect(first.base_version).toBe(second.base_version);
     const n = await head(shop);
-    // Hold the head's row lock so both requests are inside their transactions, past their own
-    // reads of the change set, when the lock is released: they then race for real.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const holder = owner.begin(async (tx) => {
-      await tx`select version from app.catalog_heads where tenant_id = ${shop.tenant.id} for update`;
-      holding();
-      await released;
-    });
-    await held;
-    const answers = Promise.all([first, second].map((s) => call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${s.id}/apply`)));
-    // Wait on state: both appliers are waiting for a lock (the head's row) before we let go.
-    for (;;) {
-      const [{ waiting }] = await owner`
-        select count(*)::int as waiting from pg_stat_activity
-         where wait_event_type = 'Lock' and query like '%catalog_apply_change_set%' and datname = current_database()`;
-      if (waiting >= 2) break;
-      await new Promise((r) => setImmediate(r));
-    }
-    release();
-    await holder;
-    const results = await answers;
+    const results = await whileHeadHeld(owner, shop.tenant, () =>
+      Promise.all([first, second].map((s) => call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${s.id}/apply`))));
     const statuses = results.map((r) => r.status).sort();
     expect(statuses, JSON.stringify(results.map((r) => r.body))).toEqual([200, 409]);
     expect(results.find((r) => r.status === 409)!.body.error.code).toBe("CHANGE_SET_STALE");
     expect(await head(shop)).toBe(n + 1);
     const [{ applied }] = await owner`select count(*)::int as applied from app.catalog_change_sets where id in ${owner([first.id, second.id])} and status = 'applied'`;
     expect(applied).toBe(1);
+  });
+});
+
+/**
+ * Two approved sets against the same version, applied as app_user at the same moment in a database
+ * of their own: the head's row lock is held by the owner until both appliers wait for it, then let
+ * go. Answers each applier's outcome: "applied" or the SQLSTATE constraint it was refused with.
+ */
+async function raceTwoApplies(ownerUrl: string, appUrl: string, tenant: Tenant): Promise<string[]> {
+  const o = postgres(ownerUrl, { max: 2, onnotice: () => {} });
+  const a = postgres(appUrl, { max: 2, onnotice: () => {} });
+  try {
+    const admin = await makeUser(o, tenant, "admin");
+    const manager = await makeUser(o, tenant, "manager");
+    const [{ id: service }] = await o`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Race ${uniq()}`}) returning id`;
+    const [{ id: op }] = await o`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+                                 values (${tenant.id}, ${service}, ${`R-${uniq()}`}, 'Race', 100, 10) returning id`;
+    const sets: string[] = [];
+    for (const price of [1, 2]) {
+      const [{ id }] = await o`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+                               values (${tenant.id}, 'Race', (select version from app.catalog_heads where tenant_id = ${tenant.id}), ${manager.id}) returning id`;
+      await o`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${id}, 1, 'price', ${op}, ${price})`;
+      await o`update app.catalog_change_sets set status = 'approved', approved_by = ${admin.id} where id = ${id}`;
+      sets.push(id);
+    }
+    const applies = await whileHeadHeld(o, tenant, () => Promise.allSettled(sets.map((id) =>
+      asMember(a, admin, tenant, { permission: "catalog:approve", writes: true, forRow: true }, (tx) => tx`select app.catalog_apply_change_set(${id}::uuid)`))));
+    return applies.map((r) => (r.status === "fulfilled" ? "applied" : String((r.reason as { constraint_name?: string }).constraint_name ?? r.reason)));
+  } finally {
+    await Promise.all([o.end({ timeout: 5 }), a.end({ timeout: 5 })]);
+  }
+}
+
+describe("canary: the stale check under the head's lock", () => {
+  it("one of two racing applies is refused; without the row lock both apply, and the race shows it", async () => {
+    const golden = await createGolden("catstale");
+    try {
+      expect((await raceTwoApplies(golden.ownerUrl, golden.appUrl, golden.tenants[0])).sort()).toEqual(["applied", "change_set_stale"]);
+      // Break the guard: judge the head without locking it.
+      const o = postgres(golden.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        const [{ def }] = await o`select pg_get_functiondef('app.catalog_begin_version(text, uuid, integer)'::regprocedure) as def`;
+        expect(def).toContain("for update");
+        await o.unsafe((def as string).replace(/ for update;/, ";"));
+      } finally {
+        await o.end();
+      }
+      expect(await raceTwoApplies(golden.ownerUrl, golden.appUrl, golden.tenants[1])).toEqual(["applied", "applied"]);
+    } finally {
+      await golden.drop();
+    }
   });
 });
 
