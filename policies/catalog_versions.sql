@@ -114,33 +114,26 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_entity text := tg_argv[0];
+  v_rows jsonb;
   v_tenant uuid;
   v_version integer;
 begin
+  -- The statement's changed rows as (tenant, id, old image, new image).
   if tg_op = 'INSERT' then
-    for v_tenant in select distinct n.tenant_id from catalog_new n loop
-      v_version := app.catalog_version_of_transaction(v_tenant);
-      insert into app.catalog_version_changes (tenant_id, version, entity, entity_id, old, new)
-      select n.tenant_id, v_version, v_entity, n.id, null, to_jsonb(n) from catalog_new n where n.tenant_id = v_tenant;
-    end loop;
+    select jsonb_agg(jsonb_build_object('tenant', n.tenant_id, 'id', n.id, 'new', to_jsonb(n))) into v_rows from catalog_new n;
   elsif tg_op = 'DELETE' then
-    for v_tenant in select distinct o.tenant_id from catalog_old o loop
-      v_version := app.catalog_version_of_transaction(v_tenant);
-      insert into app.catalog_version_changes (tenant_id, version, entity, entity_id, old, new)
-      select o.tenant_id, v_version, v_entity, o.id, to_jsonb(o), null from catalog_old o where o.tenant_id = v_tenant;
-    end loop;
+    select jsonb_agg(jsonb_build_object('tenant', o.tenant_id, 'id', o.id, 'old', to_jsonb(o))) into v_rows from catalog_old o;
   else
-    for v_tenant in
-      select distinct n.tenant_id from catalog_new n join catalog_old o on o.tenant_id = n.tenant_id and o.id = n.id
-       where to_jsonb(o) - 'updated_at' is distinct from to_jsonb(n) - 'updated_at'
-    loop
-      v_version := app.catalog_version_of_transaction(v_tenant);
-      insert into app.catalog_version_changes (tenant_id, version, entity, entity_id, old, new)
-      select n.tenant_id, v_version, v_entity, n.id, to_jsonb(o), to_jsonb(n)
-        from catalog_new n join catalog_old o on o.tenant_id = n.tenant_id and o.id = n.id
-       where n.tenant_id = v_tenant and to_jsonb(o) - 'updated_at' is distinct from to_jsonb(n) - 'updated_at';
-    end loop;
+    select jsonb_agg(jsonb_build_object('tenant', n.tenant_id, 'id', n.id, 'old', to_jsonb(o), 'new', to_jsonb(n))) into v_rows
+      from catalog_new n join catalog_old o on o.tenant_id = n.tenant_id and o.id = n.id
+     where to_jsonb(o) - 'updated_at' is distinct from to_jsonb(n) - 'updated_at';
   end if;
+  for v_tenant in select distinct (r ->> 'tenant')::uuid from jsonb_array_elements(coalesce(v_rows, '[]')) r loop
+    v_version := app.catalog_version_of_transaction(v_tenant);
+    insert into app.catalog_version_changes (tenant_id, version, entity, entity_id, old, new)
+    select v_tenant, v_version, v_entity, (r ->> 'id')::uuid, r -> 'old', r -> 'new'
+      from jsonb_array_elements(v_rows) r where (r ->> 'tenant')::uuid = v_tenant;
+  end loop;
   return null;
 end
 $$;

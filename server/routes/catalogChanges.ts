@@ -4,7 +4,8 @@
 // are SQL's (policies/catalog_versions.sql): drafts only change, the author does not approve their
 // own set unless an owner, a set drafted against a version that is no longer current is stale,
 // and every catalog write is recorded in a version.
-import type { Request } from "express";
+import type { Request, Response } from "express";
+import type postgres from "postgres";
 import type { Sql } from "../db/connections.ts";
 import { requires } from "../auth/authorize.ts";
 import { BadRequestError, NotFoundError } from "../core/errors.ts";
@@ -147,6 +148,13 @@ const one = <T>(rows: readonly T[]): T => {
   return rows[0];
 };
 
+/**
+ * A change set's transition (approve, reject, apply): its SQL function, then the set as a read
+ * answers it; no row from the function is a set the caller cannot see (404).
+ */
+const transition = (req: Request, res: Response, id: string, run: (sql: Sql) => postgres.PendingQuery<postgres.Row[]>) =>
+  withTenantOnce(req, res, async (sql) => ((await run(sql)).length === 0 ? [] : readSet(sql, id)), (rows) => ({ status: 200, body: one(rows) }));
+
 export function catalogChangeRoutes(router: Routes): void {
   router.get("/change-sets", documented({
     summary: "List catalog change sets", tag, query: listQuery,
@@ -237,10 +245,7 @@ export function catalogChangeRoutes(router: Routes): void {
     responses: { 200: { description: "The change set, as a read answers it", schema: changeSet } },
   }), requires("catalog:approve", need), async (req, res) => {
     const id = parseId(req.params.id);
-    await withTenantOnce(req, res, async (sql) => {
-      const approved = await sql`select id from app.catalog_approve_change_set(${id}::uuid)`;
-      return approved.length === 0 ? [] : readSet(sql, id);
-    }, (rows) => ({ status: 200, body: one(rows) }));
+    await transition(req, res, id, (sql) => sql`select id from app.catalog_approve_change_set(${id}::uuid)`);
   });
 
   router.post("/change-sets/:id/reject", documented({
@@ -250,10 +255,7 @@ export function catalogChangeRoutes(router: Routes): void {
   }), requires("catalog:approve", need), async (req, res) => {
     const id = parseId(req.params.id);
     const { reason } = validateReject(req.body);
-    await withTenantOnce(req, res, async (sql) => {
-      const rejected = await sql`select id from app.catalog_reject_change_set(${id}::uuid, ${reason})`;
-      return rejected.length === 0 ? [] : readSet(sql, id);
-    }, (rows) => ({ status: 200, body: one(rows) }));
+    await transition(req, res, id, (sql) => sql`select id from app.catalog_reject_change_set(${id}::uuid, ${reason})`);
   });
 
   router.post("/change-sets/:id/apply", documented({
@@ -262,10 +264,7 @@ export function catalogChangeRoutes(router: Routes): void {
     responses: { 200: { description: "The change set, applied, with applied_version", schema: changeSet } },
   }), requires("catalog:approve", need), async (req, res) => {
     const id = parseId(req.params.id);
-    await withTenantOnce(req, res, async (sql) => {
-      await sql`select app.catalog_apply_change_set(${id}::uuid)`;
-      return readSet(sql, id);
-    }, (rows) => ({ status: 200, body: one(rows) }));
+    await transition(req, res, id, (sql) => sql`select app.catalog_apply_change_set(${id}::uuid) as version`);
   });
 
   router.get("/versions", documented({
