@@ -239,6 +239,34 @@ describe("apply", () => {
     const res = await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/apply`);
     expect([res.status, res.body.error.code]).toEqual([409, "CHANGE_SET_STALE"]);
     expect(res.body.error.details).toEqual({ base_version: set.base_version, current_version: await head(shop) });
+    // A draft drafted before that write is stale too: its dry-run says so, and it cannot be approved.
+    const late = await draft(shop, "manager", [{ kind: "price", operation_id: a, price_cents: 12 }]);
+    expect((await call(shop, "manager", "PATCH", `/api/v1/service-operations/${a}`, { price_cents: 13 })).status).toBe(200);
+    expect((await call(shop, "manager", "POST", `/api/v1/catalog/change-sets/${late.id}/dry-run`)).body.stale).toBe(true);
+    const approve = await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${late.id}/approve`);
+    expect([approve.status, approve.body.error.code]).toEqual([409, "CHANGE_SET_STALE"]);
+  });
+
+  it("audits every step: draft, dry-run, approve, reject, apply and restore", async () => {
+    const [a] = await makeOperations(shop, 1);
+    const kept = await draft(shop, "manager", [{ kind: "price", operation_id: a, price_cents: 21 }]);
+    const dropped = await draft(shop, "manager", [{ kind: "price", operation_id: a, price_cents: 22 }]);
+    expect((await call(shop, "manager", "POST", `/api/v1/catalog/change-sets/${kept.id}/dry-run`)).status).toBe(200);
+    expect((await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${dropped.id}/reject`, { reason: "one is enough" })).status).toBe(200);
+    expect((await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${kept.id}/approve`)).status).toBe(200);
+    expect((await call(shop, "admin", "POST", `/api/v1/catalog/change-sets/${kept.id}/apply`)).status).toBe(200);
+    const applied = await head(shop);
+    expect((await call(shop, "owner", "POST", `/api/v1/catalog/versions/${applied - 1}/restore`)).status).toBe(200);
+    const rows = await owner`
+      select action, entity, entity_id, actor_user_id, change from app.audit_log
+       where tenant_id = ${shop.tenant.id} and (entity_id in ${owner([kept.id, dropped.id])} or action = 'catalog.version_restored') order by id`;
+    const steps = rows.map((r) => `${r.action} ${r.entity_id === kept.id ? "kept" : r.entity_id === dropped.id ? "dropped" : r.entity_id}`
+      + (r.action === "update" ? ` ${r.change.changed.status?.new ?? ""}` : ""));
+    expect(steps).toEqual([
+      "insert kept", "insert dropped", "catalog.change_set_dry_run kept", "update dropped rejected",
+      "update kept approved", "update kept applied", "catalog.change_set_applied kept", `catalog.version_restored ${applied + 1}`,
+    ]);
+    expect(rows.find((r) => r.action === "update" && r.change.changed.status?.new === "rejected")!.change.changed.rejection_reason.new).toBe("one is enough");
   });
 });
 
@@ -394,7 +422,8 @@ describe("the dry-run, on a catalog of 1,200 operations", () => {
     const res = await call(big, "manager", "POST", `/api/v1/catalog/change-sets/${set.id}/dry-run`);
     expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
 
-    expect(await state(big)).toEqual(before);
+    const afterDryRun = await state(big);
+    expect(afterDryRun).toEqual(before);
     const audits = await owner`select action, entity_id, actor_user_id from app.audit_log where tenant_id = ${big.tenant.id} order by id offset ${auditsBefore}`;
     expect(audits).toEqual([{ action: "catalog.change_set_dry_run", entity_id: set.id, actor_user_id: big.members.manager.id }]);
 
@@ -408,6 +437,10 @@ describe("the dry-run, on a catalog of 1,200 operations", () => {
     }]);
     expect(dry.revenue_90_days).toMatchObject({ old_cents: 3005, new_cents: 4005, delta_cents: 1000 });
     expect(dry.ordering).toHaveLength(1201);
+
+    // The proof can fail: one write to the set, and its xmin differs.
+    expect((await call(big, "manager", "PATCH", `/api/v1/catalog/change-sets/${set.id}`, { title: "touched" })).status).toBe(200);
+    expect((await state(big)).catalog_change_sets).not.toEqual(afterDryRun.catalog_change_sets);
 
     // The ordering is what the catalog answers once the set is applied.
     expect((await call(big, "admin", "POST", `/api/v1/catalog/change-sets/${set.id}/approve`)).status).toBe(200);
