@@ -1,6 +1,6 @@
 // Shared fixtures: every test creates the tenants, users and rows it needs through these,
 // as the owner role, with unique names so test files never collide.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
@@ -14,6 +14,7 @@ import { responseValidator } from "./contractValidation.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
+import type { KeyRing } from "../server/core/keyRing.ts";
 
 export type { Role };
 
@@ -21,6 +22,9 @@ export const db = inject("db");
 
 export const keys: TokenKeys = hs256Keys(db.jwtSecret, "rls-service-shop", 900);
 useContextKey(db.contextKey);
+
+/** The credentials key ring of this test file's API (CREDENTIALS_KEYS as bytes). */
+export const credentialRing: KeyRing<Buffer> = { primary: "test-1", keys: new Map([["test-1", randomBytes(32)]]) };
 
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
@@ -80,9 +84,9 @@ export type Api = {
 
 /** Starts the real app on a free port, against the test database as app_user. */
 export async function startApi(
-  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number } & Partial<Omit<PoolOptions, "url" | "max">> = {},
+  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer> } & Partial<Omit<PoolOptions, "url" | "max">> = {},
 ): Promise<Api> {
-  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, ...poolOptions } = options;
+  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys, ...poolOptions } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
   const pool = createPool({
@@ -91,7 +95,7 @@ export async function startApi(
   });
   // A second API in the same test file must not leave the first one on its closed pool.
   const previous = useTenantPool(pool);
-  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
+  const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing });
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
     const s = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(s));
