@@ -113,6 +113,10 @@ grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;
+-- The permissions each tenant table's reads and writes need, the same for every shop (published in
+-- runbooks/rbac-matrix.md): the access explainer reads them to know which context to open.
+grant execute on function app.table_read_permissions() to app_user;
+grant execute on function app.table_write_permissions() to app_user;
 grant execute on function app.issue_invoice(uuid) to app_user;
 -- Catalog change sets and versions (policies/catalog_versions.sql): the invoker functions run
 -- under RLS and the catalog's role checks; app.catalog_begin_version (definer) needs catalog:approve.

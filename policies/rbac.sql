@@ -168,6 +168,44 @@ as $$
 $$;
 revoke execute on function app.table_write_permissions() from public;
 
+/*
+ * The permission a read of each tenant table needs: the one its routes name when they open the
+ * context (a route's own permission is what guards a read, app.open_tenant_context). Read by the
+ * access explainer (npm run cli -- explain, GET /api/v1/access/explain), which opens a member's
+ * context for it, and by nothing that enforces: RLS and the opener do. A NULL permission means
+ * the table is read only beside a route's own effect, in that route's context, and says why.
+ * test/access-explain.test.ts fails for a tenant table missing here.
+ */
+create or replace function app.table_read_permissions()
+returns table (table_name text, permission text)
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  values
+    ('customers',          'customers:read'),
+    ('vehicles',           'customers:read'),
+    ('services',           'catalog:read'),
+    ('service_operations', 'catalog:read'),
+    -- drafts are read by the routes that write them (every change-set route needs catalog:write)
+    ('catalog_change_sets',      'catalog:write'),
+    ('catalog_change_set_items', 'catalog:write'),
+    -- the version history (GET /catalog/versions), read-only to app_user
+    ('catalog_heads',            'catalog:read'),
+    ('catalog_versions',         'catalog:read'),
+    ('catalog_version_changes',  'catalog:read'),
+    ('appointments',       'appointments:read'),
+    ('invoices',           'invoices:read'),
+    ('invoice_lines',      'invoices:read'),
+    -- no route reads it: issuing an invoice (invoices:issue, which opens invoices:read) does
+    ('invoice_counters',   'invoices:read'),
+    ('audit_log',          'audit:read'),
+    -- read only by the integrations routes, which manage what they read (metadata, never the secret)
+    ('integration_credentials', 'integrations:manage'),
+    -- replay data, read only by the route whose response it replays, in that route's context
+    ('idempotency_keys',   null)
+$$;
+revoke execute on function app.table_read_permissions() from public;
+
 -- One BEFORE row trigger per table. Its name sorts first ('_' before letters): PostgreSQL fires
 -- row triggers in name order, and a refusal for lack of permission must come before any
 -- business rule (an invalid transition, an immutable invoice) reveals something about the row.

@@ -32,6 +32,7 @@ import { settingsRoutes } from "./routes/settings.ts";
 import { integrationRoutes } from "./routes/integrations.ts";
 import { wellKnownRoutes } from "./routes/wellKnown.ts";
 import { featureRoutes } from "./routes/features.ts";
+import { accessRoutes } from "./routes/access.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -64,6 +65,7 @@ export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}
     "/settings": settingsRoutes,
     "/integrations": (router) => integrationRoutes(router, options.credentialKeys),
     "/features": featureRoutes,
+    "/access": accessRoutes,
   };
 }
 

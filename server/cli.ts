@@ -18,6 +18,8 @@ import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
+import { explainAsOperator, renderExplanation } from "./ops/accessExplain.ts";
+import { EXPLAIN_ACTIONS, type ExplainAction } from "./db/accessExplainer.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -208,6 +210,32 @@ program
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
+    }
+  });
+
+program
+  .command("explain")
+  .description("why a member may or may not act on a tenant table, step by step, from what the database enforces: the member's real context, the real statement, in a transaction rolled back (runbooks/access-questions.md)")
+  .requiredOption("--tenant <slug>", "the shop (slug or id)")
+  .requiredOption("--user <email>", "the account asked about")
+  .requiredOption("--table <table>", "a tenant table (runbooks/rbac-matrix.md lists them)")
+  .requiredOption("--action <action>", EXPLAIN_ACTIONS.join(", "), (v: string) => {
+    if (!(EXPLAIN_ACTIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(EXPLAIN_ACTIONS.join(", "));
+    return v as ExplainAction;
+  })
+  .option("--id <id>", "the row (its key); an update or delete needs one, an insert copies it")
+  .option("--json", "print the explanation as the API answers it")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { tenant: string; user: string; table: string; action: ExplainAction; id?: string; json?: boolean; url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    try {
+      const key = process.env.CONTEXT_KEY ?? conn.secrets?.contextKey;
+      if (!key) throw new Error("set CONTEXT_KEY to the key the API runs with: the explainer opens the member's context with the API's proof");
+      const explanation = await explainAsOperator(conn.sql, key, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
+    } finally {
+      await conn.sql.end({ timeout: 5 });
+      await conn.stop();
     }
   });
 

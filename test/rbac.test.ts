@@ -174,6 +174,7 @@ const cases: Record<string, Case> = {
   "POST /api/v1/catalog/change-sets/:id/apply": { row: () => approvedChangeSet() },
   "GET /api/v1/catalog/versions": {},
   "POST /api/v1/catalog/versions/:version/restore": { row: () => earlierVersion() },
+  "GET /api/v1/access/explain": { query: "?user=nobody%40example.test&table=customers&action=select" },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */

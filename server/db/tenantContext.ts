@@ -203,12 +203,21 @@ function deniedRow(opened: Settled, answer: unknown): boolean {
  * Runs one statement outside any context (readiness and operator information). `work` may sign
  * a proof with the connection's stream guard (login), which it is handed.
  */
-export async function withoutTenant<T extends postgres.Row[] = postgres.Row[]>(work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+export function withoutTenant<T extends postgres.Row[] = postgres.Row[]>(work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+  return withLeasedConnection(work);
+}
+
+/**
+ * Runs `work` on a leased connection, outside any context, handing it the connection's stream
+ * guard: what opens contexts itself (the access explainer, db/accessExplainer.ts, in a transaction
+ * it always rolls back) and one-statement work (withoutTenant).
+ */
+export async function withLeasedConnection<T>(work: (sql: Sql, stream: () => Promise<Guard>) => PromiseLike<T>): Promise<T> {
   const lease = await currentPool().acquire();
   try {
-    const rows = await runWithStream(lease, work);
+    const result = await runWithStream(lease, work);
     if (lease.lost()) throw databaseUnavailable();
-    return rows;
+    return result;
   } catch (error) {
     throw toAppError(error);
   } finally {
@@ -216,7 +225,7 @@ export async function withoutTenant<T extends postgres.Row[] = postgres.Row[]>(w
   }
 }
 
-async function runWithStream<T extends postgres.Row[] = postgres.Row[]>(lease: Lease, work: (sql: Sql, stream: () => Promise<Guard>) => postgres.PendingQuery<T> | Promise<T>): Promise<T> {
+async function runWithStream<T>(lease: Lease, work: (sql: Sql, stream: () => Promise<Guard>) => PromiseLike<T>): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await work(lease.sql, () => streamGuard(lease.sql, lease.proofs));

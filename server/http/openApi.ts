@@ -23,6 +23,7 @@ const tags: Record<string, string> = {
   Settings: "The shop's own settings: name, timezone, currency, tax rate, invoice numbering, payment terms, appointment slots, reminders.",
   Integrations: "The shop's third-party credentials (payment provider, parts supplier, SMS gateway): stored encrypted, tested on the server, never answered back.",
   Features: "What the shop's plan, its overrides and the platform's kill switches let it use. A route that needs a feature the shop may not use answers 403 FEATURE_NOT_ENABLED naming it.",
+  Access: "Why a member of the shop may or may not act on a table, step by step, from what the database enforces (the shop's admins: members:manage).",
   Platform: "Platform administrators change plans, shops' plans, overrides and kill switches; every change is a numbered version with its actor and reason, and any earlier state can be restored as a new version. Everyone else: 403 PLATFORM_ADMIN_REQUIRED.",
   Caller: "Logging in, the caller's account and the shops it belongs to, and the public keys its tokens are verified with; no tenant is named.",
   Operations: "Liveness, readiness, metrics, this document and its page, and the platform administrators' endpoints.",
