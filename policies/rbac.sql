@@ -96,6 +96,27 @@ $$;
 revoke execute on function app.authorize_invoice_write() from public;
 
 /*
+ * Change sets: a status change needs catalog:approve (approve, reject, apply); any other write
+ * catalog:write. A manager can so draft and edit, and neither approve nor apply.
+ */
+create or replace function app.authorize_change_set_write() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
+    if tg_op = 'UPDATE' and new.status is distinct from old.status then
+      perform app.require_permission('catalog:approve');
+    else
+      perform app.require_permission(tg_argv[0]);
+    end if;
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke execute on function app.authorize_change_set_write() from public;
+
+/*
  * Appointments: the trigger's argument (appointments:write), and without appointments:all a
  * member writes only appointments assigned to themself, before and after the change.
  */
@@ -132,6 +153,9 @@ as $$
     ('vehicles',           'customers:write',    'app.authorize_write'),
     ('services',           'catalog:write',      'app.authorize_write'),
     ('service_operations', 'catalog:write',      'app.authorize_write'),
+    -- status changes (approve, reject, apply) need catalog:approve instead
+    ('catalog_change_sets',      'catalog:write', 'app.authorize_change_set_write'),
+    ('catalog_change_set_items', 'catalog:write', 'app.authorize_write'),
     -- and appointments:all, unless the appointment is (and stays) assigned to oneself
     ('appointments',       'appointments:write', 'app.authorize_appointment_write'),
     -- status changes need invoices:issue, invoices:pay or invoices:void instead
@@ -162,6 +186,13 @@ as $$
     ('vehicles',           'customers:read'),
     ('services',           'catalog:read'),
     ('service_operations', 'catalog:read'),
+    -- drafts are read by the routes that write them (every change-set route needs catalog:write)
+    ('catalog_change_sets',      'catalog:write'),
+    ('catalog_change_set_items', 'catalog:write'),
+    -- the version history (GET /catalog/versions), read-only to app_user
+    ('catalog_heads',            'catalog:read'),
+    ('catalog_versions',         'catalog:read'),
+    ('catalog_version_changes',  'catalog:read'),
     ('appointments',       'appointments:read'),
     ('invoices',           'invoices:read'),
     ('invoice_lines',      'invoices:read'),

@@ -31,11 +31,15 @@ as $$
 $$;
 revoke execute on function app.tenant_tables() from public;
 
-/* Append-only tenant tables: app_user may only read them (RLS applies); no DML, no audit triggers. */
+/*
+ * Append-only tenant tables: app_user may only read them (RLS applies); no DML, no audit triggers.
+ * The catalog's versions, their changes and its head (sql/0460) are written only by the SECURITY
+ * DEFINER recorder of policies/catalog_versions.sql: they are the catalog's history.
+ */
 create or replace function app.append_only_table_names() returns text[]
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
-as $$ select array['audit_log']::text[] $$;
+as $$ select array['audit_log', 'catalog_heads', 'catalog_versions', 'catalog_version_changes']::text[] $$;
 revoke execute on function app.append_only_table_names() from public;
 
 /*

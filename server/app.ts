@@ -21,6 +21,7 @@ import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
+import { catalogChangeRoutes } from "./routes/catalogChanges.ts";
 import { vehicleRoutes } from "./routes/vehicles.ts";
 import { appointmentRoutes } from "./routes/appointments.ts";
 import { invoiceRoutes } from "./routes/invoices.ts";
@@ -56,6 +57,7 @@ export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}
     "/vehicles": vehicleRoutes,
     "/services": serviceRoutes,
     "/service-operations": serviceOperationRoutes,
+    "/catalog": catalogChangeRoutes,
     "/appointments": appointmentRoutes,
     "/invoices": invoiceRoutes,
     "/reports": reportRoutes,

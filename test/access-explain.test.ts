@@ -34,6 +34,21 @@ async function service(): Promise<string> {
   const [r] = await owner`insert into app.services (tenant_id, name) values (${shop.id}, ${`Service ${uniq()}`}) returning id`;
   return r.id;
 }
+async function operation(): Promise<string> {
+  const [r] = await owner`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+                          values (${shop.id}, ${await service()}, ${`OP-${uniq()}`}, 'Brakes', 100, 60) returning id`;
+  return r.id;
+}
+/** A draft change set of one price item, authored by the shop's owner, on the current version. */
+async function changeSet(): Promise<string> {
+  const op = await operation();
+  const [r] = await owner`
+    insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+    values (${shop.id}, ${`Walk ${uniq()}`}, (select coalesce(max(version), 0) from app.catalog_heads where tenant_id = ${shop.id}), ${members.owner.id})
+    returning id`;
+  await owner`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${shop.id}, ${r.id}, 1, 'price', ${op}, 4242)`;
+  return r.id;
+}
 async function draft(): Promise<string> {
   const [r] = await owner`insert into app.invoices (tenant_id, customer_id) values (${shop.id}, ${await customer()}) returning id`;
   return r.id;
@@ -84,8 +99,7 @@ const tables: Record<string, Table> = {
   },
   services: { row: service, api: resource("/api/v1/services", () => ({ name: `Service ${uniq()}` }), { display_order: 3 }) },
   service_operations: {
-    row: async () => (await owner`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
-                                  values (${shop.id}, ${await service()}, ${`OP-${uniq()}`}, 'Brakes', 100, 60) returning id`)[0].id,
+    row: operation,
     api: resource("/api/v1/service-operations", async () => ({ service_id: await service(), internal_code: `OP-${uniq()}`, name: "Oil", price_cents: 1, duration_minutes: 30 }), { price_cents: 7 }),
   },
   appointments: {
@@ -113,6 +127,53 @@ const tables: Record<string, Table> = {
       insert: "insert into app.audit_log default values",
       update: "update app.audit_log set action = action where id = $1::bigint returning 1",
       delete: "delete from app.audit_log where id = $1::bigint returning 1",
+    },
+  },
+  catalog_change_sets: {
+    row: () => changeSet(),
+    api: resource("/api/v1/catalog/change-sets", async () => ({ title: `Walk ${uniq()}`, items: [{ kind: "price", operation_id: await operation(), price_cents: 1 }] }), { title: "changed" }),
+  },
+  // Items are written through their change set's routes: the member's attempt is the statement.
+  catalog_change_set_items: {
+    row: async () => (await owner`select id from app.catalog_change_set_items where change_set_id = ${await changeSet()}`)[0].id,
+    api: {},
+    sql: {
+      select: "select 1 from app.catalog_change_set_items where id = $1::uuid",
+      insert: "insert into app.catalog_change_set_items (change_set_id, position, kind, operation_id, price_cents) select change_set_id, position + 1, kind, operation_id, price_cents from app.catalog_change_set_items where id = $1::uuid returning 1",
+      update: "update app.catalog_change_set_items set price_cents = price_cents where id = $1::uuid returning 1",
+      delete: "delete from app.catalog_change_set_items where id = $1::uuid returning 1",
+    },
+  },
+  // The version history: read through GET /catalog/versions, written only by the catalog's own functions.
+  catalog_heads: {
+    row: async () => { await operation(); return undefined; },
+    api: {},
+    sql: {
+      select: "select * from app.catalog_heads",
+      insert: "insert into app.catalog_heads (tenant_id, version) values (app.current_tenant_id(), 0) on conflict do nothing",
+      update: "update app.catalog_heads set version = version returning 1",
+      delete: "delete from app.catalog_heads returning 1",
+    },
+  },
+  // Its key is the version number.
+  catalog_versions: {
+    row: async () => { await operation(); return String((await owner`select max(version) as v from app.catalog_versions where tenant_id = ${shop.id}`)[0].v); },
+    api: {},
+    sql: {
+      select: "select 1 from app.catalog_versions where version = $1::integer",
+      insert: "insert into app.catalog_versions (tenant_id, version, kind) select tenant_id, version + 1000000, kind from app.catalog_versions where version = $1::integer returning 1",
+      update: "update app.catalog_versions set kind = kind where version = $1::integer returning 1",
+      delete: "delete from app.catalog_versions where version = $1::integer returning 1",
+    },
+  },
+  catalog_version_changes: {
+    row: async () => { await operation(); return (await owner`select id::text from app.catalog_version_changes where tenant_id = ${shop.id} order by id desc limit 1`)[0].id; },
+    api: {},
+    sql: {
+      select: "select 1 from app.catalog_version_changes where id = $1::bigint",
+      insert: "insert into app.catalog_version_changes (tenant_id, version, entity, entity_id, new) select tenant_id, version, entity, entity_id, new from app.catalog_version_changes where id = $1::bigint returning 1",
+      update: "update app.catalog_version_changes set entity = entity where id = $1::bigint returning 1",
+      delete: "delete from app.catalog_version_changes where id = $1::bigint returning 1",
     },
   },
   // Its routes name a provider, not a row: the member's attempt is the statement, as app_user.

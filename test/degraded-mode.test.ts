@@ -82,6 +82,9 @@ function validBody(method: string, path: string): unknown {
   if (path === "/api/v1/auth/login") return { email: "someone@test.test", password: "a-password" };
   if (path.startsWith("/api/v1/integrations")) return { secret: "degraded-mode-secret" };
   if (path.startsWith("/api/v1/vehicles")) return { customer_id: id };
+  if (path === "/api/v1/catalog/change-sets") return { title: "Degraded Mode", items: [] };
+  if (path.endsWith("/reject")) return { reason: "degraded mode" };
+  if (path.startsWith("/api/v1/catalog/change-sets")) return { title: "Degraded Mode" };
   if (path.endsWith("/lines")) return { description: "Labour", quantity: 1, unit_price_cents: 100 };
   if (path.startsWith("/api/v1/appointments")) return { customer_id: id, starts_at: "2030-01-01T09:00:00Z", ends_at: "2030-01-01T10:00:00Z" };
   if (path.startsWith("/api/v1/invoices")) return { customer_id: id };
@@ -100,7 +103,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .filter((r) => r.path.startsWith("/api/v1/"))
     .map((r) => ({
       method: r.method,
-      path: r.path.replace(/:provider/, "stripe").replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
+      path: r.path.replace(/:provider/, "stripe").replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:version/, "1").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
       body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.method, r.path) : undefined,
     }));
 }

@@ -47,6 +47,28 @@ async function operation(tenant: Tenant = shop): Promise<string> {
     values (${tenant.id}, ${await service(tenant)}, ${`OP-${uniq()}`}, 'Oil change', 4900, 30) returning id`;
   return r.id;
 }
+/** A draft change set of `tenant` by a manager of its own (never the actor), against its current catalog version. */
+let author: User;
+async function changeSet(tenant: Tenant = shop, by?: User): Promise<string> {
+  const op = await operation(tenant);
+  const [r] = await owner`
+    insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+    values (${tenant.id}, ${`RBAC ${uniq()}`}, (select coalesce(max(version), 0) from app.catalog_heads where tenant_id = ${tenant.id}), ${(by ?? author).id})
+    returning id`;
+  await owner`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${r.id}, 1, 'price', ${op}, 4242)`;
+  return r.id;
+}
+async function approvedChangeSet(): Promise<string> {
+  const id = await changeSet();
+  await owner`update app.catalog_change_sets set status = 'approved', approved_by = ${members.owner.id} where id = ${id}`;
+  return id;
+}
+/** A catalog version before the current one, to restore. */
+async function earlierVersion(): Promise<string> {
+  await operation();
+  const [r] = await owner`select max(version) - 1 as v from app.catalog_heads where tenant_id = ${shop.id}`;
+  return String(r.v);
+}
 /** An appointment in its own two-hour slot, so no two overlap. */
 async function appointment(assignee: User | null, tenant: Tenant = shop): Promise<string> {
   const start = new Date(Date.UTC(2031, 0, 1) + slot++ * 7_200_000);
@@ -142,12 +164,24 @@ const cases: Record<string, Case> = {
   "DELETE /api/v1/integrations/:provider": { row: () => integration() },
   "POST /api/v1/integrations/:provider/test": { row: () => integration() },
   "GET /api/v1/features": {},
+  "GET /api/v1/catalog/change-sets": {},
+  "POST /api/v1/catalog/change-sets": { body: async () => ({ title: `RBAC ${uniq()}`, items: [{ kind: "price", operation_id: await operation(), price_cents: 1 }] }) },
+  "GET /api/v1/catalog/change-sets/:id": { row: () => changeSet() },
+  "PATCH /api/v1/catalog/change-sets/:id": { row: () => changeSet(), body: () => ({ title: "changed" }) },
+  "DELETE /api/v1/catalog/change-sets/:id": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/dry-run": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/approve": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/reject": { row: () => changeSet(), body: () => ({ reason: "not now" }) },
+  "POST /api/v1/catalog/change-sets/:id/apply": { row: () => approvedChangeSet() },
+  "GET /api/v1/catalog/versions": {},
+  "POST /api/v1/catalog/versions/:version/restore": { row: () => earlierVersion() },
   "GET /api/v1/access/explain": { query: "?user=nobody%40example.test&table=customers&action=select" },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */
 function foreignRowOf(path: string): string {
-  const area = path.split("/")[3];
+  // Under /catalog the area is two segments deep (change-sets, versions).
+  const area = path.split("/").slice(3, path.startsWith("/api/v1/catalog/") ? 5 : 4).join("/");
   const id = foreign[area];
   if (!id) throw new Error(`no foreign row for ${area}`);
   return id;
@@ -161,6 +195,7 @@ beforeAll(async () => {
   shop = await makeTenant(owner, { prefix: "rbac" });
   other = await makeTenant(owner, { prefix: "rbac-other" });
   for (const role of roles) members[role] = await member(role);
+  author = await member("manager");
   // The other tenant's rows are reached only by id, through the shop's context: how a leak would look.
   const stranger = await member("owner", other);
   Object.assign(foreign, {
@@ -172,6 +207,9 @@ beforeAll(async () => {
     invoices: await draft(other, true),
     members: stranger.id,
     integrations: await integration(other),
+    "catalog/change-sets": await changeSet(other, stranger),
+    // Version numbers are per shop: another shop's is one this shop does not have.
+    "catalog/versions": "999999",
   });
   granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
 });

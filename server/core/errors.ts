@@ -108,6 +108,12 @@ const constraintErrors: Record<string, [number, string, string]> = {
   invoice_lines_quantity_check: [422, "INVALID_QUANTITY", "quantity must be more than zero."],
   invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
   memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
+  // Catalog change sets (sql/0460): an item of the wrong shape or out of bounds, whether ajv or the database refused it.
+  catalog_change_set_items_shape_check: [422, "INVALID_CHANGE_ITEM", "A change set item does not carry what its kind needs (and only that)."],
+  catalog_change_set_items_values_check: [422, "INVALID_CHANGE_ITEM", "A change set item holds a value out of the catalog's bounds."],
+  catalog_change_set_items_operation_fkey: [422, "REFERENCE_NOT_FOUND", "A change set item names an operation this shop does not have."],
+  catalog_change_set_items_service_fkey: [422, "REFERENCE_NOT_FOUND", "A change set item names a service this shop does not have."],
+  catalog_change_sets_rejection_reason_check: [422, "INVALID_REASON", "A rejection reason has 1 to 1000 characters."],
 };
 
 // The shop's settings (sql/0430, policies/settings.sql): a value out of bounds is 422
@@ -153,6 +159,19 @@ const ruleErrors: Record<string, [number, string, string]> = {
   feature: [404, "FEATURE_NOT_FOUND", "No feature has this name."],
   entitlement_version: [404, "VERSION_NOT_FOUND", "No entitlement version has this number."],
   override_expiry: [422, "INVALID_EXPIRY", "An override expires in the future."],
+  // Catalog change sets and versions (policies/catalog_versions.sql).
+  change_set: [404, "CHANGE_SET_NOT_FOUND", "Change set not found."],
+  change_set_not_draft: [409, "CHANGE_SET_NOT_DRAFT", "Only a draft change set can change or be deleted."],
+  change_set_status: [409, "INVALID_TRANSITION", "The change set cannot change to that status."],
+  change_set_stale: [409, "CHANGE_SET_STALE", "The change set was drafted against a catalog version that is no longer current; draft it again."],
+  change_set_self_approval: [403, "SELF_APPROVAL_FORBIDDEN", "The author of a change set cannot approve it unless they are an owner."],
+  change_set_empty: [422, "CHANGE_SET_EMPTY", "A change set without items cannot be approved."],
+  catalog_version: [404, "CATALOG_VERSION_NOT_FOUND", "No catalog version has this number."],
+  catalog_version_current: [409, "CATALOG_VERSION_CURRENT", "This catalog version is the current one; there is nothing to restore."],
+  catalog_history_append_only: [409, "CATALOG_HISTORY_APPEND_ONLY", "The catalog's history is append-only."],
+  // Programming errors of the API's own calls, never the client's.
+  catalog_version_begun: [500, "INTERNAL", "Internal server error."],
+  catalog_version_kind: [500, "INTERNAL", "Internal server error."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
@@ -181,6 +200,10 @@ export function toAppError(error: unknown): AppError {
     });
   }
   const rule = code.startsWith("SS") && constraint ? ruleErrors[constraint] : undefined;
+  // A stale change set says which version it was drafted against and which is current (DETAIL, JSON).
+  if (rule && constraint === "change_set_stale") {
+    return new AppError(rule[0], rule[1], rule[2], { details: staleVersions(pg.detail), help: "runbooks/catalog-change-sets.md#change_set_stale", cause: error });
+  }
   if (rule) return new AppError(rule[0], rule[1], rule[2], { cause: error });
   // Deleting a row that others still reference is a conflict, not a missing reference.
   if (code === "23503" && /^update or delete on table/.test(pg.message ?? "")) {
@@ -231,6 +254,14 @@ export function toAppError(error: unknown): AppError {
   // A path or query with a malformed percent-escape (decodeURIComponent, Express's param decoding).
   if (error instanceof URIError) return new BadRequestError("MALFORMED_URI", "The URL holds a malformed percent-escape.", { cause: error });
   return new AppError(500, "INTERNAL", "Internal server error.", { cause: error, operational: false });
+}
+
+function staleVersions(detail: string | undefined): unknown {
+  try {
+    return JSON.parse(detail ?? "null") ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Transient database errors the tenant-context helper retries before answering 409. */

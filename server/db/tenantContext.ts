@@ -48,15 +48,16 @@ function isQuery(x: unknown): x is Pending {
 /**
  * Runs `work` inside the request's tenant context. `work` returns the queries to run (one, or
  * an array, not awaited: they are pipelined with BEGIN and COMMIT), or, when a later query
- * depends on an earlier answer, a promise (then COMMIT follows it).
+ * depends on an earlier answer, a promise (then COMMIT follows it). `writes` overrides the route's
+ * own (a read-only route that records its audit entry afterwards, in a transaction of its own).
  */
-export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget } = {}): Promise<Result<W>> {
+export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget; writes?: boolean } = {}): Promise<Result<W>> {
   const state = requestState(req);
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
   if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
   const args: TenantContextArgs = {
     userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
-    permission: state.permission.name, forRow: state.permission.forRow, writes: state.permission.writes, feature: state.permission.feature,
+    permission: state.permission.name, forRow: state.permission.forRow, writes: options.writes ?? state.permission.writes, feature: state.permission.feature,
   };
   const open: Opener = (sql, g) => {
     const p = tenantContextProof(args, g.guard, g.expiresAt);

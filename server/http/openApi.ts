@@ -14,6 +14,7 @@ const tags: Record<string, string> = {
   Vehicles: "Customers' vehicles. The customer must be one of the same shop (422 REFERENCE_NOT_FOUND otherwise); a VIN is unique per shop.",
   Services: "The groups of the service catalog; a name is unique per shop.",
   "Service operations": "The catalog's operations with their price and duration. Lists answer a root JSON array, the next page named by X-Next-Cursor and Link.",
+  "Catalog changes": "Versioned catalog changes: change sets drafted against a catalog version, dry-run without changing anything, approved or rejected, applied as the next version; every version with its diff, and restore of an earlier one as a new version.",
   Appointments: "Bookings of a customer (and vehicle), optionally assigned to a member. The database refuses overlapping live bookings of one assignee and status changes the status machine does not allow.",
   Invoices: "Draft invoices and their lines. Issuing numbers an invoice without gaps per shop; after that only pay and void change it.",
   Reports: "Figures read from the shop's reporting views.",
