@@ -58,6 +58,8 @@ language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array[
   'appointments',
+  'catalog_change_set_items', -- drafting a change set's items is an action (catalog:write)
+  'catalog_change_sets',      -- drafting, approving, rejecting and applying are actions
   'customers',
   'integration_credentials', -- storing or replacing a shop's credential is an action; app.audit_redact drops the envelope
   'invoice_lines',
@@ -73,6 +75,12 @@ create or replace function app.unaudited_tables() returns table (table_name text
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ values
+  ('catalog_heads',
+   'bookkeeping: the shop''s current catalog version; each version is the record of catalog writes audited on services and service_operations (and catalog.* actions)'),
+  ('catalog_version_changes',
+   'the catalog''s own history, append-only: the old and new image of each row a version changed, each change audited on its own table (services, service_operations)'),
+  ('catalog_versions',
+   'the catalog''s own history, append-only: who made each version and how; the writes it records are audited on their own tables, applies and restores as catalog.* actions'),
   ('audit_log',
    'the audit itself: append-only (app.append_only_table_names()), written by the triggers and app.audit_event'),
   ('idempotency_keys',
