@@ -1,7 +1,7 @@
 -- Versioned catalog changes (sql/0460): every change to app.services and app.service_operations
 -- is recorded in a numbered catalog version; change sets are drafted, dry-run, approved or
 -- rejected, and applied as one version; any earlier version can be restored as a new one.
--- Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- Re-appliable: create or replace, triggers included (replaced, never dropped: see below).
 
 /*
  * A new catalog version of a shop: the head moves to N+1 under its row lock (held to the end of
@@ -146,19 +146,18 @@ set search_path = pg_catalog, pg_temp
 as $$ values ('services', 'service'), ('service_operations', 'service_operation') $$;
 revoke execute on function app.catalog_versioned_tables() from public;
 
+-- Triggers are replaced, never dropped and created: DROP TRIGGER locks the table ACCESS EXCLUSIVE
+-- (every reader of the catalog would wait on a deploy), CREATE OR REPLACE TRIGGER only against writers.
 do $$
 declare
   t record;
 begin
   for t in select v.table_name as tbl, v.entity from app.catalog_versioned_tables() v loop
-    execute format('drop trigger if exists catalog_versioned_insert on app.%I', t.tbl);
-    execute format('create trigger catalog_versioned_insert after insert on app.%I referencing new table as catalog_new
+    execute format('create or replace trigger catalog_versioned_insert after insert on app.%I referencing new table as catalog_new
                     for each statement execute function app.catalog_record_changes(%L)', t.tbl, t.entity);
-    execute format('drop trigger if exists catalog_versioned_update on app.%I', t.tbl);
-    execute format('create trigger catalog_versioned_update after update on app.%I referencing old table as catalog_old new table as catalog_new
+    execute format('create or replace trigger catalog_versioned_update after update on app.%I referencing old table as catalog_old new table as catalog_new
                     for each statement execute function app.catalog_record_changes(%L)', t.tbl, t.entity);
-    execute format('drop trigger if exists catalog_versioned_delete on app.%I', t.tbl);
-    execute format('create trigger catalog_versioned_delete after delete on app.%I referencing old table as catalog_old
+    execute format('create or replace trigger catalog_versioned_delete after delete on app.%I referencing old table as catalog_old
                     for each statement execute function app.catalog_record_changes(%L)', t.tbl, t.entity);
   end loop;
 end
@@ -181,10 +180,8 @@ declare
   t text;
 begin
   foreach t in array array['catalog_versions', 'catalog_version_changes'] loop
-    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
-    execute format('create trigger %I before update or delete on app.%I for each row execute function app.catalog_history_append_only()', t || '_append_only', t);
-    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
-    execute format('create trigger %I before truncate on app.%I for each statement execute function app.catalog_history_append_only()', t || '_no_truncate', t);
+    execute format('create or replace trigger %I before update or delete on app.%I for each row execute function app.catalog_history_append_only()', t || '_append_only', t);
+    execute format('create or replace trigger %I before truncate on app.%I for each statement execute function app.catalog_history_append_only()', t || '_no_truncate', t);
   end loop;
 end
 $$;
@@ -255,8 +252,7 @@ end
 $$;
 revoke execute on function app.catalog_change_set_guard() from public;
 
-drop trigger if exists catalog_change_sets_guard on app.catalog_change_sets;
-create trigger catalog_change_sets_guard
+create or replace trigger catalog_change_sets_guard
   before insert or update or delete on app.catalog_change_sets
   for each row execute function app.catalog_change_set_guard();
 
@@ -281,8 +277,7 @@ end
 $$;
 revoke execute on function app.catalog_change_set_item_guard() from public;
 
-drop trigger if exists catalog_change_set_items_guard on app.catalog_change_set_items;
-create trigger catalog_change_set_items_guard
+create or replace trigger catalog_change_set_items_guard
   before insert or update or delete on app.catalog_change_set_items
   for each row execute function app.catalog_change_set_item_guard();
 
