@@ -16,7 +16,8 @@ import { migrate } from "./setup/migrate.ts";
 import { applyPolicies } from "./setup/policies.ts";
 import { DEMO_PASSWORD, seedDemo } from "./setup/seed.ts";
 import { installShutdown } from "./http/shutdown.ts";
-import { useTenantPool } from "./db/tenantContext.ts";
+import { useReplicas, useTenantPool } from "./db/tenantContext.ts";
+import { createReplicas, type Replicas } from "./db/replicas.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
@@ -103,8 +104,7 @@ function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, conte
 }
 
 function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (signal: string) => Promise<void>): void {
-  const pool = createPool({
-    url: db.appUrl,
+  const poolOptions = {
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     statementTimeoutMs: config.dbStatementTimeoutMs,
@@ -115,8 +115,11 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     prepare: config.dbPrepare,
     readGuard: config.contextReadGuard,
     readProofTtlSeconds: config.contextReadProofTtlSeconds,
-  });
+  };
+  const pool = createPool({ ...poolOptions, url: db.appUrl });
   useTenantPool(pool);
+  const replicas = readReplicas(config, (url) => createPool({ ...poolOptions, url, exportMax: 1, applicationName: "rls-service-shop-replica" }), pool.probe);
+  useReplicas(replicas);
   setPoolMax(config.dbPoolMax);
   const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
   // The shutdown installed for set-up gives way to the one that also drains the server.
@@ -125,7 +128,8 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
   });
   const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
-  installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
+  // The replicas' pools drain alongside the primary's (their monitor stops first, in end()).
+  installShutdown(server, [{ label: "close database pool", run: () => Promise.all([pool.end({ timeout: 5 }), replicas?.end()]) }, ...steps]);
   server.on("listening", () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
@@ -153,6 +157,21 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     await early("listen-failed");
     process.exit(1);
   });
+}
+
+/**
+ * The hot standbys reads go to (DATABASE_READ_URLS), watched from now on; none when unset, or when
+ * reads write (CONTEXT_READ_GUARD=nonce records each read's proof on the primary: it must run there).
+ */
+function readReplicas(config: Config, pool: (url: string) => ReturnType<typeof createPool>, primary: ReturnType<typeof createPool>["probe"]): Replicas | undefined {
+  if (config.databaseReadUrls.length === 0) return undefined;
+  if (config.contextReadGuard === "nonce") {
+    logger.warn({ replicas: config.databaseReadUrls.length }, "DATABASE_READ_URLS is set but CONTEXT_READ_GUARD=nonce makes every read write its proof's use: reads stay on the primary (use expiry behind PgBouncer to read from replicas; runbooks/scale-out.md)");
+    return undefined;
+  }
+  const replicas = createReplicas({ urls: config.databaseReadUrls, maxLagMs: config.readReplicaMaxLagMs, primary, pool, answerWithinMs: config.dbAcquireTimeoutMs });
+  logger.info({ replicas: replicas.report().replicas.map((r) => r.name), max_lag_ms: config.readReplicaMaxLagMs }, "reads go to hot standbys within the lag limit");
+  return replicas;
 }
 
 main().catch((error) => {

@@ -17,6 +17,7 @@ import { requestState } from "../core/requestContext.ts";
 export type Permission = `${string}:${string}`;
 
 const PERMISSION = Symbol.for("rls-service-shop.permission");
+const WRITES = Symbol.for("rls-service-shop.writes");
 
 /**
  * Middleware: this route needs `permission` in the caller's tenant (policies/permissions.sql).
@@ -37,7 +38,7 @@ export function requires(permission: Permission, options: { writes?: boolean } =
     state.permission = hasParams(req.params) ? byMethod.row : byMethod.collection;
     next();
   };
-  return Object.assign(handler, { [PERMISSION]: permission });
+  return Object.assign(handler, { [PERMISSION]: permission, [WRITES]: options.writes });
 }
 
 function hasParams(params: Record<string, unknown> | undefined): boolean {
@@ -48,6 +49,11 @@ function hasParams(params: Record<string, unknown> | undefined): boolean {
 /** The permission a route's `requires` middleware names (the contract and matrix tests read it). */
 export function permissionOf(handler: unknown): Permission | undefined {
   return typeof handler === "function" ? (handler as { [PERMISSION]?: Permission })[PERMISSION] : undefined;
+}
+
+/** Whether a route's `requires` says its transaction writes, when it says (the API document reads it). */
+export function writesOf(handler: unknown): boolean | undefined {
+  return typeof handler === "function" ? (handler as { [WRITES]?: boolean })[WRITES] : undefined;
 }
 
 /** The 403 for a missing permission: the same answer SQL's refusal maps to (core/errors.ts). */

@@ -19,6 +19,8 @@ export type RequestState = {
    * its transaction writes (a read's is read-only, and its proof opens no write).
    */
   permission?: { name: string; forRow: boolean; writes: boolean };
+  /** The route reads from the primary even where replicas serve reads (its x-consistency, http/contract.ts). */
+  primary?: boolean;
 };
 
 const STATE = Symbol("rls-service-shop.request-state");
