@@ -2,12 +2,15 @@
 -- of app_bi; an operator grants it tenants (`npm run cli -- bi grant --role R --tenant SLUG`),
 -- recorded in app.bi_grants and audited in the tenant's trail. The views (owned by app_views,
 -- see policies/views.sql) return a BI login the rows of its granted tenants, whatever it sets:
--- the grant is looked up by session_user, which a login cannot change.
+-- the grant is looked up by session_user, which a login cannot change, and counts only while the
+-- shop may use bi_access (policies/features.sql).
 -- Re-appliable: create or replace.
 
 /*
- * The tenants the connected BI login was granted, or an empty array (app_user, the owner and
- * any login without grants). Policies call it as (select ...), once per statement.
+ * The tenants the connected BI login was granted and that may use bi_access now (their plan,
+ * override and kill switch: app.feature_enabled), or an empty array (app_user, the owner and
+ * any login without grants). Policies call it as (select ...), once per statement, so a shop
+ * whose bi_access lapses disappears from its BI logins at their next statement.
  * session_user, not current_user: inside this SECURITY DEFINER function current_user is the
  * owner, and a BI login cannot change its session_user.
  */
@@ -16,7 +19,8 @@ language plpgsql stable security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  return coalesce((select array_agg(g.tenant_id) from app.bi_grants g where g.role_name = session_user), '{}'::uuid[]);
+  return coalesce((select array_agg(g.tenant_id) from app.bi_grants g
+                    where g.role_name = session_user and app.feature_enabled(g.tenant_id, 'bi_access')), '{}'::uuid[]);
 end
 $$;
 revoke execute on function app.bi_tenant_ids() from public;

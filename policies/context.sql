@@ -227,6 +227,30 @@ $$;
 revoke execute on function app.set_sealed_context(uuid, uuid, text, text) from public;
 
 /*
+ * Sets p_value (app.context_value) as the transaction's context, sealed to this backend and
+ * transaction as app.set_sealed_context does, making the transaction read-only first when
+ * p_read_only. For the openers of a context without a tenant (a user's own, a platform admin's),
+ * after they checked their proof. Internal: it runs under its caller's fixed search_path.
+ */
+create or replace function app.seal_context_value(p_value text, p_read_only boolean) returns text
+language plpgsql volatile
+as $$
+declare
+  s app.context_seal_key;
+  v_ctx text;
+begin
+  select * into s from app.context_seal_key where id = 1;
+  if p_read_only then
+    v_ctx := set_config('transaction_read_only', 'on', true);
+  end if;
+  v_ctx := set_config('app.context', p_value, true);
+  v_ctx := set_config('app.context_seal', app.hmac_sha256_hex(s.ipad, s.opad, app.seal_input(v_ctx)), true);
+  return p_value;
+end
+$$;
+revoke execute on function app.seal_context_value(text, boolean) from public;
+
+/*
  * The verified context of the current transaction ('tenant|user|role|request id'), or NULL
  * when there is none or its seal does not match this backend, this transaction and this
  * content. The one function every reader goes through; SECURITY DEFINER only to read the seal

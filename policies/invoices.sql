@@ -8,12 +8,17 @@
  * Issuing (draft → issued), by app.issue_invoice or by any plain UPDATE, happens here: the
  * invoice needs a line (SS422), and its number and issued_at are the database's, the next number
  * of the tenant's counter under its row lock, whatever the statement wrote. So no path issues
- * an invoice out of sequence or with a number of its choosing.
+ * an invoice out of sequence or with a number of its choosing. The shop's settings of this
+ * moment, in this transaction (app.shop_settings), give the printed number (invoice number
+ * prefix, then the number) and the due date (the issue day in the shop's timezone plus its
+ * payment terms); both are frozen with the rest of the invoice.
  */
 create or replace function app.invoice_guard() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  s record;
 begin
   if tg_op = 'DELETE' then
     if old.status <> 'draft' then
@@ -22,7 +27,7 @@ begin
     return old;
   end if;
   if tg_op = 'INSERT' then
-    if new.status <> 'draft' or new.number is not null then
+    if new.status <> 'draft' or new.number is not null or new.invoice_number is not null or new.due_date is not null then
       raise exception 'a new invoice is a draft without number' using errcode = 'SS409', constraint = 'invoice_status';
     end if;
     return new;
@@ -31,6 +36,9 @@ begin
     if new.status not in ('draft', 'issued') then
       raise exception 'invoice cannot go from draft to %', new.status using errcode = 'SS409', constraint = 'invoice_status';
     end if;
+    -- A draft has no printed number or due date: they are the database's, written on issue.
+    new.invoice_number := null;
+    new.due_date := null;
     if new.status = 'issued' then
       if not exists (select 1 from app.invoice_lines l where l.tenant_id = old.tenant_id and l.invoice_id = old.id) then
         raise exception 'an invoice without lines cannot be issued' using errcode = 'SS422', constraint = 'invoice_empty';
@@ -39,6 +47,12 @@ begin
       on conflict (tenant_id) do update set last_number = c.last_number + 1
       returning c.last_number into new.number;
       new.issued_at := now();
+      select * into s from app.shop_settings(old.tenant_id, tg_relid);
+      if not found then
+        raise exception 'the settings of the invoice''s shop are not visible to this transaction' using errcode = '42501';
+      end if;
+      new.invoice_number := s.invoice_number_prefix || new.number;
+      new.due_date := (new.issued_at at time zone s.timezone)::date + s.payment_terms_days;
     end if;
     return new;
   end if;
@@ -48,8 +62,8 @@ begin
     end if;
     raise exception 'invoice % is %, and can no longer change', old.id, old.status using errcode = 'SS409', constraint = 'invoice_immutable';
   end if;
-  if (new.customer_id, new.appointment_id, new.number, new.notes, new.issued_at, new.created_at)
-     is distinct from (old.customer_id, old.appointment_id, old.number, old.notes, old.issued_at, old.created_at) then
+  if (new.customer_id, new.appointment_id, new.number, new.invoice_number, new.due_date, new.notes, new.issued_at, new.created_at)
+     is distinct from (old.customer_id, old.appointment_id, old.number, old.invoice_number, old.due_date, old.notes, old.issued_at, old.created_at) then
     raise exception 'invoice % is %, and can no longer change', old.id, old.status using errcode = 'SS409', constraint = 'invoice_immutable';
   end if;
   return new;

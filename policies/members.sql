@@ -1,5 +1,5 @@
--- Members and tenant settings: the owner rules (only an owner grants or removes the owner role;
--- the last owner stays) and the SECURITY DEFINER functions behind /members and /settings.
+-- Members: the owner rules (only an owner grants or removes the owner role; the last owner
+-- stays) and the SECURITY DEFINER functions behind /members (/settings: policies/settings.sql).
 -- Re-appliable: create or replace; the trigger is dropped if it exists and created again.
 
 /*
@@ -139,25 +139,3 @@ begin
 end
 $$;
 revoke execute on function app.remove_member(uuid) from public;
-
-/* Renames the caller's tenant (settings:write). Audited. */
-create or replace function app.update_tenant_settings(p_name text)
-returns table (id uuid, slug text, name text, status text)
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_old text;
-begin
-  perform app.require_permission('settings:write');
-  select t.name into v_old from app.tenants t where t.id = app.current_tenant_id() for update;
-  update app.tenants t set name = p_name where t.id = app.current_tenant_id();
-  if v_old is distinct from p_name then
-    perform app.audit_event('settings.changed', 'tenant', app.current_tenant_id()::text,
-                            jsonb_build_object('name', jsonb_build_object('old', v_old, 'new', p_name)));
-  end if;
-  return query select t.id, t.slug, t.name, t.status from app.tenants t where t.id = app.current_tenant_id();
-end
-$$;
-revoke execute on function app.update_tenant_settings(text) from public;
-

@@ -31,7 +31,9 @@ insert into rbac_grid values
   ('audit:read',         'Read the audit trail',                                                       true,  true,  false, false, false),
   ('audit:export',       'Export the audit trail as CSV',                                              true,  true,  false, false, false),
   ('members:manage',     'List, add, change and remove members (the owner role: owners only)',         true,  true,  false, false, false),
-  ('settings:write',     'Change the shop''s settings (its name)',                                     true,  false, false, false, false);
+  ('settings:read',      'Read the shop''s settings (timezone, currency, tax, numbering, terms, slots)', true,  true,  true,  true,  true),
+  ('settings:write',     'Change the shop''s name and settings',                                       true,  false, false, false, false),
+  ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false);
 
 -- The grid as (role, permission) pairs.
 create temporary table rbac_pairs on commit drop as

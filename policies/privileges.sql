@@ -60,9 +60,10 @@ grant usage on schema app to app_views;
 
 -- Functions: EXECUTE is revoked from PUBLIC where each is defined; here each grant names its
 -- role. Context readers for policies; the entry points the API calls. What opens a context
--- (app.open_tenant_context, app.open_user_context, app.find_login, app.record_login) takes the
--- API's proof, used once (policies/proofs.sql); app.open_operator_context,
--- app.set_sealed_context, app.grant_capability and the key functions are the owner's only.
+-- (app.open_tenant_context, app.open_user_context, app.open_platform_context, app.find_login,
+-- app.record_login) takes the API's proof, used once (policies/proofs.sql);
+-- app.open_operator_context, app.open_platform_operator_context, app.set_sealed_context,
+-- app.grant_capability and the key functions are the owner's only.
 -- What the policies call runs with the caller's EXECUTE rights, also through a view: the
 -- readers, the BI grant lookup and the permission check are executable by every role that
 -- reads (they return NULL, no tenants, false without a verified context or a grant).
@@ -79,7 +80,8 @@ grant execute on function app.verified_capabilities() to app_user;
 grant execute on function app.has_capability(text) to app_user;
 grant execute on function app.close_context() to app_user;
 grant execute on function app.context_key_ids() to app_user;
-grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text) to app_user;
+grant execute on function app.open_tenant_context(uuid, text[], uuid, text, text, boolean, boolean, text, bigint, text, text, text) to app_user;
+grant execute on function app.open_platform_context(uuid, text, boolean, text, bigint, text, text) to app_user;
 grant execute on function app.open_user_context(uuid, text, text, bigint, text, text) to app_user;
 grant execute on function app.bind_session() to app_user;
 grant execute on function app.open_context_stream(bigint, text, text) to app_user;
@@ -89,7 +91,21 @@ grant execute on function app.list_members() to app_user;
 grant execute on function app.add_member(text, text) to app_user;
 grant execute on function app.change_member_role(uuid, text) to app_user;
 grant execute on function app.remove_member(uuid) to app_user;
-grant execute on function app.update_tenant_settings(text) to app_user;
+grant execute on function app.update_tenant_settings(text, text, text, integer, text, integer, integer, boolean) to app_user;
+-- Settings: the shop's own (a context of it), also what the domain triggers read as app_user.
+grant execute on function app.current_settings() to app_user;
+grant execute on function app.shop_settings(uuid, regclass) to app_user;
+-- Features: the shop's own entitlements (features:read); the platform's functions refuse (PA403)
+-- outside a platform context opened by proof for a platform admin (policies/platform.sql).
+grant execute on function app.current_entitlements() to app_user;
+grant execute on function app.platform_overview() to app_user;
+grant execute on function app.platform_tenant_entitlements(text) to app_user;
+grant execute on function app.platform_versions(bigint, integer) to app_user;
+grant execute on function app.platform_set_plan_features(text, jsonb, text) to app_user;
+grant execute on function app.platform_set_tenant_plan(text, text, text) to app_user;
+grant execute on function app.platform_set_override(text, text, boolean, timestamptz, text) to app_user;
+grant execute on function app.platform_set_kill_switch(text, boolean, text) to app_user;
+grant execute on function app.platform_rollback(bigint, text) to app_user;
 grant execute on function app.record_login(uuid, boolean, text, text, bigint, text, text) to app_user;
 grant execute on function app.find_login(text, text, bigint, text, text) to app_user;
 grant execute on function app.get_user() to app_user;

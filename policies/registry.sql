@@ -7,7 +7,10 @@ create or replace function app.global_table_names() returns text[]
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array['tenants', 'users', 'memberships', 'permissions', 'role_permissions',
-                    'context_keys', 'context_seal_key', 'context_streams', 'bi_grants', 'audit_purges']::text[] $$;
+                    'context_keys', 'context_seal_key', 'context_streams', 'bi_grants', 'audit_purges',
+                    -- features and entitlements (sql/0431): platform data, written only in a version
+                    'features', 'plans', 'plan_features', 'tenant_plans', 'feature_overrides', 'feature_kill_switches',
+                    'entitlement_versions', 'entitlement_changes']::text[] $$;
 revoke execute on function app.global_table_names() from public;
 
 /* Tenant-owned tables: every ordinary or partitioned table of schema app with a tenant_id column, not global. */

@@ -44,11 +44,12 @@ select o.tenant_id, o.id as service_operation_id, o.internal_code, o.name,
          on l.tenant_id = o.tenant_id and l.service_operation_id = o.id
  group by o.tenant_id, o.id, o.internal_code, o.name;
 
--- Invoices as the API reads them: the row and its derived total.
+-- Invoices as the API reads them: the row and its derived total (and, appended, the printed
+-- number and due date written on issue).
 create or replace view app.invoice_summaries with (security_invoker = false) as
 select i.tenant_id, i.id, i.customer_id, i.appointment_id, i.status, i.number, i.notes,
        i.issued_at, i.paid_at, i.voided_at, i.created_at, i.updated_at,
-       t.total_cents, t.line_count
+       t.total_cents, t.line_count, i.invoice_number, i.due_date
   from app.invoices i
   join app.invoice_totals t on t.tenant_id = i.tenant_id and t.invoice_id = i.id;
 

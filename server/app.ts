@@ -28,6 +28,8 @@ import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
+import { featureRoutes } from "./routes/features.ts";
+import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
 import { docsRoutes } from "./routes/docs.ts";
@@ -51,6 +53,7 @@ export function tenantResources(): Record<string, (router: Routes) => void> {
     "/audit": auditRoutes,
     "/members": memberRoutes,
     "/settings": settingsRoutes,
+    "/features": featureRoutes,
   };
 }
 
@@ -88,6 +91,8 @@ export function createApp(options: AppOptions): express.Express {
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
   for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
   meRoutes(mountRoutes(app, "/api/v1", authenticated));
+  // Platform administration: no tenant; the database opens its context only for a platform admin.
+  platformRoutes(mountRoutes(app, "/api/v1/platform", authenticated));
 
   app.use(healthRoutes());
   app.get("/metrics", documented({

@@ -6,12 +6,14 @@ import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./core/config.ts";
 import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
 import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
 import { openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
+import { featureCommands } from "./ops/features.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -83,6 +85,13 @@ function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: s
   return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
+const metricsDirFlag = "--metrics-dir <dir>";
+
+/** A metrics file speaks for every tenant: one run over a single tenant must not overwrite it. */
+function everyTenantForMetrics(opts: { tenant?: string; metricsDir?: string }): void {
+  if (opts.tenant && opts.metricsDir) throw new Error("--metrics-dir reports on every tenant: leave out --tenant");
+}
+
 async function tenantsFor(sql: ReturnType<typeof connectOnce>, tenant?: string) {
   const rows = tenant
     ? await sql`select id, slug from app.tenants where slug = lower(${tenant}) or id::text = lower(${tenant})`
@@ -96,13 +105,19 @@ audit
   .description("seal unsealed audit rows into each tenant's hash chain (schedule this, e.g. every minute)")
   .option("--tenant <slug-or-uuid>", "only this tenant")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string }) => {
+  .option(metricsDirFlag, "also write audit_seal.prom there for node_exporter's textfile collector (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const { sql, stop } = await ownerConnection(opts.url);
     try {
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      let sealed = 0;
+      for (const t of tenants) {
         const [{ n }] = await sql`select app.audit_seal(${t.id}::uuid) as n`;
+        sealed += Number(n);
         console.log(`${t.slug}: sealed ${n}`);
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_seal", sealValues({ tenants: tenants.length, sealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -137,10 +152,13 @@ audit
   .option("--no-seal", "verify only what is already sealed")
   .option("--file <path>", "anchor file (default: AUDIT_ANCHOR_FILE, else DATA_DIR/audit-anchors.jsonl)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
-  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string }) => {
+  .option(metricsDirFlag, "also write audit_verify.prom there for node_exporter's textfile collector, once every tenant is checked (every tenant only)")
+  .action(async (opts: { tenant?: string; url?: string; seal: boolean; file?: string; metricsDir?: string }) => {
+    everyTenantForMetrics(opts);
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
+    let unsealed = 0;
     try {
       const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
       const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
@@ -149,7 +167,8 @@ audit
         broken++;
         console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
       }
-      for (const t of await tenantsFor(sql, opts.tenant)) {
+      const tenants = await tenantsFor(sql, opts.tenant);
+      for (const t of tenants) {
         if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
         const anchor = anchors.latest.get(t.id);
         const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
@@ -159,6 +178,7 @@ audit
           continue;
         }
         const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
+        unsealed += Number(r.unsealed ?? 0);
         if (r.problem) {
           broken++;
           console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
@@ -169,6 +189,7 @@ audit
             (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
         }
       }
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -180,7 +201,7 @@ program
   .command("rbac")
   .description("role-based access control")
   .command("matrix")
-  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql and the routes")
+  .description("print runbooks/rbac-matrix.md as generated from policies/permissions.sql, policies/rbac.sql, the tenant tables and the routes")
   .option("--write", "write it to runbooks/rbac-matrix.md instead of printing it")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
   .action(async (opts: { write?: boolean; url?: string }) => {
@@ -243,6 +264,8 @@ bi
       await stop();
     }
   });
+
+featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program
   .command("context-key")

@@ -2,9 +2,11 @@
 // failure naming the object and a FIX:
 //   * catalog: verify/catalog.sql's checks, verify/verify_rls.sql's probe and verify/verify_functions.sql's
 //     probe of every function the application roles can execute, on the test database;
-//   * routes: every route under /api/v1 other than login, me and the caller's tenants runs behind
-//     the tenant-context middleware and names the permission it needs (requires(...)), read
-//     from the Express router stack; every permission a route names exists in the SQL matrix.
+//   * routes: every route under /api/v1 other than login, me, the caller's tenants and the
+//     platform administrators' routes runs behind the tenant-context middleware and names the
+//     permission it needs and its feature decision (requires(..., { feature })), read from the
+//     Express router stack; every permission and feature a route names exists in SQL, and a
+//     route whose permission reads data a feature guards (app.features_required_by) names it.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -13,6 +15,7 @@ import { createApp, tenantResources } from "../server/app.ts";
 import { db, keys } from "./fixtures.ts";
 import { routeInventory, type RouteEntry } from "../server/http/routeInventory.ts";
 import { tenantRoutesAt } from "./routeProbes.ts";
+import { requires } from "../server/auth/authorize.ts";
 import { root } from "./scratch.ts";
 
 /** The DO block of a verify/*.sql file, so the suite runs exactly what operators run. */
@@ -56,9 +59,12 @@ describe("catalog contract", () => {
 
 const callerRoutes = new Set(["POST /api/v1/auth/login", "GET /api/v1/me", "GET /api/v1/tenants"]);
 
+/** A platform administrators' route: under /api/v1/platform/, documented as admin-only (its context is the platform's, opened by SQL for admins only). */
+const platformRoute = (r: RouteEntry) => r.path.startsWith("/api/v1/platform/") && r.doc?.auth === "admin";
+
 function unguarded(routes: RouteEntry[]): string[] {
   return routes
-    .filter((r) => r.path.startsWith("/api/v1/") && !r.tenantPath && !callerRoutes.has(`${r.method} ${r.path}`))
+    .filter((r) => r.path.startsWith("/api/v1/") && !r.tenantPath && !callerRoutes.has(`${r.method} ${r.path}`) && !platformRoute(r))
     .map((r) => `${r.method} ${r.path}: not behind the tenant-context middleware. FIX: mount its router in tenantResources() (server/app.ts), which puts resolveTenant in front, and reach the database only through withTenant()`);
 }
 
@@ -66,6 +72,12 @@ function withoutPermission(routes: RouteEntry[]): string[] {
   return routes
     .filter((r) => r.tenantPath && !r.permission)
     .map((r) => `${r.method} ${r.path}: names no permission. FIX: add requires("<area>:<action>") before its handler, with a permission of policies/permissions.sql`);
+}
+
+function withoutFeatureDecision(routes: RouteEntry[]): string[] {
+  return routes
+    .filter((r) => r.tenantPath && r.feature === undefined)
+    .map((r) => `${r.method} ${r.path}: names no feature decision. FIX: requires("${r.permission ?? "<area>:<action>"}", { feature: "<feature of policies/features.sql>" }), or { feature: "none" } when it needs none`);
 }
 
 describe("route contract", () => {
@@ -90,6 +102,39 @@ describe("route contract", () => {
     } finally {
       await sql.end();
     }
+  });
+
+  it("every tenant route names its feature decision; every feature named exists in SQL, and SQL's feature for a permission is the route's", async () => {
+    const routes = routeInventory(app());
+    expect(withoutFeatureDecision(routes)).toEqual([]);
+    const sql = postgres(db.ownerUrl, { max: 1, onnotice: () => {} });
+    try {
+      const known = new Set((await sql`select name from app.features`).map((r) => r.name as string));
+      expect(routes.filter((r) => r.feature && r.feature !== "none" && !known.has(r.feature)).map((r) => `${r.method} ${r.path}: ${r.feature}`)).toEqual([]);
+      const disagree: string[] = [];
+      for (const r of routes.filter((x) => x.tenantPath && x.permission)) {
+        const [{ features }] = await sql`select app.features_required_by(${r.permission!}) as features`;
+        if ((features as string[]).length > 0 && !(features as string[]).includes(r.feature ?? "")) {
+          disagree.push(`${r.method} ${r.path}: SQL requires ${(features as string[]).join(", ")} for ${r.permission}, the route names ${r.feature}`);
+        }
+      }
+      expect(disagree).toEqual([]);
+      expect(routes.filter((r) => r.feature === "reports" || r.feature === "audit_export").length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it("the platform routes are documented as admin-only and name no tenant permission", () => {
+    const platform = routeInventory(app()).filter((r) => r.path.startsWith("/api/v1/platform/"));
+    expect(platform.length).toBeGreaterThanOrEqual(8);
+    expect(platform.filter((r) => !platformRoute(r) || r.permission || r.tenantPath).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  });
+
+  it("canary: a tenant route that names no feature decision is caught by name", () => {
+    const a = app();
+    tenantRoutesAt(a, "/customers").get("/:id/loyalty", requires("customers:read"), (_req, res) => void res.json({}));
+    expect(withoutFeatureDecision(routeInventory(a))).toEqual([expect.stringMatching(/^GET \/api\/v1\/customers\/:id\/loyalty: names no feature decision\. FIX: /)]);
   });
 
   it("canary: a tenant route without requires(...) is caught by name", () => {

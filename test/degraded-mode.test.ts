@@ -89,6 +89,11 @@ function validBody(method: string, path: string): unknown {
   if (path.startsWith("/api/v1/appointments")) return { customer_id: id, starts_at: "2030-01-01T09:00:00Z", ends_at: "2030-01-01T10:00:00Z" };
   if (path.startsWith("/api/v1/invoices")) return { customer_id: id };
   if (path.startsWith("/api/v1/service-operations")) return { service_id: id, internal_code: "DM-1", name: "Degraded Mode", price_cents: 1, duration_minutes: 1 };
+  if (path === "/api/v1/platform/features/:feature") return { killed: true, reason: "degraded mode" };
+  if (path === "/api/v1/platform/plans/:plan") return { features: { reports: true }, reason: "degraded mode" };
+  if (path === "/api/v1/platform/tenants/:tenant") return { plan: "pro", reason: "degraded mode" };
+  if (path === "/api/v1/platform/tenants/:tenant/features/:feature") return { enabled: true, reason: "degraded mode" };
+  if (path === "/api/v1/platform/rollback") return { to_version: 1, reason: "degraded mode" };
   return { name: "Degraded Mode" };
 }
 
@@ -98,7 +103,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .filter((r) => r.path.startsWith("/api/v1/"))
     .map((r) => ({
       method: r.method,
-      path: r.path.replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
+      path: r.path.replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
       body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.method, r.path) : undefined,
     }));
 }

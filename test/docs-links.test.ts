@@ -1,9 +1,11 @@
-// The documentation's links lead somewhere: every relative link in the README, docs/, bench/,
-// server/'s folder READMEs and the runbooks names a file that exists, and every #anchor a
-// heading of the page it points into (GitHub's heading ids).
+// The documentation's links lead somewhere: every relative link in the README, CONTRIBUTING,
+// SECURITY, the pull request template, deploy/monitoring/, docs/, bench/, server/'s folder READMEs
+// and the runbooks names a file that exists, and every #anchor a heading of the page it points
+// into (GitHub's heading ids).
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { brokenTarget, prose, slug } from "./markdown.ts";
 import { root } from "./scratch.ts";
 
 function markdownFiles(dir: string): string[] {
@@ -14,26 +16,17 @@ function markdownFiles(dir: string): string[] {
   });
 }
 
-const pages = ["README.md", ...markdownFiles("docs"), ...markdownFiles("bench"), ...markdownFiles("server"), ...markdownFiles("runbooks")];
-
-/** The page's text without its fenced code blocks, where brackets are code, not links. */
-const prose = (file: string) => readFileSync(join(root, file), "utf8").replace(/```[\s\S]*?```/g, "");
-
-/** GitHub's id of a heading: lower case, punctuation dropped, spaces as hyphens. */
-const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-");
-
-function anchorsOf(file: string): Set<string> {
-  return new Set([...prose(file).matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) => slug(m[1])));
-}
+const pages = [
+  "README.md", "CONTRIBUTING.md", "SECURITY.md", ".github/pull_request_template.md", "deploy/monitoring/README.md",
+  ...markdownFiles("docs"), ...markdownFiles("bench"), ...markdownFiles("server"), ...markdownFiles("runbooks"),
+];
 
 function brokenLinks(file: string, text = prose(file)): string[] {
   const broken: string[] = [];
   for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
     if (/^[a-z]+:/.test(target)) continue;
-    const [path, anchor] = target.split("#");
-    const into = path ? join(dirname(file), path) : file;
-    if (path && !existsSync(join(root, into))) broken.push(`${file}: ${target} (no ${relative(".", into)})`);
-    else if (anchor && into.endsWith(".md") && !anchorsOf(into).has(anchor)) broken.push(`${file}: ${target} (no heading #${anchor} in ${into})`);
+    const problem = brokenTarget(file, target);
+    if (problem) broken.push(problem);
   }
   return broken;
 }
@@ -52,4 +45,22 @@ describe("documentation links", () => {
       "README.md: README.md#benchmarks (no heading #benchmarks in README.md)",
     ]);
   });
+
+  it("every item of the pull request template names the check that enforces it, and every file it names exists", () => {
+    const template = readFileSync(join(root, ".github/pull_request_template.md"), "utf8");
+    expect(unenforcedItems(template)).toEqual([]);
+    const named = [...template.matchAll(/`((?:test|verify|policies|server|deploy|sql|runbooks|docs)\/[\w./-]+|\.ci\/run)`/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(15);
+    expect(named.filter((path) => !existsSync(join(root, path)))).toEqual([]);
+  });
+
+  it("canary: an item naming no check is named", () => {
+    expect(unenforcedItems("- [ ] Tests added.\n- [ ] Isolation: `test/sql-isolation.test.ts`.\n- [ ] Kind: checked in review.\n")).toEqual(["- [ ] Tests added."]);
+  });
 });
+
+/** Checklist items that name neither a test, a verify script nor CI, and do not say a reviewer checks them. */
+function unenforcedItems(template: string): string[] {
+  return template.split("\n").filter((line) => /^- (\[ \]|Kind:)/.test(line))
+    .filter((line) => !/`(test\/[\w./-]+|verify\/[\w./-]+|\.ci\/run)`/.test(line) && !/checked in review|the reviewer checks/i.test(line));
+}

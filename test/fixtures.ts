@@ -33,10 +33,29 @@ export type User = { id: string; email: string };
 
 const unique = () => randomUUID().slice(0, 8);
 
-export async function makeTenant(owner: Sql, options: { status?: "active" | "suspended"; prefix?: string } = {}): Promise<Tenant> {
+/**
+ * A shop on `plan` (default pro: every feature, so a test of a feature's route runs where it is
+ * enabled; a new shop starts on basic, policies/features.sql), set as the CLI sets it.
+ */
+export async function makeTenant(owner: Sql, options: { status?: "active" | "suspended"; prefix?: string; plan?: "basic" | "pro" } = {}): Promise<Tenant> {
   const slug = `${options.prefix ?? "t"}-${unique()}`;
   const [t] = await owner`insert into app.tenants (slug, name, status) values (${slug}, ${`Shop ${slug}`}, ${options.status ?? "active"}) returning id, slug`;
+  const plan = options.plan ?? "pro";
+  if (plan !== "basic") await setPlan(owner, t as Tenant, plan);
   return t as Tenant;
+}
+
+/** Runs `fn` in the owner's platform context (the CLI's: app.open_platform_operator_context). */
+export function asPlatformOperator<T>(owner: Sql, fn: (tx: Sql) => Promise<T>, actor = "test fixture"): Promise<T> {
+  return owner.begin(async (tx) => {
+    await tx`select app.open_platform_operator_context(${actor})`;
+    return fn(tx as unknown as Sql);
+  }) as Promise<T>;
+}
+
+/** Puts a shop on a plan, in a version (as `npm run cli -- features plan` does). */
+export function setPlan(owner: Sql, tenant: Tenant, plan: string): Promise<unknown> {
+  return asPlatformOperator(owner, (tx) => tx`select app.platform_set_tenant_plan(${tenant.id}, ${plan}, 'test fixture')`);
 }
 
 export async function makeUser(owner: Sql, tenant?: Tenant, role: Role = "owner"): Promise<User> {
@@ -196,7 +215,7 @@ export function useApi(options: Parameters<typeof startApi>[0] = {}): { owner: S
 }
 
 export type OpenArgs = {
-  userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission: string; forRow?: boolean; writes?: boolean;
+  userId: string; tenantRefs: string[]; scope?: string | null; requestId?: string; permission: string; forRow?: boolean; writes?: boolean; feature?: string | null;
 };
 type Guarded = { guard: string; expiresAt: number };
 
@@ -217,9 +236,10 @@ export async function guardOn(tx: Sql, writes: boolean): Promise<Guarded> {
 
 /** The opener's call with a given proof (to replay or tamper with one). */
 export function callOpener(tx: Sql, a: OpenArgs, p: ContextProof) {
-  const args = { scope: null, requestId: "test", forRow: false, writes: false, ...a };
+  const args = { scope: null, requestId: "test", forRow: false, writes: false, feature: null, ...a };
   return tx`select tenant_id, member_role, permitted from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid,
-    ${args.requestId}, ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+    ${args.requestId}, ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${p.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof},
+    ${args.feature}::text)`;
 }
 
 /** Signs the proof the API would send for `a` under `g`. */
@@ -236,8 +256,8 @@ export async function openTenantContext(tx: Sql, a: OpenArgs, proof?: ContextPro
   return callOpener(tx, a, proof ?? proofFor(a, await guardOn(tx, a.writes ?? false)));
 }
 
-/** What a member's transaction may do: the route permission it names, and whether it writes. */
-export type Access = { permission: string; writes?: boolean; forRow?: boolean };
+/** What a member's transaction may do: the route permission it names, whether it writes, and the feature it needs. */
+export type Access = { permission: string; writes?: boolean; forRow?: boolean; feature?: string | null };
 
 /** Runs `fn` as app_user (connection `app`) in one transaction inside `user`'s context of `tenant`, opened by proof for `access`. */
 export function asMember<T>(app: Sql, user: User, tenant: Tenant, access: Access, fn: (tx: Sql) => Promise<T>): Promise<T> {

@@ -1,8 +1,11 @@
-// The request metrics are counted by server/core/metrics.ts itself and handed to prom-client when
-// scraped: what /metrics shows must be what prom-client's own Counter and Histogram would show.
+// The request metrics (and the error answers by code) are counted by server/core/metrics.ts itself
+// and handed to prom-client when scraped: what /metrics shows must be what prom-client's own
+// Counter and Histogram would show.
+import { createServer, request, type ServerResponse } from "node:http";
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { recordRequest, registry } from "../server/core/metrics.ts";
+import { admissionControl } from "../server/http/admission.ts";
 
 const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
 
@@ -33,5 +36,50 @@ describe("request metrics", () => {
     }
     expect(ours).toContain("# TYPE http_request_duration_seconds histogram");
     expect(ours).toContain("# TYPE http_requests_total counter");
+  });
+
+  it("count error answers by status and code (4xx and 5xx only), as a prom-client Counter would", async () => {
+    const route = `/metrics-test/${Math.random().toString(36).slice(2)}`;
+    const code = `TEST_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
+    const reference = new Registry();
+    const counter = new Counter({ name: "http_errors_total", help: "x", labelNames: ["status", "code"], registers: [reference] });
+    const unknown = async () => Number((await registry.metrics()).match(/^http_errors_total\{status="500",code="UNKNOWN"\} (\d+)$/m)?.[1] ?? 0);
+    const unknownBefore = await unknown();
+    const answers: [number, string | undefined][] = [[200, undefined], [304, undefined], [404, code], [404, code], [503, code], [422, `${code}_B`], [500, undefined]];
+    for (const [status, errorCode] of answers) {
+      recordRequest("GET", route, status, 0.001, errorCode ? { errorCode } : {});
+      if (status >= 400 && errorCode) counter.inc({ status: String(status), code: errorCode });
+    }
+    const ours = (await registry.metrics()).split("\n").filter((l) => l.startsWith("http_errors_total{") && l.includes(code));
+    const theirs = (await reference.metrics()).split("\n").filter((l) => l.startsWith("http_errors_total{"));
+    expect(ours.sort()).toEqual(theirs.sort());
+    expect(ours).toContain(`http_errors_total{status="404",code="${code}"} 2`);
+    // An error answer the error handler did not name (none should exist) is counted, as UNKNOWN.
+    expect(await unknown()).toBe(unknownBefore + 1);
+  });
+
+  it("count the 503s admission control writes before routing, which http_requests_total cannot", async () => {
+    const value = async (series: string) => Number((await registry.metrics()).split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+    const before = { refused: await value("http_refused_before_routing_total"), overloaded: await value('http_unavailable_total{code="OVERLOADED"}') };
+    // One request held inside, no room to wait: the next one is refused at once.
+    const held: ServerResponse[] = [];
+    const server = createServer(admissionControl((_req, res) => held.push(res), { limit: 1, queueMax: 0, deadlineMs: 10_000, refuseAfterMs: 10_000 }));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1/customers`;
+    const get = () => new Promise<number>((resolve, reject) => request(url, { agent: false }, (res) => (res.resume(), resolve(res.statusCode!))).on("error", reject).end());
+    try {
+      const first = get();
+      while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(await get()).toBe(503);
+      // Admission reports its refusals once a second.
+      for (let i = 0; i < 40 && (await value("http_refused_before_routing_total")) === before.refused; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await value("http_refused_before_routing_total")).toBe(before.refused + 1);
+      expect(await value('http_unavailable_total{code="OVERLOADED"}')).toBe(before.overloaded + 1);
+      held[0].end("ok");
+      expect(await first).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -126,7 +126,9 @@ const cases: Record<string, Case> = {
   "POST /api/v1/members": { body: async () => ({ email: (await makeUser(owner)).email, role: "staff" }) },
   "PATCH /api/v1/members/:userId": { row: async () => (await member()).id, body: () => ({ role: "manager" }) },
   "DELETE /api/v1/members/:userId": { row: async () => (await member()).id },
+  "GET /api/v1/settings": {},
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
+  "GET /api/v1/features": {},
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */

@@ -96,6 +96,69 @@ describe("runbooks", () => {
     }));
 });
 
+describe("go-live: flags (runbooks/go-live.md, runbooks/features.md)", () => {
+  it("off until verified, on after, and rolled back by flag to exactly where the go-live started, with the commands as written", async () =>
+    withClone(async (s) => {
+      // The go-live environment (runbooks/go-live.md exports both URLs).
+      const env = { DATABASE_OWNER_URL: s.ownerUrl, DATABASE_URL: s.appUrl };
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      const state = async () => (await sql`
+        select (select coalesce(jsonb_agg(k.feature order by k.feature), '[]') from app.feature_kill_switches k) as killed,
+               (select coalesce(jsonb_agg(to_jsonb(p) order by p.plan, p.feature), '[]') from app.plan_features p) as grid,
+               (select coalesce(jsonb_agg(to_jsonb(o) order by o.tenant_id, o.feature), '[]') from app.feature_overrides o) as overrides`)[0];
+      try {
+        const before = await state();
+        const record = command("go-live.md", "GOLIVE_VERSION=$(");
+        const kill = command("go-live.md", "features kill --feature integrations");
+        const off = await run("bash", ["-c", `${record} && ${kill} && echo "recorded $GOLIVE_VERSION"`], env);
+        expect(off.code, off.output).toBe(0);
+        const version = /recorded (\d+)/.exec(off.output)?.[1];
+        expect(version).toBeDefined();
+        expect(off.output).toMatch(/version \d+: integrations killed for every shop/);
+        expect((await state()).killed).toEqual(["integrations"]);
+        const on = await run("bash", ["-c", command("go-live.md", "features revive --feature integrations")], env);
+        expect(on.code, on.output).toBe(0);
+        expect((await state()).killed).toEqual([]);
+        // Later changes of the go-live, then the rollback by flag.
+        const later = await run("bash", ["-c", command("features.md", "features kill --feature reports")], env);
+        expect(later.code, later.output).toBe(0);
+        const back = await run("bash", ["-c", `GOLIVE_VERSION=${version}; ${command("go-live.md", "features rollback --to")}`], env);
+        expect(back.code, back.output).toBe(0);
+        expect(back.output).toMatch(new RegExp(`version \\d+: entitlements as at version ${version}`));
+        expect(await state()).toEqual(before);
+        const [v] = await sql`select actor, action, reason, rolled_back_to::int from app.entitlement_versions order by version desc limit 1`;
+        expect(v).toEqual({ actor: expect.stringMatching(/^cli:/), action: "rollback", reason: "go-live rolled back by flag", rolled_back_to: Number(version) });
+      } finally {
+        await sql.end();
+      }
+    }));
+});
+
+describe("features: the commands of runbooks/features.md", () => {
+  it("run as written against a shop acme, each change a version the next `show` reflects", async () =>
+    withClone(async (s) => {
+      const env = { DATABASE_OWNER_URL: s.ownerUrl, DATABASE_URL: s.appUrl };
+      const sql = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        await sql`insert into app.tenants (slug, name) values ('acme', 'Acme Motors') on conflict (slug) do nothing`;
+        const blocks = [...text("features.md").matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join("\n");
+        const lines = blocks.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) => l.startsWith("npm run -s cli -- features ") && !l.includes(" rollback "));
+        expect(lines.length).toBeGreaterThanOrEqual(8);
+        const r = await run("bash", ["-c", lines.join(" && ")], env);
+        expect(r.code, r.output).toBe(0);
+        expect(r.output).toMatch(/version \d+: acme on plan pro/);
+        expect(r.output).toMatch(/version \d+: plan basic does not grant reports/);
+        expect(r.output).toMatch(/version \d+: bi_access for acme: on until 2031-01-31T00:00:00Z/);
+        expect(r.output).toMatch(/version \d+: reports revived/);
+        expect(r.output).toMatch(/acme: plan basic\n/);
+        const [v] = await sql`select count(*)::int as n from app.entitlement_versions where actor like 'cli:%'`;
+        expect(v.n).toBe(6);
+      } finally {
+        await sql.end();
+      }
+    }));
+});
+
 describe("with the API running", () => {
   let api: Api;
   beforeAll(async () => {

@@ -48,7 +48,7 @@ describe("a write answers what a read answers", () => {
     expect(await read(`/api/v1/service-operations/${op.id}`)).toEqual(op);
     expect(await writeThenRead("PATCH", `/api/v1/service-operations/${op.id}`, { display_order: 3 }, `/api/v1/service-operations/${op.id}`)).toBe(true);
 
-    const appt = await written("POST", "/api/v1/appointments", { customer_id: customer.id, vehicle_id: vehicle.id, starts_at: "2030-01-01T09:00:00.123456Z", ends_at: "2030-01-01T10:00:00Z" }, 201);
+    const appt = await written("POST", "/api/v1/appointments", { customer_id: customer.id, vehicle_id: vehicle.id, starts_at: "2030-01-01T09:00:00.123456Z", ends_at: "2030-01-01T10:00:00.123456Z" }, 201);
     expect(await read(`/api/v1/appointments/${appt.id}`)).toEqual(appt);
     expect(await writeThenRead("PATCH", `/api/v1/appointments/${appt.id}`, { notes: "n" }, `/api/v1/appointments/${appt.id}`)).toBe(true);
   });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isTenantRef, isUuid, tenantRefPattern } from "../server/core/ids.ts";
 import { ROLES } from "../server/core/roles.ts";
+import { CURRENCIES } from "../server/core/currencies.ts";
 import { useDatabase } from "./fixtures.ts";
 import { root } from "./scratch.ts";
 
@@ -29,6 +30,13 @@ describe("the tenant roles (server/core/roles.ts)", () => {
     const columns = /create temporary table rbac_grid \(([^)]*)\)/.exec(sql)?.[1] ?? "";
     const roleColumns = columns.split(",").map((c) => c.trim().split(/\s+/)).filter(([, type]) => type === "boolean").map(([name]) => name);
     expect(roleColumns).toEqual([...ROLES]);
+  });
+});
+
+describe("the currencies a shop may price in (server/core/currencies.ts)", () => {
+  it("are exactly the codes tenants_currency_check accepts, in the same order", async () => {
+    expect(quoted(await checkOf("tenants_currency_check"))).toEqual([...CURRENCIES]);
+    expect(CURRENCIES.every((c) => /^[A-Z]{3}$/.test(c))).toBe(true);
   });
 });
 

@@ -267,6 +267,24 @@ begin
     fails := fails || format('policy %s on %s: reads a setting directly, which any session can write (set_config). FIX: key it on (select app.current_tenant_id()); deploy/apply-policies.sh', r.polname, r.rel);
   end loop;
 
+  -- Entitlements (policies/features.sql): every change of a versioned table is recorded in a
+  -- version by its row trigger, which also refuses a change outside one; a TRUNCATE fires no row
+  -- trigger, so each also carries a guard against it. Disabled or dropped, changes go unrecorded.
+  if to_regprocedure('app.versioned_tables()') is not null then
+    for r in select format('app.%I', v.table_name) as rel, v.table_name,
+                    exists (select 1 from pg_catalog.pg_trigger t where t.tgrelid = to_regclass(format('app.%I', v.table_name))
+                             and t.tgname = v.table_name || '_versioned' and t.tgenabled <> 'D') as versioned,
+                    exists (select 1 from pg_catalog.pg_trigger t where t.tgrelid = to_regclass(format('app.%I', v.table_name))
+                             and t.tgname = v.table_name || '_no_truncate' and t.tgenabled <> 'D') as guarded
+               from app.versioned_tables() v order by 1
+    loop
+      if not r.versioned or not r.guarded then
+        fails := fails || format('%s: its changes are not recorded in entitlement versions (trigger %s missing or disabled). FIX: deploy/apply-policies.sh (policies/features.sql)',
+          r.rel, case when not r.versioned then r.table_name || '_versioned' else r.table_name || '_no_truncate' end);
+      end if;
+    end loop;
+  end if;
+
   if cardinality(fails) > 0 then
     raise exception E'catalog: % failure(s)\n%', cardinality(fails), array_to_string(array(select distinct 'FAIL ' || f from unnest(fails) f order by 1), E'\n');
   end if;

@@ -115,6 +115,28 @@ const constraintErrors: Record<string, [number, string, string]> = {
   memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
 };
 
+// The shop's settings (sql/0430, policies/settings.sql): a value out of bounds is 422
+// INVALID_SETTING naming the setting, whether ajv or the database refused it.
+const settingConstraints: Record<string, string> = {
+  tenants_name_check: "name",
+  tenants_timezone_check: "timezone",
+  tenants_timezone_known: "timezone",
+  tenants_currency_check: "currency",
+  tenants_tax_rate_bps_check: "tax_rate_bps",
+  tenants_invoice_number_prefix_check: "invoice_number_prefix",
+  tenants_payment_terms_days_check: "payment_terms_days",
+  tenants_appointment_slot_minutes_check: "appointment_slot_minutes",
+};
+
+/**
+ * 422 INVALID_SETTING naming the setting refused, and what refused it: the request schema's
+ * `errors` ({field, message}) or the database's `constraint`.
+ */
+export const invalidSetting = (setting: string, by: { errors: unknown } | { constraint: string }, cause?: unknown) =>
+  new ValidationError("INVALID_SETTING", `The setting ${setting} is out of its range or not a value it accepts.`, {
+    details: { setting, ...by }, help: "docs/api.md#settings", cause,
+  });
+
 // Business rules raised by triggers and functions (SQLSTATE class SS), by the constraint they name.
 const ruleErrors: Record<string, [number, string, string]> = {
   appointment_status: [409, "INVALID_TRANSITION", "The appointment cannot change to that status."],
@@ -129,6 +151,13 @@ const ruleErrors: Record<string, [number, string, string]> = {
   // An action app.audit_event does not know (policies/audit_functions.sql, app.audit_actions()):
   // only the API's own code names actions, so this is a programming error, never the client's.
   audit_action: [500, "AUDIT_ACTION_UNKNOWN", "Internal server error."],
+  appointment_slot: [422, "APPOINTMENT_OFF_SLOT", "An appointment lasts a whole number of the shop's slots (appointment_slot_minutes)."],
+  // Platform administration (policies/platform.sql).
+  tenant: [404, "TENANT_NOT_FOUND", "Tenant not found."],
+  plan: [404, "PLAN_NOT_FOUND", "No plan has this name."],
+  feature: [404, "FEATURE_NOT_FOUND", "No feature has this name."],
+  entitlement_version: [404, "VERSION_NOT_FOUND", "No entitlement version has this number."],
+  override_expiry: [422, "INVALID_EXPIRY", "An override expires in the future."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
@@ -142,6 +171,14 @@ export function toAppError(error: unknown): AppError {
   if (connectionCodes.has(code) || code.startsWith("08") || code.startsWith("57P")) return databaseUnavailable(error);
   const named = constraint ? constraintErrors[constraint] : undefined;
   if (named && code.startsWith("23")) return new AppError(named[0], named[1], named[2], { ...on, cause: error });
+  const setting = constraint && code === "23514" ? settingConstraints[constraint] : undefined;
+  if (setting) return invalidSetting(setting, { constraint: constraint! }, error);
+  // A feature the shop may not use (app.open_tenant_context): the feature is in DETAIL.
+  if (code === "FE403") {
+    return new ForbiddenError("FEATURE_NOT_ENABLED", `This shop may not use the feature ${pg.detail}.`, {
+      details: { feature: pg.detail }, help: "runbooks/features.md", cause: error,
+    });
+  }
   // A role without the permission (app.require_permission): the permission is in DETAIL.
   if (code === "SS403" && constraint === "permission") {
     return new ForbiddenError("FORBIDDEN", `Your role in this shop lacks the permission ${pg.detail}.`, {
@@ -158,6 +195,7 @@ export function toAppError(error: unknown): AppError {
     case "TN404": return new NotFoundError("TENANT_NOT_FOUND", "Tenant not found.", { cause: error });
     case "TN403": return new ForbiddenError("TENANT_SUSPENDED", "This tenant is suspended.", { cause: error });
     case "TN400": return new BadRequestError("TENANT_CONFLICT", "The request names more than one tenant.", { cause: error });
+    case "PA403": return new ForbiddenError("PLATFORM_ADMIN_REQUIRED", "Only platform administrators may use the platform endpoints.", { cause: error });
     // The database refused the API's context proof: CONTEXT_KEY differs from the key installed
     // in the database, or the clocks of API and database disagree by more than the proof's TTL.
     case "TN401": return new AppError(503, "CONTEXT_PROOF_REFUSED", "The database refused the request's context proof.", {

@@ -1,7 +1,10 @@
-// Prometheus metrics on GET /metrics: requests by route template and status, latency, 503s,
-// 304s, authorization denials (RLS/privilege 42501 and HTTP 403), tenant-pool use and, where
-// replicas serve reads, reads by the server that answered them. One registry per process; route
-// labels are templates (/api/v1/customers/:id), never raw paths.
+// Prometheus metrics on GET /metrics: requests by route template and status, latency, error
+// answers by code, 503s (also those written before routing), 304s, authorization denials
+// (RLS/privilege 42501 and HTTP 403), tenant-pool use, audit export bytes and,
+// where replicas serve reads, reads by the server that answered them. One registry per
+// process; route labels are templates (/api/v1/customers/:id), never raw paths. deploy/monitoring/
+// holds the alert rules and the dashboard built on them (test/monitoring.test.ts checks that every
+// name they use is exported here).
 import type { Request, RequestHandler, Response } from "express";
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 
@@ -76,12 +79,35 @@ const denials = new Counter({
   labelNames: ["source", "code"] as const,
   registers: [registry],
 });
+// Error answers by status and stable code (404 TENANT_NOT_FOUND, 422 VALIDATION_FAILED, ...),
+// counted like the requests above: a Map entry per (status, code), handed over when scraped. The
+// codes are the server's own fixed set (core/errors.ts and the routes), never client text.
+type ErrorSeries = { labels: { status: string; code: string }; count: number };
+const errorSeries = new Map<string, ErrorSeries>();
+new Counter({
+  name: "http_errors_total",
+  help: "Error answers (4xx and 5xx) by status and error code.",
+  labelNames: ["status", "code"] as const,
+  registers: [registry],
+  collect() {
+    this.reset();
+    for (const s of errorSeries.values()) this.inc(s.labels, s.count);
+  },
+});
+
 // Read from the pool when scraped (collect), not counted up and down by every request.
-let poolInUseNow: (() => number) | undefined;
+type PoolUse = { inUse: number; waiting: number };
+let poolNow: (() => PoolUse) | undefined;
 new Gauge({
   name: "db_pool_connections_in_use", help: "Tenant-pool connections leased right now (requests and exports).", registers: [registry],
   collect() {
-    this.set(poolInUseNow?.() ?? 0);
+    this.set(poolNow?.().inUse ?? 0);
+  },
+});
+new Gauge({
+  name: "db_pool_requests_waiting", help: "Requests waiting for a free tenant-pool connection right now (at most DB_POOL_QUEUE_MAX).", registers: [registry],
+  collect() {
+    this.set(poolNow?.().waiting ?? 0);
   },
 });
 const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
@@ -143,18 +169,44 @@ export function observeReadTargets(report: (() => ReadTargets) | undefined): voi
   readTargets = report;
 }
 
-/** Where db_pool_connections_in_use reads its value (the tenant-context helper's pool). */
-export function observePoolInUse(inUse: (() => number) | undefined): void {
-  poolInUseNow = inUse;
+/** Where db_pool_connections_in_use and db_pool_requests_waiting read their values (the tenant-context helper's pool). */
+export function observePool(use: (() => PoolUse) | undefined): void {
+  poolNow = use;
+}
+
+// Bytes of audit CSV relayed to clients (db/copyRelay.ts): a plain addition per chunk, handed over
+// when scraped, so a 30-minute export shows its throughput while it runs, not at its end.
+let exportBytes = 0;
+new Counter({
+  name: "audit_export_bytes_total", help: "Bytes of audit exports (CSV) written to clients.", registers: [registry],
+  collect() {
+    this.reset();
+    this.inc(exportBytes);
+  },
+});
+
+/** Counts `n` bytes of an export written to its client. */
+export function countExportBytes(n: number): void {
+  exportBytes += n;
 }
 
 export function setPoolMax(max: number): void {
   poolMax.set(max);
 }
 
+// Answers written before routing reach neither http_requests_total nor http_errors_total (they have
+// no route): counted here too, so a share of answers (deploy/monitoring/alerts.yml) can include them.
+// Unlabelled, so the series exists from the start at 0 and a sum with it never comes out empty.
+const refusedBeforeRouting = new Counter({
+  name: "http_refused_before_routing_total",
+  help: "503 answers written before routing (admission control's OVERLOADED), also counted in http_unavailable_total; never in http_requests_total.",
+  registers: [registry],
+});
+
 /** 503s answered outside Express (admission.ts counts its refusals and reports them here). */
 export function countUnavailable(code: string, n: number): void {
   unavailable.inc({ code }, n);
+  refusedBeforeRouting.inc(n);
 }
 
 /** What the error handler tells the metrics about an error answer (kept on res.locals). */
@@ -193,6 +245,13 @@ function seriesFor(method: string, route: string): RouteSeries {
   return s;
 }
 
+function countError(status: number, code: string): void {
+  const key = `${status} ${code}`;
+  const s = errorSeries.get(key);
+  if (s) s.count++;
+  else errorSeries.set(key, { labels: { status: String(status), code }, count: 1 });
+}
+
 /** Counts one answered request (http/accessLog.ts calls it when the response ends). */
 export function recordRequest(method: string, route: string, status: number, seconds: number, locals: Record<string, unknown>): void {
   const s = seriesFor(method, route);
@@ -203,6 +262,7 @@ export function recordRequest(method: string, route: string, status: number, sec
   s.buckets[bucket]++;
   s.sum += seconds;
   s.count++;
+  if (status >= 400) countError(status, String(locals.errorCode ?? "UNKNOWN"));
   if (status === 503) unavailable.inc({ code: String(locals.errorCode ?? "UNKNOWN") });
   if (status === 304) notModified.inc({ route });
   if (locals.causeCode === "42501") denials.inc({ source: "database", code: String(locals.errorCode) });

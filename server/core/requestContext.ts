@@ -15,10 +15,11 @@ export type RequestState = {
   tenantId?: string;
   role?: string;
   /**
-   * The permission the route needs (auth/authorize.ts), whether the route names one row, and whether
-   * its transaction writes (a read's is read-only, and its proof opens no write).
+   * The permission the route needs (auth/authorize.ts), whether the route names one row, whether
+   * its transaction writes (a read's is read-only, and its proof opens no write), and the feature
+   * the shop must be entitled to (null: none).
    */
-  permission?: { name: string; forRow: boolean; writes: boolean };
+  permission?: { name: string; forRow: boolean; writes: boolean; feature?: string | null };
   /** The route reads from the primary even where replicas serve reads (its x-consistency, http/contract.ts). */
   primary?: boolean;
 };

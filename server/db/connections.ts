@@ -107,6 +107,9 @@ function clientOptions(options: PoolOptions, onclose?: () => void): postgres.Opt
       int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
       // Parameters serialize as postgres.js's own date type does; only reading changes.
       timestamptz: { to: 1184, from: [1184], serialize: (x: Date | string) => (x instanceof Date ? x : new Date(x)).toISOString(), parse: timestamptzToJson },
+      // A calendar date (an invoice's due date) as PostgreSQL prints it, YYYY-MM-DD: a Date would
+      // put it at midnight UTC, another day in half the world.
+      date: { to: 1082, from: [1082], serialize: (x: string) => x, parse: (x: string) => x },
     },
     // postgres.js waits before reconnecting after failures, by default up to 20 s: with the
     // database down a request would wait that long. Capped at 250 ms, it fails over to 503 fast.

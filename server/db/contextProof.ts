@@ -13,7 +13,7 @@
 import { createHmac, randomUUID } from "node:crypto";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
-export type ProofKind = "ctx" | "user" | "login" | "login-lookup" | "stream";
+export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
@@ -61,18 +61,27 @@ export function signProof(kind: ProofKind, writes: boolean, guard: string, field
 
 export type TenantContextArgs = {
   userId: string; tenantRefs: readonly string[]; scope: string | null; requestId: string | null; permission: string; forRow: boolean; writes: boolean;
+  /** The feature the route needs (null or absent: none). */
+  feature?: string | null;
 };
 
-/** The proof for app.open_tenant_context's arguments, in its order. */
+/** The proof for app.open_tenant_context's arguments, in its order; a feature, when named, signs last. */
 export function tenantContextProof(a: TenantContextArgs, guard: string, expiresAt?: number): ContextProof {
   if (a.tenantRefs.some((r) => r.includes(REF_SEPARATOR))) throw new Error("context proof field holds a separator");
   // uuids sign in PostgreSQL's text form (lower case), which is what the function sees.
-  return signProof("ctx", a.writes, guard, [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"], expiresAt);
+  const fields = [a.userId.toLowerCase(), a.tenantRefs.join(REF_SEPARATOR), a.scope?.toLowerCase(), a.requestId, a.permission, a.forRow ? "1" : "0"];
+  // No feature: no field at all, so a proof of a route without one signs as it did before features.
+  return signProof("ctx", a.writes, guard, a.feature === null || a.feature === undefined ? fields : [...fields, a.feature], expiresAt);
 }
 
 /** The proof for app.open_user_context (a read of the user's own profile and memberships). */
 export function userContextProof(userId: string, requestId: string | null, guard: string, expiresAt?: number): ContextProof {
   return signProof("user", false, guard, [userId.toLowerCase(), requestId], expiresAt);
+}
+
+/** The proof for app.open_platform_context (a platform admin's read or write). */
+export function platformContextProof(userId: string, requestId: string | null, writes: boolean, guard: string, expiresAt?: number): ContextProof {
+  return signProof("platform", writes, guard, [userId.toLowerCase(), requestId], expiresAt);
 }
 
 /** The proof for app.find_login (a write's guard: a stream). */

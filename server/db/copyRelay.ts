@@ -4,6 +4,7 @@
 import { Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Response } from "express";
+import { countExportBytes } from "../core/metrics.ts";
 
 /**
  * postgres.js 3.4.9 pauses its socket when a COPY chunk fills the stream's buffer and resumes
@@ -36,7 +37,9 @@ export async function relayCopy(rows: Readable, res: Response, cancel: () => voi
   // stream must be read to its end, never destroyed half way.
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      if (left || res.write(chunk)) return done();
+      if (left) return done();
+      countExportBytes(chunk.length);
+      if (res.write(chunk)) return done();
       const go = () => {
         res.off("drain", go).off("close", go);
         done();

@@ -6,7 +6,8 @@
 // the connection's replay guard (proofGuards.ts), for the route's permission alone, read-only
 // for a read; it is sealed to this backend and transaction and ends with it, so the pooled
 // connection never carries a tenant into the next request (policies/context.sql). The route's
-// permission (authorize.ts) is checked by the same context call.
+// permission and feature (authorize.ts) are checked by the same context call. withUser and
+// withPlatform open the caller's own context and a platform admin's the same way.
 //
 // With read replicas (replicas.ts), a read transaction runs on the replica `choose()` names, unless
 // the route needs the primary (its x-consistency, documented()) or reads write (CONTEXT_READ_GUARD=
@@ -19,9 +20,9 @@ import type postgres from "postgres";
 import type { Budget, Lease, Pool, Sql } from "./connections.ts";
 import { forbidden } from "../auth/authorize.ts";
 import type { Request, RequestHandler } from "express";
-import { tenantContextProof, userContextProof, type TenantContextArgs } from "./contextProof.ts";
+import { platformContextProof, tenantContextProof, userContextProof, type TenantContextArgs } from "./contextProof.ts";
 import { AppError, databaseUnavailable, isRetryable, overloaded, replicaBehind, toAppError } from "../core/errors.ts";
-import { observePoolInUse, observeReadTargets } from "../core/metrics.ts";
+import { observePool, observeReadTargets } from "../core/metrics.ts";
 import { guardFor, guardSpent, staleGuard, streamGuard, type Guard } from "./proofGuards.ts";
 import { requestState, type RequestState } from "../core/requestContext.ts";
 import type { Replica, Replicas } from "./replicas.ts";
@@ -51,7 +52,7 @@ export const consistencyHeader = "X-Consistency-Token";
 export function useTenantPool(p: Pool | undefined): Pool | undefined {
   const previous = pool;
   pool = p;
-  observePoolInUse(p && (() => { const s = p.stats(); return s.inUse + s.exportsInUse; }));
+  observePool(p && (() => { const s = p.stats(); return { inUse: s.inUse + s.exportsInUse, waiting: s.waiting }; }));
   return previous;
 }
 
@@ -88,7 +89,7 @@ export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, 
   if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
   const args: TenantContextArgs = {
     userId: state.userId, tenantRefs: state.tenantRefs, scope: state.tokenTenantId ?? null, requestId: state.requestId,
-    permission: state.permission.name, forRow: state.permission.forRow, writes: state.permission.writes,
+    permission: state.permission.name, forRow: state.permission.forRow, writes: state.permission.writes, feature: state.permission.feature,
   };
   const open: Opener = (sql, g) => {
     const p = tenantContextProof(args, g.guard, g.expiresAt);
@@ -99,7 +100,7 @@ export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, 
       select tenant_id, member_role, permitted
         from app.open_tenant_context(${args.userId}::uuid, ${args.tenantRefs}::text[], ${args.scope}::uuid, ${args.requestId},
                                      ${args.permission}::text, ${args.forRow}::boolean, ${args.writes}::boolean, ${g.guard},
-                                     ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})
+                                     ${p.expiresAt}::int8, ${p.nonce}, ${p.proof}, ${args.feature ?? null}::text)
        where set_config('statement_timeout', ${currentPool().timeouts.statement}, true) is not null
          and set_config('idle_in_transaction_session_timeout', ${currentPool().timeouts.idleInTransaction}, true) is not null`;
   };
@@ -169,6 +170,23 @@ function failoverReason(error: unknown): "unreachable" | "refused" | "behind_tok
       return "refused";
   }
   return undefined;
+}
+
+/**
+ * Runs `work` in the caller's platform context (no tenant; read-only unless `writes`), which the
+ * database opens only for a platform admin (policies/platform.sql; 403 PLATFORM_ADMIN_REQUIRED
+ * otherwise, from SQL): the platform's entitlement functions act in nothing else.
+ */
+export function withPlatform<W extends Work>(req: Request, writes: boolean, work: (sql: Sql) => W): Promise<Result<W>> {
+  const state = requestState(req);
+  if (!state?.userId) throw new AppError(500, "INTERNAL", "withPlatform called outside an authenticated request.", { operational: false });
+  const userId = state.userId;
+  const open: Opener = (sql, g) => {
+    const p = platformContextProof(userId, state.requestId, writes, g.guard, g.expiresAt);
+    return sql`select app.open_platform_context(${userId}::uuid, ${state.requestId}, ${writes}::boolean, ${g.guard}, ${p.expiresAt}::int8, ${p.nonce}, ${p.proof})`;
+  };
+  // Always the primary, reads too: its GET routes say why in their x-consistency (routes/platform.ts).
+  return attempt(state, writes, open, work, "request", 1, { pool: currentPool() });
 }
 
 // A retryable failure (a serialization failure or deadlock, or a guard the connection must

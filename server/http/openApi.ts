@@ -19,7 +19,9 @@ const tags: Record<string, string> = {
   Reports: "Figures read from the shop's reporting views.",
   Audit: "The shop's append-only audit trail: pages of JSON, or a CSV export.",
   Members: "Who belongs to the shop and with which role. Only an owner grants or removes the owner role; the last owner stays.",
-  Settings: "The shop's own settings.",
+  Settings: "The shop's own settings: name, timezone, currency, tax rate, invoice numbering, payment terms, appointment slots, reminders.",
+  Features: "What the shop's plan, its overrides and the platform's kill switches let it use. A route that needs a feature the shop may not use answers 403 FEATURE_NOT_ENABLED naming it.",
+  Platform: "Platform administrators change plans, shops' plans, overrides and kill switches; every change is a numbered version with its actor and reason, and any earlier state can be restored as a new version. Everyone else: 403 PLATFORM_ADMIN_REQUIRED.",
   Caller: "Logging in, the caller's account and the shops it belongs to; no tenant is named.",
   Operations: "Liveness, readiness, metrics, this document and its page, and the platform administrators' endpoints.",
 };
@@ -159,7 +161,11 @@ function schemaComponents() {
 
 type Ref = (schema: JsonSchema) => JsonSchema;
 
-function operation(method: string, path: string, doc: Doc, tenantPath: boolean, permission: string | undefined, writes: boolean | undefined, pathForm: boolean, ref: Ref) {
+type Needs = { permission?: string; feature?: string; writes?: boolean };
+
+function operation(method: string, path: string, doc: Doc, tenantPath: boolean, needs: Needs, pathForm: boolean, ref: Ref) {
+  const { permission, writes } = needs;
+  const feature = needs.feature && needs.feature !== "none" ? needs.feature : undefined;
   if (!(doc.tag in tags)) throw new Error(`${method.toUpperCase()} ${path}: tag "${doc.tag}" is not one of the document's tags. FIX: describe it in server/http/openApi.ts`);
   const params: Record<string, unknown>[] = [...path.matchAll(/\{([A-Za-z_]+)\}/g)].map(([, name]) => ({
     name,
@@ -194,9 +200,14 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
   return {
     operationId: `${method}${path.replace(/[{}]/g, "").replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? "").toUpperCase())}`,
     summary: doc.summary,
-    description: [doc.description, permission ? `Needs the permission \`${permission}\` in the tenant.` : ""].filter(Boolean).join("\n\n"),
+    description: [
+      doc.description,
+      permission ? `Needs the permission \`${permission}\` in the tenant.` : "",
+      feature ? `Needs the feature \`${feature}\` (403 FEATURE_NOT_ENABLED when the shop may not use it).` : "",
+    ].filter(Boolean).join("\n\n"),
     tags: [doc.tag],
     ...(permission ? { "x-permission": permission } : {}),
+    ...(feature ? { "x-feature": feature } : {}),
     ...(served ? { "x-consistency": served } : {}),
     security: auth === "public" ? [] : [{ bearer: [] }],
     parameters: params,
@@ -214,11 +225,11 @@ export function openApiDocument(app: express.Express): JsonSchema {
     if (!route.doc) continue;
     const method = route.method.toLowerCase();
     const path = toOpenApiPath(route.path);
-    (paths[path] ??= {})[method] = operation(method, path, route.doc, route.tenantPath, route.permission, route.writes, false, ref);
+    (paths[path] ??= {})[method] = operation(method, path, route.doc, route.tenantPath, route, false, ref);
     // The same tenant operation with the tenant named in the path.
     if (route.tenantPath && path.startsWith("/api/v1/")) {
       const prefixed = path.replace(/^\/api\/v1\//, "/api/v1/t/{tenant}/");
-      const op = operation(method, prefixed, route.doc, true, route.permission, route.writes, true, ref);
+      const op = operation(method, prefixed, route.doc, true, route, true, ref);
       (paths[prefixed] ??= {})[method] = { ...op, operationId: `${op.operationId}ByTenantPath` };
     }
   }

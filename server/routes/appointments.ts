@@ -9,6 +9,7 @@ import type { Routes } from "./mount.ts";
 export function appointmentRoutes(router: Routes): void {
   resourceRoutes(router, {
     permissions: { read: "appointments:read", write: "appointments:write" },
+    feature: "none",
     table: "app.appointments",
     columns: ["id", "customer_id", "vehicle_id", "assigned_user_id", "starts_at", "ends_at", "status", "notes", "created_at", "updated_at"],
     fields: {

@@ -71,7 +71,7 @@ export function auditRoutes(router: Routes): void {
     summary: "List the audit trail", tag: "Audit", query: querySchema,
     description: "Newest first (id descending, numerically). Keyset paginated: pass next_cursor back as cursor; null on the last page.",
     responses: { 200: { description: "A page of audit entries", schema: pageSchema(entry) } },
-  }), requires("audit:read"), async (req, res) => {
+  }), requires("audit:read", { feature: "none" }), async (req, res) => {
     const q = validate(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant(req, (sql) => sql`
@@ -94,7 +94,7 @@ export function auditRoutes(router: Routes): void {
     summary: "Export the audit trail as CSV", tag: "Audit", query: exportSchema,
     description: "Written by PostgreSQL (COPY), oldest first, with a header line; streamed with backpressure.",
     responses: { 200: { description: "CSV", contentType: "text/csv", schema: { type: "string" } } },
-  }), requires("audit:export", { writes: true }), async (req, res) => {
+  }), requires("audit:export", { writes: true, feature: "audit_export" }), async (req, res) => {
     const q = validateExport(req.query);
     if (q.from && q.to && q.from > q.to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     await withTenant(req, async (sql) => {

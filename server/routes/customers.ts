@@ -46,7 +46,7 @@ export function customerRoutes(router: Routes): void {
     summary: "List customers", tag, query: listSchema,
     description: "Ordered by name, then id. Keyset paginated: pass next_cursor back as cursor; null on the last page.",
     responses: { 200: { description: "A page of customers", schema: pageSchema(customer) } },
-  }), requires("customers:read"), async (req, res) => {
+  }), requires("customers:read", { feature: "none" }), async (req, res) => {
     const { limit, cursor, q } = validateList(req.query);
     const like = q ? `%${q.replace(/[\\%_]/g, "\\$&")}%` : undefined;
     const rows = await withTenant(req, (sql) => sql`
@@ -65,7 +65,7 @@ export function customerRoutes(router: Routes): void {
     summary: "Create a customer", tag, body: createSchema,
     description: "Answers the customer as a read does, with its URL in Location. A retry with the same Idempotency-Key replays the first answer.",
     responses: { 201: { description: "The customer, as a read answers it", schema: customer, headers: { Location: { description: "The new row's URL", schema: { type: "string" } } } } },
-  }), requires("customers:write"), async (req, res) => {
+  }), requires("customers:write", { feature: "none" }), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -79,7 +79,7 @@ export function customerRoutes(router: Routes): void {
     );
   });
 
-  router.get("/:id", documented({ summary: "Read a customer", tag, description: "Another shop's customer answers 404 CUSTOMER_NOT_FOUND, as one that does not exist.", responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read"), async (req, res) => {
+  router.get("/:id", documented({ summary: "Read a customer", tag, description: "Another shop's customer answers 404 CUSTOMER_NOT_FOUND, as one that does not exist.", responses: { 200: { description: "The customer", schema: customer } } }), requires("customers:read", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     const [customer] = await withTenant(req, (sql) => sql`
       select id, name, email, phone, notes, created_at, updated_at from app.customers where id = ${id}::uuid
@@ -88,7 +88,7 @@ export function customerRoutes(router: Routes): void {
     res.json(customer);
   });
 
-  router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, description: "Changes the properties the body names (at least one); answers the customer as a read does.", responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write"), async (req, res) => {
+  router.patch("/:id", documented({ summary: "Change a customer", tag, body: patchSchema, description: "Changes the properties the body names (at least one); answers the customer as a read does.", responses: { 200: { description: "The customer, as a read answers it", schema: customer } } }), requires("customers:write", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [customer] = await withTenant(req, (sql) => sql`
@@ -100,7 +100,7 @@ export function customerRoutes(router: Routes): void {
     res.json(customer);
   });
 
-  router.delete("/:id", documented({ summary: "Delete a customer", tag, description: "409 REFERENCE_IN_USE while vehicles reference it.", responses: { 204: { description: "Deleted" } } }), requires("customers:write"), async (req, res) => {
+  router.delete("/:id", documented({ summary: "Delete a customer", tag, description: "409 REFERENCE_IN_USE while vehicles reference it.", responses: { 204: { description: "Deleted" } } }), requires("customers:write", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant(req, (sql) => sql`delete from app.customers where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

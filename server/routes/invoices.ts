@@ -12,7 +12,7 @@ import { withTenant } from "../db/tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
 
-const columns = ["id", "customer_id", "appointment_id", "status", "number", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
+const columns = ["id", "customer_id", "appointment_id", "status", "number", "invoice_number", "due_date", "notes", "issued_at", "paid_at", "voided_at", "created_at", "updated_at"];
 // quantity is numeric(10,2): answered as a JSON number by every route, never as a string.
 const lineSelect = "id, invoice_id, service_operation_id, description, quantity::float8 as quantity, unit_price_cents, line_total_cents, created_at";
 
@@ -27,7 +27,10 @@ function answer(sql: Sql, written: postgres.PendingQuery<postgres.Row[]>) {
 
 const invoiceRow = {
   id: uuid, customer_id: uuid, appointment_id: nullable(uuid), status: { enum: ["draft", "issued", "paid", "void"] },
-  number: { type: ["integer", "null"], description: "Assigned on issue: gapless per tenant." }, notes: nullable({ type: "string" }),
+  number: { type: ["integer", "null"], description: "Assigned on issue: gapless per tenant." },
+  invoice_number: { type: ["string", "null"], description: "The printed number, assigned on issue: the shop's invoice number prefix at that moment, then number." },
+  due_date: { type: ["string", "null"], format: "date", description: "Assigned on issue: the issue day in the shop's timezone plus its payment terms." },
+  notes: nullable({ type: "string" }),
   issued_at: nullable(timestamp), paid_at: nullable(timestamp), voided_at: nullable(timestamp), created_at: timestamp, updated_at: timestamp,
   total_cents: { type: "integer" }, line_count: { type: "integer" },
 };
@@ -69,6 +72,7 @@ const notFound = () => new NotFoundError("INVOICE_NOT_FOUND", "Invoice not found
 export function invoiceRoutes(router: Routes): void {
   resourceRoutes(router, {
     permissions: { read: "invoices:read", write: "invoices:write" },
+    feature: "none",
     table: "app.invoices",
     readFrom: "app.invoice_summaries",
     columns: [...columns, "total_cents", "line_count"],
@@ -96,7 +100,7 @@ export function invoiceRoutes(router: Routes): void {
     summary: "Add a line to a draft invoice", tag: "Invoices", body: lineSchema,
     description: "Either a catalog operation (its name and price copied now) or a custom line with description and unit price.",
     responses: { 201: { description: "The line, as the list answers it", schema: line } },
-  }), requires("invoices:write"), async (req, res) => {
+  }), requires("invoices:write", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     const line = validateLine(req.body);
     await withTenantOnce(
@@ -133,7 +137,7 @@ export function invoiceRoutes(router: Routes): void {
     summary: "List an invoice's lines", tag: "Invoices", query: lineListSchema,
     description: "Ordered by created_at, then id. Keyset paginated: pass next_cursor back as cursor.",
     responses: { 200: { description: "A page of lines", schema: pageSchema(line) } },
-  }), requires("invoices:read"), async (req, res) => {
+  }), requires("invoices:read", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     const { limit, cursor } = validateLineList(req.query);
     const [invoices, lines] = await withTenant(req, (sql) => [
@@ -148,9 +152,9 @@ export function invoiceRoutes(router: Routes): void {
 
   router.post("/:id/issue", documented({
     summary: "Issue a draft invoice (numbers it)", tag: "Invoices",
-    description: "Takes the shop's next invoice number (no gaps) and stamps issued_at; needs at least one line (422 INVOICE_EMPTY). After this only pay and void change the invoice (409 INVOICE_IMMUTABLE).",
+    description: "Takes the shop's next invoice number (no gaps) and stamps issued_at, the printed number (the shop's invoice number prefix, then the number) and the due date (the issue day in the shop's timezone plus its payment terms); needs at least one line (422 INVOICE_EMPTY). After this only pay and void change the invoice (409 INVOICE_IMMUTABLE).",
     responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
-  }), requires("invoices:issue"), async (req, res) => {
+  }), requires("invoices:issue", { feature: "none" }), async (req, res) => {
     const id = parseId(req.params.id);
     await withTenantOnce(req, res, (sql) => answer(sql, sql`select * from app.issue_invoice(${id}::uuid)`), ([invoice]) => {
       if (!invoice) throw notFound();
@@ -166,7 +170,7 @@ export function invoiceRoutes(router: Routes): void {
         ? "Marks an issued invoice paid and stamps paid_at; any other status: 409 INVALID_TRANSITION."
         : "Marks an issued or paid invoice void and stamps voided_at; its number stays taken. A draft is deleted instead: 409 INVALID_TRANSITION.",
       responses: { 200: { description: "The invoice, as a read answers it", schema: invoice } },
-    }), requires(permission), async (req, res) => {
+    }), requires(permission, { feature: "none" }), async (req, res) => {
       const id = parseId(req.params.id);
       await withTenantOnce(
         req,

@@ -34,7 +34,7 @@ export function memberRoutes(router: Routes): void {
     summary: "List the shop's members", tag, query: listSchema,
     description: "Ordered by lower(email), then user_id. Keyset paginated: pass next_cursor back as cursor.",
     responses: { 200: { description: "A page of members", schema: pageSchema(member) } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const { limit, cursor } = validateList(req.query);
     const rows = await withTenant(req, (sql) => sql`
       select ${sql.unsafe(columns)} ${keyColumns(sql, byEmail)} from app.list_members()
@@ -52,7 +52,7 @@ export function memberRoutes(router: Routes): void {
       "202 with the email and role asked for (GET /members shows who is a member). Already a member: 409 ALREADY_A_MEMBER. " +
       "Only an owner grants the owner role (403 OWNER_REQUIRED).",
     responses: { 202: { description: "Accepted: the email and role asked for", schema: row({ email: { type: "string" }, role }) } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const input = validateAdd(req.body);
     await withTenantOnce(
       req,
@@ -66,7 +66,7 @@ export function memberRoutes(router: Routes): void {
     summary: "Change a member's role", tag, body: changeSchema,
     description: "The last owner cannot be demoted (409 LAST_OWNER).",
     responses: { 200: { description: "The member, as the list answers it", schema: member } },
-  }), requires("members:manage"), async (req, res) => {
+  }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     const { role: next } = validateChange(req.body);
     const [member] = await withTenant(req, (sql) => sql`select ${sql.unsafe(columns)} from app.change_member_role(${userId}::uuid, ${next})`);
@@ -74,7 +74,7 @@ export function memberRoutes(router: Routes): void {
     res.json(member);
   });
 
-  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage"), async (req, res) => {
+  router.delete("/:userId", documented({ summary: "Remove a member", tag, description: "The last owner cannot be removed (409 LAST_OWNER).", responses: { 204: { description: "Removed" } } }), requires("members:manage", { feature: "none" }), async (req, res) => {
     const userId = parseId(req.params.userId);
     await withTenant(req, (sql) => sql`select app.remove_member(${userId}::uuid)`);
     res.status(204).end();

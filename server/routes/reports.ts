@@ -28,7 +28,7 @@ export function reportRoutes(router: Routes): void {
         schema: named("RevenueDaily", { type: "object", additionalProperties: false, required: ["from", "to", "data"], properties: { from: { type: "string" }, to: { type: "string" }, data: { type: "array", items: day } } }),
       },
     },
-  }), requires("reports:read"), async (req, res) => {
+  }), requires("reports:read", { feature: "reports" }), async (req, res) => {
     const { from, to } = validateRange(req.query);
     if (from > to) throw new BadRequestError("INVALID_PARAMETER", "from must not be after to.");
     const rows = await withTenant(req, (sql) => sql`

@@ -5,7 +5,7 @@ import type { Request, Response } from "express";
 import type { Routes } from "./mount.ts";
 import type postgres from "postgres";
 import type { Sql } from "../db/connections.ts";
-import { requires, type Permission } from "../auth/authorize.ts";
+import { requires, type FeatureDecision, type Permission } from "../auth/authorize.ts";
 import { documented, named, page as pageSchema, row, type JsonSchema, type Responses } from "../http/contract.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { withTenantOnce } from "../http/idempotency.ts";
@@ -18,6 +18,8 @@ export type ResourceSpec = {
   table: string;
   /** What reads and writes need (policies/permissions.sql). */
   permissions: { read: Permission; write: Permission };
+  /** The feature its shop must be entitled to (policies/features.sql), or "none". */
+  feature: FeatureDecision;
   /** Columns answered by reads, in order. */
   columns: string[];
   /** The answer's properties (one per column): reads and writes answer this one shape. */
@@ -99,6 +101,7 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     }),
   };
   const notFound = () => new NotFoundError(spec.notFoundCode, spec.notFoundMessage);
+  const need = { feature: spec.feature };
   const source = spec.readFrom ?? spec.table;
   const write = (sql: Sql, statement: (returning: postgres.PendingQuery<postgres.Row[]>) => postgres.PendingQuery<postgres.Row[]>) =>
     spec.answer ? spec.answer(sql, statement(sql`returning *`)) : statement(sql`returning ${sql(spec.columns)}`);
@@ -111,7 +114,7 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     res.json(body);
   };
 
-  router.get("/", doc.list, requires(spec.permissions.read), async (req, res) => {
+  router.get("/", doc.list, requires(spec.permissions.read, need), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
     const rows = await withTenant(req, (sql) => sql`
@@ -131,7 +134,7 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     send(req, res, data);
   });
 
-  router.post("/", doc.create, requires(spec.permissions.write), async (req, res) => {
+  router.post("/", doc.create, requires(spec.permissions.write, need), async (req, res) => {
     const input = validateCreate(req.body);
     await withTenantOnce(
       req,
@@ -143,14 +146,14 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     );
   });
 
-  router.get("/:id", doc.read, requires(spec.permissions.read), async (req, res) => {
+  router.get("/:id", doc.read, requires(spec.permissions.read, need), async (req, res) => {
     const id = parseId(req.params.id);
     const [row] = await withTenant(req, (sql) => sql`select ${sql(spec.columns)} from ${sql(source)} where id = ${id}::uuid`);
     if (!row) throw notFound();
     send(req, res, row);
   });
 
-  router.patch("/:id", doc.patch, requires(spec.permissions.write), async (req, res) => {
+  router.patch("/:id", doc.patch, requires(spec.permissions.write, need), async (req, res) => {
     const id = parseId(req.params.id);
     const changes = validatePatch(req.body);
     const [row] = await withTenant(req, (sql) => write(sql, (returning) => sql`
@@ -160,7 +163,7 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
     res.json(row);
   });
 
-  router.delete("/:id", doc.remove, requires(spec.permissions.write), async (req, res) => {
+  router.delete("/:id", doc.remove, requires(spec.permissions.write, need), async (req, res) => {
     const id = parseId(req.params.id);
     const deleted = await withTenant(req, (sql) => sql`delete from ${sql(spec.table)} where id = ${id}::uuid returning id`);
     if (deleted.length === 0) throw notFound();

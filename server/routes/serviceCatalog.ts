@@ -7,6 +7,7 @@ import type { Routes } from "./mount.ts";
 export function serviceRoutes(router: Routes): void {
   resourceRoutes(router, {
     permissions: { read: "catalog:read", write: "catalog:write" },
+    feature: "none",
     table: "app.services",
     columns: ["id", "name", "display_order", "created_at", "updated_at"],
     fields: {
@@ -31,6 +32,7 @@ export function serviceRoutes(router: Routes): void {
 export function serviceOperationRoutes(router: Routes): void {
   resourceRoutes(router, {
     permissions: { read: "catalog:read", write: "catalog:write" },
+    feature: "none",
     table: "app.service_operations",
     columns: ["id", "service_id", "internal_code", "name", "subcategory", "display_order", "price_cents", "duration_minutes", "active", "created_at", "updated_at"],
     fields: {

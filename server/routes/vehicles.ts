@@ -9,6 +9,7 @@ const text = (max: number) => ({ type: ["string", "null"], minLength: 1, maxLeng
 export function vehicleRoutes(router: Routes): void {
   resourceRoutes(router, {
     permissions: { read: "customers:read", write: "customers:write" },
+    feature: "none",
     table: "app.vehicles",
     columns: ["id", "customer_id", "vin", "plate", "make", "model", "year", "created_at", "updated_at"],
     fields: {

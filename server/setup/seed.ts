@@ -1,6 +1,6 @@
-// Demo data for development (never in production): tenants acme, beta and gamma, a member
-// of each role in each (owner@, admin@, manager@, staff@, accountant@<slug>.test), a platform
-// admin, some customers, and the BI login bi_acme granted acme. Runs once: a database that
+// Demo data for development (never in production): tenants acme, beta and gamma (acme and gamma
+// on plan pro, beta on basic), a member of each role in each (owner@, admin@, manager@, staff@,
+// accountant@<slug>.test), a platform admin, some customers, and the BI login bi_acme granted acme. Runs once: a database that
 // already has the tenant `acme` is left alone.
 import { connectOnce, type Sql } from "../db/connections.ts";
 import { hashPassword } from "../auth/passwords.ts";
@@ -52,6 +52,13 @@ export async function seedDemo(ownerUrl: string, options: { customersPerTenant?:
         await seedShop(tx as unknown as Sql, tenant.id);
         await seedBookings(tx as unknown as Sql, tenant.id);
       }
+      // Plans: acme and gamma on pro (every feature; bi_acme reads acme), beta on basic, where
+      // the audit export and BI answer 403 FEATURE_NOT_ENABLED (runbooks/features.md).
+      await tx`select app.open_platform_operator_context('demo seed')`;
+      for (const slug of ["acme", "gamma"]) {
+        await tx`select app.platform_set_tenant_plan(${slug}, 'pro', 'demo: a shop with every feature')`;
+      }
+      await tx`select app.close_context()`;
       if (options.biPassword) {
         await tx`select app.close_context()`;
         const [exists] = await tx`select 1 from pg_roles where rolname = ${DEMO_BI_LOGIN}`;
