@@ -207,8 +207,10 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
     });
   });
 
-  describe("failure (acquire timeout 1 s, a poll waits at most 1 s)", () => {
-    beforeAll(() => useApiWith({ replicaMaxLagMs: 60_000, acquireTimeoutMs: 1000, replicaAnswerWithinMs: 1000 }));
+  // Pools of 4 under 8 readers: when the replica stops answering, half the reads hang on its
+  // connections and the other half wait for one of them, until the acquire timeout.
+  describe("failure (acquire timeout 1 s, a poll waits at most 1 s, pools of 4, 8 readers)", () => {
+    beforeAll(() => useApiWith({ replicaMaxLagMs: 60_000, acquireTimeoutMs: 1000, replicaAnswerWithinMs: 1000, poolMax: 4 }));
 
     /**
      * Reads by id from `clients` loops until `stop()` says so, recording each status and time; `during`

@@ -30,6 +30,9 @@ export type ReplicaState = "starting" | "ok" | "lagging" | "unreachable" | "not_
 /** Why a read did not use a replica: it lagged, it was unavailable, or it had not replayed the client's token. */
 export type SkipReason = "lag" | "unavailable" | "behind_token";
 
+/** Why a read that a replica took was answered by the primary (tenantContext.ts decides). */
+export type FailoverReason = "lost" | "busy" | "refused" | "behind_token";
+
 export type Replica = {
   /** host:port of its URL (never the credentials): the metrics' label and /readyz's name. */
   readonly name: string;
@@ -61,10 +64,11 @@ export type Replicas = {
   served: (replica: Replica | undefined) => void;
   /**
    * A read on `replica` is answered by the primary instead: the replica had not replayed the
-   * client's token, refused it (`refused`), or lost its connection (`unreachable`: skipped until
-   * the next poll finds it well).
+   * client's token (`behind_token`), refused the read (`refused`), gave it no connection within the
+   * acquire timeout (`busy`) or lost its connection (`lost`). The last two skip it until the next
+   * poll finds it well; a lost connection also ends its others, so the reads waiting there move now.
    */
-  failedOver: (replica: Replica, reason: "unreachable" | "refused" | "behind_token") => void;
+  failedOver: (replica: Replica, reason: FailoverReason) => void;
   report: () => { primaryServed: number; replicas: ReplicaReport[] };
   /** Polls once now (the monitor polls by itself every interval). */
   poll: () => Promise<void>;
@@ -233,9 +237,15 @@ export function createReplicas(options: ReplicaOptions): Replicas {
       const r = replica as Entry;
       if (reason === "behind_token") return void r.skipped.behind_token++;
       r.failovers++;
-      // A lost connection: skipped until a poll finds it well again (at most one interval away).
-      // A refusal (a recovery conflict, a context key not replayed yet) says nothing of the next read.
-      if (reason === "unreachable" && r.state === "ok") setState(r, "unreachable", "a read lost its connection there");
+      // A refusal (a recovery conflict, a context key not replayed yet, a full queue) says nothing
+      // of the next read. A lost connection or none within the acquire timeout: skipped until a
+      // poll finds it well again (at most one interval away). Once, on the first such read.
+      if (reason === "refused" || r.state !== "ok") return;
+      r.lagMs = undefined;
+      setState(r, "unreachable", reason === "lost" ? "a read lost its connection there" : "a read waited the acquire timeout for a connection there");
+      // A server that went away: the reads queued for its connections would each wait for a
+      // connection that cannot be made, up to the acquire timeout; ended, they move to the primary now.
+      if (reason === "lost") replacePool(r);
     },
     report: () => ({
       primaryServed,

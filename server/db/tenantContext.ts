@@ -25,7 +25,7 @@ import { AppError, databaseUnavailable, isRetryable, overloaded, replicaBehind, 
 import { observePool, observeReadTargets } from "../core/metrics.ts";
 import { guardFor, guardSpent, staleGuard, streamGuard, type Guard } from "./proofGuards.ts";
 import { requestState, type RequestState } from "../core/requestContext.ts";
-import type { Replica, Replicas } from "./replicas.ts";
+import type { FailoverReason, Replica, Replicas } from "./replicas.ts";
 import { consistencyToken, formatLsn, parseLsn, positionOfToken } from "./walPosition.ts";
 
 type Pending = postgres.PendingQuery<postgres.Row[]>;
@@ -134,7 +134,8 @@ function route<W extends Work>(req: Request, state: RequestState, writes: boolea
   if (writes) {
     const target: Target = { pool: primary, stamp: true };
     return attempt(state, writes, open, work, budget, 1, target).then((result) => {
-      if (target.reached) req.res?.setHeader(consistencyHeader, consistencyToken(parseLsn(target.reached)));
+      // A streamed answer (the audit export) left before its transaction committed: no header then.
+      if (target.reached && req.res && !req.res.headersSent) req.res.setHeader(consistencyHeader, consistencyToken(parseLsn(target.reached)));
       return result;
     });
   }
@@ -155,18 +156,23 @@ function route<W extends Work>(req: Request, state: RequestState, writes: boolea
 }
 
 /** Why a read that failed on a replica is the replica's failure, not the request's: then the primary answers it. */
-function failoverReason(error: unknown): "unreachable" | "refused" | "behind_token" | undefined {
+function failoverReason(error: unknown): FailoverReason | undefined {
   switch ((error as AppError).code) {
     case "REPLICA_BEHIND":
       return "behind_token";
     // Its connection failed or was ended (a replica that stopped answering: replicas.ts).
     case "DATABASE_UNAVAILABLE":
     case "SHUTTING_DOWN":
-      return "unreachable";
-    // A recovery conflict cancelled the read (40001), or the replica has not replayed the context
-    // key yet (TN401): the primary has neither.
+      return "lost";
+    // None of its connections came back within the acquire timeout (each held by a read that
+    // hangs there, as on a frozen server, or a replica too slow for its load).
+    case "DATABASE_BUSY":
+      return "busy";
+    // A recovery conflict cancelled the read (40001), the replica has not replayed the context
+    // key yet (TN401), or its queue is full (OVERLOADED): the primary has none of these.
     case "TRANSACTION_CONFLICT":
     case "CONTEXT_PROOF_REFUSED":
+    case "OVERLOADED":
       return "refused";
   }
   return undefined;
