@@ -4,7 +4,9 @@
 // reads that send the token back while replay is paused, a replica paused past the lag limit, a
 // replica frozen and then killed under a read load, and what /readyz and /metrics say of it.
 // Each scenario runs its own API (one at a time: the pool and replicas are the process's).
+import { randomBytes, randomUUID } from "node:crypto";
 import type express from "express";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requires } from "../server/auth/authorize.ts";
 import { withTenant } from "../server/db/tenantContext.ts";
@@ -12,6 +14,9 @@ import type { Sql } from "../server/db/connections.ts";
 import { formatLsn, positionOfToken } from "../server/db/walPosition.ts";
 import { db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 import { tenantRoutesAt } from "./routeProbes.ts";
+import { findForgeryLeaks } from "./contextForgery.ts";
+import { findLeaks } from "./isolationProbe.ts";
+import { runSql } from "./scratch.ts";
 import { pgBasebackup, standbyMissingMessage, standbyRequired, startStandby, type Standby } from "./standby.ts";
 
 const available = pgBasebackup() !== undefined;
@@ -204,6 +209,64 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
         expect(r.body.replicas[0].lag_seconds).toBeLessThan(0.5);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
+    });
+  });
+
+  // The same probes the primary's suites run (test/sql-isolation, test/context-proof), pointed at
+  // the standby: what it serves is the primary's data under the primary's policies, replayed, and a
+  // hole there would be a hole in every replica read.
+  describe("isolation on the standby", () => {
+    const biRole = `bi_replica_${randomUUID().slice(0, 8)}`;
+    const biPassword = randomBytes(12).toString("hex");
+    let other: Tenant;
+    let bi: postgres.Sql | undefined;
+
+    beforeAll(async () => {
+      other = await makeTenant(owner, { prefix: "replica-b" });
+      await makeCustomers(owner, other, 2);
+      for (const t of [shop, other]) {
+        const [c] = await owner`select id from app.customers where tenant_id = ${t.id} limit 1`;
+        await owner`insert into app.invoices (tenant_id, customer_id) values (${t.id}, ${c.id})`;
+      }
+      await runSql(db.superuserUrl, `create role ${biRole} login password '${biPassword}' in role app_bi`);
+      await owner.begin((tx) => tx`select app.bi_grant(${biRole}, ${shop.id}::uuid)`);
+      await standby.caughtUp();
+      const url = new URL(standby.url(db.biUrl));
+      url.username = biRole;
+      url.password = biPassword;
+      bi = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    });
+
+    afterAll(async () => {
+      await bi?.end({ timeout: 5 });
+      await owner`delete from app.bi_grants where role_name = ${biRole}`;
+      await runSql(db.superuserUrl, `drop role if exists ${biRole}`);
+    });
+
+    it("is a standby, and app_user sees no row across tenants there, with or without a context", async () => {
+      const [r] = await bi!`select pg_is_in_recovery() as standby`;
+      expect(r.standby).toBe(true);
+      expect(await findLeaks(standby.url(db.appUrl), standby.url(db.ownerUrl), [shop.id, other.id])).toEqual([]);
+    });
+
+    it("no forged context reads or writes a row there", async () => {
+      expect(await findForgeryLeaks(db.appUrl, db.ownerUrl, { userId: boss.id, tenantId: shop.id }, standby.url(db.appUrl))).toEqual([]);
+    });
+
+    it("a BI login reads only its granted tenant's views there, whatever it sets, and no table", async () => {
+      const views = (await owner`select c.oid::regclass::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'app' and c.relkind = 'v' order by 1`).map((v) => v.name as string);
+      const [totals] = await bi!`select count(*)::int as n from app.invoice_totals where tenant_id = ${shop.id}`;
+      expect(totals.n).toBeGreaterThan(0);
+      for (const forged of [null, `${other.id}||owner|x|*|o`]) {
+        for (const view of views) {
+          const rows = await bi!.begin(async (tx) => {
+            if (forged) await tx`select set_config('app.context', ${forged}, true), set_config('app.tenant_id', ${other.id}, true)`;
+            return tx.unsafe(`select distinct tenant_id from ${view}`);
+          });
+          expect(rows.map((x) => x.tenant_id).filter((t) => t !== shop.id), `${view} with ${forged ?? "no settings"}`).toEqual([]);
+        }
+      }
+      await expect(bi!`select * from app.customers`).rejects.toMatchObject({ code: "42501" });
     });
   });
 
