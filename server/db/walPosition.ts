@@ -5,7 +5,7 @@
 // (X-Consistency-Token) is the position the primary's WAL had reached once the write committed:
 // a read that sends it back is served only where that position has been replayed
 // (server/db/replicas.ts). To clients it is opaque; this file is the only one that reads or writes it.
-import { BadRequestError } from "../core/errors.ts";
+import { invalidConsistencyToken } from "../core/errors.ts";
 
 export type WalPosition = bigint;
 
@@ -38,11 +38,7 @@ export function consistencyToken(p: WalPosition): string {
 export function positionOfToken(header: string | string[] | undefined): WalPosition | undefined {
   if (header === undefined) return undefined;
   const m = typeof header === "string" ? tokenPattern.exec(header) : null;
-  if (!m) {
-    throw new BadRequestError("INVALID_CONSISTENCY_TOKEN", "X-Consistency-Token must be a token this API answered a write with, sent back unchanged.", {
-      help: "docs/api.md#reading-your-writes",
-    });
-  }
+  if (!m) throw invalidConsistencyToken();
   return BigInt(`0x${m[1]}`);
 }
 
