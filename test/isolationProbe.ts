@@ -29,3 +29,25 @@ export async function findLeaks(appUrl: string, ownerUrl: string, tenantIds: str
   }
   return leaks;
 }
+
+/**
+ * A BI login's leaks: with no settings and with another tenant's forged context, each view of
+ * schema `app` read as `bi` (a member of app_bi granted `granted` alone), any row of another
+ * tenant, named by view and forgery.
+ */
+export async function findBiLeaks(bi: postgres.Sql, owner: postgres.Sql, granted: string, other: string): Promise<string[]> {
+  const views = (await owner`select c.oid::regclass::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'app' and c.relkind = 'v' order by 1`).map((r) => r.name as string);
+  if (views.length < 5) return [`only ${views.length} views of schema app: the probe reads none of the BI views`];
+  const leaks: string[] = [];
+  for (const forged of [null, `${other}||owner|x|*|o`]) {
+    for (const view of views) {
+      const rows = await bi.begin(async (tx) => {
+        if (forged) await tx`select set_config('app.context', ${forged}, true), set_config('app.tenant_id', ${other}, true)`;
+        return tx.unsafe(`select distinct tenant_id from ${view}`);
+      });
+      const foreign = rows.filter((r) => r.tenant_id !== granted).length;
+      if (foreign > 0) leaks.push(`${view} with ${forged ?? "no settings"}: ${foreign} other tenant(s)`);
+    }
+  }
+  return leaks;
+}
