@@ -62,7 +62,7 @@ create or replace function app.audit_actions() returns text[]
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array['audit.export', 'audit.purged', 'auth.login', 'auth.login_failed', 'bi.granted', 'bi.revoked',
-                    'member.added', 'member.removed', 'member.role_changed', 'settings.changed']::text[] $$;
+                    'credentials.key_rotation', 'member.added', 'member.removed', 'member.role_changed', 'settings.changed']::text[] $$;
 revoke execute on function app.audit_actions() from public;
 
 /*

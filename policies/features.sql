@@ -28,6 +28,7 @@ as $$
   select case p_permission
     when 'audit:export' then array['audit_export']
     when 'reports:read' then array['reports']
+    when 'integrations:manage' then array['integrations']
     else '{}'::text[] end
 $$;
 revoke execute on function app.features_required_by(text) from public;

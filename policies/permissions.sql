@@ -33,7 +33,8 @@ insert into rbac_grid values
   ('members:manage',     'List, add, change and remove members (the owner role: owners only)',         true,  true,  false, false, false),
   ('settings:read',      'Read the shop''s settings (timezone, currency, tax, numbering, terms, slots)', true,  true,  true,  true,  true),
   ('settings:write',     'Change the shop''s name and settings',                                       true,  false, false, false, false),
-  ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false);
+  ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false),
+  ('integrations:manage', 'Store, list, test and remove third-party credentials (never read back)',   true,  true,  false, false, false);
 
 -- The grid as (role, permission) pairs.
 create temporary table rbac_pairs on commit drop as

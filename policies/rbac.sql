@@ -138,6 +138,7 @@ as $$
     ('invoices',           'invoices:write',     'app.authorize_invoice_write'),
     ('invoice_lines',      'invoices:write',     'app.authorize_write'),
     ('invoice_counters',   'invoices:issue',     'app.authorize_write'),
+    ('integration_credentials', 'integrations:manage', 'app.authorize_write'),
     -- replay data, written in the same transaction as an effect that is itself checked
     ('idempotency_keys',   null,                 null)
 $$;

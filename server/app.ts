@@ -28,6 +28,8 @@ import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
+import { integrationRoutes } from "./routes/integrations.ts";
+import { wellKnownRoutes } from "./routes/wellKnown.ts";
 import { featureRoutes } from "./routes/features.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
@@ -37,11 +39,16 @@ import { documented } from "./http/contract.ts";
 import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.ts";
 import { shedWhenSaturated } from "./db/tenantContext.ts";
 import type { TokenKeys } from "./auth/tokens.ts";
+import type { KeyRing } from "./core/keyRing.ts";
 
-export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment };
+export type AppOptions = {
+  keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment;
+  /** The credentials key ring (CREDENTIALS_KEYS as bytes: core/credentialCipher.ts credentialKeys). */
+  credentialKeys?: KeyRing<Buffer>;
+};
 
 /** Tenant resources by path under /api/v1: every route of each is registered behind resolveTenant, so its handlers run in a tenant. */
-export function tenantResources(): Record<string, (router: Routes) => void> {
+export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}): Record<string, (router: Routes) => void> {
   return {
     "/customers": customerRoutes,
     "/vehicles": vehicleRoutes,
@@ -53,6 +60,7 @@ export function tenantResources(): Record<string, (router: Routes) => void> {
     "/audit": auditRoutes,
     "/members": memberRoutes,
     "/settings": settingsRoutes,
+    "/integrations": (router) => integrationRoutes(router, options.credentialKeys),
     "/features": featureRoutes,
   };
 }
@@ -89,7 +97,7 @@ export function createApp(options: AppOptions): express.Express {
   authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
-  for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
+  for (const [path, routes] of Object.entries(tenantResources(options))) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
   meRoutes(mountRoutes(app, "/api/v1", authenticated));
   // Platform administration: no tenant; the database opens its context only for a platform admin.
   platformRoutes(mountRoutes(app, "/api/v1/platform", authenticated));
@@ -101,6 +109,7 @@ export function createApp(options: AppOptions): express.Express {
     responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
   }), metricsEndpoint);
   app.use(docsRoutes());
+  app.use(wellKnownRoutes(options.keys));
   app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   // A path that exists, asked with a method it does not have: 405 with Allow, token or not (the

@@ -5,12 +5,16 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./core/config.ts";
-import { checkAnchor, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { verifyAudit, writeAnchors } from "./ops/auditAnchor.ts";
+import { credentialKeyStatus, rotateCredentials } from "./ops/credentialRotation.ts";
+import { credentialKeys, parseCredentialKey } from "./core/credentialCipher.ts";
+import { parseKeyRing, singleKeyRing, type KeyRing } from "./core/keyRing.ts";
+import { progressBar } from "./ops/progressBar.ts";
 import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
 import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
-import { openDatabase } from "./setup/localDatabase.ts";
+import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { migrate } from "./setup/migrate.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
@@ -47,7 +51,7 @@ program
         if (!member) throw new Error(`${opts.email} is not a member of tenant ${opts.tenant}`);
         tenantId = member.id;
       }
-      const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
+      const keys = loadTokenKeys({ ...config, jwtSecrets: localKeyRings(config, db.secrets).jwtSecrets });
       process.stdout.write(`${signAccessToken(keys, { userId: user.id, tenantId }, opts.ttl)}\n`);
     } finally {
       await sql.end({ timeout: 5 });
@@ -78,11 +82,21 @@ async function ownerConnection(url?: string) {
   return { sql: connectOnce(db.ownerUrl), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
 }
 
-/** The anchor key and file: AUDIT_ANCHOR_KEY / AUDIT_ANCHOR_FILE, else the local development ones. */
-function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: string }, file?: string) {
-  const key = process.env.AUDIT_ANCHOR_KEY ?? conn.secrets?.auditAnchorKey;
-  if (!key || key.length < 32) throw new Error("set AUDIT_ANCHOR_KEY (32+ characters; keep it away from the database's writers, runbooks/audit-anchors.md)");
-  return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
+/**
+ * The anchor key ring and file: AUDIT_ANCHOR_KEYS (a ring: "*new=key,old=key") or AUDIT_ANCHOR_KEY
+ * (the ring of one key, `default`), and AUDIT_ANCHOR_FILE, else the local development ones.
+ */
+function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: string }, file?: string): { ring: KeyRing<string>; file: string } {
+  const { AUDIT_ANCHOR_KEYS: text, AUDIT_ANCHOR_KEY: single } = process.env;
+  if (text && single) throw new Error("set AUDIT_ANCHOR_KEYS or AUDIT_ANCHOR_KEY, not both (AUDIT_ANCHOR_KEY=k is the ring \"*default=k\")");
+  const atLeast32 = (v: string) => {
+    if (v.length < 32) throw new Error("must be 32 characters or more (keep it away from the database's writers, runbooks/audit-anchors.md)");
+    return v;
+  };
+  const key = single ?? conn.secrets?.auditAnchorKey;
+  if (!text && !key) throw new Error("set AUDIT_ANCHOR_KEY or the ring AUDIT_ANCHOR_KEYS (32+ characters each; keep them away from the database's writers, runbooks/audit-anchors.md)");
+  const ring = text ? parseKeyRing("AUDIT_ANCHOR_KEYS", text, atLeast32) : singleKeyRing(atLeast32(key!));
+  return { ring, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
 const metricsDirFlag = "--metrics-dir <dir>";
@@ -134,11 +148,11 @@ audit
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     try {
-      const { key, file } = anchorSettings(conn, opts.file);
+      const { ring, file } = anchorSettings(conn, opts.file);
       if (opts.seal) for (const t of await tenantsFor(sql)) await sql`select app.audit_seal(${t.id}::uuid)`;
-      const anchors = await writeAnchors(sql, file, key);
+      const anchors = await writeAnchors(sql, file, ring);
       for (const x of anchors) console.log(`anchored ${x.slug}: position ${x.seq} ${x.hash.slice(0, 16)}…`);
-      console.log(`${anchors.length} tenant(s) anchored in ${file}`);
+      console.log(`${anchors.length} tenant(s) anchored in ${file} (key ${ring.primary})`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -158,38 +172,13 @@ audit
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
-    let unsealed = 0;
     try {
-      const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
-      const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
-      if (!settings) console.log("note: no AUDIT_ANCHOR_KEY: chains are checked without anchors (deleting the newest rows is not detectable)");
-      if (anchors.forged) {
-        broken++;
-        console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
-      }
+      const anchors = process.env.AUDIT_ANCHOR_KEY || process.env.AUDIT_ANCHOR_KEYS || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
       const tenants = await tenantsFor(sql, opts.tenant);
-      for (const t of tenants) {
-        if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
-        const anchor = anchors.latest.get(t.id);
-        const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
-        if (anchorProblem) {
-          broken++;
-          console.log(`BROKEN ${t.slug}: ${anchorProblem}. FIX: treat as a security incident (runbooks/audit-anchors.md); restore the audit from a snapshot to compare.`);
-          continue;
-        }
-        const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
-        unsealed += Number(r.unsealed ?? 0);
-        if (r.problem) {
-          broken++;
-          console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
-            `FIX: treat as a security incident (runbooks/incident-cross-tenant-leak.md); restore the audit from a snapshot to compare.`);
-        } else {
-          const purged = anchor && (await purgeOf(sql, anchor));
-          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}` +
-            (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
-        }
-      }
-      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed }))}`);
+      const result = await verifyAudit(sql, tenants, { anchors, seal: opts.seal });
+      for (const line of result.lines) console.log(line);
+      broken = result.broken;
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed: result.unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -350,6 +339,77 @@ contextKeys
     });
   });
 
+const credentials = program.command("credentials").description("the tenants' third-party credentials and their key ring, CREDENTIALS_KEYS (runs as the owner role, across tenants)");
+
+/** The credentials key ring: CREDENTIALS_KEYS, else the local development one (secrets.json). */
+function credentialsRing(conn: { secrets?: { credentialsKeys: string } }): KeyRing<string> {
+  const text = process.env.CREDENTIALS_KEYS || conn.secrets?.credentialsKeys;
+  if (!text) throw new Error('set CREDENTIALS_KEYS to the ring the API runs with, e.g. "*new=<64 hex>,old=<64 hex>" (runbooks/key-rotation.md)');
+  return parseKeyRing("CREDENTIALS_KEYS", text, (v) => (parseCredentialKey(v), v));
+}
+
+credentials
+  .command("rotate")
+  .description("re-encrypt every stored credential under the ring's primary key, in batches; resumable, idempotent, safe while the API writes")
+  .option("--batch-size <rows>", "rows per transaction (1-5000)", (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 5000) throw new InvalidArgumentError("rows between 1 and 5000");
+    return n;
+  }, 500)
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { batchSize: number; url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
+    // Ctrl-C stops between batches: what is done stays done, and the next run goes on from there.
+    const interrupt = new AbortController();
+    const onSignal = () => interrupt.abort();
+    process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+    try {
+      const ring = credentialKeys(credentialsRing(conn));
+      const bar = progressBar(`re-encrypting under ${ring.primary}`);
+      const result = await rotateCredentials(sql, ring, { batchSize: opts.batchSize, signal: interrupt.signal, onProgress: bar.update });
+      bar.stop();
+      for (const t of result.tenants) {
+        const from = Object.entries(t.from).map(([k, n]) => `${n} from ${k}`).join(", ");
+        console.log(`${t.slug}: ${t.rotated} re-encrypted${from ? ` (${from})` : ""}${t.conflicts ? `, ${t.conflicts} changed meanwhile and read again` : ""}`);
+        for (const f of t.failed) console.log(`UNREADABLE ${t.slug} ${f.provider}: under key ${f.keyId} (${f.reason}). FIX: ${f.reason === "unknown-key" ? `add key ${f.keyId} to CREDENTIALS_KEYS and run again` : "the shop stores this credential again (PUT)"}`);
+      }
+      const rate = result.seconds > 0 ? Math.round(result.done / result.seconds) : result.done;
+      console.log(`${result.interrupted ? "interrupted" : "done"}: ${result.done - result.failed} of ${result.total} re-encrypted under ${ring.primary} in ${result.seconds.toFixed(1)} s (${rate} rows/s), ${result.conflicts} read again after a concurrent change, ${result.failed} unreadable`);
+      if (result.interrupted) console.log("run it again to finish: it goes on where this one stopped");
+      if (result.leftByConflicts) console.log(`${result.leftByConflicts} row(s) kept changing under another key. FIX: every API instance must run with ${ring.primary} as its primary; then run again`);
+      if (result.failed || result.interrupted || result.leftByConflicts) process.exitCode = 1;
+    } finally {
+      process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+credentials
+  .command("status")
+  .description("stored credentials per key id: a key leaves CREDENTIALS_KEYS only when it holds none")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
+    try {
+      const ring = process.env.CREDENTIALS_KEYS || conn.secrets ? credentialsRing(conn) : undefined;
+      const rows = await credentialKeyStatus(sql);
+      for (const r of rows) {
+        const role = !ring ? "" : r.key_id === ring.primary ? "  primary" : ring.keys.has(r.key_id) ? "  to rotate: npm run cli -- credentials rotate" : "  NOT IN CREDENTIALS_KEYS: these cannot be decrypted";
+        console.log(`${r.key_id}\t${r.rows} row(s)\t${r.tenants} tenant(s)${role}`);
+      }
+      for (const id of ring ? [...ring.keys.keys()].filter((k) => !rows.some((r) => r.key_id === k)) : []) {
+        console.log(`${id}\t0 row(s)\t0 tenant(s)${id === ring!.primary ? "  primary" : "  unused: may leave CREDENTIALS_KEYS"}`);
+      }
+      if (rows.length === 0 && !ring) console.log("no stored credentials");
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
 type As = "owner" | "app" | "bi";
 
 function urlFor(access: Access, as: As): string {
@@ -388,6 +448,7 @@ program
       ...(access.jwtSecret ? [`export JWT_SECRET=${shellQuote(access.jwtSecret)}`] : []),
       ...(access.contextKey ? [`export CONTEXT_KEY=${shellQuote(access.contextKey)}`] : []),
       ...(access.auditAnchorKey ? [`export AUDIT_ANCHOR_KEY=${shellQuote(access.auditAnchorKey)}`] : []),
+      ...(access.credentialsKeys ? [`export CREDENTIALS_KEYS=${shellQuote(access.credentialsKeys)}`] : []),
       ...(access.auditAnchorFile ? [`export AUDIT_ANCHOR_FILE=${shellQuote(access.auditAnchorFile)}`] : []),
       `export API_URL=${shellQuote(access.apiUrl)}`,
     ];

@@ -9,7 +9,9 @@ import { answerClientErrors } from "./http/clientErrors.ts";
 import { loadConfig, ConfigError, type Config } from "./core/config.ts";
 import { addContextKey, contextKeyId, installContextKey, useContextKey } from "./db/contextProof.ts";
 import { createPool, withOwner } from "./db/connections.ts";
-import { openDatabase } from "./setup/localDatabase.ts";
+import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
+import { credentialKeys } from "./core/credentialCipher.ts";
+import { formatKeyRing, type KeyRing } from "./core/keyRing.ts";
 import { logger } from "./core/log.ts";
 import { setPoolMax } from "./core/metrics.ts";
 import { migrate } from "./setup/migrate.ts";
@@ -42,9 +44,17 @@ async function main() {
   useContextKey(contextKey, config.contextProofTtlSeconds);
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
-  const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
+  const rings = localKeyRings(config, db.secrets);
+  const keys = loadTokenKeys({ ...config, jwtSecrets: rings.jwtSecrets });
+  // Production requires CREDENTIALS_KEYS (core/config.ts); the embedded database keeps a ring in
+  // .data/secrets.json; a development run against DATABASE_URL without one gets a key for this run.
+  let credentials = rings.credentialsKeys;
+  if (!credentials) {
+    credentials = { primary: "ephemeral", keys: new Map([["ephemeral", randomBytes(32).toString("hex")]]) };
+    logger.warn("CREDENTIALS_KEYS is not set: credentials stored during this run cannot be decrypted after it (runbooks/key-rotation.md)");
+  }
 
-  if (cluster.isWorker) return serve(config, db, keys, steps, early);
+  if (cluster.isWorker) return serve(config, db, keys, credentials, steps, early);
   try {
     const ran = await migrate(db.ownerUrl, { log: (m) => logger.info(m) });
     logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
@@ -62,17 +72,24 @@ async function main() {
     process.exit(1);
   }
 
-  if (config.webConcurrency > 1) return forkWorkers(config.webConcurrency, db, config.jwtSecret ?? db.secrets?.jwtSecret, contextKey, steps);
-  return serve(config, db, keys, steps, early);
+  if (config.webConcurrency > 1) {
+    // Workers inherit the environment; what came from secrets.json or was made for this run is handed to them.
+    const handed = {
+      ...(config.jwtSecrets || !db.secrets ? {} : { JWT_SECRET: db.secrets.jwtSecret }),
+      ...(config.credentialsKeys ? {} : { CREDENTIALS_KEYS: formatKeyRing(credentials) }),
+    };
+    return forkWorkers(config.webConcurrency, db, handed, contextKey, steps);
+  }
+  return serve(config, db, keys, credentials, steps, early);
 }
 
 type Db = Awaited<ReturnType<typeof openDatabase>>;
 type Steps = Parameters<typeof installShutdown>[1];
 
 /** The primary of WEB_CONCURRENCY workers: they reach the database it set up; it stops them, then it. */
-function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, contextKey: string, steps: Steps): void {
+function forkWorkers(count: number, db: Db, keys: Record<string, string>, contextKey: string, steps: Steps): void {
   // Every worker signs with the key the primary installed.
-  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, CONTEXT_KEY: contextKey, ...(jwtSecret ? { JWT_SECRET: jwtSecret } : {}) };
+  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, CONTEXT_KEY: contextKey, ...keys };
   let stopping = false;
   // Our own count: cluster.workers drops a worker only after both its exit and its disconnect.
   const live = new Set<number>();
@@ -103,7 +120,7 @@ function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, conte
   logger.info({ workers: count }, "API workers starting");
 }
 
-function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (signal: string) => Promise<void>): void {
+function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<string>, steps: Steps, early: (signal: string) => Promise<void>): void {
   const poolOptions = {
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
@@ -121,7 +138,7 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
   const replicas = readReplicas(config, (url) => createPool({ ...poolOptions, url, exportMax: 1, applicationName: "rls-service-shop-replica" }), pool.probe);
   useReplicas(replicas);
   setPoolMax(config.dbPoolMax);
-  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit });
+  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials) });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const admitted = admissionControl(app, {
     limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,

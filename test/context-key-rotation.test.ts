@@ -45,6 +45,8 @@ async function startProcess(contextKey: string) {
     env: {
       ...process.env, NODE_ENV: "production", PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", DB_POOL_MAX: "8",
       DATABASE_URL: scratch.appUrl, DATABASE_OWNER_URL: scratch.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: contextKey, JWT_ISSUER: "rls-service-shop",
+      // Production refuses to start without a credentials key ring (issue 33).
+      CREDENTIALS_KEYS: `*ctx-test=${"cd".repeat(32)}`,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -7,6 +7,7 @@ import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkAnchor, readAnchors, writeAnchors } from "../server/ops/auditAnchor.ts";
+import { singleKeyRing, type KeyRing } from "../server/core/keyRing.ts";
 import { loginProof, type ContextProof } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
@@ -252,7 +253,7 @@ describe("the audit takes no forged events", () => {
 describe("anchors catch what the chain alone cannot", () => {
   const golden = useGolden("anchor");
 
-  async function tamperable(fn: (su: Sql, ownerDb: Sql, tenantId: string, file: string, key: string) => Promise<void>) {
+  async function tamperable(fn: (su: Sql, ownerDb: Sql, tenantId: string, file: string, key: KeyRing<string>) => Promise<void>) {
     await golden.withClone(async (s) => {
       const o = postgres(s.ownerUrl, { max: 1, onnotice: () => {} });
       const su = postgres(superuserUrlFor(s.name), { max: 1, onnotice: () => {} });
@@ -261,7 +262,7 @@ describe("anchors catch what the chain alone cannot", () => {
         const tenantId = golden.tenants[0].id;
         await o`update app.customers set name = name || '.' where tenant_id = ${tenantId}`;
         await o`select app.audit_seal(${tenantId}::uuid)`;
-        await fn(su, o, tenantId, file, "k".repeat(40));
+        await fn(su, o, tenantId, file, singleKeyRing("k".repeat(40)));
       } finally {
         await su.end({ timeout: 5 });
         await o.end({ timeout: 5 });
@@ -275,7 +276,7 @@ describe("anchors catch what the chain alone cannot", () => {
       const mine = anchors.find((x) => x.tenant_id === tenantId)!;
       expect(mine.seq).toBeGreaterThan(0);
       expect(await checkAnchor(o, mine)).toBeNull();
-      expect(readAnchors(file, "another-key-".repeat(4)).forged).toBe(anchors.length);
+      expect(readAnchors(file, singleKeyRing("another-key-".repeat(4))).forged).toBe(anchors.length);
     }));
 
   it("deleting the newest rows is caught", async () =>

@@ -16,7 +16,7 @@ import { migrate } from "../server/setup/migrate.ts";
 import { applyPolicies } from "../server/setup/policies.ts";
 import { provisionDatabase } from "../server/setup/provision.ts";
 import { useTenantPool } from "../server/db/tenantContext.ts";
-import { db, keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
+import { credentialRing, db, keys, makeCustomers, makeTenant, makeUser, tokenFor, type Tenant, type User } from "./fixtures.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
 import { freePort } from "./testDatabase.ts";
 
@@ -53,7 +53,7 @@ beforeAll(async () => {
   }
   pool = createPool({ url: urls.appUrl, max: 4, connectTimeoutMs: 500, statementTimeoutMs: 2000 });
   useTenantPool(pool);
-  app = createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" } });
+  app = createApp({ keys, bodyLimit: "100kb", deployment: { commit_sha: "test", deployed_at: "now" }, credentialKeys: credentialRing });
   server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
   });
@@ -84,6 +84,7 @@ function validBody(method: string, path: string): unknown {
   const id = "8d1e5a8c-0000-4000-8000-000000000000";
   if (path.startsWith("/api/v1/members")) return method === "POST" ? { email: "someone@test.test", role: "staff" } : { role: "staff" };
   if (path === "/api/v1/auth/login") return { email: "someone@test.test", password: "a-password" };
+  if (path.startsWith("/api/v1/integrations")) return { secret: "degraded-mode-secret" };
   if (path.startsWith("/api/v1/vehicles")) return { customer_id: id };
   if (path.endsWith("/lines")) return { description: "Labour", quantity: 1, unit_price_cents: 100 };
   if (path.startsWith("/api/v1/appointments")) return { customer_id: id, starts_at: "2030-01-01T09:00:00Z", ends_at: "2030-01-01T10:00:00Z" };
@@ -103,7 +104,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .filter((r) => r.path.startsWith("/api/v1/"))
     .map((r) => ({
       method: r.method,
-      path: r.path.replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
+      path: r.path.replace(/:provider/, "stripe").replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
       body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.method, r.path) : undefined,
     }));
 }

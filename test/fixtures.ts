@@ -1,6 +1,6 @@
 // Shared fixtures: every test creates the tenants, users and rows it needs through these,
 // as the owner role, with unique names so test files never collide.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
 import type express from "express";
 import postgres from "postgres";
@@ -17,6 +17,7 @@ import { createReplicas, type Replicas } from "../server/db/replicas.ts";
 import { addReachableRoutes } from "./routeProbes.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
+import type { KeyRing } from "../server/core/keyRing.ts";
 
 export type { Role };
 
@@ -24,6 +25,9 @@ export const db = inject("db");
 
 export const keys: TokenKeys = hs256Keys(db.jwtSecret, "rls-service-shop", 900);
 useContextKey(db.contextKey);
+
+/** The credentials key ring of this test file's API (CREDENTIALS_KEYS as bytes). */
+export const credentialRing: KeyRing<Buffer> = { primary: "test-1", keys: new Map([["test-1", randomBytes(32)]]) };
 
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
@@ -84,7 +88,7 @@ export type Api = {
 };
 
 type ApiOptions = {
-  baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number;
+  baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer>;
   /** Hot standbys to read from (as DATABASE_READ_URLS), their lag limit, and how long a monitor poll may wait for an answer. */
   readUrls?: string[]; replicaMaxLagMs?: number; replicaAnswerWithinMs?: number;
   /** Routes a test adds where requests reach them (probes: not in the API document, so asked with fetch). */
@@ -93,7 +97,10 @@ type ApiOptions = {
 
 /** Starts the real app on a free port, against the test database as app_user. */
 export async function startApi(options: ApiOptions = {}): Promise<Api> {
-  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, ...poolOptions } = options;
+  const {
+    baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys,
+    readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, ...poolOptions
+  } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
   const settings = { max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000, acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions };
@@ -107,7 +114,7 @@ export async function startApi(options: ApiOptions = {}): Promise<Api> {
     })
     : undefined;
   const previousReplicas = useReplicas(replicas);
-  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb" });
+  const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing });
   if (probeRoutes) addReachableRoutes(app, probeRoutes);
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {

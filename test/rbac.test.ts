@@ -9,9 +9,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { hashPassword } from "../server/auth/passwords.ts";
+import { encryptCredential } from "../server/core/credentialCipher.ts";
 import { ROLES as roles } from "../server/core/roles.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
-import { db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import { credentialRing, db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const { owner, api } = useApi();
 const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
@@ -67,6 +68,13 @@ async function issued(): Promise<string> {
     await tx`select app.issue_invoice(${id}::uuid)`;
   });
   return id;
+}
+/** A stored credential of `tenant` (encrypted as the API does); its provider names it in the path. */
+async function integration(tenant: Tenant = shop): Promise<string> {
+  const provider = `rbac-${uniq()}`;
+  const envelope = encryptCredential(credentialRing, { tenantId: tenant.id, provider }, `rbac-secret-${uniq()}`);
+  await owner`insert into app.integration_credentials (tenant_id, provider, credential_envelope, last4) values (${tenant.id}, ${provider}, ${envelope}, 'abcd')`;
+  return provider;
 }
 async function member(role: Role = "staff", tenant: Tenant = shop): Promise<User> {
   return makeUser(owner, tenant, role);
@@ -128,6 +136,10 @@ const cases: Record<string, Case> = {
   "DELETE /api/v1/members/:userId": { row: async () => (await member()).id },
   "GET /api/v1/settings": {},
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
+  "GET /api/v1/integrations": {},
+  "PUT /api/v1/integrations/:provider": { row: async () => `rbac-${uniq()}`, body: () => ({ secret: `rbac-secret-${uniq()}` }) },
+  "DELETE /api/v1/integrations/:provider": { row: () => integration() },
+  "POST /api/v1/integrations/:provider/test": { row: () => integration() },
   "GET /api/v1/features": {},
 };
 
@@ -157,6 +169,7 @@ beforeAll(async () => {
     appointments: await appointment(stranger, other),
     invoices: await draft(other, true),
     members: stranger.id,
+    integrations: await integration(other),
   });
   granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
 });
@@ -195,7 +208,9 @@ describe("the role × route matrix, generated from app.role_permissions", () => 
     });
   }
 
-  for (const route of routes.filter((r) => r.path.includes("/:"))) {
+  // PUT names its row by the caller's own key (a provider of its own shop): it stores the caller's
+  // own credential under that name and never reaches another shop's (checked below: untouched).
+  for (const route of routes.filter((r) => r.path.includes("/:") && r.method !== "PUT")) {
     const key = `${route.method} ${route.path}`;
     it(`${key}: another tenant's row is 404 for every role, with or without ${route.permission}`, async () => {
       const c = cases[key];
@@ -206,13 +221,23 @@ describe("the role × route matrix, generated from app.role_permissions", () => 
     });
   }
 
+  it("PUT /api/v1/integrations/:provider with another shop's provider name stores the caller's own (201 or 403), never the other's", async () => {
+    for (const role of roles) {
+      const res = await call(role, "PUT", `/api/v1/integrations/${foreign.integrations}`, { secret: `rbac-secret-${uniq()}` });
+      expect(res.status, role).toBe(holds(role, "integrations:manage") ? (role === "owner" ? 201 : 200) : 403);
+    }
+    const [mine] = await owner`select count(*)::int as n from app.integration_credentials where tenant_id = ${shop.id} and provider = ${foreign.integrations}`;
+    expect(mine.n).toBe(1);
+  });
+
   it("the other tenant's rows were never touched", async () => {
     const [r] = await owner`
       select (select count(*) from app.customers where tenant_id = ${other.id})::int as customers,
              (select status from app.invoices where id = ${foreign.invoices}) as invoice,
              (select count(*) from app.memberships where tenant_id = ${other.id})::int as members,
-             (select count(*) from app.audit_log where tenant_id = ${other.id} and actor_user_id is not null)::int as audited`;
-    expect(r).toEqual({ customers: 4, invoice: "draft", members: 1, audited: 0 });
+             (select count(*) from app.audit_log where tenant_id = ${other.id} and actor_user_id is not null)::int as audited,
+             (select version from app.integration_credentials where tenant_id = ${other.id} and provider = ${foreign.integrations})::int as credential_version`;
+    expect(r).toEqual({ customers: 4, invoice: "draft", members: 1, audited: 0, credential_version: 1 });
   });
 });
 

@@ -71,7 +71,9 @@ run_sql() {
 }
 
 required=(DATABASE_URL DATABASE_OWNER_URL)
-[ "${JWT_ALGORITHM:-HS256}" = "HS256" ] && required+=(JWT_SECRET) || required+=(JWT_PUBLIC_KEY_FILE)
+# Each key: its single variable or its ring (runbooks/key-rotation.md).
+if [ "${JWT_ALGORITHM:-HS256}" = "HS256" ]; then required+=("$([ -n "${JWT_SECRETS:-}" ] && echo JWT_SECRETS || echo JWT_SECRET)")
+else required+=("$([ -n "${JWT_PUBLIC_KEY_FILES:-}" ] && echo JWT_PUBLIC_KEY_FILES || echo JWT_PUBLIC_KEY_FILE)"); fi
 $skip_api || required+=(API_URL)
 for name in "${required[@]}"; do
   if [ -n "${!name:-}" ]; then pass env "env $name is set"

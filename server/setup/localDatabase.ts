@@ -1,16 +1,20 @@
 // Where the database is: DATABASE_URL/DATABASE_OWNER_URL when given, otherwise the embedded
 // server under DATA_DIR, provisioned on first use with passwords kept in DATA_DIR/secrets.json
-// (git-ignored, mode 0600), next to the development JWT secret.
+// (git-ignored, mode 0600), next to the development JWT secret and credentials key ring.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import type { Config } from "../core/config.ts";
+import { parseCredentialKey } from "../core/credentialCipher.ts";
+import { parseKeyRing, singleKeyRing, type KeyRing } from "../core/keyRing.ts";
 import { clusterDir, startEmbedded, type EmbeddedServer } from "./embedded.ts";
 import { logger } from "../core/log.ts";
 import { provisionDatabase, type DatabaseUrls } from "./provision.ts";
 
 export type LocalSecrets = {
   superuser: string; owner: string; app: string; bi: string; jwtSecret: string; contextKey: string; auditAnchorKey: string; biAcme: string;
+  /** The development CREDENTIALS_KEYS ring, in its own syntax. */
+  credentialsKeys: string;
 };
 export type Database = DatabaseUrls & { embedded: boolean; stop: () => Promise<void>; secrets?: LocalSecrets; location: string };
 
@@ -22,6 +26,7 @@ export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
   const fresh = (): LocalSecrets => ({
     superuser: secret(), owner: secret(), app: secret(), bi: secret(), jwtSecret: randomBytes(48).toString("base64url"),
     contextKey: randomBytes(32).toString("hex"), auditAnchorKey: randomBytes(32).toString("hex"), biAcme: secret(),
+    credentialsKeys: `*dev-1=${randomBytes(32).toString("hex")}`,
   });
   if (existsSync(file)) {
     const kept = JSON.parse(readFileSync(file, "utf8")) as Partial<LocalSecrets>;
@@ -34,6 +39,17 @@ export function loadOrCreateSecrets(dataDir: string): LocalSecrets {
   const secrets = fresh();
   writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
+}
+
+/**
+ * The JWT and credentials key rings a process runs with: the configured ones (JWT_SECRET(S),
+ * CREDENTIALS_KEYS), else those of the embedded database's secrets.json (development).
+ */
+export function localKeyRings(config: Config, secrets: LocalSecrets | undefined): { jwtSecrets?: KeyRing<string>; credentialsKeys?: KeyRing<string> } {
+  return {
+    jwtSecrets: config.jwtSecrets ?? (secrets ? singleKeyRing(secrets.jwtSecret) : undefined),
+    credentialsKeys: config.credentialsKeys ?? (secrets ? parseKeyRing("secrets.json credentialsKeys", secrets.credentialsKeys, (v) => (parseCredentialKey(v), v)) : undefined),
+  };
 }
 
 /**
