@@ -22,12 +22,18 @@ import { pgBasebackup, standbyMissingMessage, standbyRequired, startStandby, typ
 const available = pgBasebackup() !== undefined;
 if (!available && !standbyRequired) console.warn(`test/read-replicas.test.ts skipped: ${standbyMissingMessage}`);
 
-/** A tenant read that says which server ran it; not in the API document, so asked with fetch. */
+/**
+ * A tenant read that says which server ran it, as a GET and as a POST that only reads (as
+ * POST /integrations/{provider}/test does); not in the API document, so asked with fetch.
+ */
 function probeRoute(app: express.Express): void {
-  tenantRoutesAt(app, "/customers").get("/served-by/probe", requires("customers:read"), async (req, res) => {
+  const routes = tenantRoutesAt(app, "/customers");
+  const answer: express.RequestHandler = async (req, res) => {
     const [r] = await withTenant(req, (sql) => sql`select pg_is_in_recovery() as standby, inet_server_port() as port, count(*)::int as customers from app.customers`);
     res.json(r);
-  });
+  };
+  routes.get("/served-by/probe", requires("customers:read"), answer);
+  routes.post("/served-by/probe", requires("customers:read", { writes: false }), answer);
 }
 
 const tokenShape = /^1\.[0-9a-f]{16}$/;
@@ -97,6 +103,11 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
 
     it("answers GETs from the standby and writes on the primary, with a consistency token", async () => {
       for (let i = 0; i < 5; i++) expect(await servedBy()).toMatchObject({ standby: true, port: standby.port, customers: 3 });
+      // Only GETs read from replicas: a POST that only reads acts on what its client just wrote.
+      const post = await fetch(`${api!.url}/api/v1/customers/served-by/probe`, { method: "POST", headers: auth() });
+      expect(post.status).toBe(200);
+      expect(await post.json()).toMatchObject({ standby: false });
+      expect(post.headers.get("x-consistency-token")).toBeNull();
       expect((await read(ids[0])).status).toBe(200);
       const created = await create("written on the primary");
       expect(created.status).toBe(201);

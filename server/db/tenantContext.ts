@@ -139,8 +139,10 @@ function route<W extends Work>(req: Request, state: RequestState, writes: boolea
       return result;
     });
   }
-  // A read recorded on a stream (CONTEXT_READ_GUARD=nonce) writes: the primary's.
-  const replica = state.primary || primary.readGuard === "nonce" ? undefined : rs.choose();
+  // Only GETs (and HEADs) read from replicas: a POST that only reads acts on what its client just
+  // wrote. A read recorded on a stream (CONTEXT_READ_GUARD=nonce) writes: the primary's too.
+  const fromReplica = !state.primary && primary.readGuard !== "nonce" && (req.method === "GET" || req.method === "HEAD");
+  const replica = fromReplica ? rs.choose() : undefined;
   const onPrimary = () => attempt(state, writes, open, work, budget, 1, { pool: primary }).then((result) => (rs.served(undefined), result));
   if (!replica) return onPrimary();
   const target: Target = { pool: replica.pool, replica, replayedTo: after === undefined ? undefined : formatLsn(rs.replayable(after)) };

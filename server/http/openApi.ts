@@ -85,11 +85,14 @@ const readsFromReplica =
  * reaches the database a replica. Operations that never reach the database (liveness, metrics,
  * this document) carry none.
  */
-function consistency(method: string, doc: Doc, writes: boolean | undefined, auth: string) {
+function consistency(method: string, doc: Doc, writing: boolean, auth: string) {
   if (doc.primary) return { "served-by": "primary", reason: doc.primary };
-  if (writes ?? method !== "get") {
+  if (writing) {
     const why = method === "get" ? "Its transaction writes" : "It writes";
     return { "served-by": "primary", reason: `${why}: writes go to the primary, and every statement of a writing transaction with them.` };
+  }
+  if (method !== "get") {
+    return { "served-by": "primary", reason: "Only GETs are read from replicas: an action that only reads (such as testing a stored credential) acts on what the client just wrote, so it reads the primary." };
   }
   return auth === "public" ? undefined : { "served-by": "replica", reason: readsFromReplica };
 }
@@ -181,10 +184,12 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
   if (tenantPath && !pathForm) params.push(tenantHeader);
   if (method === "post" && tenantPath) params.push(idempotencyHeader);
   const auth = doc.auth ?? "bearer";
-  const served = consistency(method, doc, writes, auth);
+  // By default every method but GET and HEAD writes (auth/authorize.ts requires()).
+  const writing = writes ?? method !== "get";
+  const served = consistency(method, doc, writing, auth);
   if (served?.["served-by"] === "replica") params.push(consistencyParam);
   // A tenant write answers its token (db/tenantContext.ts); the export's answer leaves before it commits.
-  const stamped = tenantPath && method !== "get" && served?.["served-by"] === "primary";
+  const stamped = tenantPath && method !== "get" && writing;
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(doc.responses)) {
     const headers = stamped && status.startsWith("2") ? { ...r.headers, "X-Consistency-Token": consistencyResponseHeader } : r.headers;
