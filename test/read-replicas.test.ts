@@ -9,6 +9,7 @@ import type express from "express";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requires } from "../server/auth/authorize.ts";
+import { ConfigError, loadConfig } from "../server/core/config.ts";
 import { withTenant } from "../server/db/tenantContext.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { formatLsn, positionOfToken } from "../server/db/walPosition.ts";
@@ -37,6 +38,24 @@ function probeRoute(app: express.Express): void {
 }
 
 const tokenShape = /^1\.[0-9a-f]{16}$/;
+
+describe("DATABASE_READ_URLS and READ_REPLICA_MAX_LAG_MS", () => {
+  it("unset, no replica and a lag limit of 1 s; set, each URL in order, blanks around commas dropped", () => {
+    expect(loadConfig({})).toMatchObject({ databaseReadUrls: [], readReplicaMaxLagMs: 1000 });
+    const urls = "postgres://app_user:p%2Cw@10.0.0.12:5432/shop , postgresql://app_user:x@replica-2/shop";
+    expect(loadConfig({ DATABASE_READ_URLS: urls, READ_REPLICA_MAX_LAG_MS: "250" })).toMatchObject({
+      databaseReadUrls: ["postgres://app_user:p%2Cw@10.0.0.12:5432/shop", "postgresql://app_user:x@replica-2/shop"], readReplicaMaxLagMs: 250,
+    });
+  });
+
+  it("refuses at boot what is not a list of postgres URLs, and a lag limit out of range, naming the key", () => {
+    for (const bad of ["mysql://x/y", "postgres://a/b,,postgres://c/d", "postgres://a/b,", " "]) {
+      expect(() => loadConfig({ DATABASE_READ_URLS: bad }), bad).toThrow(ConfigError);
+      expect(() => loadConfig({ DATABASE_READ_URLS: bad }), bad).toThrow(/DATABASE_READ_URLS/);
+    }
+    expect(() => loadConfig({ READ_REPLICA_MAX_LAG_MS: "5" })).toThrow(/READ_REPLICA_MAX_LAG_MS/);
+  });
+});
 
 describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () => {
   let standby: Standby;
