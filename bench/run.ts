@@ -62,6 +62,8 @@ const OVERLOAD_SECONDS = env("BENCH_OVERLOAD_SECONDS", SECONDS);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 const CONTEXT_KEY = randomBytes(32).toString("hex");
+// Production requires a credentials key ring (issue 33); the bench stores no credentials.
+const CREDENTIALS_KEYS = `*bench=${randomBytes(32).toString("hex")}`;
 
 const log = (...args: unknown[]) => console.error("[bench]", ...args);
 const pick = <T>(xs: T[], i: number) => xs[(i * 7919) % xs.length];
@@ -91,7 +93,7 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
 function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS, extra: Record<string, string> = {}): Promise<Api> {
   return startServer(compiled(dir), dir, nodeOptions, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
-    DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY, ...extra,
+    DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY, CREDENTIALS_KEYS, ...extra,
   });
 }
 

@@ -184,6 +184,16 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
       }
     });
 
+    it("an idempotent replay answers a token too, at or after the first answer's", async () => {
+      const key = { "idempotency-key": `replica-${Date.now()}` };
+      const first = await create("replayed once", key);
+      const again = await create("replayed once", key);
+      expect(again.headers.get("idempotent-replayed")).toBe("true");
+      expect(again.body.id).toBe(first.body.id);
+      const [a, b] = [first, again].map((r) => positionOfToken(r.headers.get("x-consistency-token")!)!);
+      expect(b >= a).toBe(true);
+    });
+
     it("refuses a malformed token with 400 INVALID_CONSISTENCY_TOKEN, on reads and writes", async () => {
       const good = (await create("token source")).headers.get("x-consistency-token")!;
       // Two headers reach the API joined by a comma: refused as well.
