@@ -11,9 +11,9 @@ import { singleKeyRing, type KeyRing } from "../server/core/keyRing.ts";
 import { loginProof, type ContextProof } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
-import { findBiLeaks } from "./isolationProbe.ts";
+import { findBiLeaks, makeBiLogin, type BiLogin } from "./isolationProbe.ts";
 import { appUserSql, asMember, callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, openTenantContext, proofFor, useDatabase, type OpenArgs, type Tenant, type User } from "./fixtures.ts";
-import { runSql, superuserUrlFor, useGolden } from "./scratch.ts";
+import { superuserUrlFor, useGolden } from "./scratch.ts";
 
 const { owner, app } = useDatabase();
 let a: Tenant;
@@ -148,27 +148,22 @@ describe("settings written by hand are no context", () => {
 });
 
 describe("BI logins read the views of their granted tenants, whatever they set", () => {
-  const role = `bi_test_${randomUUID().slice(0, 8)}`;
-  const password = randomBytes(12).toString("hex");
+  let login: BiLogin;
+  let role: string;
   let bi: Sql;
 
   beforeAll(async () => {
-    await runSql(db.superuserUrl, `create role ${role} login password '${password}' in role app_bi`);
     for (const t of [a, b]) {
       const [c] = await owner`select id from app.customers where tenant_id = ${t.id} limit 1`;
       await owner`insert into app.invoices (tenant_id, customer_id) values (${t.id}, ${c.id})`;
     }
-    await owner.begin((tx) => tx`select app.bi_grant(${role}, ${a.id}::uuid)`);
-    const url = new URL(db.biUrl);
-    url.username = role;
-    url.password = password;
-    bi = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    login = await makeBiLogin(db.superuserUrl, owner as unknown as postgres.Sql, a.id);
+    role = login.role;
+    bi = login.connect(db.biUrl) as unknown as Sql;
   });
 
   afterAll(async () => {
-    await bi?.end({ timeout: 5 });
-    await owner`delete from app.bi_grants where role_name = ${role}`;
-    await runSql(db.superuserUrl, `drop role if exists ${role}`);
+    await login?.drop();
   });
 
   it("sees exactly its granted tenant in every view, with or without forged settings", async () => {

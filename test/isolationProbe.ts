@@ -1,7 +1,9 @@
 // Looks for cross-tenant reads as app_user: with tenant A's context, any row of any tenant
 // table whose tenant_id is not A is a leak; without context, any row at all is a leak.
 // Used by the isolation suite and by the canary that proves the suite can fail.
+import { randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
+import { runSql } from "./scratch.ts";
 
 export async function findLeaks(appUrl: string, ownerUrl: string, tenantIds: string[]): Promise<string[]> {
   const owner = postgres(ownerUrl, { max: 1, onnotice: () => {} });
@@ -50,4 +52,35 @@ export async function findBiLeaks(bi: postgres.Sql, owner: postgres.Sql, granted
     }
   }
   return leaks;
+}
+
+export type BiLogin = { role: string; connect: (biUrl: string) => postgres.Sql; drop: () => Promise<void> };
+
+/**
+ * A BI login of its own (a member of app_bi), granted `tenantId` by the owner's audited call.
+ * `connect` opens its connection at a BI URL (the test server's, or a standby's once it replayed the
+ * grant); `drop` closes it, revokes the grant and drops the role.
+ */
+export async function makeBiLogin(superuserUrl: string, owner: postgres.Sql, tenantId: string, prefix = "bi_test"): Promise<BiLogin> {
+  const role = `${prefix}_${randomUUID().slice(0, 8)}`;
+  const password = randomBytes(12).toString("hex");
+  await runSql(superuserUrl, `create role ${role} login password '${password}' in role app_bi`);
+  await owner.begin((tx) => tx`select app.bi_grant(${role}, ${tenantId}::uuid)`);
+  const opened: postgres.Sql[] = [];
+  return {
+    role,
+    connect(biUrl) {
+      const url = new URL(biUrl);
+      url.username = role;
+      url.password = password;
+      const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      opened.push(sql);
+      return sql;
+    },
+    async drop() {
+      await Promise.all(opened.map((sql) => sql.end({ timeout: 5 })));
+      await owner`delete from app.bi_grants where role_name = ${role}`;
+      await runSql(superuserUrl, `drop role if exists ${role}`);
+    },
+  };
 }

@@ -4,7 +4,6 @@
 // reads that send the token back while replay is paused, a replica paused past the lag limit, a
 // replica frozen and then killed under a read load, and what /readyz and /metrics say of it.
 // Each scenario runs its own API (one at a time: the pool and replicas are the process's).
-import { randomBytes, randomUUID } from "node:crypto";
 import type express from "express";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,8 +15,7 @@ import { formatLsn, positionOfToken } from "../server/db/walPosition.ts";
 import { db, makeCustomers, makeTenant, makeUser, ownerSql, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
 import { tenantRoutesAt } from "./routeProbes.ts";
 import { findForgeryLeaks } from "./contextForgery.ts";
-import { findBiLeaks, findLeaks } from "./isolationProbe.ts";
-import { runSql } from "./scratch.ts";
+import { findBiLeaks, findLeaks, makeBiLogin, type BiLogin } from "./isolationProbe.ts";
 import { pgBasebackup, standbyMissingMessage, standbyRequired, startStandby, type Standby } from "./standby.ts";
 
 const available = pgBasebackup() !== undefined;
@@ -256,9 +254,8 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
   // the standby: what it serves is the primary's data under the primary's policies, replayed, and a
   // hole there would be a hole in every replica read.
   describe("isolation on the standby", () => {
-    const biRole = `bi_replica_${randomUUID().slice(0, 8)}`;
-    const biPassword = randomBytes(12).toString("hex");
     let other: Tenant;
+    let login: BiLogin | undefined;
     let bi: postgres.Sql | undefined;
 
     beforeAll(async () => {
@@ -268,19 +265,13 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
         const [c] = await owner`select id from app.customers where tenant_id = ${t.id} limit 1`;
         await owner`insert into app.invoices (tenant_id, customer_id) values (${t.id}, ${c.id})`;
       }
-      await runSql(db.superuserUrl, `create role ${biRole} login password '${biPassword}' in role app_bi`);
-      await owner.begin((tx) => tx`select app.bi_grant(${biRole}, ${shop.id}::uuid)`);
+      login = await makeBiLogin(db.superuserUrl, owner as unknown as postgres.Sql, shop.id, "bi_replica");
       await standby.caughtUp();
-      const url = new URL(standby.url(db.biUrl));
-      url.username = biRole;
-      url.password = biPassword;
-      bi = postgres(url.toString(), { max: 1, onnotice: () => {} });
+      bi = login.connect(standby.url(db.biUrl));
     });
 
     afterAll(async () => {
-      await bi?.end({ timeout: 5 });
-      await owner`delete from app.bi_grants where role_name = ${biRole}`;
-      await runSql(db.superuserUrl, `drop role if exists ${biRole}`);
+      await login?.drop();
     });
 
     it("is a standby, and app_user sees no row across tenants there, with or without a context", async () => {
