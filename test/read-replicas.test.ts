@@ -330,8 +330,10 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
       try {
         const { statuses, slowestMs } = await underLoad(async () => standby.freeze(), 300);
         expect(statuses).toEqual({ 200: expect.any(Number) });
-        // In flight on the frozen replica until its poll gives up (1 s) and its connections end.
-        expect(slowestMs).toBeLessThan(2500);
+        // A read in flight on the frozen replica waits until the next poll (at most 1 s away at this
+        // lag limit) gives up on it (1 s) and ends its connections; then the primary answers. Without
+        // that it would wait for the TCP connection to die. The bound leaves 1 s for a loaded machine.
+        expect(slowestMs).toBeLessThan(3000);
         expect(await servedBy()).toMatchObject({ standby: false });
         const r = await api!.request("GET", "/readyz");
         expect(r.status).toBe(200);
@@ -346,6 +348,7 @@ describe.skipIf(!available && !standbyRequired)("reads from a hot standby", () =
     it("the standby killed under a read load: no 5xx, reads continue from the primary", async () => {
       const { statuses, slowestMs } = await underLoad(() => standby.kill(), 300);
       expect(statuses).toEqual({ 200: expect.any(Number) });
+      // A killed server closes its connections: the reads on it move at once (measured: about 0.2 s).
       expect(slowestMs).toBeLessThan(1000);
       expect(await servedBy()).toMatchObject({ standby: false });
       const r = await api!.request("GET", "/readyz");
