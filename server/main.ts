@@ -28,7 +28,8 @@ import { checkRelease } from "./setup/release.ts";
 import { DEMO_PASSWORD, seedDemo } from "./setup/seed.ts";
 import { installShutdown } from "./http/shutdown.ts";
 import { stopWatchingSchema, watchSchema } from "./http/schemaGate.ts";
-import { probeDatabase, useTenantPool } from "./db/tenantContext.ts";
+import { probeDatabase, useReplicas, useTenantPool } from "./db/tenantContext.ts";
+import { createReplicas, type Replicas } from "./db/replicas.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
@@ -135,8 +136,7 @@ function forkWorkers(count: number, db: Db, keys: Record<string, string>, contex
 }
 
 async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<string>, steps: Steps, early: (signal: string) => Promise<void>): Promise<void> {
-  const pool = createPool({
-    url: db.appUrl,
+  const poolOptions = {
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     statementTimeoutMs: config.dbStatementTimeoutMs,
@@ -147,8 +147,11 @@ async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRi
     prepare: config.dbPrepare,
     readGuard: config.contextReadGuard,
     readProofTtlSeconds: config.contextReadProofTtlSeconds,
-  });
+  };
+  const pool = createPool({ ...poolOptions, url: db.appUrl });
   useTenantPool(pool);
+  const replicas = readReplicas(config, (url) => createPool({ ...poolOptions, url, exportMax: 1, applicationName: "rls-service-shop-replica" }), pool.probe);
+  useReplicas(replicas);
   setPoolMax(config.dbPoolMax);
   if (cluster.isWorker) reportMetricsToPrimary();
   // Read-only, as app_user: is the database at this release? If not, say which command brings it,
@@ -161,7 +164,8 @@ async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRi
   });
   const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
-  installShutdown(server, [{ label: "close database pool", run: async () => (stopWatchingSchema(), pool.end({ timeout: 5 })) }, ...steps]);
+  // The replicas' pools drain alongside the primary's (their monitor stops first, in end()).
+  installShutdown(server, [{ label: "close database pool", run: async () => { stopWatchingSchema(); await Promise.all([pool.end({ timeout: 5 }), replicas?.end()]); } }, ...steps]);
   server.on("listening", () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
@@ -189,6 +193,21 @@ async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRi
     await early("listen-failed");
     process.exit(1);
   });
+}
+
+/**
+ * The hot standbys reads go to (DATABASE_READ_URLS), watched from now on; none when unset, or when
+ * reads write (CONTEXT_READ_GUARD=nonce records each read's proof on the primary: it must run there).
+ */
+function readReplicas(config: Config, pool: (url: string) => ReturnType<typeof createPool>, primary: ReturnType<typeof createPool>["probe"]): Replicas | undefined {
+  if (config.databaseReadUrls.length === 0) return undefined;
+  if (config.contextReadGuard === "nonce") {
+    logger.warn({ replicas: config.databaseReadUrls.length }, "DATABASE_READ_URLS is set but CONTEXT_READ_GUARD=nonce makes every read write its proof's use: reads stay on the primary (use expiry behind PgBouncer to read from replicas; runbooks/scale-out.md)");
+    return undefined;
+  }
+  const replicas = createReplicas({ urls: config.databaseReadUrls, maxLagMs: config.readReplicaMaxLagMs, primary, pool, answerWithinMs: config.dbAcquireTimeoutMs });
+  logger.info({ replicas: replicas.report().replicas.map((r) => r.name), max_lag_ms: config.readReplicaMaxLagMs }, "reads go to hot standbys within the lag limit");
+  return replicas;
 }
 
 main().catch((error) => {

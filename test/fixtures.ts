@@ -2,6 +2,7 @@
 // as the owner role, with unique names so test files never collide.
 import { randomBytes, randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
+import type express from "express";
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
 import { createApp } from "../server/app.ts";
@@ -11,7 +12,9 @@ import { openApiDocument } from "../server/http/openApi.ts";
 import { createPool, type PoolOptions, type Sql } from "../server/db/connections.ts";
 import { streamProof, tenantContextProof, useContextKey, type ContextProof } from "../server/db/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { useTenantPool } from "../server/db/tenantContext.ts";
+import { useReplicas, useTenantPool } from "../server/db/tenantContext.ts";
+import { createReplicas, type Replicas } from "../server/db/replicas.ts";
+import { addReachableRoutes } from "./routeProbes.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
 import type { KeyRing } from "../server/core/keyRing.ts";
@@ -78,24 +81,41 @@ export function tokenFor(user: User, options: { tenant?: Tenant; ttlSeconds?: nu
 
 export type Api = {
   url: string;
+  /** The read replicas it reads from, when started with readUrls. */
+  replicas?: Replicas;
   request: (method: string, path: string, options?: { token?: string; tenant?: string; body?: unknown; headers?: Record<string, string> }) => Promise<{ status: number; body: any; headers: Headers }>;
   close: () => Promise<void>;
 };
 
+type ApiOptions = {
+  baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer>;
+  /** Hot standbys to read from (as DATABASE_READ_URLS), their lag limit, and how long a monitor poll may wait for an answer. */
+  readUrls?: string[]; replicaMaxLagMs?: number; replicaAnswerWithinMs?: number;
+  /** Routes a test adds where requests reach them (probes: not in the API document, so asked with fetch). */
+  probeRoutes?: (app: express.Express) => void;
+} & Partial<Omit<PoolOptions, "url" | "max">>;
+
 /** Starts the real app on a free port, against the test database as app_user. */
-export async function startApi(
-  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer> } & Partial<Omit<PoolOptions, "url" | "max">> = {},
-): Promise<Api> {
-  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys, ...poolOptions } = options;
+export async function startApi(options: ApiOptions = {}): Promise<Api> {
+  const {
+    baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys,
+    readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, ...poolOptions
+  } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
-  const pool = createPool({
-    url: databaseUrl ?? db.appUrl, max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000,
-    acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions,
-  });
+  const settings = { max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000, acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions };
+  const pool = createPool({ ...settings, url: databaseUrl ?? db.appUrl });
   // A second API in the same test file must not leave the first one on its closed pool.
   const previous = useTenantPool(pool);
+  const replicas = readUrls?.length
+    ? createReplicas({
+      urls: readUrls, maxLagMs: replicaMaxLagMs ?? 1000, primary: pool.probe, answerWithinMs: replicaAnswerWithinMs ?? 2000,
+      pool: (url) => createPool({ ...settings, url, exportMax: 1, applicationName: "rls-service-shop-replica" }),
+    })
+    : undefined;
+  const previousReplicas = useReplicas(replicas);
   const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing });
+  if (probeRoutes) addReachableRoutes(app, probeRoutes);
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
     const s = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(s));
@@ -106,6 +126,7 @@ export async function startApi(
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
   return {
     url,
+    replicas,
     async request(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       if (o.token) headers.authorization = `Bearer ${o.token}`;
@@ -153,7 +174,9 @@ export async function startApi(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       const current = useTenantPool(previous);
       if (current !== pool) useTenantPool(current);
-      await pool.end({ timeout: 5 });
+      const currentReplicas = useReplicas(previousReplicas);
+      if (currentReplicas !== replicas) useReplicas(currentReplicas);
+      await Promise.all([pool.end({ timeout: 5 }), replicas?.end()]);
     },
   };
 }
@@ -181,6 +204,9 @@ export function useApi(options: Parameters<typeof startApi>[0] = {}): { owner: S
   const api: Api = {
     get url() {
       return running().url;
+    },
+    get replicas() {
+      return running().replicas;
     },
     request: (...args) => running().request(...args),
     close: async () => {

@@ -10,6 +10,9 @@ export type Config = {
   port: number;
   databaseUrl?: string;
   databaseOwnerUrl?: string;
+  /** app_user URLs of hot standbys that serve reads (DATABASE_READ_URLS); empty: the primary serves everything. */
+  databaseReadUrls: string[];
+  readReplicaMaxLagMs: number;
   jwtAlgorithm: "HS256" | "RS256";
   /** HS256 keys by id (JWT_SECRETS, or JWT_SECRET as the ring of one key `default`): the primary signs, every key verifies. */
   jwtSecrets?: KeyRing<string>;
@@ -55,6 +58,10 @@ const schema = {
     PORT: { type: "integer", minimum: 0, maximum: 65535, default: 3000 },
     DATABASE_URL: { type: "string", pattern: "^postgres(ql)?://" },
     DATABASE_OWNER_URL: { type: "string", pattern: "^postgres(ql)?://" },
+    // Hot standbys for reads (server/db/replicas.ts): comma-separated app_user URLs; a comma inside
+    // one (a password) is written %2C, as any URL writes it.
+    DATABASE_READ_URLS: { type: "string", pattern: "^\\s*postgres(ql)?://[^,\\s]+(\\s*,\\s*postgres(ql)?://[^,\\s]+)*\\s*$" },
+    READ_REPLICA_MAX_LAG_MS: { type: "integer", minimum: 10, maximum: 3600000, default: 1000 },
     JWT_ALGORITHM: { enum: ["HS256", "RS256"], default: "HS256" },
     JWT_SECRET: { type: "string" },
     // Key rings (core/keyRing.ts: "*new=key,old=key", * marks the primary), checked below.
@@ -181,6 +188,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: r.PORT,
     databaseUrl: r.DATABASE_URL,
     databaseOwnerUrl: r.DATABASE_OWNER_URL,
+    databaseReadUrls: r.DATABASE_READ_URLS ? (r.DATABASE_READ_URLS as string).split(",").map((u) => u.trim()) : [],
+    readReplicaMaxLagMs: r.READ_REPLICA_MAX_LAG_MS,
     jwtAlgorithm: r.JWT_ALGORITHM,
     ...rings,
     contextKey: r.CONTEXT_KEY,

@@ -84,6 +84,18 @@ export const roleDefaultsChanged = (settings: string[]) =>
     help: "runbooks/role-defaults.md",
   });
 
+// A read on a replica that has not replayed the client's consistency token (server/db/tenantContext.ts).
+// The primary then answers the read: no client sees this one, unless a replica read escaped that path.
+export const replicaBehind = () =>
+  new UnavailableError("REPLICA_BEHIND", "The read replica has not replayed this client's last write yet; retry shortly.");
+
+// An X-Consistency-Token this API did not write (server/db/walPosition.ts): refused, never ignored,
+// so a client that believes it reads its writes does not silently lose that.
+export const invalidConsistencyToken = () =>
+  new BadRequestError("INVALID_CONSISTENCY_TOKEN", "X-Consistency-Token must be a token this API answered a write with, sent back unchanged.", {
+    help: "docs/api.md#reading-your-writes",
+  });
+
 export const shuttingDown = (cause?: unknown) =>
   new UnavailableError("SHUTTING_DOWN", "This instance is shutting down; retry on another.", { cause });
 

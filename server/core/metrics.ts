@@ -1,6 +1,7 @@
 // Prometheus metrics on GET /metrics: requests by route template and status, latency, error
 // answers by code, 503s (also those written before routing), 304s, authorization denials
-// (RLS/privilege 42501 and HTTP 403), tenant-pool use and audit export bytes. One registry per
+// (RLS/privilege 42501 and HTTP 403), tenant-pool use, audit export bytes and,
+// where replicas serve reads, reads by the server that answered them. One registry per
 // process; route labels are templates (/api/v1/customers/:id), never raw paths. deploy/monitoring/
 // holds the alert rules and the dashboard built on them (test/monitoring.test.ts checks that every
 // name they use is exported here).
@@ -116,6 +117,63 @@ new Gauge({
   },
 });
 const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
+
+// Reads by target, replicas' lag and skips: counted by server/db/replicas.ts as plain numbers
+// (a read adds one to a field, as the route series above do) and read from it when scraped.
+/** What the read replicas report when scraped: each replica by name (host:port), never its URL. */
+export type ReadTargets = {
+  primaryServed: number;
+  replicas: { name: string; state: string; lagSeconds: number | null; served: number; skipped: Record<string, number>; failovers: number }[];
+};
+let readTargets: (() => ReadTargets) | undefined;
+new Counter({
+  name: "db_reads_total", help: "Read transactions answered, by the server that answered: primary, or a replica by host:port (only where DATABASE_READ_URLS is set).",
+  labelNames: ["target"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    const r = readTargets?.();
+    if (!r) return;
+    this.inc({ target: "primary" }, r.primaryServed);
+    for (const x of r.replicas) this.inc({ target: x.name }, x.served);
+  },
+});
+new Gauge({
+  name: "db_replica_lag_seconds", help: "How far a read replica was behind the primary at its last poll (server/db/replicas.ts defines it); absent while unknown.",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) if (x.lagSeconds !== null) this.set({ replica: x.name }, x.lagSeconds);
+  },
+});
+new Gauge({
+  name: "db_replica_usable", help: "1 while a read replica serves reads (state ok), else 0 (lagging, unreachable, not a standby, starting).",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) this.set({ replica: x.name }, x.state === "ok" ? 1 : 0);
+  },
+});
+new Counter({
+  name: "db_replica_skipped_total", help: "Reads a replica did not serve, by reason: lag (over READ_REPLICA_MAX_LAG_MS), unavailable (unreachable, not a standby, starting), behind_token (had not replayed the client's X-Consistency-Token).",
+  labelNames: ["replica", "reason"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) for (const [reason, n] of Object.entries(x.skipped)) this.inc({ replica: x.name, reason }, n);
+  },
+});
+new Counter({
+  name: "db_replica_failovers_total", help: "Reads that failed on a replica (its connection, a recovery conflict, a refused proof) and were answered by the primary.",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) this.inc({ replica: x.name }, x.failovers);
+  },
+});
+
+/** Where the read-target metrics read their values (the tenant-context helper's replicas), or none. */
+export function observeReadTargets(report: (() => ReadTargets) | undefined): void {
+  readTargets = report;
+}
 
 /** Where db_pool_connections_in_use and db_pool_requests_waiting read their values (the tenant-context helper's pool). */
 export function observePool(use: (() => PoolUse) | undefined): void {
