@@ -14,7 +14,8 @@
 // BENCH_BASELINE_NODE_OPTIONS (Node options of that third side only, e.g. to measure a V8 flag),
 // BENCH_OVERLOAD_CONNECTIONS (256: the list of 50 at 16 connections against this many, clients that
 // retry at once and clients that honour Retry-After, bench/overload.ts), BENCH_OVERLOAD_SECONDS
-// (per phase, BENCH_SECONDS), BENCH_ONLY=overload (only that row, with BENCH_BASELINE_DIR's API beside it).
+// (per phase, BENCH_SECONDS), BENCH_ONLY=overload (only that row, with BENCH_BASELINE_DIR's API beside it),
+// BENCH_ONLY=replica (only GET by id with the primary alone against primary + one hot standby, bench/replica.ts).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,10 +23,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
-import { installContextKey, tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
+import { tenantContextProof, useContextKey } from "../server/db/contextProof.ts";
 import { streamGuard, type ProofState } from "../server/db/proofGuards.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { startEmbedded } from "../server/setup/embedded.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
@@ -35,6 +35,7 @@ import { auditRows, exportThroughApi, exportThroughPsql, seedAuditTenant, type E
 import { contextCallCost, contextCallCostPerTransaction, requestShapes } from "./contextCost.ts";
 import { seedBench } from "./seed.ts";
 import { overloadRounds, type OverloadSide } from "./overload.ts";
+import { replicaRow, type ReplicaRow } from "./replica.ts";
 import { percentile, sqlLoad, type LoadResult } from "./sqlLoad.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -55,17 +56,20 @@ const FLOOR_ROUNDS = env("BENCH_FLOOR_ROUNDS", process.env.BENCH_ROUNDS || proce
 // after 1 s the API's first round of GET by id could still read 0.65× of the floor's (bench/README.md).
 const WARMUP_SECONDS = env("BENCH_WARMUP_SECONDS", 3);
 const ONLY = process.env.BENCH_ONLY;
-if (ONLY !== undefined && !["floor", "context", "overload"].includes(ONLY)) throw new Error(`BENCH_ONLY=${ONLY}: only "floor", "context" and "overload" are known`);
+if (ONLY !== undefined && !["floor", "context", "overload", "replica"].includes(ONLY)) throw new Error(`BENCH_ONLY=${ONLY}: only "floor", "context", "overload" and "replica" are known`);
 const OVERLOAD_SECONDS = env("BENCH_OVERLOAD_SECONDS", SECONDS);
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0123";
 const keys: TokenKeys = hs256Keys(JWT_SECRET);
 const CONTEXT_KEY = randomBytes(32).toString("hex");
+// Production requires a credentials key ring (issue 33); the bench stores no credentials.
+const CREDENTIALS_KEYS = `*bench=${randomBytes(32).toString("hex")}`;
 
 const log = (...args: unknown[]) => console.error("[bench]", ...args);
 const pick = <T>(xs: T[], i: number) => xs[(i * 7919) % xs.length];
 const middleOf = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }> {
+/** `superuserUrl`: the embedded server's (the replica row makes its standby with it); none for an external one. */
+async function database(): Promise<DatabaseUrls & { superuserUrl?: string; stop: () => Promise<void> }> {
   if (process.env.DATABASE_URL && process.env.DATABASE_OWNER_URL) {
     return { appUrl: process.env.DATABASE_URL, ownerUrl: process.env.DATABASE_OWNER_URL, biUrl: "", stop: async () => {} };
   }
@@ -73,7 +77,7 @@ async function database(): Promise<DatabaseUrls & { stop: () => Promise<void> }>
   chmodSync(root, 0o755);
   const server = await startEmbedded({ dir: join(root, "pg"), port: await freePort(), superuserPassword: "bench" });
   const urls = await provisionDatabase(server.superuserUrl, "shop_bench", { owner: "bench-owner", app: "bench-app", bi: "bench-bi" });
-  return { ...urls, stop: async () => (await server.stop(), rmSync(root, { recursive: true, force: true })) };
+  return { ...urls, superuserUrl: server.superuserUrl, stop: async () => (await server.stop(), rmSync(root, { recursive: true, force: true })) };
 }
 
 type Api = { url: string; pid: number; stop: () => Promise<void> };
@@ -85,10 +89,13 @@ type Api = { url: string; pid: number; stop: () => Promise<void> };
  * created per request in a defineProperty (esbuild's keepNames) and maps stack traces, which
  * measured about 70 µs of Node CPU per GET that production never pays.
  */
-function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS): Promise<Api> {
+function startApi(urls: DatabaseUrls, workers = 1, dir = process.cwd(), nodeOptions = process.env.BENCH_API_NODE_OPTIONS, extra: Record<string, string> = {}): Promise<Api> {
   return startServer(compiled(dir), dir, nodeOptions, {
     NODE_ENV: "production", LOG_LEVEL: "info", DB_POOL_MAX: String(Math.ceil(POOL / workers)), WEB_CONCURRENCY: String(workers),
-    DATABASE_URL: urls.appUrl, DATABASE_OWNER_URL: urls.ownerUrl, JWT_SECRET, CONTEXT_KEY,
+    DATABASE_URL: urls.appUrl, JWT_SECRET, CONTEXT_KEY, CREDENTIALS_KEYS, ...extra,
+    // This API never uses the owner (the bench deployed already); a baseline from before the deploy
+    // command (BENCH_BASELINE_DIR) still needs the owner's URL to start in production.
+    ...(dir === process.cwd() ? {} : { DATABASE_OWNER_URL: urls.ownerUrl }),
   });
 }
 
@@ -230,9 +237,7 @@ async function main() {
   let cluster: Api | undefined;
   try {
     log("migrating and applying policies");
-    await migrate(urls.ownerUrl);
-    await applyPolicies(urls.ownerUrl);
-    await installContextKey(owner, CONTEXT_KEY);
+    await deploy(urls.ownerUrl, { contextKey: CONTEXT_KEY });
     useContextKey(CONTEXT_KEY);
     log(`seeding ${TENANTS} tenants x ${CUSTOMERS} customers`);
     const data = await seedBench(owner, TENANTS, CUSTOMERS);
@@ -291,7 +296,7 @@ async function main() {
       return { ...r, errors: r.errors + wrong, ...cpu };
     };
     const againstFloor: Record<string, AgainstFloor> = {};
-    if (ONLY !== "overload") {
+    if (ONLY !== "overload" && ONLY !== "replica") {
       floor = await startFloor(urls);
       // The plain floor: the same handler without the two library mends the API and the floor carry
       // (bench/floor.ts), on GET by id only; what a bare Express handler costs as written today.
@@ -547,7 +552,7 @@ async function main() {
 
     // 6. GET by id: one API process against WEB_CONCURRENCY=2 (two workers sharing the port, the
     //    same pool in total), in interleaved rounds; Node CPU counts every process of the tree.
-    if (ONLY !== "overload") {
+    if (ONLY !== "overload" && ONLY !== "replica") {
       try {
         cluster = await startApi(urls, 2);
         const byId = floorShapes[0].http(false);
@@ -565,6 +570,24 @@ async function main() {
         await cluster?.stop();
         cluster = undefined;
       }
+    }
+    // 6b. GET by id with the primary alone against primary + one hot standby on this machine
+    //     (DATABASE_READ_URLS), interleaved rounds (bench/replica.ts).
+    if (!ONLY || ONLY === "replica") {
+      const byId = floorShapes[0].http(false);
+      try {
+        results["GET customer by id, read replica"] = urls.superuserUrl
+          ? await replicaRow({
+            superuserUrl: urls.superuserUrl, appUrl: urls.appUrl, primaryAlone: api, rounds: FLOOR_ROUNDS, seconds: FLOOR_SECONDS, warmupSeconds: WARMUP_SECONDS, log,
+            startApi: (extra) => startApi(urls, 1, process.cwd(), process.env.BENCH_API_NODE_OPTIONS, extra),
+            load: (url, seconds) => httpLoad(url, byId, seconds),
+          })
+          : "not measured: the standby is made from the embedded server (unset DATABASE_URL)";
+      } catch (error) {
+        results["GET customer by id, read replica"] = `failed: ${(error as Error).message}`;
+      }
+      const r = results["GET customer by id, read replica"];
+      if (typeof r === "object") ratios["GET customer by id: primary + standby / primary alone (same machine)"] = (r as ReplicaRow).primary_and_standby.rps / (r as ReplicaRow).primary_alone.rps;
     }
     await api.stop();
     api = undefined;
@@ -793,6 +816,14 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   const one = s.results["GET customer by id, one process (beside WEB_CONCURRENCY=2)"] as Measured | undefined;
   if (two && typeof two === "object" && one) {
     lines.push("", `GET customer by id, WEB_CONCURRENCY=2 against one process (interleaved rounds, median round): ${f(two.rps)} against ${f(one.rps)} req/s; Node CPU ${two.node_cpu_us.toFixed(0)} against ${one.node_cpu_us.toFixed(0)} µs/req (every process of the tree); PostgreSQL ${two.pg_cpu_us.toFixed(0)} against ${one.pg_cpu_us.toFixed(0)} µs/req.`);
+  }
+  const replica = s.results["GET customer by id, read replica"] as ReplicaRow | string | undefined;
+  if (replica && typeof replica === "object") {
+    lines.push("", "GET customer by id, the primary alone against the primary + one hot standby (DATABASE_READ_URLS) on the same machine, interleaved rounds, median round (bench/replica.ts; the standby competes for the same 2 cores):", "",
+      "| side | req/s | p50 / p99 ms | errors | Node CPU µs/req | PostgreSQL CPU µs/req primary / standby | reads the standby answered | rounds req/s |", "|---|---|---|---|---|---|---|---|");
+    for (const [side, r] of Object.entries({ primary_alone: replica.primary_alone, primary_and_standby: replica.primary_and_standby })) {
+      lines.push(`| ${side} | ${f(r.rps)} | ${f(r.p50)} / ${f(r.p99)} | ${r.errors} | ${r.node_cpu_us.toFixed(0)} | ${r.pg_cpu_us.toFixed(0)} / ${r.standby_cpu_us.toFixed(0)} | ${(r.replica_share * 100).toFixed(1)}% | ${replica.rounds[side].join(" / ")} |`);
+    }
   }
   const overload = s.results["overload: GET customer list of 50"] as Record<string, OverloadSide> | undefined;
   if (overload) {

@@ -1,6 +1,6 @@
--- Snapshot of everything policies/ controls, into temp table :snap (psql variable), so
--- deploy/apply-policies.sh can print what an application changed. Used in its transaction.
-create temp table :"snap" on commit drop as
+-- Everything policies/ controls, one row per object: (object, state). The deploy (server/setup/
+-- deploy.ts) reads it before and after applying policy files, in their transaction, and prints
+-- what changed (`deploy/apply-policies.sh`, `npm run cli -- deploy`). Read-only; runs in psql too.
   select 'policy ' || p.schemaname || '.' || p.tablename || '.' || p.policyname as object,
          concat_ws(' | ', p.permissive, p.roles::text, p.cmd, 'using ' || p.qual, 'check ' || p.with_check) as state
     from pg_catalog.pg_policies p where p.schemaname = 'app'

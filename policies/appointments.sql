@@ -23,8 +23,7 @@ end
 $$;
 revoke execute on function app.appointment_status_guard() from public;
 
-drop trigger if exists appointments_status_guard on app.appointments;
-create trigger appointments_status_guard
+create or replace trigger appointments_status_guard
   before insert or update of status on app.appointments
   for each row execute function app.appointment_status_guard();
 
@@ -59,7 +58,6 @@ end
 $$;
 revoke execute on function app.appointment_slot_guard() from public;
 
-drop trigger if exists appointments_slot_guard on app.appointments;
-create trigger appointments_slot_guard
+create or replace trigger appointments_slot_guard
   before insert or update of starts_at, ends_at on app.appointments
   for each row execute function app.appointment_slot_guard();

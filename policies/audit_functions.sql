@@ -1,6 +1,6 @@
 -- The audit trail's functions: the statement-level writer (attached by policies/audit.sql),
 -- explicit events, the per-tenant hash chain (seal, verify, anchor head), the append-only guard
--- and retention. Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- and retention. Re-appliable: create or replace, triggers too.
 
 /* Drops secrets (password hashes, tokens, credentials) from a row image before it is audited. */
 create or replace function app.audit_redact(p_row jsonb) returns jsonb
@@ -62,7 +62,8 @@ create or replace function app.audit_actions() returns text[]
 language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array['audit.export', 'audit.purged', 'auth.login', 'auth.login_failed', 'bi.granted', 'bi.revoked',
-                    'invitation.accepted', 'member.added', 'member.removed', 'member.role_changed', 'settings.changed',
+                    'catalog.change_set_applied', 'catalog.change_set_dry_run', 'catalog.version_restored',
+                    'credentials.key_rotation', 'invitation.accepted', 'member.added', 'member.removed', 'member.role_changed', 'settings.changed',
                     'tenant.exported', 'tenant.resumed', 'tenant.suspended']::text[] $$;
 revoke execute on function app.audit_actions() from public;
 
@@ -264,10 +265,8 @@ declare
   t text;
 begin
   foreach t in array array['audit_log', 'audit_purges'] loop
-    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
-    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
-    execute format('create trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
-    execute format('create trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
+    execute format('create or replace trigger %I before update or delete on app.%I for each row execute function app.audit_append_only()', t || '_append_only', t);
+    execute format('create or replace trigger %I before truncate on app.%I for each statement execute function app.audit_append_only()', t || '_no_truncate', t);
   end loop;
 end
 $$;

@@ -58,3 +58,17 @@ as $$
 $$;
 revoke execute on function app.applied_migrations() from public;
 
+
+/*
+ * The policy versions deploys left in force, newest first (public.policy_deploys), so /readyz
+ * can tell a database behind this release (its version never deployed: SCHEMA_BEHIND) from one a
+ * newer release already deployed (its version deployed, then another). Reveals release hashes only.
+ */
+create or replace function app.deployed_policy_versions()
+returns setof text
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+  select d.policy_version from public.policy_deploys d group by d.policy_version order by max(d.id) desc
+$$;
+revoke execute on function app.deployed_policy_versions() from public;

@@ -28,6 +28,7 @@ as $$
   select case p_permission
     when 'audit:export' then array['audit_export']
     when 'reports:read' then array['reports']
+    when 'integrations:manage' then array['integrations']
     else '{}'::text[] end
 $$;
 revoke execute on function app.features_required_by(text) from public;
@@ -182,11 +183,9 @@ declare
   t record;
 begin
   for t in select v.table_name as tbl, v.entity, v.key_columns from app.versioned_tables() v loop
-    execute format('drop trigger if exists %I on app.%I', t.tbl || '_versioned', t.tbl);
-    execute format('create trigger %I after insert or update or delete on app.%I for each row execute function app.entitlement_record_change(%L, %L)',
+    execute format('create or replace trigger %I after insert or update or delete on app.%I for each row execute function app.entitlement_record_change(%L, %L)',
                    t.tbl || '_versioned', t.tbl, t.entity, t.key_columns);
-    execute format('drop trigger if exists %I on app.%I', t.tbl || '_no_truncate', t.tbl);
-    execute format('create trigger %I before truncate on app.%I for each statement execute function app.entitlements_append_only()',
+    execute format('create or replace trigger %I before truncate on app.%I for each statement execute function app.entitlements_append_only()',
                    t.tbl || '_no_truncate', t.tbl);
   end loop;
 end
@@ -197,10 +196,8 @@ declare
   t text;
 begin
   foreach t in array array['entitlement_versions', 'entitlement_changes'] loop
-    execute format('drop trigger if exists %I on app.%I', t || '_append_only', t);
-    execute format('drop trigger if exists %I on app.%I', t || '_no_truncate', t);
-    execute format('create trigger %I before update or delete on app.%I for each row execute function app.entitlements_append_only()', t || '_append_only', t);
-    execute format('create trigger %I before truncate on app.%I for each statement execute function app.entitlements_append_only()', t || '_no_truncate', t);
+    execute format('create or replace trigger %I before update or delete on app.%I for each row execute function app.entitlements_append_only()', t || '_append_only', t);
+    execute format('create or replace trigger %I before truncate on app.%I for each statement execute function app.entitlements_append_only()', t || '_no_truncate', t);
   end loop;
 end
 $$;
@@ -312,8 +309,7 @@ end
 $$;
 revoke execute on function app.tenant_default_plan() from public;
 
-drop trigger if exists tenants_default_plan on app.tenants;
-create trigger tenants_default_plan after insert on app.tenants for each row execute function app.tenant_default_plan();
+create or replace trigger tenants_default_plan after insert on app.tenants for each row execute function app.tenant_default_plan();
 
 /*
  * The caller's shop's entitlements (features:read): every feature, enabled or not and why. None

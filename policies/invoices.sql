@@ -1,5 +1,5 @@
 -- Invoices: immutability once issued, lines only on drafts, gapless numbering on issue.
--- Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- Re-appliable: create or replace, triggers too.
 
 /*
  * Invoices: draft is free to change; issued → paid | void and paid → void are the only
@@ -72,8 +72,7 @@ $$;
 revoke execute on function app.invoice_guard() from public;
 
 
-drop trigger if exists invoices_guard on app.invoices;
-create trigger invoices_guard
+create or replace trigger invoices_guard
   before insert or update or delete on app.invoices
   for each row execute function app.invoice_guard();
 
@@ -101,8 +100,7 @@ $$;
 revoke execute on function app.invoice_line_guard() from public;
 
 
-drop trigger if exists invoice_lines_guard on app.invoice_lines;
-create trigger invoice_lines_guard
+create or replace trigger invoice_lines_guard
   before insert or update or delete on app.invoice_lines
   for each row execute function app.invoice_line_guard();
 

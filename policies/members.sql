@@ -1,6 +1,6 @@
 -- Members: the owner rules (only an owner grants or removes the owner role; the last owner
 -- stays) and the SECURITY DEFINER functions behind /members (/settings: policies/settings.sql).
--- Re-appliable: create or replace; the trigger is dropped if it exists and created again.
+-- Re-appliable: create or replace, the trigger too.
 
 /*
  * Owner rules on app.memberships, for every writer:
@@ -38,8 +38,7 @@ $$;
 revoke execute on function app.membership_owner_rules() from public;
 
 
-drop trigger if exists memberships_owner_rules on app.memberships;
-create trigger memberships_owner_rules
+create or replace trigger memberships_owner_rules
   before insert or update of role or delete on app.memberships
   for each row execute function app.membership_owner_rules();
 

@@ -18,7 +18,8 @@ insert into rbac_grid values
   ('customers:read',     'Read customers and their vehicles',                                          true,  true,  true,  true,  true),
   ('customers:write',    'Create, change and delete customers and vehicles',                           true,  true,  true,  false, false),
   ('catalog:read',       'Read services and service operations',                                       true,  true,  true,  true,  true),
-  ('catalog:write',      'Create, change and delete services and service operations',                  true,  true,  true,  false, false),
+  ('catalog:write',      'Create, change and delete services and service operations; draft catalog change sets', true,  true,  true,  false, false),
+  ('catalog:approve',    'Approve, reject and apply catalog change sets; restore an earlier catalog version', true,  true,  false, false, false),
   ('appointments:read',  'Read appointments (only those assigned to oneself without appointments:all)', true,  true,  true,  true,  false),
   ('appointments:write', 'Book, change and delete appointments (likewise)',                            true,  true,  true,  true,  false),
   ('appointments:all',   'Every appointment of the shop, not only those assigned to oneself',         true,  true,  true,  false, false),
@@ -34,6 +35,7 @@ insert into rbac_grid values
   ('settings:read',      'Read the shop''s settings (timezone, currency, tax, numbering, terms, slots)', true,  true,  true,  true,  true),
   ('settings:write',     'Change the shop''s name and settings',                                       true,  false, false, false, false),
   ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false),
+  ('integrations:manage', 'Store, list, test and remove third-party credentials (never read back)',   true,  true,  false, false, false),
   ('tenant:export',      'Export every row of the shop as one archive (also while it is suspended)',   true,  false, false, false, false);
 
 -- The grid as (role, permission) pairs.
@@ -73,6 +75,7 @@ as $$
     when 'appointments:write' then array['appointments:read', 'appointments:all']
     when 'customers:write'    then array['customers:read']
     when 'catalog:write'      then array['catalog:read']
+    when 'catalog:approve'    then array['catalog:write', 'catalog:read']
     when 'invoices:write'     then array['invoices:read']
     when 'invoices:issue'     then array['invoices:read']
     when 'invoices:pay'       then array['invoices:read']

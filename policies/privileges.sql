@@ -122,7 +122,22 @@ grant execute on function app.login_outcome(text, text, boolean, integer, intege
 grant execute on function app.get_user() to app_user;
 grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;
+grant execute on function app.deployed_policy_versions() to app_user;
 -- The list of global tables is not secret: /ops/env-sanity reads it to tell tenant tables apart.
 grant execute on function app.global_table_names() to app_user;
+-- The permissions each tenant table's reads and writes need, the same for every shop (published in
+-- runbooks/rbac-matrix.md): the access explainer reads them to know which context to open.
+grant execute on function app.table_read_permissions() to app_user;
+grant execute on function app.table_write_permissions() to app_user;
 grant execute on function app.issue_invoice(uuid) to app_user;
+-- Catalog change sets and versions (policies/catalog_versions.sql): the invoker functions run
+-- under RLS and the catalog's role checks; app.catalog_begin_version (definer) needs catalog:approve.
+grant execute on function app.catalog_begin_version(text, uuid, integer) to app_user;
+grant execute on function app.catalog_approve_change_set(uuid) to app_user;
+grant execute on function app.catalog_reject_change_set(uuid, text) to app_user;
+grant execute on function app.catalog_apply_change_set(uuid) to app_user;
+grant execute on function app.catalog_images_at(integer, integer) to app_user;
+grant execute on function app.catalog_restore(integer) to app_user;
+grant execute on function app.catalog_preview(uuid) to app_user;
+grant execute on function app.catalog_dry_run(uuid) to app_user;
 grant execute on function app.audit_event(text, text, text, jsonb) to app_user;

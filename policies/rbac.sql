@@ -1,6 +1,6 @@
 -- Role checks on writes, next to the tenant isolation they narrow. The matrix itself is
 -- policies/permissions.sql.
--- Re-appliable: each trigger and policy is dropped if it exists and created again.
+-- Re-appliable: each trigger is created or replaced, each policy dropped if it exists and created again.
 
 /*
  * Whether the current transaction may use a permission: in a member's context, it is among the
@@ -96,6 +96,27 @@ $$;
 revoke execute on function app.authorize_invoice_write() from public;
 
 /*
+ * Change sets: a status change needs catalog:approve (approve, reject, apply); any other write
+ * catalog:write. A manager can so draft and edit, and neither approve nor apply.
+ */
+create or replace function app.authorize_change_set_write() returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if app.role_check_applies(tg_relid, coalesce(new.tenant_id, old.tenant_id)) then
+    if tg_op = 'UPDATE' and new.status is distinct from old.status then
+      perform app.require_permission('catalog:approve');
+    else
+      perform app.require_permission(tg_argv[0]);
+    end if;
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke execute on function app.authorize_change_set_write() from public;
+
+/*
  * Appointments: the trigger's argument (appointments:write), and without appointments:all a
  * member writes only appointments assigned to themself, before and after the change.
  */
@@ -132,18 +153,62 @@ as $$
     ('vehicles',           'customers:write',    'app.authorize_write'),
     ('services',           'catalog:write',      'app.authorize_write'),
     ('service_operations', 'catalog:write',      'app.authorize_write'),
+    -- status changes (approve, reject, apply) need catalog:approve instead
+    ('catalog_change_sets',      'catalog:write', 'app.authorize_change_set_write'),
+    ('catalog_change_set_items', 'catalog:write', 'app.authorize_write'),
     -- and appointments:all, unless the appointment is (and stays) assigned to oneself
     ('appointments',       'appointments:write', 'app.authorize_appointment_write'),
     -- status changes need invoices:issue, invoices:pay or invoices:void instead
     ('invoices',           'invoices:write',     'app.authorize_invoice_write'),
     ('invoice_lines',      'invoices:write',     'app.authorize_write'),
     ('invoice_counters',   'invoices:issue',     'app.authorize_write'),
+    ('integration_credentials', 'integrations:manage', 'app.authorize_write'),
     -- and only an owner invites an owner (app.invitation_rules, policies/invitations.sql)
     ('invitations',        'members:manage',     'app.authorize_write'),
     -- replay data, written in the same transaction as an effect that is itself checked
     ('idempotency_keys',   null,                 null)
 $$;
 revoke execute on function app.table_write_permissions() from public;
+
+/*
+ * The permission a read of each tenant table needs: the one its routes name when they open the
+ * context (a route's own permission is what guards a read, app.open_tenant_context). Read by the
+ * access explainer (npm run cli -- explain, GET /api/v1/access/explain), which opens a member's
+ * context for it, and by nothing that enforces: RLS and the opener do. A NULL permission means
+ * the table is read only beside a route's own effect, in that route's context, and says why.
+ * test/access-explain.test.ts fails for a tenant table missing here.
+ */
+create or replace function app.table_read_permissions()
+returns table (table_name text, permission text)
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+  values
+    ('customers',          'customers:read'),
+    ('vehicles',           'customers:read'),
+    ('services',           'catalog:read'),
+    ('service_operations', 'catalog:read'),
+    -- drafts are read by the routes that write them (every change-set route needs catalog:write)
+    ('catalog_change_sets',      'catalog:write'),
+    ('catalog_change_set_items', 'catalog:write'),
+    -- the version history (GET /catalog/versions), read-only to app_user
+    ('catalog_heads',            'catalog:read'),
+    ('catalog_versions',         'catalog:read'),
+    ('catalog_version_changes',  'catalog:read'),
+    ('appointments',       'appointments:read'),
+    ('invoices',           'invoices:read'),
+    ('invoice_lines',      'invoices:read'),
+    -- no route reads it: issuing an invoice (invoices:issue, which opens invoices:read) does
+    ('invoice_counters',   'invoices:read'),
+    ('audit_log',          'audit:read'),
+    -- pending invitations: listed and revoked by the members' managers (GET /members/invitations)
+    ('invitations',        'members:manage'),
+    -- read only by the integrations routes, which manage what they read (metadata, never the secret)
+    ('integration_credentials', 'integrations:manage'),
+    -- replay data, read only by the route whose response it replays, in that route's context
+    ('idempotency_keys',   null)
+$$;
+revoke execute on function app.table_read_permissions() from public;
 
 -- One BEFORE row trigger per table. Its name sorts first ('_' before letters): PostgreSQL fires
 -- row triggers in name order, and a refusal for lack of permission must come before any
@@ -161,9 +226,14 @@ begin
       raise exception 'tenant table app.% has no entry in app.table_write_permissions()', v_name
         using hint = 'Name the permission its writes need in policies/rbac.sql (or NULL with the reason).';
     end if;
-    execute format('drop trigger if exists _authorize_write on %s', t);
-    continue when w.permission is null;
-    execute format('create trigger _authorize_write before insert or update or delete on %s
+    -- Replaced, not dropped and created (ACCESS EXCLUSIVE, readers wait too); dropped only where present.
+    if w.permission is null then
+      if exists (select 1 from pg_catalog.pg_trigger g where g.tgrelid = t and g.tgname = '_authorize_write') then
+        execute format('drop trigger _authorize_write on %s', t);
+      end if;
+      continue;
+    end if;
+    execute format('create or replace trigger _authorize_write before insert or update or delete on %s
                     for each row execute function %s(%L)', t, w.check_function, w.permission);
   end loop;
 end

@@ -42,25 +42,30 @@ $$;
 
 -- The role applying this file (the owner) may `set role app_user` and `set role app_bi`, so
 -- verify/verify_rls.sql can probe isolation as each application role from the owner's
--- connection. Granted only when missing.
+-- connection, and `set role app_views`, to hand the views to app_views (policies/views.sql).
+-- Granted only when missing. PostgreSQL 16 changed both halves:
+--   * membership and the right to SET ROLE are separate ('SET' in pg_has_role), and the ADMIN
+--     OPTION a CREATEROLE role receives on a role it creates comes without SET, so on 16+ the
+--     test is 'SET', not 'MEMBER' (15 knows no 'SET' privilege);
+--   * CREATEROLE no longer lets a role grant any role, only those it holds ADMIN OPTION on: on a
+--     role a superuser or DBA created (app_user, app_bi beforehand), the owner needs it granted.
 do $$
 declare
   r text;
+  v16 constant boolean := pg_catalog.current_setting('server_version_num')::int >= 160000;
 begin
-  foreach r in array array['app_user', 'app_bi'] loop
-    if not pg_catalog.pg_has_role(current_user, r, 'MEMBER') then
-      execute format('grant %I to %I', r, current_user);
+  foreach r in array array['app_user', 'app_bi', 'app_views'] loop
+    if v16 then
+      continue when pg_catalog.pg_has_role(current_user, r, 'SET');
+      if not pg_catalog.pg_has_role(current_user, r, 'MEMBER WITH ADMIN OPTION') then
+        raise exception 'role % may not grant itself % (PostgreSQL 16+: only a role with ADMIN OPTION on a role may grant it)', current_user, r
+          using errcode = '42501', hint = format('as a superuser, once: grant %I to %I with admin option', r, current_user);
+      end if;
+    else
+      continue when pg_catalog.pg_has_role(current_user, r, 'MEMBER');
     end if;
+    execute format('grant %I to %I', r, current_user);
   end loop;
-end
-$$;
-
--- The owner creates the views and hands them to app_views, which needs membership.
-do $$
-begin
-  if not pg_catalog.pg_has_role(current_user, 'app_views', 'MEMBER') then
-    execute format('grant app_views to %I', current_user);
-  end if;
 end
 $$;
 

@@ -2,7 +2,7 @@
 -- The bounds are named CHECKs there; here the timezone's check against pg_timezone_names, the
 -- audit of every change, the readers the domain rules share (invoices.sql: numbering and due
 -- dates; appointments.sql: slots), and the SECURITY DEFINER functions behind /settings.
--- Re-appliable: create or replace; triggers dropped if they exist and created again.
+-- Re-appliable: create or replace, triggers too.
 
 /* The settings of a shop, in the order the API lists them: what the audit compares. */
 create or replace function app.setting_names() returns text[]
@@ -34,8 +34,7 @@ $$;
 revoke execute on function app.tenant_timezone_known() from public;
 
 -- The default (UTC) needs no lookup: the catalog view reads the timezone files (a millisecond).
-drop trigger if exists tenants_timezone_known on app.tenants;
-create trigger tenants_timezone_known
+create or replace trigger tenants_timezone_known
   before insert or update of timezone on app.tenants
   for each row when (new.timezone <> 'UTC') execute function app.tenant_timezone_known();
 
@@ -66,8 +65,7 @@ end
 $$;
 revoke execute on function app.tenant_settings_audit() from public;
 
-drop trigger if exists tenants_settings_audit on app.tenants;
-create trigger tenants_settings_audit
+create or replace trigger tenants_settings_audit
   after update on app.tenants
   for each row
   when ((old.name, old.timezone, old.currency, old.tax_rate_bps, old.invoice_number_prefix, old.payment_terms_days,

@@ -16,11 +16,13 @@ import { answerOtherMethods } from "./http/methodNotAllowed.ts";
 import { metricsEndpoint } from "./core/metrics.ts";
 import { assignRequestId } from "./http/requestId.ts";
 import { drainingRefusal } from "./http/shutdown.ts";
+import { refuseWhenBehind } from "./http/schemaGate.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { invitationRoutes } from "./routes/invitations.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
+import { catalogChangeRoutes } from "./routes/catalogChanges.ts";
 import { vehicleRoutes } from "./routes/vehicles.ts";
 import { appointmentRoutes } from "./routes/appointments.ts";
 import { invoiceRoutes } from "./routes/invoices.ts";
@@ -29,8 +31,11 @@ import { auditRoutes } from "./routes/audit.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { memberRoutes } from "./routes/members.ts";
 import { settingsRoutes } from "./routes/settings.ts";
+import { integrationRoutes } from "./routes/integrations.ts";
+import { wellKnownRoutes } from "./routes/wellKnown.ts";
 import { featureRoutes } from "./routes/features.ts";
 import { exportRoutes } from "./routes/export.ts";
+import { accessRoutes } from "./routes/access.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
 import { opsRoutes, type Deployment } from "./routes/ops.ts";
@@ -40,24 +45,34 @@ import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.
 import { shedWhenSaturated } from "./db/tenantContext.ts";
 import type { TokenKeys } from "./auth/tokens.ts";
 import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "./core/config.ts";
+import type { KeyRing } from "./core/keyRing.ts";
 
-export type AppOptions = { keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment; loginThrottle?: LoginThrottle };
+export type AppOptions = {
+  keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment;
+  /** The credentials key ring (CREDENTIALS_KEYS as bytes: core/credentialCipher.ts credentialKeys). */
+  credentialKeys?: KeyRing<Buffer>;
+  /** Failed-login limits (LOGIN_THROTTLE_*: policies/login_throttle.sql). */
+  loginThrottle?: LoginThrottle;
+};
 
 /** Tenant resources by path under /api/v1: every route of each is registered behind resolveTenant, so its handlers run in a tenant. */
-export function tenantResources(): Record<string, (router: Routes) => void> {
+export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}): Record<string, (router: Routes) => void> {
   return {
     "/customers": customerRoutes,
     "/vehicles": vehicleRoutes,
     "/services": serviceRoutes,
     "/service-operations": serviceOperationRoutes,
+    "/catalog": catalogChangeRoutes,
     "/appointments": appointmentRoutes,
     "/invoices": invoiceRoutes,
     "/reports": reportRoutes,
     "/audit": auditRoutes,
     "/members": memberRoutes,
     "/settings": settingsRoutes,
+    "/integrations": (router) => integrationRoutes(router, options.credentialKeys),
     "/features": featureRoutes,
     "/export": exportRoutes,
+    "/access": accessRoutes,
   };
 }
 
@@ -85,17 +100,18 @@ export function createApp(options: AppOptions): express.Express {
 
   app.use(startRequest);
 
-  // /api/v1 (server/routes/mount.ts): shed before anything is paid for, JSON bodies on writes, then
+  // /api/v1 (server/routes/mount.ts): refused while the database is behind this release (only in a
+  // process that watches it: server/http/schemaGate.ts), shed before anything is paid for, JSON bodies on writes, then
   // the login; every other route authenticates and reads its idempotency key, tenant resources
   // then resolve the tenant. The caller's routes (/me, /tenants) after the tenant resources, which
   // nearly every request is.
-  const api = [shedWhenSaturated, jsonBody(options.bodyLimit)];
+  const api = [refuseWhenBehind, shedWhenSaturated, jsonBody(options.bodyLimit)];
   authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys, options.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
   // Accepting an invitation: public too, the token is the credential.
   invitationRoutes(mountRoutes(app, "/api/v1/invitations", api));
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
-  for (const [path, routes] of Object.entries(tenantResources())) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
+  for (const [path, routes] of Object.entries(tenantResources(options))) routes(mountRoutes(app, `/api/v1${path}`, inTenant));
   meRoutes(mountRoutes(app, "/api/v1", authenticated));
   // Platform administration: no tenant; the database opens its context only for a platform admin.
   platformRoutes(mountRoutes(app, "/api/v1/platform", authenticated));
@@ -107,6 +123,7 @@ export function createApp(options: AppOptions): express.Express {
     responses: { 200: { description: "Prometheus text format", contentType: "text/plain" } },
   }), metricsEndpoint);
   app.use(docsRoutes());
+  app.use(wellKnownRoutes(options.keys));
   app.use("/ops", opsRoutes(options.keys, options.deployment));
 
   // A path that exists, asked with a method it does not have: 405 with Allow, token or not (the

@@ -5,16 +5,22 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig } from "./core/config.ts";
-import { checkAnchor, lifecycleAfter, purgeOf, readAnchors, writeAnchors } from "./ops/auditAnchor.ts";
+import { verifyAudit, writeAnchors } from "./ops/auditAnchor.ts";
+import { credentialKeyStatus, rotateCredentials } from "./ops/credentialRotation.ts";
+import { credentialKeys, parseCredentialKey } from "./core/credentialCipher.ts";
+import { parseKeyRing, singleKeyRing, type KeyRing } from "./core/keyRing.ts";
+import { progressBar } from "./ops/progressBar.ts";
 import { sealValues, verifyValues, writeTextfile } from "./ops/auditMetrics.ts";
 import { addContextKey, contextKeyId, installContextKey } from "./db/contextProof.ts";
 import { connectOnce, type Sql } from "./db/connections.ts";
 import { localAccess, shellQuote, type Access } from "./ops/localAccess.ts";
-import { openDatabase } from "./setup/localDatabase.ts";
-import { migrate } from "./setup/migrate.ts";
+import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
+import { deploy, type DeployOptions, type DeployReport } from "./setup/deploy.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
 import { tenantCommands } from "./ops/tenants.ts";
+import { explainAsOperator, renderExplanation } from "./ops/accessExplain.ts";
+import { EXPLAIN_ACTIONS, type ExplainAction } from "./db/accessExplainer.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { routeInventory } from "./http/routeInventory.ts";
@@ -36,7 +42,7 @@ program
   .action(async (opts: { email: string; tenant?: string; ttl?: number }) => {
     const config = loadConfig();
     const db = await openDatabase(config);
-    const sql = connectOnce(db.ownerUrl);
+    const sql = connectOnce(ownerUrlOf(db));
     try {
       const [user] = await sql`select id from app.users where lower(email) = lower(${opts.email})`;
       if (!user) throw new Error(`no user with email ${opts.email}`);
@@ -48,7 +54,7 @@ program
         if (!member) throw new Error(`${opts.email} is not a member of tenant ${opts.tenant}`);
         tenantId = member.id;
       }
-      const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
+      const keys = loadTokenKeys({ ...config, jwtSecrets: localKeyRings(config, db.secrets).jwtSecrets });
       process.stdout.write(`${signAccessToken(keys, { userId: user.id, tenantId }, opts.ttl)}\n`);
     } finally {
       await sql.end({ timeout: 5 });
@@ -56,15 +62,66 @@ program
     }
   });
 
-program
+/** Milliseconds, at least `min`. */
+function ms(min: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`whole milliseconds, at least ${min}`);
+    return n;
+  };
+}
+
+/** Where deploy and migrate connect: --url, DATABASE_OWNER_URL, or the local embedded database (started for the command). */
+async function deployTarget(url?: string): Promise<{ url: string; stop: () => Promise<void>; contextKey?: string }> {
+  const given = url ?? process.env.DATABASE_OWNER_URL;
+  if (given) return { url: given, stop: async () => {}, contextKey: process.env.CONTEXT_KEY };
+  const db = await openDatabase(loadConfig());
+  return { url: ownerUrlOf(db), stop: db.stop, contextKey: process.env.CONTEXT_KEY ?? db.secrets?.contextKey };
+}
+
+async function runDeploy(opts: { url?: string; lockTimeoutMs: number; retryForMs: number }, options: DeployOptions, requireKey: boolean): Promise<DeployReport> {
+  const target = await deployTarget(opts.url);
+  try {
+    const contextKey = options.only?.includes("context-key") === false ? undefined : target.contextKey;
+    if (requireKey && !contextKey) {
+      throw new Error("set CONTEXT_KEY (64 to 128 hex characters) to the key the API instances run with, or pass --no-context-key to leave the installed key as it is");
+    }
+    return await deploy(target.url, { ...options, contextKey, lockTimeoutMs: opts.lockTimeoutMs, retryForMs: opts.retryForMs, log: (line) => console.log(line) });
+  } finally {
+    await target.stop();
+  }
+}
+
+const lockOptions = (command: Command) =>
+  command
+    .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+    .option("--lock-timeout-ms <ms>", "longest wait for any one lock; traffic queued behind the deploy waits no longer", ms(10), 2000)
+    .option("--retry-for-ms <ms>", "how long lock timeouts are retried, and another deploy awaited, before giving up", ms(0), 600_000);
+
+lockOptions(program
+  .command("deploy")
+  .description("bring the database to this release, as the owner role: pending migrations, changed policy files, CONTEXT_KEY added beside the installed context keys (never replacing them). " +
+    "One deploy at a time (advisory lock); every lock waits at most --lock-timeout-ms and is retried; a deploy that changes nothing takes no lock; " +
+    "an edited applied migration stops it. deploy/deploy.sh snapshots first"))
+  .option("--no-context-key", "leave the installed context key as it is (CONTEXT_KEY not needed)")
+  .option("--reapply-policies", "apply every policy file, changed or not (repairs drift; deploy/apply-policies.sh)")
+  .option("--only <steps>", "a comma-separated subset of migrations, policies, context-key")
+  .action(async (opts: { url?: string; lockTimeoutMs: number; retryForMs: number; contextKey: boolean; reapplyPolicies?: boolean; only?: string }) => {
+    const only = opts.only?.split(",").map((x) => x.trim()) as DeployOptions["only"];
+    for (const step of only ?? []) if (!["migrations", "policies", "context-key"].includes(step)) throw new Error(`--only: ${step} is not one of migrations, policies, context-key`);
+    const steps = (only ?? ["migrations", "policies", "context-key"]).filter((x) => opts.contextKey || x !== "context-key");
+    const report = await runDeploy(opts, { only: steps, reapplyPolicies: opts.reapplyPolicies }, steps.includes("context-key"));
+    if (report.policies.applied.length > 0) console.log(report.policies.changes.length ? report.policies.changes.join("\n") : "no changes");
+    console.log(report.unchanged ? "deploy: nothing to do" : `deploy: done${report.retries ? ` (${report.retries} lock timeouts retried)` : ""}`);
+  });
+
+lockOptions(program
   .command("migrate")
-  .description("apply pending migrations from sql/ as the owner role (deploy/migrate.sh snapshots first)")
-  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
+  .description("the migrations step of the deploy alone (deploy/migrate.sh snapshots first): pending migrations from sql/, as the owner role, under the deploy's lock"))
   .option("--down", "undo the last migration instead (only one that carries a Down Migration section)")
-  .action(async (opts: { url?: string; down?: boolean }) => {
-    const url = opts.url ?? process.env.DATABASE_OWNER_URL;
-    if (!url) throw new Error("set DATABASE_OWNER_URL (or --url) to the owner role connection URL");
-    const ran = await migrate(url, { direction: opts.down ? "down" : "up", count: opts.down ? 1 : undefined, log: (m) => console.error(String(m)) });
+  .action(async (opts: { url?: string; lockTimeoutMs: number; retryForMs: number; down?: boolean }) => {
+    const report = await runDeploy(opts, { only: ["migrations"], down: opts.down }, false);
+    const ran = opts.down ? report.migrations.undone : report.migrations.applied;
     console.log(ran.length ? `${opts.down ? "undone" : "applied"}: ${ran.join(", ")}` : "migrations at head: nothing to apply");
   });
 
@@ -76,14 +133,30 @@ async function ownerConnection(url?: string) {
   if (given) return { sql: connectOnce(given), stop: async () => {}, secrets: undefined, dataDir: loadConfig().dataDir };
   const config = loadConfig();
   const db = await openDatabase(config);
-  return { sql: connectOnce(db.ownerUrl), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
+  return { sql: connectOnce(ownerUrlOf(db)), stop: db.stop, secrets: db.secrets, dataDir: config.dataDir };
 }
 
-/** The anchor key and file: AUDIT_ANCHOR_KEY / AUDIT_ANCHOR_FILE, else the local development ones. */
-function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: string }, file?: string) {
-  const key = process.env.AUDIT_ANCHOR_KEY ?? conn.secrets?.auditAnchorKey;
-  if (!key || key.length < 32) throw new Error("set AUDIT_ANCHOR_KEY (32+ characters; keep it away from the database's writers, runbooks/audit-anchors.md)");
-  return { key, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
+/** The owner's URL of the configured database, or why there is none. */
+function ownerUrlOf(db: Awaited<ReturnType<typeof openDatabase>>): string {
+  if (!db.ownerUrl) throw new Error("set DATABASE_OWNER_URL (or --url) to the owner role connection URL: with DATABASE_URL set, the embedded database is not used");
+  return db.ownerUrl;
+}
+
+/**
+ * The anchor key ring and file: AUDIT_ANCHOR_KEYS (a ring: "*new=key,old=key") or AUDIT_ANCHOR_KEY
+ * (the ring of one key, `default`), and AUDIT_ANCHOR_FILE, else the local development ones.
+ */
+function anchorSettings(conn: { secrets?: { auditAnchorKey: string }; dataDir: string }, file?: string): { ring: KeyRing<string>; file: string } {
+  const { AUDIT_ANCHOR_KEYS: text, AUDIT_ANCHOR_KEY: single } = process.env;
+  if (text && single) throw new Error("set AUDIT_ANCHOR_KEYS or AUDIT_ANCHOR_KEY, not both (AUDIT_ANCHOR_KEY=k is the ring \"*default=k\")");
+  const atLeast32 = (v: string) => {
+    if (v.length < 32) throw new Error("must be 32 characters or more (keep it away from the database's writers, runbooks/audit-anchors.md)");
+    return v;
+  };
+  const key = single ?? conn.secrets?.auditAnchorKey;
+  if (!text && !key) throw new Error("set AUDIT_ANCHOR_KEY or the ring AUDIT_ANCHOR_KEYS (32+ characters each; keep them away from the database's writers, runbooks/audit-anchors.md)");
+  const ring = text ? parseKeyRing("AUDIT_ANCHOR_KEYS", text, atLeast32) : singleKeyRing(atLeast32(key!));
+  return { ring, file: file ?? process.env.AUDIT_ANCHOR_FILE ?? join(resolve(conn.dataDir), "audit-anchors.jsonl") };
 }
 
 const metricsDirFlag = "--metrics-dir <dir>";
@@ -135,11 +208,11 @@ audit
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     try {
-      const { key, file } = anchorSettings(conn, opts.file);
+      const { ring, file } = anchorSettings(conn, opts.file);
       if (opts.seal) for (const t of await tenantsFor(sql)) await sql`select app.audit_seal(${t.id}::uuid)`;
-      const anchors = await writeAnchors(sql, file, key);
+      const anchors = await writeAnchors(sql, file, ring);
       for (const x of anchors) console.log(`anchored ${x.slug}: position ${x.seq} ${x.hash.slice(0, 16)}…`);
-      console.log(`${anchors.length} tenant(s) anchored in ${file}`);
+      console.log(`${anchors.length} tenant(s) anchored in ${file} (key ${ring.primary})`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -159,42 +232,13 @@ audit
     const conn = await ownerConnection(opts.url);
     const { sql, stop } = conn;
     let broken = 0;
-    let unsealed = 0;
     try {
-      const settings = process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
-      const anchors = settings ? readAnchors(settings.file, settings.key) : { latest: new Map(), forged: 0 };
-      if (!settings) console.log("note: no AUDIT_ANCHOR_KEY: chains are checked without anchors (deleting the newest rows is not detectable)");
-      if (anchors.forged) {
-        broken++;
-        console.log(`BROKEN anchor file ${settings?.file}: ${anchors.forged} line(s) whose signature does not verify. FIX: treat as a security incident; compare with your copy of the anchor log.`);
-      }
+      const anchors = process.env.AUDIT_ANCHOR_KEY || process.env.AUDIT_ANCHOR_KEYS || conn.secrets ? anchorSettings(conn, opts.file) : undefined;
       const tenants = await tenantsFor(sql, opts.tenant);
-      for (const t of tenants) {
-        if (opts.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
-        const latest = anchors.latest.get(t.id);
-        // A purge or re-import after the anchor replaced the anchored chain by design (tenant purge|import).
-        const lifecycle = latest ? await lifecycleAfter(sql, latest) : null;
-        const anchor = lifecycle ? undefined : latest;
-        if (lifecycle?.note) console.log(`note ${t.slug}: ${lifecycle.note}`);
-        const anchorProblem = lifecycle?.problem ?? (anchor ? await checkAnchor(sql, anchor) : null);
-        if (anchorProblem) {
-          broken++;
-          console.log(`BROKEN ${t.slug}: ${anchorProblem}. FIX: treat as a security incident (runbooks/audit-anchors.md); restore the audit from a snapshot to compare.`);
-          continue;
-        }
-        const [r] = await sql`select * from app.audit_verify(${t.id}::uuid)`;
-        unsealed += Number(r.unsealed ?? 0);
-        if (r.problem) {
-          broken++;
-          console.log(`BROKEN ${t.slug}: chain position ${r.broken_seq}${r.audit_id ? ` (audit id ${r.audit_id})` : ""}: ${r.problem}. ` +
-            `FIX: treat as a security incident (runbooks/incident-cross-tenant-leak.md); restore the audit from a snapshot to compare.`);
-        } else {
-          const purged = anchor && (await purgeOf(sql, anchor));
-          console.log(`ok ${t.slug}: ${r.sealed} rows chained${Number(r.unsealed) ? `, ${r.unsealed} not yet sealed` : ""}` +
-            (anchor ? `, anchored position ${anchor.seq} ${purged || "intact"}` : ", no anchor yet"));
-        }
-      }
-      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed }))}`);
+      const result = await verifyAudit(sql, tenants, { anchors, seal: opts.seal });
+      for (const line of result.lines) console.log(line);
+      broken = result.broken;
+      if (opts.metricsDir) console.log(`wrote ${await writeTextfile(opts.metricsDir, "audit_verify", verifyValues({ tenants: tenants.length, broken, unsealed: result.unsealed }))}`);
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
@@ -224,6 +268,32 @@ program
     } finally {
       await sql.end({ timeout: 5 });
       await stop();
+    }
+  });
+
+program
+  .command("explain")
+  .description("why a member may or may not act on a tenant table, step by step, from what the database enforces: the member's real context, the real statement, in a transaction rolled back (runbooks/access-questions.md)")
+  .requiredOption("--tenant <slug>", "the shop (slug or id)")
+  .requiredOption("--user <email>", "the account asked about")
+  .requiredOption("--table <table>", "a tenant table (runbooks/rbac-matrix.md lists them)")
+  .requiredOption("--action <action>", EXPLAIN_ACTIONS.join(", "), (v: string) => {
+    if (!(EXPLAIN_ACTIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(EXPLAIN_ACTIONS.join(", "));
+    return v as ExplainAction;
+  })
+  .option("--id <id>", "the row (its key); an update or delete needs one, an insert copies it")
+  .option("--json", "print the explanation as the API answers it")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { tenant: string; user: string; table: string; action: ExplainAction; id?: string; json?: boolean; url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    try {
+      const key = process.env.CONTEXT_KEY ?? conn.secrets?.contextKey;
+      if (!key) throw new Error("set CONTEXT_KEY to the key the API runs with: the explainer opens the member's context with the API's proof");
+      const explanation = await explainAsOperator(conn.sql, key, opts);
+      process.stdout.write(opts.json ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
+    } finally {
+      await conn.sql.end({ timeout: 5 });
+      await conn.stop();
     }
   });
 
@@ -271,7 +341,7 @@ bi
   });
 
 tenantCommands(program.command("tenant").description("a shop's life: create with its owner's invitation, suspend, resume, export, import, purge (runs as the owner role)"), ownerConnection,
-  (conn) => (process.env.AUDIT_ANCHOR_KEY || conn.secrets ? anchorSettings(conn) : undefined));
+  (conn) => (process.env.AUDIT_ANCHOR_KEY || process.env.AUDIT_ANCHOR_KEYS || conn.secrets ? anchorSettings(conn) : undefined));
 featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program
@@ -297,7 +367,7 @@ function keyFromEnv(): string {
 
 contextKeys
   .command("install")
-  .description("install CONTEXT_KEY as the database's only key (npm start does this itself; for databases set up by a DBA)")
+  .description("install CONTEXT_KEY as the database's only key at once, refusing every other (development's npm start does this itself; a deploy adds its key instead)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
     const key = keyFromEnv();
@@ -309,7 +379,7 @@ contextKeys
 
 contextKeys
   .command("add")
-  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys")
+  .description("rotation step 1: accept proofs under CONTEXT_KEY beside the installed keys (the deploy's context-key step does the same)")
   .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL)")
   .action(async (opts: { url?: string }) => {
     const key = keyFromEnv();
@@ -357,6 +427,77 @@ contextKeys
     });
   });
 
+const credentials = program.command("credentials").description("the tenants' third-party credentials and their key ring, CREDENTIALS_KEYS (runs as the owner role, across tenants)");
+
+/** The credentials key ring: CREDENTIALS_KEYS, else the local development one (secrets.json). */
+function credentialsRing(conn: { secrets?: { credentialsKeys: string } }): KeyRing<string> {
+  const text = process.env.CREDENTIALS_KEYS || conn.secrets?.credentialsKeys;
+  if (!text) throw new Error('set CREDENTIALS_KEYS to the ring the API runs with, e.g. "*new=<64 hex>,old=<64 hex>" (runbooks/key-rotation.md)');
+  return parseKeyRing("CREDENTIALS_KEYS", text, (v) => (parseCredentialKey(v), v));
+}
+
+credentials
+  .command("rotate")
+  .description("re-encrypt every stored credential under the ring's primary key, in batches; resumable, idempotent, safe while the API writes")
+  .option("--batch-size <rows>", "rows per transaction (1-5000)", (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 5000) throw new InvalidArgumentError("rows between 1 and 5000");
+    return n;
+  }, 500)
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { batchSize: number; url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
+    // Ctrl-C stops between batches: what is done stays done, and the next run goes on from there.
+    const interrupt = new AbortController();
+    const onSignal = () => interrupt.abort();
+    process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+    try {
+      const ring = credentialKeys(credentialsRing(conn));
+      const bar = progressBar(`re-encrypting under ${ring.primary}`);
+      const result = await rotateCredentials(sql, ring, { batchSize: opts.batchSize, signal: interrupt.signal, onProgress: bar.update });
+      bar.stop();
+      for (const t of result.tenants) {
+        const from = Object.entries(t.from).map(([k, n]) => `${n} from ${k}`).join(", ");
+        console.log(`${t.slug}: ${t.rotated} re-encrypted${from ? ` (${from})` : ""}${t.conflicts ? `, ${t.conflicts} changed meanwhile and read again` : ""}`);
+        for (const f of t.failed) console.log(`UNREADABLE ${t.slug} ${f.provider}: under key ${f.keyId} (${f.reason}). FIX: ${f.reason === "unknown-key" ? `add key ${f.keyId} to CREDENTIALS_KEYS and run again` : "the shop stores this credential again (PUT)"}`);
+      }
+      const rate = result.seconds > 0 ? Math.round(result.done / result.seconds) : result.done;
+      console.log(`${result.interrupted ? "interrupted" : "done"}: ${result.done - result.failed} of ${result.total} re-encrypted under ${ring.primary} in ${result.seconds.toFixed(1)} s (${rate} rows/s), ${result.conflicts} read again after a concurrent change, ${result.failed} unreadable`);
+      if (result.interrupted) console.log("run it again to finish: it goes on where this one stopped");
+      if (result.leftByConflicts) console.log(`${result.leftByConflicts} row(s) kept changing under another key. FIX: every API instance must run with ${ring.primary} as its primary; then run again`);
+      if (result.failed || result.interrupted || result.leftByConflicts) process.exitCode = 1;
+    } finally {
+      process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
+credentials
+  .command("status")
+  .description("stored credentials per key id: a key leaves CREDENTIALS_KEYS only when it holds none")
+  .option("--url <url>", "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)")
+  .action(async (opts: { url?: string }) => {
+    const conn = await ownerConnection(opts.url);
+    const { sql, stop } = conn;
+    try {
+      const ring = process.env.CREDENTIALS_KEYS || conn.secrets ? credentialsRing(conn) : undefined;
+      const rows = await credentialKeyStatus(sql);
+      for (const r of rows) {
+        const role = !ring ? "" : r.key_id === ring.primary ? "  primary" : ring.keys.has(r.key_id) ? "  to rotate: npm run cli -- credentials rotate" : "  NOT IN CREDENTIALS_KEYS: these cannot be decrypted";
+        console.log(`${r.key_id}\t${r.rows} row(s)\t${r.tenants} tenant(s)${role}`);
+      }
+      for (const id of ring ? [...ring.keys.keys()].filter((k) => !rows.some((r) => r.key_id === k)) : []) {
+        console.log(`${id}\t0 row(s)\t0 tenant(s)${id === ring!.primary ? "  primary" : "  unused: may leave CREDENTIALS_KEYS"}`);
+      }
+      if (rows.length === 0 && !ring) console.log("no stored credentials");
+    } finally {
+      await sql.end({ timeout: 5 });
+      await stop();
+    }
+  });
+
 type As = "owner" | "app" | "bi";
 
 function urlFor(access: Access, as: As): string {
@@ -395,6 +536,7 @@ program
       ...(access.jwtSecret ? [`export JWT_SECRET=${shellQuote(access.jwtSecret)}`] : []),
       ...(access.contextKey ? [`export CONTEXT_KEY=${shellQuote(access.contextKey)}`] : []),
       ...(access.auditAnchorKey ? [`export AUDIT_ANCHOR_KEY=${shellQuote(access.auditAnchorKey)}`] : []),
+      ...(access.credentialsKeys ? [`export CREDENTIALS_KEYS=${shellQuote(access.credentialsKeys)}`] : []),
       ...(access.auditAnchorFile ? [`export AUDIT_ANCHOR_FILE=${shellQuote(access.auditAnchorFile)}`] : []),
       `export API_URL=${shellQuote(access.apiUrl)}`,
     ];

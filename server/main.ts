@@ -1,22 +1,35 @@
-// `npm start`: configuration, database (embedded unless DATABASE_URL is set), migrations,
-// policies, demo seed (development, first start), then the API, with graceful shutdown.
-// WEB_CONCURRENCY > 1 (production on several cores): this process does the set-up once, then
-// forks that many workers (node:cluster) that share the port, each with its own pool of
-// DB_POOL_MAX connections; SIGTERM drains the workers, then stops the database.
+// `npm start` and `node dist/main.js`: configuration, the database, then the API, with graceful
+// shutdown.
+//   * Development (the embedded database, or DATABASE_URL with DATABASE_OWNER_URL): this process
+//     deploys at every start, through the same code as `npm run cli -- deploy` (migrations,
+//     policies, the context key: each skipped when already applied), and seeds the demo once.
+//   * Production (NODE_ENV=production): this process holds app_user's DATABASE_URL, CONTEXT_KEY
+//     and the JWT key, and never connects as the owner; deploying is a separate step. It checks,
+//     read-only, that the database is at its release, and refuses API requests (503
+//     SCHEMA_BEHIND) until it is (server/http/schemaGate.ts). So instances start in any order
+//     and in any number, before or after the deploy, and none changes the schema under another.
+// WEB_CONCURRENCY > 1 (production on several cores): this process does the above once, then forks
+// that many workers (node:cluster) that share the port, each with its own pool of DB_POOL_MAX
+// connections and app_user's URL only; a scrape of /metrics answers all workers' sum; SIGTERM
+// drains the workers, then stops the database.
 import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { answerClientErrors } from "./http/clientErrors.ts";
 import { loadConfig, ConfigError, type Config } from "./core/config.ts";
-import { addContextKey, contextKeyId, installContextKey, useContextKey } from "./db/contextProof.ts";
-import { createPool, withOwner } from "./db/connections.ts";
-import { openDatabase } from "./setup/localDatabase.ts";
+import { contextKeyId, useContextKey } from "./db/contextProof.ts";
+import { createPool } from "./db/connections.ts";
+import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
+import { credentialKeys } from "./core/credentialCipher.ts";
+import { formatKeyRing, type KeyRing } from "./core/keyRing.ts";
 import { logger } from "./core/log.ts";
-import { setPoolMax } from "./core/metrics.ts";
-import { migrate } from "./setup/migrate.ts";
-import { applyPolicies } from "./setup/policies.ts";
+import { aggregateWorkerMetrics, reportMetricsToPrimary, setPoolMax } from "./core/metrics.ts";
+import { deploy } from "./setup/deploy.ts";
+import { checkRelease } from "./setup/release.ts";
 import { DEMO_PASSWORD, seedDemo } from "./setup/seed.ts";
 import { installShutdown } from "./http/shutdown.ts";
-import { useTenantPool } from "./db/tenantContext.ts";
+import { stopWatchingSchema, watchSchema } from "./http/schemaGate.ts";
+import { probeDatabase, useReplicas, useTenantPool } from "./db/tenantContext.ts";
+import { createReplicas, type Replicas } from "./db/replicas.ts";
 import { loadTokenKeys, type TokenKeys } from "./auth/tokens.ts";
 import { createApp } from "./app.ts";
 import { createHttpServer } from "./http/httpServer.ts";
@@ -34,6 +47,7 @@ async function main() {
     throw error;
   }
 
+  const production = config.nodeEnv === "production";
   const db = await openDatabase(config, (line) => logger.debug({ postgres: line }), { supervise: true });
   // Production requires CONTEXT_KEY (core/config.ts); the embedded database keeps its own in
   // .data/secrets.json; a development run against DATABASE_URL without one gets a fresh key.
@@ -41,37 +55,56 @@ async function main() {
   useContextKey(contextKey, config.contextProofTtlSeconds);
   const steps = [{ label: "stop embedded database", run: db.stop, timeoutMs: 15_000 }];
   const early = installShutdown(undefined, steps);
-  const keys = loadTokenKeys({ ...config, jwtSecret: config.jwtSecret ?? db.secrets?.jwtSecret });
-
-  if (cluster.isWorker) return serve(config, db, keys, steps, early);
-  try {
-    const ran = await migrate(db.ownerUrl, { log: (m) => logger.info(m) });
-    logger.info({ migrations: ran }, ran.length ? "migrations applied" : "migrations at head");
-    await applyPolicies(db.ownerUrl);
-    logger.info("policies applied");
-    // Production adds its key beside those installed, so an instance started during a key
-    // rotation leaves the other instances' key accepted (runbooks/key-rotation.md); development
-    // keeps one key.
-    await withOwner(db.ownerUrl, (owner) => (config.nodeEnv === "production" ? addContextKey(owner, contextKey).then(() => undefined) : installContextKey(owner, contextKey)));
-    logger.info({ key_id: contextKeyId(contextKey) }, "context key installed");
-    if (config.seedDemo && config.nodeEnv !== "production" && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
-  } catch (error) {
-    logger.fatal({ err: error }, "database set-up failed");
-    await early("setup-failed");
-    process.exit(1);
+  const rings = localKeyRings(config, db.secrets);
+  const keys = loadTokenKeys({ ...config, jwtSecrets: rings.jwtSecrets });
+  // Production requires CREDENTIALS_KEYS (core/config.ts); the embedded database keeps a ring in
+  // .data/secrets.json; a development run against DATABASE_URL without one gets a key for this run.
+  let credentials = rings.credentialsKeys;
+  if (!credentials) {
+    credentials = { primary: "ephemeral", keys: new Map([["ephemeral", randomBytes(32).toString("hex")]]) };
+    logger.warn("CREDENTIALS_KEYS is not set: credentials stored during this run cannot be decrypted after it (runbooks/key-rotation.md)");
   }
 
-  if (config.webConcurrency > 1) return forkWorkers(config.webConcurrency, db, config.jwtSecret ?? db.secrets?.jwtSecret, contextKey, steps);
-  return serve(config, db, keys, steps, early);
+  if (cluster.isWorker) return serve(config, db, keys, credentials, steps, early);
+  // Compare with `npm run cli -- context-key status`: the database must hold this key (runbooks/context-key.md).
+  logger.info({ key_id: contextKeyId(contextKey) }, "context key");
+  if (production && config.databaseOwnerUrl) {
+    logger.warn("DATABASE_OWNER_URL is set, and the production API does not use it: deploy with `npm run cli -- deploy`, and keep the owner's credentials out of the API's environment");
+  }
+  if (!production && db.ownerUrl) {
+    try {
+      // Development keeps one key: the embedded database serves this API alone. A production
+      // deploy (npm run cli -- deploy) adds its key beside the installed ones instead.
+      const report = await deploy(db.ownerUrl, { contextKey, contextKeyOnly: true, log: (line) => logger.info(line) });
+      logger.info({ migrations: report.migrations.applied, policies: report.policies.applied.length, context_key: report.contextKey },
+        report.unchanged ? "deploy: nothing to do, migrations at head" : "deploy done");
+      if (config.seedDemo && (await seedDemo(db.ownerUrl, { biPassword: db.secrets?.biAcme }))) logger.info("demo data seeded");
+    } catch (error) {
+      logger.fatal({ err: error }, "database set-up failed");
+      await early("setup-failed");
+      process.exit(1);
+    }
+  }
+
+  if (config.webConcurrency > 1) {
+    // Workers inherit the environment; what came from secrets.json or was made for this run is handed to them.
+    const handed = {
+      ...(config.jwtSecrets || !db.secrets ? {} : { JWT_SECRET: db.secrets.jwtSecret }),
+      ...(config.credentialsKeys ? {} : { CREDENTIALS_KEYS: formatKeyRing(credentials) }),
+    };
+    return forkWorkers(config.webConcurrency, db, handed, contextKey, steps);
+  }
+  return serve(config, db, keys, credentials, steps, early);
 }
 
 type Db = Awaited<ReturnType<typeof openDatabase>>;
 type Steps = Parameters<typeof installShutdown>[1];
 
 /** The primary of WEB_CONCURRENCY workers: they reach the database it set up; it stops them, then it. */
-function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, contextKey: string, steps: Steps): void {
-  // Every worker signs with the key the primary installed.
-  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, CONTEXT_KEY: contextKey, ...(jwtSecret ? { JWT_SECRET: jwtSecret } : {}) };
+function forkWorkers(count: number, db: Db, keys: Record<string, string>, contextKey: string, steps: Steps): void {
+  // Every worker signs with the key the primary installed, and gets app_user's URL only.
+  const env = { DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: "", CONTEXT_KEY: contextKey, ...keys };
+  aggregateWorkerMetrics();
   let stopping = false;
   // Our own count: cluster.workers drops a worker only after both its exit and its disconnect.
   const live = new Set<number>();
@@ -102,9 +135,8 @@ function forkWorkers(count: number, db: Db, jwtSecret: string | undefined, conte
   logger.info({ workers: count }, "API workers starting");
 }
 
-function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (signal: string) => Promise<void>): void {
-  const pool = createPool({
-    url: db.appUrl,
+async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRing<string>, steps: Steps, early: (signal: string) => Promise<void>): Promise<void> {
+  const poolOptions = {
     max: config.dbPoolMax,
     connectTimeoutMs: config.dbConnectTimeoutMs,
     statementTimeoutMs: config.dbStatementTimeoutMs,
@@ -115,17 +147,25 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     prepare: config.dbPrepare,
     readGuard: config.contextReadGuard,
     readProofTtlSeconds: config.contextReadProofTtlSeconds,
-  });
+  };
+  const pool = createPool({ ...poolOptions, url: db.appUrl });
   useTenantPool(pool);
+  const replicas = readReplicas(config, (url) => createPool({ ...poolOptions, url, exportMax: 1, applicationName: "rls-service-shop-replica" }), pool.probe);
+  useReplicas(replicas);
   setPoolMax(config.dbPoolMax);
-  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, loginThrottle: config.loginThrottle });
+  if (cluster.isWorker) reportMetricsToPrimary();
+  // Read-only, as app_user: is the database at this release? If not, say which command brings it,
+  // refuse API requests, and ask again until it is.
+  await watchSchema(() => probeDatabase(checkRelease));
+  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials), loginThrottle: config.loginThrottle });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const admitted = admissionControl(app, {
     limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,
   });
   const server = createHttpServer(app, admitted).listen(config.port, config.host);
   answerClientErrors(server);
-  installShutdown(server, [{ label: "close database pool", run: () => pool.end({ timeout: 5 }) }, ...steps]);
+  // The replicas' pools drain alongside the primary's (their monitor stops first, in end()).
+  installShutdown(server, [{ label: "close database pool", run: async () => { stopWatchingSchema(); await Promise.all([pool.end({ timeout: 5 }), replicas?.end()]); } }, ...steps]);
   server.on("listening", () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
@@ -153,6 +193,21 @@ function serve(config: Config, db: Db, keys: TokenKeys, steps: Steps, early: (si
     await early("listen-failed");
     process.exit(1);
   });
+}
+
+/**
+ * The hot standbys reads go to (DATABASE_READ_URLS), watched from now on; none when unset, or when
+ * reads write (CONTEXT_READ_GUARD=nonce records each read's proof on the primary: it must run there).
+ */
+function readReplicas(config: Config, pool: (url: string) => ReturnType<typeof createPool>, primary: ReturnType<typeof createPool>["probe"]): Replicas | undefined {
+  if (config.databaseReadUrls.length === 0) return undefined;
+  if (config.contextReadGuard === "nonce") {
+    logger.warn({ replicas: config.databaseReadUrls.length }, "DATABASE_READ_URLS is set but CONTEXT_READ_GUARD=nonce makes every read write its proof's use: reads stay on the primary (use expiry behind PgBouncer to read from replicas; runbooks/scale-out.md)");
+    return undefined;
+  }
+  const replicas = createReplicas({ urls: config.databaseReadUrls, maxLagMs: config.readReplicaMaxLagMs, primary, pool, answerWithinMs: config.dbAcquireTimeoutMs });
+  logger.info({ replicas: replicas.report().replicas.map((r) => r.name), max_lag_ms: config.readReplicaMaxLagMs }, "reads go to hot standbys within the lag limit");
+  return replicas;
 }
 
 main().catch((error) => {

@@ -11,6 +11,7 @@ import { rmSync } from "node:fs";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { checkAnchor, readAnchors, writeAnchors, type Anchor } from "../server/ops/auditAnchor.ts";
+import { singleKeyRing } from "../server/core/keyRing.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { run, superuserUrlFor, useGolden, type Scratch } from "./scratch.ts";
 
@@ -45,7 +46,7 @@ async function withChain(fn: (c: Chain) => Promise<void>): Promise<void> {
       s, owner, tenant, file,
       async anchor() {
         await owner`select app.audit_seal(${tenant.id}::uuid)`;
-        return (await writeAnchors(owner, file, key)).find((a) => a.tenant_id === tenant.id)!;
+        return (await writeAnchors(owner, file, singleKeyRing(key))).find((a) => a.tenant_id === tenant.id)!;
       },
       async grow() {
         await owner`insert into app.customers ${owner([1, 2, 3].map((i) => ({ tenant_id: tenant.id, name: `later ${i}` })), "tenant_id", "name")}`;
@@ -98,7 +99,7 @@ describe("deleting anchored history out of band is BROKEN", () => {
       await c.grow();
       expect(await c.positions()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
       await c.tamper(`delete from app.audit_log where tenant_id = '${c.tenant.id}' and seq <= ${anchor.seq}`);
-      expect(await checkAnchor(c.owner, readAnchors(c.file, key).latest.get(c.tenant.id)!)).toBe(
+      expect(await checkAnchor(c.owner, readAnchors(c.file, singleKeyRing(key)).latest.get(c.tenant.id)!)).toBe(
         "anchored position 6 is missing, and no purge recorded by app.audit_purge covers it (rows deleted out of band)");
       expect(await c.chainCheck()).toMatchObject({
         broken_seq: 1, problem: "rows at positions 1 to 6 are missing (deleted), and no purge recorded by app.audit_purge covers them",

@@ -25,12 +25,13 @@ const auditOf = (requestId: string) =>
   owner`select tenant_id, actor_user_id, actor_role, request_id, action, entity, entity_id, change from app.audit_log where request_id = ${requestId} order by id`;
 
 describe("every mutation is audited in its own transaction", () => {
-  it("every tenant table except the audit itself carries the three audit triggers", async () => {
-    const missing = await owner`
-      select t::text as name from app.tenant_tables() t
-       where (select c.relname from pg_class c where c.oid = t) <> all (app.append_only_table_names())
-         and (select count(*) from pg_trigger g where g.tgrelid = t and g.tgname in ('audit_insert', 'audit_update', 'audit_delete')) <> 3`;
-    expect(missing.map((r) => `${r.name}: FIX apply policies/audit.sql`)).toEqual([]);
+  it("every audited tenant table carries the three audit triggers, and the exempted ones (the audit itself, caches, bookkeeping) none", async () => {
+    const wrong = await owner`
+      select t::text as name, (select count(*)::int from pg_trigger g where g.tgrelid = t and g.tgname in ('audit_insert', 'audit_update', 'audit_delete')) as triggers,
+             c.relname = any (app.audited_table_names()) as audited
+        from app.tenant_tables() t join pg_class c on c.oid = t`;
+    expect(wrong.filter((r) => r.audited).length).toBeGreaterThan(5);
+    expect(wrong.filter((r) => r.triggers !== (r.audited ? 3 : 0)).map((r) => `${r.name}: ${r.triggers} audit triggers. FIX apply policies/audit.sql`)).toEqual([]);
   });
 
   it("a scripted workload over the API writes exactly one audit row per mutated row, with actor, role and request id", async () => {
@@ -45,7 +46,7 @@ describe("every mutation is audited in its own transaction", () => {
       { method: "POST", path: () => "/api/v1/appointments", body: () => ({ customer_id: customerId, vehicle_id: vehicleId, starts_at: "2032-01-01T10:00:00Z", ends_at: "2032-01-01T11:00:00Z" }), expect: [["insert", "appointments"]] },
       { method: "POST", path: () => "/api/v1/invoices", body: () => ({ customer_id: customerId, appointment_id: appointmentId }), expect: [["insert", "invoices"]] },
       { method: "POST", path: () => `/api/v1/invoices/${invoiceId}/lines`, body: () => ({ service_operation_id: operationId, quantity: 2 }), expect: [["insert", "invoice_lines"]] },
-      { method: "POST", path: () => `/api/v1/invoices/${invoiceId}/issue`, expect: [["insert", "invoice_counters"], ["update", "invoices"]] },
+      { method: "POST", path: () => `/api/v1/invoices/${invoiceId}/issue`, expect: [["update", "invoices"]] },
       { method: "DELETE", path: () => `/api/v1/vehicles/${vehicleId}`, expect: [] },
     );
     for (const step of steps) {

@@ -13,6 +13,11 @@ import type { Request } from "express";
 import { attachRequestState } from "../server/core/requestContext.ts";
 import { useTenantPool, withTenant } from "../server/db/tenantContext.ts";
 import { db, keys, makeCustomers, makeTenant, makeUser, tokenFor, useDatabase, type Tenant, type User } from "./fixtures.ts";
+import { waitFor } from "./waits.ts";
+
+// Times are judged against the alternative each bound rules out, with room for a busy 2-core
+// machine: a request that did not give up would wait for a held connection released only after the
+// assertion, or for an acquire timeout of several seconds; "at once" is well under that.
 
 const { owner } = useDatabase();
 let tenant: Tenant;
@@ -83,7 +88,7 @@ describe("taking a connection", () => {
     const res = await get("/api/v1/customers?limit=1");
     expect([res.status, res.body.error.code, res.retryAfter]).toEqual([503, "DATABASE_BUSY", "1"]);
     expect(res.ms).toBeGreaterThanOrEqual(290);
-    expect(res.ms).toBeLessThan(1000);
+    expect(res.ms).toBeLessThan(3000);
     held.pop()!.release();
     expect((await get("/api/v1/customers?limit=1")).status).toBe(200);
   });
@@ -92,13 +97,14 @@ describe("taking a connection", () => {
     await startApi({ max: 1, maxWaiting: 2, acquireTimeoutMs: 5000 });
     held.push(await pool!.acquire());
     const waiting = [get("/api/v1/customers?limit=1"), get("/api/v1/customers?limit=1")];
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => pool!.stats().waiting === 2, { what: "two requests waiting for the connection" });
     const shed = await get("/api/v1/customers?limit=1");
     expect([shed.status, shed.body.error.code, shed.retryAfter]).toEqual([503, "OVERLOADED", "1"]);
-    expect(shed.ms).toBeLessThan(250);
+    // At once: well under the 5 s a queued request would wait.
+    expect(shed.ms).toBeLessThan(2500);
     const [healthz, readyz] = [await get("/healthz"), await get("/readyz")];
     expect([healthz.status, readyz.status]).toEqual([200, 200]);
-    expect(Math.max(healthz.ms, readyz.ms)).toBeLessThan(250);
+    expect(Math.max(healthz.ms, readyz.ms)).toBeLessThan(2500);
     held.pop()!.release();
     expect((await Promise.all(waiting)).map((r) => r.status)).toEqual([200, 200]);
   });
@@ -115,7 +121,7 @@ describe("exports", () => {
     for (let i = 0; i < 5; i++) {
       const list = await get("/api/v1/customers?limit=1");
       expect(list.status).toBe(200);
-      expect(list.ms).toBeLessThan(1000);
+      expect(list.ms).toBeLessThan(2500);
     }
   }, 30_000);
 
@@ -155,10 +161,12 @@ describe("server-side timeouts", () => {
     await startApi({ idleInTransactionTimeoutMs: 300 });
     const started = performance.now();
     const error = await withTenant(asRequest(), async (sql) => {
-      await sql`select 1`;
-      await new Promise((r) => setTimeout(r, 800));
+      const [{ pid }] = await sql`select pg_backend_pid() as pid`;
+      // Idle in the transaction until the server has ended the session (not a guess of how long that takes).
+      await waitFor(async () => (await owner`select 1 from pg_stat_activity where pid = ${pid}`).length === 0, { what: "the server to end the idle session" });
     }).then(() => undefined, (e: unknown) => e);
     expect(error).toMatchObject({ status: 503, code: "DATABASE_UNAVAILABLE" });
+    // Ended by the 300 ms timeout, not by the role's 10 s backstop.
     expect(performance.now() - started).toBeLessThan(5000);
   });
 

@@ -1,16 +1,18 @@
 // CONTEXT_KEY rotates with no refused request (issue 33): the database accepts proofs under the
 // old and the new key while the instances roll over (a proof names its key id), then the old key
-// is retired. Under a load of 16 clients: instance A runs with the old key, the new one is added,
-// instance B starts with it (a production start adds its key beside the others), the load moves
-// to B, A stops, the new key is promoted and the old one retired.
-import { spawn } from "node:child_process";
+// is retired. Under a load of 16 clients: instance A runs with the old key, the deploy runs with
+// the new one (`npm run cli -- deploy`, which adds its key beside the installed ones: one that
+// replaced them would refuse A's requests from then on), instance B starts with it in production
+// (app_user's URL only, no owner credentials), the load moves to B, A stops, the new key is
+// promoted and the old one retired.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contextKeyId } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import postgres from "postgres";
 import { callOpener, db, guardOn, makeCustomers, makeTenant, makeUser, proofFor, startApi, tokenFor, type Api, type Tenant, type User } from "./fixtures.ts";
-import { createGolden, type Scratch } from "./scratch.ts";
+import { startInstance, stopInstance } from "./instances.ts";
+import { createGolden, run, type Scratch } from "./scratch.ts";
 
 // A database of its own: the rotation retires the suite's key, which the files running beside
 // this one must keep.
@@ -39,32 +41,6 @@ afterAll(async () => {
   await scratch?.drop();
 });
 
-/** An API process in production mode with its own CONTEXT_KEY; resolves with its URL once it listens. */
-async function startProcess(contextKey: string) {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-    env: {
-      ...process.env, NODE_ENV: "production", PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info", DB_POOL_MAX: "8",
-      DATABASE_URL: scratch.appUrl, DATABASE_OWNER_URL: scratch.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: contextKey, JWT_ISSUER: "rls-service-shop",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (c) => (out += c));
-  child.stderr!.on("data", (c) => (out += c));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /"port":(\d+),"embedded":false[^\n]*"msg":"API listening"/.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
-      }
-    }, 50);
-    void exited.then((code) => (clearInterval(timer), reject(new Error(`the second instance exited (${code}):\n${out}`))));
-  });
-  return { url, stop: async () => (child.kill("SIGTERM"), await exited) };
-}
-
 describe("CONTEXT_KEY rotation", () => {
   it("rolls from the old key to the new one under a load of 16 clients with no refused request", async () => {
     const next = randomBytes(32).toString("hex");
@@ -85,14 +61,22 @@ describe("CONTEXT_KEY rotation", () => {
         outcomes[key] = (outcomes[key] ?? 0) + 1;
       }
     });
+    const refusals = () => Object.entries(outcomes).filter(([k]) => !/^20[01]$/.test(k));
     const served = async (n: number) => {
       const start = Object.values(outcomes).reduce((x, y) => x + y, 0);
       while (Object.values(outcomes).reduce((x, y) => x + y, 0) < start + n) await new Promise((r) => setTimeout(r, 20));
     };
+    let deployed = { code: -1, output: "" };
     try {
       await served(200);
-      await owner`select app.add_context_key(decode(${next}, 'hex'))`;
-      const b = await startProcess(next);
+      // The release's deploy, as an operator runs it, with the next key: nothing else to do, so
+      // it only adds the key. A keeps serving on the old key meanwhile and after.
+      deployed = await run("node_modules/.bin/tsx", ["server/cli.ts", "deploy"], { DATABASE_OWNER_URL: scratch.ownerUrl, CONTEXT_KEY: next });
+      await served(200);
+      expect(refusals(), `A's requests after the deploy: ${JSON.stringify(outcomes)}`).toEqual([]);
+      const b = await startInstance({
+        NODE_ENV: "production", DATABASE_URL: scratch.appUrl, CONTEXT_KEY: next, JWT_SECRET: db.jwtSecret, JWT_ISSUER: "rls-service-shop", DB_POOL_MAX: "8",
+      });
       try {
         await served(200);
         target = b.url;
@@ -105,13 +89,15 @@ describe("CONTEXT_KEY rotation", () => {
       } finally {
         running = false;
         await Promise.all(load);
-        await b.stop();
+        await stopInstance(b);
       }
     } finally {
       running = false;
+      await Promise.allSettled(load);
     }
-    const refused = Object.entries(outcomes).filter(([k]) => !/^20[01]$/.test(k));
-    expect(refused, JSON.stringify(outcomes)).toEqual([]);
+    expect(refusals(), JSON.stringify(outcomes)).toEqual([]);
+    expect(deployed.output).toContain("context key: added");
+    expect(deployed.code).toBe(0);
     // And the retired key opens nothing any more.
     await expect(app.begin(async (tx) => {
       const args = { userId: boss.id, tenantRefs: [shop.slug], permission: "customers:read" };

@@ -36,10 +36,16 @@ export function forgeries(replay: { context: string; seal: string }): Forgery[] 
   ];
 }
 
-/** Leaks found: rows read or rows written under a forged context, per relation and forgery. */
-export async function findForgeryLeaks(appUrl: string, ownerUrl: string, member: { userId: string; tenantId: string }): Promise<string[]> {
+/**
+ * Leaks found: rows read or rows written under a forged context, per relation and forgery. The
+ * forgeries run on `probeUrl` (app_user on a hot standby of the same server: test/read-replicas),
+ * by default the primary itself; the sealed settings they replay are always the primary's.
+ */
+export async function findForgeryLeaks(appUrl: string, ownerUrl: string, member: { userId: string; tenantId: string }, probeUrl = appUrl): Promise<string[]> {
   const owner = postgres(ownerUrl, { max: 1, onnotice: () => {} });
-  const app = postgres(appUrl, { max: 1, onnotice: () => {} });
+  const app = postgres(probeUrl, { max: 1, onnotice: () => {} });
+  // A standby refuses every write as read-only (25006) before RLS is asked; the primary must refuse it by RLS (42501).
+  const refused = probeUrl === appUrl ? ["42501"] : ["42501", "25006"];
   const leaks: string[] = [];
   try {
     const relations = (await owner`
@@ -63,7 +69,7 @@ export async function findForgeryLeaks(appUrl: string, ownerUrl: string, member:
           await f.forge(tx, member.tenantId);
           return tx`insert into app.customers (tenant_id, name) values (${member.tenantId}, 'forged') returning id`;
         })
-        .then((rows) => rows.length, (error: { code?: string }) => (error.code === "42501" ? 0 : Promise.reject(error)));
+        .then((rows) => rows.length, (error: { code?: string }) => (refused.includes(error.code ?? "") ? 0 : Promise.reject(error)));
       if (written > 0) leaks.push(`app.customers: a row written after ${f.name}`);
       await app`reset all`;
     }

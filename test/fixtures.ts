@@ -1,7 +1,8 @@
 // Shared fixtures: every test creates the tenants, users and rows it needs through these,
 // as the owner role, with unique names so test files never collide.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type Server } from "node:http";
+import type express from "express";
 import postgres from "postgres";
 import { afterAll, beforeAll, inject } from "vitest";
 import { createApp } from "../server/app.ts";
@@ -11,10 +12,13 @@ import { openApiDocument } from "../server/http/openApi.ts";
 import { createPool, type PoolOptions, type Sql } from "../server/db/connections.ts";
 import { streamProof, tenantContextProof, useContextKey, type ContextProof } from "../server/db/contextProof.ts";
 import { responseValidator } from "./contractValidation.ts";
-import { useTenantPool } from "../server/db/tenantContext.ts";
+import { useReplicas, useTenantPool } from "../server/db/tenantContext.ts";
+import { createReplicas, type Replicas } from "../server/db/replicas.ts";
+import { addReachableRoutes } from "./routeProbes.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
 import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "../server/core/config.ts";
+import type { KeyRing } from "../server/core/keyRing.ts";
 
 export type { Role };
 
@@ -22,6 +26,9 @@ export const db = inject("db");
 
 export const keys: TokenKeys = hs256Keys(db.jwtSecret, "rls-service-shop", 900);
 useContextKey(db.contextKey);
+
+/** The credentials key ring of this test file's API (CREDENTIALS_KEYS as bytes). */
+export const credentialRing: KeyRing<Buffer> = { primary: "test-1", keys: new Map([["test-1", randomBytes(32)]]) };
 
 export const ownerSql = (): Sql => postgres(db.ownerUrl, { max: 4, onnotice: () => {} });
 export const appUserSql = (): Sql => postgres(db.appUrl, { max: 4, onnotice: () => {} });
@@ -75,26 +82,47 @@ export function tokenFor(user: User, options: { tenant?: Tenant; ttlSeconds?: nu
 
 export type Api = {
   url: string;
+  /** The read replicas it reads from, when started with readUrls. */
+  replicas?: Replicas;
   request: (method: string, path: string, options?: { token?: string; tenant?: string; body?: unknown; headers?: Record<string, string> }) => Promise<{ status: number; body: any; headers: Headers }>;
   close: () => Promise<void>;
 };
 
+type ApiOptions = {
+  baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer>;
+  /** Hot standbys to read from (as DATABASE_READ_URLS), their lag limit, and how long a monitor poll may wait for an answer. */
+  readUrls?: string[]; replicaMaxLagMs?: number; replicaAnswerWithinMs?: number;
+  /** Failed-login limits (default: the per-address limit off, see startApi). */
+  loginThrottle?: LoginThrottle;
+  /** Routes a test adds where requests reach them (probes: not in the API document, so asked with fetch). */
+  probeRoutes?: (app: express.Express) => void;
+} & Partial<Omit<PoolOptions, "url" | "max">>;
+
 /** Starts the real app on a free port, against the test database as app_user. */
-export async function startApi(
-  options: { baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; loginThrottle?: LoginThrottle } & Partial<Omit<PoolOptions, "url" | "max">> = {},
-): Promise<Api> {
-  const { baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, loginThrottle, ...poolOptions } = options;
+export async function startApi(options: ApiOptions = {}): Promise<Api> {
+  const {
+    baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys,
+    readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, loginThrottle, ...poolOptions
+  } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
-  const pool = createPool({
-    url: databaseUrl ?? db.appUrl, max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000,
-    acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions,
-  });
+  const settings = { max: poolMax ?? 10, connectTimeoutMs: 2000, statementTimeoutMs: 10_000, acquireTimeoutMs: 30_000, maxWaiting: 100_000, ...poolOptions };
+  const pool = createPool({ ...settings, url: databaseUrl ?? db.appUrl });
   // A second API in the same test file must not leave the first one on its closed pool.
   const previous = useTenantPool(pool);
-  // Every test file logs in from 127.0.0.1 (the fuzzer hundreds of times): the per-address limit
-  // is off unless a test sets it (test/login-throttle.test.ts), the per-account one as configured.
-  const app = createApp({ keys, baseDomain: options.baseDomain, bodyLimit: "100kb", loginThrottle: loginThrottle ?? { ...DEFAULT_LOGIN_THROTTLE, addressFailures: 0 } });
+  const replicas = readUrls?.length
+    ? createReplicas({
+      urls: readUrls, maxLagMs: replicaMaxLagMs ?? 1000, primary: pool.probe, answerWithinMs: replicaAnswerWithinMs ?? 2000,
+      pool: (url) => createPool({ ...settings, url, exportMax: 1, applicationName: "rls-service-shop-replica" }),
+    })
+    : undefined;
+  const previousReplicas = useReplicas(replicas);
+  const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing,
+    // Every test file logs in from 127.0.0.1 (the fuzzer hundreds of times): the per-address limit
+    // is off unless a test sets it (test/login-throttle.test.ts), the per-account one as configured.
+    loginThrottle: loginThrottle ?? { ...DEFAULT_LOGIN_THROTTLE, addressFailures: 0 },
+  });
+  if (probeRoutes) addReachableRoutes(app, probeRoutes);
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {
     const s = createHttpServer(app).listen(0, "127.0.0.1", () => resolve(s));
@@ -105,6 +133,7 @@ export async function startApi(
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
   return {
     url,
+    replicas,
     async request(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       if (o.token) headers.authorization = `Bearer ${o.token}`;
@@ -152,7 +181,9 @@ export async function startApi(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       const current = useTenantPool(previous);
       if (current !== pool) useTenantPool(current);
-      await pool.end({ timeout: 5 });
+      const currentReplicas = useReplicas(previousReplicas);
+      if (currentReplicas !== replicas) useReplicas(currentReplicas);
+      await Promise.all([pool.end({ timeout: 5 }), replicas?.end()]);
     },
   };
 }
@@ -180,6 +211,9 @@ export function useApi(options: Parameters<typeof startApi>[0] = {}): { owner: S
   const api: Api = {
     get url() {
       return running().url;
+    },
+    get replicas() {
+      return running().replicas;
     },
     request: (...args) => running().request(...args),
     close: async () => {

@@ -2,14 +2,16 @@
 // once. Test files create their own tenants; nothing is shared between them but the schema.
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
-import { installContextKey } from "../server/db/contextProof.ts";
 import { withOwner } from "../server/db/connections.ts";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type RolePasswords } from "../server/setup/provision.ts";
 import { startTestServer } from "./testDatabase.ts";
 
-export type TestDatabase = { superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string; contextKey: string };
+export type TestDatabase = {
+  superuserUrl: string; ownerUrl: string; appUrl: string; biUrl: string; passwords: RolePasswords; jwtSecret: string; contextKey: string;
+  /** The server's major version (15 by default; EMBEDDED_PG_MAJOR=18). */
+  serverMajor: number;
+};
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -22,11 +24,12 @@ export default async function setup(project: TestProject) {
   try {
     const passwords = { owner: "test-owner", app: "test-app", bi: "test-bi" };
     const urls = await provisionDatabase(server.superuserUrl, "shop_test", passwords);
-    await migrate(urls.ownerUrl);
-    await applyPolicies(urls.ownerUrl);
+    // Through the deploy's own code, as `npm run cli -- deploy` and `npm start` run it.
     const contextKey = randomBytes(32).toString("hex");
-    await withOwner(urls.ownerUrl, (owner) => installContextKey(owner, contextKey));
-    project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789", contextKey });
+    await deploy(urls.ownerUrl, { contextKey });
+    const serverMajor = await withOwner(urls.ownerUrl, async (sql) => Math.floor(Number((await sql`select current_setting('server_version_num') as v`)[0].v) / 10000));
+    console.log(`test database: PostgreSQL ${serverMajor} (${server.provider})`);
+    project.provide("db", { ...urls, superuserUrl: server.superuserUrl, passwords, jwtSecret: "test-jwt-secret-that-is-long-enough-0123456789", contextKey, serverMajor });
   } catch (error) {
     await server.stop();
     throw error;

@@ -185,10 +185,29 @@ describe("the catalog", () => {
     for (const body of ["", "{}", JSON.stringify({ name: "Ünïcødé ☃ \u0000", notes: "x".repeat(5000) }), Buffer.from([0, 1, 2, 255])]) {
       expect(strongEtag(body)).toBe(expressEtag(typeof body === "string" ? Buffer.from(body) : body));
     }
-    // Over HTTP: the header is the ETag of the exact bytes answered.
-    const res = await fetch(`${api.url}/api/v1/service-operations`, { headers: { authorization: `Bearer ${tokenFor(member)}`, "x-tenant-id": catalogTenant.slug } });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("etag")).toBe(expressEtag(Buffer.from(await res.arrayBuffer())));
+    // Over HTTP: the header is the ETag of the exact bytes answered; a catalog list's, of the
+    // catalog version it was read at and those bytes (policies/catalog_versions.sql).
+    const headers = { authorization: `Bearer ${tokenFor(member)}`, "x-tenant-id": catalogTenant.slug };
+    const list = await fetch(`${api.url}/api/v1/service-operations`, { headers });
+    expect(list.status).toBe(200);
+    const bytes = Buffer.from(await list.arrayBuffer());
+    expect(list.headers.get("etag")).toBe(strongEtag(`${list.headers.get("catalog-version")}\n${bytes.toString("utf8")}`));
+    const [first] = JSON.parse(bytes.toString("utf8"));
+    const item = await fetch(`${api.url}/api/v1/service-operations/${first.id}`, { headers });
+    expect(item.status).toBe(200);
+    expect(item.headers.get("etag")).toBe(expressEtag(Buffer.from(await item.arrayBuffer())));
+  });
+
+  it("changes a list's ETag with every catalog version, also one that leaves the list's bytes as they were", async () => {
+    const before = await get("/api/v1/service-operations");
+    // A version that changes only a service: the operations' bytes stay, their version moves.
+    const [{ id }] = await owner`insert into app.services (tenant_id, name) values (${catalogTenant.id}, ${`Other ${randomUUID()}`}) returning id`;
+    const after = await get("/api/v1/service-operations", { "if-none-match": before.headers.get("etag")! });
+    expect(after.status).toBe(200);
+    expect(JSON.stringify(after.body)).toBe(JSON.stringify(before.body));
+    expect(Number(after.headers.get("catalog-version"))).toBe(Number(before.headers.get("catalog-version")) + 1);
+    expect(after.headers.get("etag")).not.toBe(before.headers.get("etag"));
+    await owner`delete from app.services where id = ${id}`;
   });
 
   it("compares If-None-Match weakly (W/ ignored, * matches), as Express's req.fresh does, with its cache policy", async () => {

@@ -1,11 +1,16 @@
 // The request metrics (and the error answers by code) are counted by server/core/metrics.ts itself
 // and handed to prom-client when scraped: what /metrics shows must be what prom-client's own
-// Counter and Histogram would show.
+// Counter and Histogram would show. With WEB_CONCURRENCY workers, one scrape answers the sum over
+// all of them.
+import { randomUUID } from "node:crypto";
 import { createServer, request, type ServerResponse } from "node:http";
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { recordRequest, registry } from "../server/core/metrics.ts";
 import { admissionControl } from "../server/http/admission.ts";
+import { db } from "./fixtures.ts";
+import { startInstance, stopInstance, type Instance } from "./instances.ts";
+import { waitFor } from "./waits.ts";
 
 const lines = (text: string, name: string, route: string) => text.split("\n").filter((l) => l.startsWith(name) && l.includes(`route="${route}"`));
 
@@ -80,6 +85,56 @@ describe("request metrics", () => {
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+/** One GET on a connection of its own (the cluster hands each new connection to the next worker). */
+function getOnce(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: "close", ...headers } }, (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const healthzCount = (text: string) => {
+  const line = text.split("\n").find((l) => l.startsWith("http_requests_total{") && l.includes('route="/healthz"') && l.includes('status="200"'));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+};
+
+describe("metrics across WEB_CONCURRENCY workers", () => {
+  it("one scrape answers the sum over both workers: counters equal the requests sent, and grow from scrape to scrape", async () => {
+    let instance: Instance | undefined;
+    try {
+      instance = await startInstance(
+        { NODE_ENV: "production", WEB_CONCURRENCY: "2", DB_POOL_MAX: "2", DATABASE_URL: db.appUrl, CONTEXT_KEY: db.contextKey, JWT_SECRET: db.jwtSecret },
+        { workers: 2 },
+      );
+      const ids: string[] = [];
+      const send = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const id = `metrics-${randomUUID()}`;
+          ids.push(id);
+          expect((await getOnce(`${instance!.url}/healthz`, { "x-request-id": id })).status).toBe(200);
+        }
+      };
+      await send(20);
+      const first = healthzCount((await getOnce(`${instance.url}/metrics`)).body);
+      await send(15);
+      const second = healthzCount((await getOnce(`${instance.url}/metrics`)).body);
+      expect([first, second]).toEqual([20, 35]);
+      // Both workers answered: the access lines of the requests name two processes.
+      await waitFor(() => ids.every((id) => instance!.output().includes(`"request_id":"${id}"`)), { what: "every request's access line" });
+      const pids = new Set(ids.map((id) => new RegExp(`"pid":(\\d+)[^\\n]*"request_id":"${id}"`).exec(instance!.output())?.[1]));
+      expect(pids.has(undefined), "every request has its access line").toBe(false);
+      expect(pids.size).toBe(2);
+    } finally {
+      expect(await stopInstance(instance)).toBe(0);
     }
   });
 });

@@ -4,8 +4,8 @@
 import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, migrationNames } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
+import { deploy } from "../server/setup/deploy.ts";
+import { migrationNames } from "../server/setup/migrate.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { db } from "./fixtures.ts";
 import { findLeaks } from "./isolationProbe.ts";
@@ -22,6 +22,9 @@ afterAll(async () => {
   await su.unsafe(`drop database if exists ${scratchName} with (force)`);
   await su.end();
 });
+
+/** Every policy file applied again, changed or not (as deploy/apply-policies.sh does to repair drift). */
+const applyPolicies = (url: string) => deploy(url, { only: ["policies"], reapplyPolicies: true });
 
 /** Everything policies/ controls, as text, so two applications can be compared. */
 async function policyState(url: string) {
@@ -57,9 +60,9 @@ async function policyState(url: string) {
 
 describe("migrations and policies", () => {
   it("migrations run from an empty database up to head", async () => {
-    const ran = await migrate(scratch.ownerUrl);
-    expect(ran).toEqual(migrationNames());
-    expect(await migrate(scratch.ownerUrl)).toEqual([]);
+    const ran = await deploy(scratch.ownerUrl, { only: ["migrations"] });
+    expect(ran.migrations.applied).toEqual(migrationNames());
+    expect((await deploy(scratch.ownerUrl, { only: ["migrations"] })).migrations.applied).toEqual([]);
   });
 
   it("policies apply twice without error and without change", async () => {

@@ -226,6 +226,7 @@ describe("every name the rules and the dashboard use is exported", () => {
   let owner1: User;
   let staff: User;
   let scrape: string;
+  let replicaScrape: string;
   let textfiles: string;
   let textDir: string;
 
@@ -257,6 +258,14 @@ describe("every name the rules and the dashboard use is exported", () => {
     } finally {
       await down.close();
     }
+    // The read-replica series: an API whose one replica cannot be reached (its reads go to the primary).
+    const unreachable = await startApi({ readUrls: [`postgres://app_user:x@127.0.0.1:${await freePort()}/shop`] });
+    try {
+      expect((await unreachable.request("GET", "/api/v1/customers", { token: tokenFor(owner1), tenant: tenant.slug })).status).toBe(200);
+      replicaScrape = (await unreachable.request("GET", "/metrics")).body as string;
+    } finally {
+      await unreachable.close();
+    }
     scrape = (await api.request("GET", "/metrics")).body as string;
     // The audit job's textfiles.
     textDir = mkdtempSync(join(tmpdir(), "rls-shop-textfiles-"));
@@ -269,7 +278,7 @@ describe("every name the rules and the dashboard use is exported", () => {
   afterAll(() => textDir && rmSync(textDir, { recursive: true, force: true }));
 
   it("each metric an alert or a panel names has a sample in the API's scrape or the audit job's textfiles", () => {
-    const exported = new Set([...sampleNames(scrape), ...sampleNames(textfiles)]);
+    const exported = new Set([...sampleNames(scrape), ...sampleNames(replicaScrape), ...sampleNames(textfiles)]);
     expect(everyExpr.length).toBeGreaterThan(35);
     expect(missingNames(everyExpr, exported)).toEqual([]);
     // The dashboard's job variable lists the jobs of a metric too.

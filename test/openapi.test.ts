@@ -144,6 +144,46 @@ describe("the OpenAPI document", () => {
   });
 });
 
+// Where DATABASE_READ_URLS is set (test/read-replicas.test.ts runs it against a real standby), the
+// document says which server answers each operation and why, and carries the consistency token both ways.
+describe("x-consistency: which server answers, where replicas serve reads", () => {
+  type Op = { parameters: { name: string; in: string }[]; security: unknown[]; responses: Record<string, { headers?: Record<string, unknown> }>; "x-consistency"?: { "served-by": string; reason: string } };
+  const operations = async () => {
+    const doc = (await api.request("GET", "/openapi.json")).body as { paths: Record<string, Record<string, Op>> };
+    return Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, method, path, op })));
+  };
+  const sends = (op: Op) => op.parameters.some((p) => p.in === "header" && p.name === "X-Consistency-Token");
+
+  it("every authenticated operation says primary or replica, with its reason; every write is the primary's", async () => {
+    const ops = await operations();
+    const missing = ops.filter(({ op }) => op.security.length > 0 && !(op["x-consistency"]?.reason && ["primary", "replica"].includes(op["x-consistency"]["served-by"])));
+    expect(missing.map((o) => o.name)).toEqual([]);
+    expect(ops.filter(({ method, op }) => method !== "get" && op["x-consistency"]?.["served-by"] !== "primary").map((o) => o.name)).toEqual([]);
+    const servedBy = (name: string) => ops.find((o) => o.name === name)?.op["x-consistency"]?.["served-by"];
+    expect(servedBy("GET /api/v1/customers")).toBe("replica");
+    expect(servedBy("GET /api/v1/me")).toBe("replica");
+    // Reads that need the primary: their transaction writes (the audited export), or they say why.
+    expect(servedBy("GET /api/v1/audit/export.csv")).toBe("primary");
+    expect(servedBy("GET /ops/current-commit")).toBe("primary");
+    expect(servedBy("GET /api/v1/platform/features")).toBe("primary");
+    expect(servedBy("GET /readyz")).toBe("primary");
+  });
+
+  it("a read a replica answers takes X-Consistency-Token, and a tenant write's success answers one", async () => {
+    const ops = await operations();
+    const replicaReads = ops.filter(({ op }) => op["x-consistency"]?.["served-by"] === "replica");
+    expect(replicaReads.length).toBeGreaterThan(15);
+    expect(replicaReads.filter(({ op }) => !sends(op)).map((o) => o.name)).toEqual([]);
+    // What each route's requires() says its transaction does (by default every method but GET writes).
+    const reads = new Set(routeInventory(newApp()).filter((r) => r.writes === false).map((r) => `${r.method.toLowerCase()} ${toTemplate(r.path)}`));
+    const tenantWrites = ops.filter(({ method, path, op }) => method !== "get" && !reads.has(`${method} ${path.replace("/api/v1/t/{tenant}/", "/api/v1/")}`) &&
+      (path.startsWith("/api/v1/t/{tenant}/") || op.parameters.some((p) => p.name === "X-Tenant-Id")));
+    expect(tenantWrites.length).toBeGreaterThan(15);
+    const unstamped = tenantWrites.filter(({ op }) => Object.entries(op.responses).some(([status, r]) => status.startsWith("2") && !r.headers?.["X-Consistency-Token"]));
+    expect(unstamped.map((o) => o.name)).toEqual([]);
+  });
+});
+
 describe("/docs", () => {
   it("renders the document with Swagger UI from this server, no CDN", async () => {
     const page = await api.request("GET", "/docs");

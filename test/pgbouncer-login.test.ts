@@ -13,7 +13,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../server/core/config.ts";
 import { openDatabase, type Database } from "../server/setup/localDatabase.ts";
-import { migrate } from "../server/setup/migrate.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { skipWithoutPgbouncer, startPgbouncer, type Bouncer } from "./pgbouncer.ts";
 import { root } from "./scratch.ts";
 import { freePort } from "./testDatabase.ts";
@@ -53,8 +53,8 @@ describe.skipIf(skipWithoutPgbouncer("test/pgbouncer-login.test.ts"))("the embed
     env = { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(await freePort()), DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" };
     // The server runs in this process, as npm start's would; the CLI below finds it running.
     database = await openDatabase(loadConfig({ ...env, NODE_ENV: "development" }));
-    await migrate(database.ownerUrl);
-    const owner = postgres(database.ownerUrl, { max: 1, onnotice: () => {} });
+    await deploy(database.ownerUrl!, { only: ["migrations"] });
+    const owner = postgres(database.ownerUrl!, { max: 1, onnotice: () => {} });
     await owner`insert into app.users (email) values ('scram@example.test')`;
     await owner.end();
     bouncer = await startPgbouncer(database.appUrl, `"app_user" "${await storedSecret()}"\n`);

@@ -9,9 +9,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { hashPassword } from "../server/auth/passwords.ts";
+import { encryptCredential } from "../server/core/credentialCipher.ts";
 import { ROLES as roles } from "../server/core/roles.ts";
 import { routeInventory } from "../server/http/routeInventory.ts";
-import { db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import { credentialRing, db, keys, makeTenant, makeUser, openTenantContext, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
+import { backendPid, waitFor } from "./waits.ts";
 
 const { owner, api } = useApi();
 const routes = routeInventory(createApp({ keys, bodyLimit: "100kb" })).filter((r) => r.permission);
@@ -45,6 +47,28 @@ async function operation(tenant: Tenant = shop): Promise<string> {
     values (${tenant.id}, ${await service(tenant)}, ${`OP-${uniq()}`}, 'Oil change', 4900, 30) returning id`;
   return r.id;
 }
+/** A draft change set of `tenant` by a manager of its own (never the actor), against its current catalog version. */
+let author: User;
+async function changeSet(tenant: Tenant = shop, by?: User): Promise<string> {
+  const op = await operation(tenant);
+  const [r] = await owner`
+    insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+    values (${tenant.id}, ${`RBAC ${uniq()}`}, (select coalesce(max(version), 0) from app.catalog_heads where tenant_id = ${tenant.id}), ${(by ?? author).id})
+    returning id`;
+  await owner`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${r.id}, 1, 'price', ${op}, 4242)`;
+  return r.id;
+}
+async function approvedChangeSet(): Promise<string> {
+  const id = await changeSet();
+  await owner`update app.catalog_change_sets set status = 'approved', approved_by = ${members.owner.id} where id = ${id}`;
+  return id;
+}
+/** A catalog version before the current one, to restore. */
+async function earlierVersion(): Promise<string> {
+  await operation();
+  const [r] = await owner`select max(version) - 1 as v from app.catalog_heads where tenant_id = ${shop.id}`;
+  return String(r.v);
+}
 /** An appointment in its own two-hour slot, so no two overlap. */
 async function appointment(assignee: User | null, tenant: Tenant = shop): Promise<string> {
   const start = new Date(Date.UTC(2031, 0, 1) + slot++ * 7_200_000);
@@ -67,6 +91,13 @@ async function issued(): Promise<string> {
     await tx`select app.issue_invoice(${id}::uuid)`;
   });
   return id;
+}
+/** A stored credential of `tenant` (encrypted as the API does); its provider names it in the path. */
+async function integration(tenant: Tenant = shop): Promise<string> {
+  const provider = `rbac-${uniq()}`;
+  const envelope = encryptCredential(credentialRing, { tenantId: tenant.id, provider }, `rbac-secret-${uniq()}`);
+  await owner`insert into app.integration_credentials (tenant_id, provider, credential_envelope, last4) values (${tenant.id}, ${provider}, ${envelope}, 'abcd')`;
+  return provider;
 }
 async function member(role: Role = "staff", tenant: Tenant = shop): Promise<User> {
   return makeUser(owner, tenant, role);
@@ -128,17 +159,34 @@ const cases: Record<string, Case> = {
   "DELETE /api/v1/members/:userId": { row: async () => (await member()).id },
   "GET /api/v1/settings": {},
   "PATCH /api/v1/settings": { body: () => ({ name: `Shop ${uniq()}` }) },
+  "GET /api/v1/integrations": {},
+  "PUT /api/v1/integrations/:provider": { row: async () => `rbac-${uniq()}`, body: () => ({ secret: `rbac-secret-${uniq()}` }) },
+  "DELETE /api/v1/integrations/:provider": { row: () => integration() },
+  "POST /api/v1/integrations/:provider/test": { row: () => integration() },
   "GET /api/v1/features": {},
   "GET /api/v1/export": {},
   "GET /api/v1/members/invitations": {},
   "DELETE /api/v1/members/invitations/:id": {
     row: async () => (await owner`insert into app.invitations (tenant_id, email, role, token_hash) values (${shop.id}, ${`inv-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
   },
+  "GET /api/v1/catalog/change-sets": {},
+  "POST /api/v1/catalog/change-sets": { body: async () => ({ title: `RBAC ${uniq()}`, items: [{ kind: "price", operation_id: await operation(), price_cents: 1 }] }) },
+  "GET /api/v1/catalog/change-sets/:id": { row: () => changeSet() },
+  "PATCH /api/v1/catalog/change-sets/:id": { row: () => changeSet(), body: () => ({ title: "changed" }) },
+  "DELETE /api/v1/catalog/change-sets/:id": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/dry-run": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/approve": { row: () => changeSet() },
+  "POST /api/v1/catalog/change-sets/:id/reject": { row: () => changeSet(), body: () => ({ reason: "not now" }) },
+  "POST /api/v1/catalog/change-sets/:id/apply": { row: () => approvedChangeSet() },
+  "GET /api/v1/catalog/versions": {},
+  "POST /api/v1/catalog/versions/:version/restore": { row: () => earlierVersion() },
+  "GET /api/v1/access/explain": { query: "?user=nobody%40example.test&table=customers&action=select" },
 };
 
 /** The foreign row of the kind a route's path names: a row of the other tenant. */
 function foreignRowOf(path: string): string {
-  const area = path.split("/")[3];
+  // Under /catalog the area is two segments deep (change-sets, versions).
+  const area = path.split("/").slice(3, path.startsWith("/api/v1/catalog/") ? 5 : 4).join("/");
   const id = foreign[path.split("/").slice(3, 5).join("/")] ?? foreign[area];
   if (!id) throw new Error(`no foreign row for ${area}`);
   return id;
@@ -152,6 +200,7 @@ beforeAll(async () => {
   shop = await makeTenant(owner, { prefix: "rbac" });
   other = await makeTenant(owner, { prefix: "rbac-other" });
   for (const role of roles) members[role] = await member(role);
+  author = await member("manager");
   // The other tenant's rows are reached only by id, through the shop's context: how a leak would look.
   const stranger = await member("owner", other);
   Object.assign(foreign, {
@@ -164,6 +213,10 @@ beforeAll(async () => {
     members: stranger.id,
     "members/invitations": (await owner`insert into app.invitations (tenant_id, email, role, token_hash)
                                          values (${other.id}, ${`foreign-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
+    integrations: await integration(other),
+    "catalog/change-sets": await changeSet(other, stranger),
+    // Version numbers are per shop: another shop's is one this shop does not have.
+    "catalog/versions": "999999",
   });
   granted = new Set((await owner`select role || ' ' || permission as g from app.role_permissions`).map((r) => r.g as string));
 });
@@ -202,7 +255,9 @@ describe("the role × route matrix, generated from app.role_permissions", () => 
     });
   }
 
-  for (const route of routes.filter((r) => r.path.includes("/:"))) {
+  // PUT names its row by the caller's own key (a provider of its own shop): it stores the caller's
+  // own credential under that name and never reaches another shop's (checked below: untouched).
+  for (const route of routes.filter((r) => r.path.includes("/:") && r.method !== "PUT")) {
     const key = `${route.method} ${route.path}`;
     it(`${key}: another tenant's row is 404 for every role, with or without ${route.permission}`, async () => {
       const c = cases[key];
@@ -213,13 +268,23 @@ describe("the role × route matrix, generated from app.role_permissions", () => 
     });
   }
 
+  it("PUT /api/v1/integrations/:provider with another shop's provider name stores the caller's own (201 or 403), never the other's", async () => {
+    for (const role of roles) {
+      const res = await call(role, "PUT", `/api/v1/integrations/${foreign.integrations}`, { secret: `rbac-secret-${uniq()}` });
+      expect(res.status, role).toBe(holds(role, "integrations:manage") ? (role === "owner" ? 201 : 200) : 403);
+    }
+    const [mine] = await owner`select count(*)::int as n from app.integration_credentials where tenant_id = ${shop.id} and provider = ${foreign.integrations}`;
+    expect(mine.n).toBe(1);
+  });
+
   it("the other tenant's rows were never touched", async () => {
     const [r] = await owner`
       select (select count(*) from app.customers where tenant_id = ${other.id})::int as customers,
              (select status from app.invoices where id = ${foreign.invoices}) as invoice,
              (select count(*) from app.memberships where tenant_id = ${other.id})::int as members,
-             (select count(*) from app.audit_log where tenant_id = ${other.id} and actor_user_id is not null)::int as audited`;
-    expect(r).toEqual({ customers: 4, invoice: "draft", members: 1, audited: 0 });
+             (select count(*) from app.audit_log where tenant_id = ${other.id} and actor_user_id is not null)::int as audited,
+             (select version from app.integration_credentials where tenant_id = ${other.id} and provider = ${foreign.integrations})::int as credential_version`;
+    expect(r).toEqual({ customers: 4, invoice: "draft", members: 1, audited: 0, credential_version: 1 });
   });
 });
 
@@ -422,19 +487,30 @@ describe("the last owner, in SQL, for every writer", () => {
   it("two concurrent demotions of a tenant's two owners: exactly one succeeds", async () => {
     const t = await makeTenant(owner, { prefix: "rbac-race" });
     const [a, b] = [await member("owner", t), await member("owner", t)];
-    const conns = [postgres(db.ownerUrl, { max: 1, onnotice: () => {} }), postgres(db.ownerUrl, { max: 1, onnotice: () => {} })];
+    const conn = postgres(db.ownerUrl, { max: 2, onnotice: () => {} });
+    const [first, second] = [await conn.reserve(), await conn.reserve()];
     try {
-      const demote = (sql: Sql, u: User) => sql.begin(async (tx) => {
-        await tx`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${u.id}`;
-        await tx`select pg_sleep(0.3)`; // hold the change open while the other tries
-      });
-      const results = await Promise.allSettled([demote(conns[0], a), demote(conns[1], b)]);
-      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-      expect(results.find((r) => r.status === "rejected")).toMatchObject({ reason: { code: "SS409", constraint_name: "last_owner" } });
+      // The first demotion is made and held open; the second runs while it is: a barrier on
+      // PostgreSQL's own state (blocked by the first, or already answered), not a sleep.
+      await first`begin`;
+      await first`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${a.id}`;
+      const [holder, other] = [await backendPid(first as unknown as Sql), await backendPid(second as unknown as Sql)];
+      await second`begin`;
+      let answered = false;
+      const demoting = second`update app.memberships set role = 'admin' where tenant_id = ${t.id} and user_id = ${b.id}`
+        .then(() => "demoted", (error: { code?: string; constraint_name?: string }) => error)
+        .finally(() => (answered = true));
+      await waitFor(async () => answered || (await owner`select 1 from pg_stat_activity where pid = ${other} and ${holder}::int = any (pg_blocking_pids(pid))`).length > 0,
+        { what: "the second demotion to wait for the first, or to be answered" });
+      await first`commit`;
+      expect(await demoting).toMatchObject({ code: "SS409", constraint_name: "last_owner" });
+      await second`rollback`;
       const [{ n }] = await owner`select count(*)::int as n from app.memberships where tenant_id = ${t.id} and role = 'owner'`;
       expect(n).toBe(1);
     } finally {
-      await Promise.all(conns.map((c) => c.end()));
+      first.release();
+      second.release();
+      await conn.end();
     }
   });
 });

@@ -6,10 +6,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll } from "vitest";
-import { migrate } from "../server/setup/migrate.ts";
-import { applyPolicies } from "../server/setup/policies.ts";
-import { installContextKey } from "../server/db/contextProof.ts";
-import { withOwner } from "../server/db/connections.ts";
+import { deploy } from "../server/setup/deploy.ts";
 import { provisionDatabase, type DatabaseUrls } from "../server/setup/provision.ts";
 import { db, makeCustomers, makeTenant, type Tenant } from "./fixtures.ts";
 
@@ -42,9 +39,7 @@ async function dropDatabase(name: string): Promise<void> {
 export async function createGolden(prefix = "golden"): Promise<Golden> {
   const name = `${prefix}_${randomUUID().slice(0, 8)}`;
   const urls = await provisionDatabase(db.superuserUrl, name, db.passwords);
-  await migrate(urls.ownerUrl);
-  await applyPolicies(urls.ownerUrl);
-  await withOwner(urls.ownerUrl, (o) => installContextKey(o, db.contextKey));
+  await deploy(urls.ownerUrl, { contextKey: db.contextKey });
   const owner = postgres(urls.ownerUrl, { max: 1, onnotice: () => {} });
   const tenants: Tenant[] = [];
   try {

@@ -53,6 +53,19 @@ describe("a write answers what a read answers", () => {
     expect(await writeThenRead("PATCH", `/api/v1/appointments/${appt.id}`, { notes: "n" }, `/api/v1/appointments/${appt.id}`)).toBe(true);
   });
 
+  it("catalog change sets: create, patch, approve, reject and apply answer what a read answers", async () => {
+    const service = await written("POST", "/api/v1/services", { name: "Change shapes" }, 201);
+    const op = await written("POST", "/api/v1/service-operations", { service_id: service.id, internal_code: "CS-1", name: "Pads", price_cents: 5000, duration_minutes: 30 }, 201);
+    const set = await written("POST", "/api/v1/catalog/change-sets", { title: "Shape", items: [{ kind: "price", operation_id: op.id, price_cents: 1 }] }, 201);
+    const path = `/api/v1/catalog/change-sets/${set.id}`;
+    expect(await read(path)).toEqual(set);
+    expect(await writeThenRead("PATCH", path, { items: [{ kind: "move", operation_id: op.id, display_order: 2 }] }, path)).toBe(true);
+    expect(await writeThenRead("POST", `${path}/approve`, undefined, path)).toBe(true);
+    expect(await writeThenRead("POST", `${path}/apply`, undefined, path)).toBe(true);
+    const other = await written("POST", "/api/v1/catalog/change-sets", { title: "Shape 2", items: [] }, 201);
+    expect(await writeThenRead("POST", `/api/v1/catalog/change-sets/${other.id}/reject`, { reason: "shape" }, `/api/v1/catalog/change-sets/${other.id}`)).toBe(true);
+  });
+
   it("invoices: create, patch, issue, pay and lines answer the read's columns, totals and types", async () => {
     const [c] = await owner`insert into app.customers (tenant_id, name) values (${shop.id}, 'Inv') returning id`;
     const invoice = await written("POST", "/api/v1/invoices", { customer_id: c.id }, 201);
@@ -104,6 +117,10 @@ describe("every list pages by cursor, nothing truncated", () => {
     const [{ id: invoice }] = await owner`select id from app.invoices where tenant_id = ${t.id} limit 1`;
     await owner`insert into app.invoice_lines (tenant_id, invoice_id, description, quantity, unit_price_cents) select ${t.id}, ${invoice}, 'L' || g, 1, 1 from generate_series(1, 23) g`;
     for (let i = 0; i < 22; i++) await makeUser(owner, t, "staff");
+    await owner`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id, created_at)
+                select ${t.id}, 'CS' || g, 0, ${u.id}, '2030-01-01'::timestamptz + (g % 3) * interval '1 second' from generate_series(1, 23) g`;
+    // A catalog version per transaction: 23 more, one plain write each.
+    for (let i = 0; i < 23; i++) await owner`update app.services set display_order = ${i + 100} where id = ${service}`;
 
     const expected = async (query: string) => (await owner.unsafe(query, [t.id])).map((r) => r.id as string);
     const lists: [string, string, boolean?][] = [
@@ -114,6 +131,8 @@ describe("every list pages by cursor, nothing truncated", () => {
       ["/api/v1/appointments", "select id from app.appointments where tenant_id = $1 order by starts_at, id"],
       ["/api/v1/invoices", "select id from app.invoices where tenant_id = $1 order by created_at desc, id desc"],
       [`/api/v1/invoices/${invoice}/lines`, "select id from app.invoice_lines where tenant_id = $1 order by created_at, id"],
+      ["/api/v1/catalog/change-sets", "select id from app.catalog_change_sets where tenant_id = $1 order by created_at desc, id desc"],
+      ["/api/v1/catalog/versions", "select version::text as id from app.catalog_versions where tenant_id = $1 order by version desc"],
       ["/api/v1/members", "select m.user_id as id from app.memberships m join app.users u on u.id = m.user_id where m.tenant_id = $1 order by lower(u.email), m.user_id"],
     ];
     for (const [path, query, rootArray] of lists) {
@@ -127,7 +146,7 @@ describe("every list pages by cursor, nothing truncated", () => {
           const res = await asT("GET", `${path}${sep}limit=5${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
           expect(res.status, path).toBe(200);
           const rows = rootArray ? res.body : res.body.data;
-          ids.push(...rows.map((r: { id?: string; user_id?: string }) => r.id ?? r.user_id));
+          ids.push(...rows.map((r: { id?: string; user_id?: string; version?: number }) => r.id ?? r.user_id ?? String(r.version)));
           cursor = rootArray ? res.headers.get("x-next-cursor") : res.body.next_cursor;
           if (rootArray && cursor) expect(res.headers.get("link")).toContain('rel="next"');
           if (!cursor) return ids;

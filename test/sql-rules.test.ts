@@ -4,6 +4,7 @@
 // appointments:read sees no appointment.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db/connections.ts";
+import { backendPid, waitFor } from "./waits.ts";
 import { asMember, makeCustomers, type Access, makeTenant, makeUser, openTenantContext, useDatabase, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const { owner, app } = useDatabase();
@@ -54,6 +55,8 @@ describe("issuing an invoice", () => {
     await expect(staffIssue("00000000-0000-0000-0000-000000000000")).rejects.toMatchObject({ code: "SS404" });
   });
 
+  // Two sessions and a barrier: the second statement is known to wait when PostgreSQL says its
+  // backend is blocked by the first (pg_blocking_pids), not after a sleep that a busy machine outlasts.
   it("a line added while the invoice is being issued waits, then is refused (SS409); the issue sees only committed lines", async () => {
     const id = await draft();
     const issuer = await app.reserve();
@@ -62,16 +65,16 @@ describe("issuing an invoice", () => {
       await issuer`begin`;
       await openTenantContext(issuer as unknown as Sql, { userId: members.owner.id, tenantRefs: [shop.id], permission: "invoices:issue", writes: true });
       await issuer`select app.issue_invoice(${id}::uuid)`;
+      const [issuing, adding] = [await backendPid(issuer as unknown as Sql), await backendPid(writer as unknown as Sql)];
       await writer`begin`;
       await openTenantContext(writer as unknown as Sql, { userId: members.owner.id, tenantRefs: [shop.id], permission: "invoices:write", writes: true });
-      let settled = false;
-      const adding = writer`insert into app.invoice_lines (tenant_id, invoice_id, description, quantity, unit_price_cents) values (${shop.id}, ${id}, 'Late', 1, 1)`
-        .then(() => "inserted", (error: { code?: string }) => error.code)
-        .finally(() => (settled = true));
-      await new Promise((r) => setTimeout(r, 300));
-      expect(settled, "the line insert waits for the issuing transaction").toBe(false);
+      const insert = writer`insert into app.invoice_lines (tenant_id, invoice_id, description, quantity, unit_price_cents) values (${shop.id}, ${id}, 'Late', 1, 1)`
+        .then(() => "inserted", (error: { code?: string }) => error.code);
+      await waitUntilBlocked(adding, issuing);
       await issuer`commit`;
-      expect(await adding).toBe("SS409");
+      // The line guard locked the invoice FOR SHARE, so it read the status the issue committed.
+      // Without that lock it read 'draft' before waiting (the foreign key's check waits too), and the line landed.
+      expect(await insert).toBe("SS409");
       await writer`rollback`;
     } finally {
       issuer.release();
@@ -88,8 +91,9 @@ describe("issuing an invoice", () => {
       await writer`begin`;
       await openTenantContext(writer as unknown as Sql, { userId: members.owner.id, tenantRefs: [shop.id], permission: "invoices:write", writes: true });
       await writer`insert into app.invoice_lines (tenant_id, invoice_id, description, quantity, unit_price_cents) values (${shop.id}, ${id}, 'Second', 1, 1)`;
+      const adding = await backendPid(writer as unknown as Sql);
       const issuing = asOwner((tx) => tx`select number from app.issue_invoice(${id}::uuid)`);
-      await new Promise((r) => setTimeout(r, 300));
+      await waitUntilBlocked(undefined, adding);
       await writer`commit`;
       const [issued] = await issuing;
       expect(issued.number).toBeGreaterThan(0);
@@ -100,6 +104,12 @@ describe("issuing an invoice", () => {
     expect(n).toBe(2);
   });
 });
+
+/** Resolves once backend `waiter` (or any backend, when undefined) is blocked by backend `holder`. */
+function waitUntilBlocked(waiter: number | undefined, holder: number): Promise<void> {
+  return waitFor(async () => (await owner`select 1 from pg_stat_activity where ${holder}::int = any (pg_blocking_pids(pid)) and (${waiter ?? null}::int is null or pid = ${waiter ?? null}::int)`).length > 0,
+    { what: `a backend blocked by ${holder}` });
+}
 
 describe("appointments are visible by role, in SQL", () => {
   it("a role without appointments:read sees none; staff see their own; a manager sees all", async () => {

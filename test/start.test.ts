@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDir } from "../server/setup/embedded.ts";
 import { DEMO_PASSWORD } from "../server/setup/seed.ts";
 import { freePort } from "./testDatabase.ts";
+import { startServerProcess } from "./serverProcess.ts";
 
 let dataDir: string;
 let pgPort: number;
@@ -136,50 +137,33 @@ describe("npm start", () => {
   });
 });
 
-describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
-  it("uses that server, starts nothing embedded, and never seeds in production", async () => {
+describe("npm start with DATABASE_URL", () => {
+  it("uses that server, starts nothing embedded, and never seeds in production (app_user's URL only)", async () => {
     const { inject } = await import("vitest");
     const db = inject("db");
     const emptyDataDir = await mkdtemp(join(tmpdir(), "rls-shop-external-"));
-    const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-      env: {
-        ...process.env, NODE_ENV: "production", PORT: "0", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
-        DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const server = await startServerProcess({
+      NODE_ENV: "production", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
+      DATABASE_URL: db.appUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*start=${"ab".repeat(32)}`,
     });
-    let out = "";
-    child.stdout!.on("data", (c) => (out += c));
-    child.stderr!.on("data", (c) => (out += c));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setInterval(() => {
-          const m = /"port":(\d+),"embedded":false/.exec(out);
-          if (m) {
-            clearInterval(timer);
-            resolve(Number(m[1]));
-          }
-        }, 50);
-        void exited.then((code) => (clearInterval(timer), reject(new Error(`exited ${code}: ${out}`))));
-      });
+      const port = server.port;
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
-      expect(out).not.toMatch(/demo data seeded|API ready on/);
+      expect(server.output()).not.toMatch(/demo data seeded|API ready on/);
       expect(existsSync(join(emptyDataDir, "pg"))).toBe(false);
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      await server.stop();
       await rm(emptyDataDir, { recursive: true, force: true });
     }
   });
 
-  it("with WEB_CONCURRENCY=2 migrates once, serves from two workers on one port, and drains both on SIGTERM", async () => {
+  it("in development with DATABASE_OWNER_URL and WEB_CONCURRENCY=2, deploys once, serves from two workers on one port, and drains both on SIGTERM", async () => {
     const { inject } = await import("vitest");
     const db = inject("db");
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
       env: {
-        ...process.env, NODE_ENV: "production", PORT: "0", LOG_LEVEL: "info", WEB_CONCURRENCY: "2", DB_POOL_MAX: "2",
+        ...process.env, NODE_ENV: "development", SEED_DEMO: "false", LOG_FORMAT: "json", PORT: "0", LOG_LEVEL: "info", WEB_CONCURRENCY: "2", DB_POOL_MAX: "2",
         DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey,
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -203,7 +187,7 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
       expect(new Set(workers.map((w) => w.pid)).size).toBe(2);
       expect(workers.every((w) => w.pid !== child.pid)).toBe(true);
       expect(new Set(workers.map((w) => w.port)).size).toBe(1);
-      expect(out.match(/"msg":"migrations at head"/g)?.length).toBe(1);
+      expect(out.match(/"msg":"deploy: nothing to do, migrations at head"/g)?.length).toBe(1);
       expect((await fetch(`http://127.0.0.1:${workers[0].port}/readyz`)).status).toBe(200);
     } finally {
       child.kill("SIGTERM");
@@ -213,9 +197,9 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     expect(out).toMatch(/"step":"stop API workers"/);
   });
 
-  it("refuses to start in production without the database URLs, JWT_SECRET and CONTEXT_KEY, naming them", async () => {
+  it("refuses to start in production without DATABASE_URL, JWT_SECRET, CONTEXT_KEY and CREDENTIALS_KEYS, naming them (and needs no DATABASE_OWNER_URL)", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "" },
+      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: "", DATABASE_OWNER_URL: "", JWT_SECRET: "", CREDENTIALS_KEYS: "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -223,8 +207,9 @@ describe("npm start with DATABASE_URL and DATABASE_OWNER_URL", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
     expect(code).toBe(2);
     expect(out).toMatch(/DATABASE_URL/);
-    expect(out).toMatch(/DATABASE_OWNER_URL/);
+    expect(out).not.toMatch(/DATABASE_OWNER_URL/);
     expect(out).toMatch(/JWT_SECRET/);
     expect(out).toMatch(/CONTEXT_KEY/);
+    expect(out).toMatch(/CREDENTIALS_KEYS: required in production/);
   });
 });

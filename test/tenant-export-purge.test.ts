@@ -4,6 +4,7 @@
 // transaction that proves none is left, records the counts globally, and never touches another
 // shop, even under concurrent traffic; `tenant import` brings the archive back so exactly that a
 // second export is byte for byte the first.
+import { singleKeyRing } from "../server/core/keyRing.ts";
 import { createHash, randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -198,7 +199,7 @@ describe("export, purge, import", () => {
 
     await expect(purgeTenant(owner, shop.slug, { confirmation: "not-the-slug", actor: "test" })).rejects.toThrow(/confirmation/);
     expect((await owner`select status from app.tenants where id = ${shop.id}`)[0].status).toBe("active");
-    const anchors = { file: join(dir, "anchors.jsonl"), key: "k".repeat(40) };
+    const anchors = { file: join(dir, "anchors.jsonl"), ring: singleKeyRing("k".repeat(40)) };
     const { rows, anchor } = await purgeTenant(owner, shop.slug, { confirmation: shop.slug, actor: "test purge", anchors });
     expect(rows.every((r) => r.remaining === 0)).toBe(true);
     expect(rows.find((r) => r.table_name === "audit_log")!.deleted).toBeGreaterThan(0);

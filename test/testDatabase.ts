@@ -4,7 +4,7 @@ import { mkdtemp, chmod, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbedded } from "../server/setup/embedded.ts";
+import { embeddedMajor, startEmbedded } from "../server/setup/embedded.ts";
 
 export type TestServer = { superuserUrl: string; stop: () => Promise<void>; provider: string };
 
@@ -37,7 +37,7 @@ async function testcontainers(): Promise<TestServer> {
   const { GenericContainer, Wait } = await import("testcontainers");
   let container;
   try {
-    container = await new GenericContainer("postgres:15")
+    container = await new GenericContainer(`postgres:${embeddedMajor()}`)
       .withEnvironment({ POSTGRES_PASSWORD: "test-superuser" })
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))

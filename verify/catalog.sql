@@ -222,6 +222,38 @@ begin
     end if;
   end loop;
 
+  -- The audit records actions, not caches: each tenant table is named in exactly one list of the
+  -- registry (policies/registry.sql), an audited table carries the three audit triggers and an
+  -- exempted one none. (plpgsql plans a statement when it first runs: a database without the
+  -- registry's lists gets the one failure line.)
+  if to_regprocedure('app.audited_table_names()') is null or to_regprocedure('app.unaudited_tables()') is null then
+    fails := fails || 'audit registry: app.audited_table_names() and app.unaudited_tables() are missing. FIX: npm run cli -- deploy (policies/registry.sql)'::text;
+  else
+    for r in select c.oid::regclass as rel, c.relname,
+                    c.relname = any (app.audited_table_names()) as audited,
+                    exists (select 1 from app.unaudited_tables() u where u.table_name = c.relname) as exempt,
+                    (select count(*) from pg_catalog.pg_trigger g where g.tgrelid = c.oid and g.tgname in ('audit_insert', 'audit_update', 'audit_delete')) as triggers
+               from pg_catalog.pg_class c where c.oid = any (tenant_tables)
+              order by c.relname
+    loop
+      if r.audited and r.exempt then
+        fails := fails || format('%s: named in both app.audited_table_names() and app.unaudited_tables(). FIX: keep it in one list (policies/registry.sql)', r.rel);
+      elsif not r.audited and not r.exempt then
+        fails := fails || format('%s: in neither list of the audit registry. FIX: name it in policies/registry.sql: in app.audited_table_names() when its rows are the shop''s records (each change an action someone took), or in app.unaudited_tables() with the reason when it is a cache or bookkeeping (the audit is append-only: nothing written to it can be deleted)', r.rel);
+      elsif r.audited and r.triggers <> 3 then
+        fails := fails || format('%s: audited, but %s of its 3 audit triggers are there. FIX: deploy/apply-policies.sh (policies/audit.sql)', r.rel, r.triggers);
+      elsif r.exempt and r.triggers <> 0 then
+        fails := fails || format('%s: exempted from the audit (app.unaudited_tables()), but audit triggers write its rows to the audit. FIX: deploy/apply-policies.sh (policies/audit.sql)', r.rel);
+      end if;
+    end loop;
+    for r in select x.name from (select unnest(app.audited_table_names()) union all select u.table_name from app.unaudited_tables() u) x(name)
+              where not exists (select 1 from pg_catalog.pg_class c where c.oid = any (tenant_tables) and c.relname = x.name)
+              order by 1
+    loop
+      fails := fails || format('app.%s: named in the audit registry, and no tenant table of that name exists. FIX: remove it from policies/registry.sql', r.name);
+    end loop;
+  end if;
+
   -- Functions: every SECURITY DEFINER function pins search_path; those a subject may execute
   -- live in schema app (the reviewed surface), not executable by PUBLIC, not run as a superuser.
   for r in select p.oid::regprocedure as fn, n.nspname, o.rolsuper as owner_super, o.rolname as owner,

@@ -71,7 +71,9 @@ run_sql() {
 }
 
 required=(DATABASE_URL DATABASE_OWNER_URL)
-[ "${JWT_ALGORITHM:-HS256}" = "HS256" ] && required+=(JWT_SECRET) || required+=(JWT_PUBLIC_KEY_FILE)
+# Each key: its single variable or its ring (runbooks/key-rotation.md).
+if [ "${JWT_ALGORITHM:-HS256}" = "HS256" ]; then required+=("$([ -n "${JWT_SECRETS:-}" ] && echo JWT_SECRETS || echo JWT_SECRET)")
+else required+=("$([ -n "${JWT_PUBLIC_KEY_FILES:-}" ] && echo JWT_PUBLIC_KEY_FILES || echo JWT_PUBLIC_KEY_FILE)"); fi
 $skip_api || required+=(API_URL)
 for name in "${required[@]}"; do
   if [ -n "${!name:-}" ]; then pass env "env $name is set"
@@ -91,7 +93,7 @@ expected=$(cd "$here/sql" && ls -1 ./*.sql | sed -e 's|^\./||' -e 's/\.sql$//' |
 applied=$(psql "$DATABASE_OWNER_URL" -X -At -c 'select name from public.pgmigrations order by name' 2>/dev/null | sort)
 pending=$(comm -23 <(echo "$expected") <(echo "$applied") | tr '\n' ' ')
 if [ -z "${pending// /}" ]; then pass migrations "migrations at head ($(echo "$expected" | grep -c .) applied)"
-else fail migrations "migrations: pending ${pending% }. FIX: deploy/migrate.sh"; fi
+else fail migrations "migrations: pending ${pending% }. FIX: npm run cli -- deploy (deploy/deploy.sh snapshots first)"; fi
 
 run_sql catalog catalog.sql "catalog: what app_user, app_bi and BI logins reach in every schema"
 run_sql isolation verify_rls.sql "isolation and fail-closed probe by behaviour (verify_rls.sql)"

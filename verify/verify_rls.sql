@@ -46,6 +46,14 @@ declare
   nparent int;
   pass int := 0;
   visible bigint;
+  -- What the generic probe row cannot guess, where a CHECK ties columns together (sql/0460):
+  -- values for some columns (SQL expressions), and tables whose nullable references are
+  -- followed too (an item of kind 'edit' names an operation and, here, a service).
+  hints jsonb := jsonb_build_object(
+    'app.catalog_change_set_items', jsonb_build_object('kind', $h$'edit'$h$),
+    'app.catalog_versions', jsonb_build_object('kind', $h$'write'$h$),
+    'app.catalog_version_changes', jsonb_build_object('entity', $h$'service'$h$, 'new', $h$'{}'::jsonb$h$));
+  follow_every_reference text[] := array['app.catalog_change_set_items'];
 begin
   perform pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
   insert into app.tenants (id, slug, name) values
@@ -80,7 +88,7 @@ begin
                        exists (select 1 from unnest(k.conkey) x(n) join pg_catalog.pg_attribute a3 on a3.attrelid = k.conrelid and a3.attnum = x.n where a3.attnotnull and a3.attname <> 'tenant_id') as required
                   from pg_catalog.pg_constraint k where k.conrelid = t.rel and k.contype = 'f' order by k.conname
       loop
-        continue when not fk.required;
+        continue when not fk.required and not (t.rel::text = any (follow_every_reference));
         if exists (select 1 from verify_rls_fill f where f.rel = fk.parent and not f.filled) then
           ready := false;
           exit;
@@ -107,6 +115,7 @@ begin
       loop
         cols := cols || col.attname::text;
         exprs := exprs || case
+          when hints -> t.rel::text ? col.attname then hints -> t.rel::text ->> col.attname
           when col.atttypid = 'uuid'::regtype then 'gen_random_uuid()'
           when col.typtype = 'e' then format('(select e.enumlabel::%s from pg_catalog.pg_enum e where e.enumtypid = %s order by e.enumsortorder limit 1)', col.atttypid::regtype, col.atttypid)
           -- Text columns whose CHECK a generic string cannot meet, by their conventional names.
@@ -119,6 +128,10 @@ begin
           when col.typcategory = 'D' then format('(now() + interval ''%s hours'')::%s', col.attnum, col.atttypid::regtype)
           when col.atttypid in ('json'::regtype, 'jsonb'::regtype) then format('''{}''::%s', col.atttypid::regtype)
           else 'null' end;
+      end loop;
+      for col in select h.key, h.value from jsonb_each_text(coalesce(hints -> t.rel::text, '{}')) h where h.key <> all (cols) loop
+        cols := cols || col.key;
+        exprs := exprs || col.value;
       end loop;
       fill_sql := format('select %s%s%s limit 1',
         (select string_agg(format('%s as %I', e, k), ', ' order by i) from unnest(exprs, cols) with ordinality u(e, k, i)),

@@ -22,6 +22,7 @@ export type Permission = `${string}:${string}`;
 export type FeatureDecision = string;
 
 const PERMISSION = Symbol.for("rls-service-shop.permission");
+const WRITES = Symbol.for("rls-service-shop.writes");
 const FEATURE = Symbol.for("rls-service-shop.feature");
 
 /**
@@ -45,7 +46,7 @@ export function requires(permission: Permission, options: { writes?: boolean; fe
     state.permission = hasParams(req.params) ? byMethod.row : byMethod.collection;
     next();
   };
-  return Object.assign(handler, { [PERMISSION]: permission, [FEATURE]: options.feature });
+  return Object.assign(handler, { [PERMISSION]: permission, [WRITES]: options.writes, [FEATURE]: options.feature });
 }
 
 function hasParams(params: Record<string, unknown> | undefined): boolean {
@@ -56,6 +57,11 @@ function hasParams(params: Record<string, unknown> | undefined): boolean {
 /** The permission a route's `requires` middleware names (the contract and matrix tests read it). */
 export function permissionOf(handler: unknown): Permission | undefined {
   return typeof handler === "function" ? (handler as { [PERMISSION]?: Permission })[PERMISSION] : undefined;
+}
+
+/** Whether a route's `requires` says its transaction writes, when it says (the API document reads it). */
+export function writesOf(handler: unknown): boolean | undefined {
+  return typeof handler === "function" ? (handler as { [WRITES]?: boolean })[WRITES] : undefined;
 }
 
 /** The feature decision a route's `requires` middleware names: a feature, "none", or undefined when it names none. */

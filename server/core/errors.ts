@@ -91,6 +91,18 @@ export const loginThrottled = (retryAfterSeconds: number) =>
     help: "runbooks/tenant-lifecycle.md",
   });
 
+// A read on a replica that has not replayed the client's consistency token (server/db/tenantContext.ts).
+// The primary then answers the read: no client sees this one, unless a replica read escaped that path.
+export const replicaBehind = () =>
+  new UnavailableError("REPLICA_BEHIND", "The read replica has not replayed this client's last write yet; retry shortly.");
+
+// An X-Consistency-Token this API did not write (server/db/walPosition.ts): refused, never ignored,
+// so a client that believes it reads its writes does not silently lose that.
+export const invalidConsistencyToken = () =>
+  new BadRequestError("INVALID_CONSISTENCY_TOKEN", "X-Consistency-Token must be a token this API answered a write with, sent back unchanged.", {
+    help: "docs/api.md#reading-your-writes",
+  });
+
 export const shuttingDown = (cause?: unknown) =>
   new UnavailableError("SHUTTING_DOWN", "This instance is shutting down; retry on another.", { cause });
 
@@ -116,6 +128,12 @@ const constraintErrors: Record<string, [number, string, string]> = {
   invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
   memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
   tenants_slug_key: [409, "SLUG_TAKEN", "Another shop has this slug."],
+  // Catalog change sets (sql/0460): an item of the wrong shape or out of bounds, whether ajv or the database refused it.
+  catalog_change_set_items_shape_check: [422, "INVALID_CHANGE_ITEM", "A change set item does not carry what its kind needs (and only that)."],
+  catalog_change_set_items_values_check: [422, "INVALID_CHANGE_ITEM", "A change set item holds a value out of the catalog's bounds."],
+  catalog_change_set_items_operation_fkey: [422, "REFERENCE_NOT_FOUND", "A change set item names an operation this shop does not have."],
+  catalog_change_set_items_service_fkey: [422, "REFERENCE_NOT_FOUND", "A change set item names a service this shop does not have."],
+  catalog_change_sets_rejection_reason_check: [422, "INVALID_REASON", "A rejection reason has 1 to 1000 characters."],
 };
 
 // The shop's settings (sql/0430, policies/settings.sql): a value out of bounds is 422
@@ -168,6 +186,19 @@ const ruleErrors: Record<string, [number, string, string]> = {
   invitation_expired: [410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one."],
   invitation_used: [409, "INVITATION_USED", "This invitation has already been used."],
   invitation_member: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
+  // Catalog change sets and versions (policies/catalog_versions.sql).
+  change_set: [404, "CHANGE_SET_NOT_FOUND", "Change set not found."],
+  change_set_not_draft: [409, "CHANGE_SET_NOT_DRAFT", "Only a draft change set can change or be deleted."],
+  change_set_status: [409, "INVALID_TRANSITION", "The change set cannot change to that status."],
+  change_set_stale: [409, "CHANGE_SET_STALE", "The change set was drafted against a catalog version that is no longer current; draft it again."],
+  change_set_self_approval: [403, "SELF_APPROVAL_FORBIDDEN", "The author of a change set cannot approve it unless they are an owner."],
+  change_set_empty: [422, "CHANGE_SET_EMPTY", "A change set without items cannot be approved."],
+  catalog_version: [404, "CATALOG_VERSION_NOT_FOUND", "No catalog version has this number."],
+  catalog_version_current: [409, "CATALOG_VERSION_CURRENT", "This catalog version is the current one; there is nothing to restore."],
+  catalog_history_append_only: [409, "CATALOG_HISTORY_APPEND_ONLY", "The catalog's history is append-only."],
+  // Programming errors of the API's own calls, never the client's.
+  catalog_version_begun: [500, "INTERNAL", "Internal server error."],
+  catalog_version_kind: [500, "INTERNAL", "Internal server error."],
 };
 
 /** SQLSTATE (or connection error) → AppError. Unknown database errors become a 500. */
@@ -196,6 +227,10 @@ export function toAppError(error: unknown): AppError {
     });
   }
   const rule = code.startsWith("SS") && constraint ? ruleErrors[constraint] : undefined;
+  // A stale change set says which version it was drafted against and which is current (DETAIL, JSON).
+  if (rule && constraint === "change_set_stale") {
+    return new AppError(rule[0], rule[1], rule[2], { details: staleVersions(pg.detail), help: "runbooks/catalog-change-sets.md#change_set_stale", cause: error });
+  }
   if (rule) return new AppError(rule[0], rule[1], rule[2], { cause: error });
   // Deleting a row that others still reference is a conflict, not a missing reference.
   if (code === "23503" && /^update or delete on table/.test(pg.message ?? "")) {
@@ -246,6 +281,14 @@ export function toAppError(error: unknown): AppError {
   // A path or query with a malformed percent-escape (decodeURIComponent, Express's param decoding).
   if (error instanceof URIError) return new BadRequestError("MALFORMED_URI", "The URL holds a malformed percent-escape.", { cause: error });
   return new AppError(500, "INTERNAL", "Internal server error.", { cause: error, operational: false });
+}
+
+function staleVersions(detail: string | undefined): unknown {
+  try {
+    return JSON.parse(detail ?? "null") ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Transient database errors the tenant-context helper retries before answering 409. */

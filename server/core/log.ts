@@ -1,5 +1,5 @@
 // One logger on stdout. Lines written during a request carry its request id, tenant and user
-// (logBindings(req)). Tokens, cookies and passwords are redacted; query strings are never logged.
+// (logBindings(req)). Tokens, cookies, passwords and credentials are redacted; query strings are never logged.
 //
 // LOG_FORMAT: JSON lines (`json`: production, pipes, log collectors) or lines for a person at a
 // terminal (`pretty`, pino-pretty: time, level, message, then the fields). Unset, it is `pretty` in
@@ -104,7 +104,8 @@ process.on("exit", () => {
 export const logger = pino({
   level: process.env.LOG_LEVEL ?? "info",
   redact: {
-    paths: ["req.headers.authorization", "req.headers.cookie", "password", "*.password", "access_token"],
+    // No route logs a body; a credential (routes/integrations.ts) is redacted should one ever be passed here.
+    paths: ["req.headers.authorization", "req.headers.cookie", "password", "*.password", "access_token", "secret", "*.secret", "credential_envelope", "*.credential_envelope"],
     censor: "[redacted]",
   },
 }, pretty ?? batched);

@@ -1,11 +1,18 @@
 // Prometheus metrics on GET /metrics: requests by route template and status, latency, error
 // answers by code, 503s (also those written before routing), 304s, authorization denials
-// (RLS/privilege 42501 and HTTP 403), tenant-pool use and audit export bytes. One registry per
+// (RLS/privilege 42501 and HTTP 403), tenant-pool use, audit export bytes and,
+// where replicas serve reads, reads by the server that answered them. One registry per
 // process; route labels are templates (/api/v1/customers/:id), never raw paths. deploy/monitoring/
 // holds the alert rules and the dashboard built on them (test/monitoring.test.ts checks that every
 // name they use is exported here).
+// With WEB_CONCURRENCY > 1 each worker counts its own requests, and a scrape, which reaches one
+// worker, answers the sum over all of them: the worker asks the primary, which gathers every
+// worker's registry with prom-client's AggregatorRegistry (each metric by its aggregator: counters
+// and histograms summed). Before, a scrape answered from whichever worker it reached, and
+// counters jumped between scrapes.
+import cluster from "node:cluster";
 import type { Request, RequestHandler, Response } from "express";
-import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from "prom-client";
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -62,7 +69,7 @@ const latency = {
 registry.registerMetric(latency as unknown as Metric);
 const unavailable = new Counter({
   name: "http_unavailable_total",
-  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, OVERLOADED, MIGRATIONS_NOT_AT_HEAD).",
+  help: "503 answers by error code (DATABASE_UNAVAILABLE, DATABASE_BUSY, OVERLOADED, SCHEMA_BEHIND, ...).",
   labelNames: ["code"] as const,
   registers: [registry],
 });
@@ -110,6 +117,63 @@ new Gauge({
   },
 });
 const poolMax = new Gauge({ name: "db_pool_connections_max", help: "Configured size of the tenant pool (DB_POOL_MAX).", registers: [registry] });
+
+// Reads by target, replicas' lag and skips: counted by server/db/replicas.ts as plain numbers
+// (a read adds one to a field, as the route series above do) and read from it when scraped.
+/** What the read replicas report when scraped: each replica by name (host:port), never its URL. */
+export type ReadTargets = {
+  primaryServed: number;
+  replicas: { name: string; state: string; lagSeconds: number | null; served: number; skipped: Record<string, number>; failovers: number }[];
+};
+let readTargets: (() => ReadTargets) | undefined;
+new Counter({
+  name: "db_reads_total", help: "Read transactions answered, by the server that answered: primary, or a replica by host:port (only where DATABASE_READ_URLS is set).",
+  labelNames: ["target"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    const r = readTargets?.();
+    if (!r) return;
+    this.inc({ target: "primary" }, r.primaryServed);
+    for (const x of r.replicas) this.inc({ target: x.name }, x.served);
+  },
+});
+new Gauge({
+  name: "db_replica_lag_seconds", help: "How far a read replica was behind the primary at its last poll (server/db/replicas.ts defines it); absent while unknown.",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) if (x.lagSeconds !== null) this.set({ replica: x.name }, x.lagSeconds);
+  },
+});
+new Gauge({
+  name: "db_replica_usable", help: "1 while a read replica serves reads (state ok), else 0 (lagging, unreachable, not a standby, starting).",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) this.set({ replica: x.name }, x.state === "ok" ? 1 : 0);
+  },
+});
+new Counter({
+  name: "db_replica_skipped_total", help: "Reads a replica did not serve, by reason: lag (over READ_REPLICA_MAX_LAG_MS), unavailable (unreachable, not a standby, starting), behind_token (had not replayed the client's X-Consistency-Token).",
+  labelNames: ["replica", "reason"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) for (const [reason, n] of Object.entries(x.skipped)) this.inc({ replica: x.name, reason }, n);
+  },
+});
+new Counter({
+  name: "db_replica_failovers_total", help: "Reads that failed on a replica (its connection, a recovery conflict, a refused proof) and were answered by the primary.",
+  labelNames: ["replica"] as const, registers: [registry],
+  collect() {
+    this.reset();
+    for (const x of readTargets?.().replicas ?? []) this.inc({ replica: x.name }, x.failovers);
+  },
+});
+
+/** Where the read-target metrics read their values (the tenant-context helper's replicas), or none. */
+export function observeReadTargets(report: (() => ReadTargets) | undefined): void {
+  readTargets = report;
+}
 
 /** Where db_pool_connections_in_use and db_pool_requests_waiting read their values (the tenant-context helper's pool). */
 export function observePool(use: (() => PoolUse) | undefined): void {
@@ -211,7 +275,51 @@ export function recordRequest(method: string, route: string, status: number, sec
   else if (status === 403) denials.inc({ source: "http", code: String(locals.errorCode ?? "FORBIDDEN") });
 }
 
+const SCRAPE = "rls-service-shop:metrics-scrape";
+const SCRAPED = "rls-service-shop:metrics-scraped";
+type ScrapeMessage = { type: typeof SCRAPE; id: number } | { type: typeof SCRAPED; id: number; text?: string; error?: string };
+
+/** In the primary of WEB_CONCURRENCY workers: answers a worker's scrape with every worker's metrics, aggregated. */
+export function aggregateWorkerMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on("message", (worker, message: ScrapeMessage) => {
+    if (message?.type !== SCRAPE) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: SCRAPED, id: message.id, text }),
+      (error: Error) => worker.send({ type: SCRAPED, id: message.id, error: error.message }),
+    );
+  });
+}
+
+let scrapes: Map<number, (answer: { text?: string; error?: string }) => void> | undefined;
+let nextScrape = 0;
+
+/** In a worker: hands this registry to the primary's aggregation, and scrapes answer the aggregate. */
+export function reportMetricsToPrimary(): void {
+  AggregatorRegistry.setRegistries([registry]);
+  new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
+  scrapes = new Map();
+  process.on("message", (message: ScrapeMessage) => {
+    if (message?.type === SCRAPED) scrapes?.get(message.id)?.(message);
+  });
+}
+
+function scrapeAllWorkers(): Promise<string> {
+  const id = nextScrape++;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done({ error: "the primary did not answer within 5 s" }), 5000);
+    const done = (answer: { text?: string; error?: string }) => {
+      clearTimeout(timer);
+      scrapes!.delete(id);
+      if (answer.text !== undefined) resolve(answer.text);
+      else reject(new Error(`metrics of all workers: ${answer.error}`));
+    };
+    scrapes!.set(id, done);
+    process.send!({ type: SCRAPE, id });
+  });
+}
+
 export const metricsEndpoint: RequestHandler = async (_req, res) => {
   res.setHeader("Content-Type", registry.contentType);
-  res.send(await registry.metrics());
+  res.send(scrapes ? await scrapeAllWorkers() : await registry.metrics());
 };

@@ -20,6 +20,8 @@ export type RequestState = {
    * the shop must be entitled to (null: none).
    */
   permission?: { name: string; forRow: boolean; writes: boolean; feature?: string | null };
+  /** The route reads from the primary even where replicas serve reads (its x-consistency, http/contract.ts). */
+  primary?: boolean;
 };
 
 const STATE = Symbol("rls-service-shop.request-state");

@@ -225,9 +225,9 @@ export function createPool(options: PoolOptions): Pool {
   };
 }
 
-/** A short-lived single connection for administrative work (migrations, policies, seed). */
-export function connectOnce(url: string): Sql {
-  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, connection: { application_name: "rls-service-shop-admin" } });
+/** A short-lived single connection for administrative work (deploys, seed, operator commands). */
+export function connectOnce(url: string, applicationName = "rls-service-shop-admin"): Sql {
+  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, connection: { application_name: applicationName } });
 }
 
 /** Runs `work` on a short-lived owner connection and closes it. */

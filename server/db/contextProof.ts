@@ -146,9 +146,9 @@ export function contextKeyId(hexKey?: string): string {
 
 /**
  * Installs the context key in the database as its only key (as the owner role): from then on
- * only proofs signed with it open a context. Idempotent. Run by `npm start` after the policies,
- * and by `npm run cli -- context-key install` for a database the API does not set up itself; a
- * rotation adds, promotes and retires keys instead (`npm run cli -- context-key ...`).
+ * only proofs signed with it open a context. Idempotent. `npm run cli -- context-key install`; a
+ * deploy adds its key instead (setup/deploy.ts), and a rotation adds, promotes and retires keys
+ * (`npm run cli -- context-key ...`).
  */
 export async function installContextKey(owner: { unsafe: (q: string, p: string[]) => Promise<unknown> }, hexKey: string): Promise<void> {
   parseContextKey(hexKey);

@@ -4,6 +4,7 @@
 // mounted, with one source.
 import type { RequestHandler } from "express";
 import { templateOf } from "../core/metrics.ts";
+import { requestState } from "../core/requestContext.ts";
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -23,22 +24,33 @@ export type Doc = {
   responses: Responses;
   /** What the operation does, for the API document (every operation has one). */
   description: string;
+  /**
+   * Why this read must be answered by the primary where replicas serve reads (its x-consistency in
+   * the API document); documented() then keeps it there. Writes are the primary's without saying.
+   */
+  primary?: string;
 };
 
 const DOC = Symbol.for("rls-service-shop.doc");
 
 /**
  * Marks a route with its contract. First on the route, it also records the route's template
- * for the metrics and the access log (core/metrics.ts routeTemplate).
+ * for the metrics and the access log (core/metrics.ts routeTemplate), and keeps a read that
+ * documents it needs the primary there (db/tenantContext.ts reads the request state).
  */
 export function documented(doc: Doc): RequestHandler {
   // The template of the last mount and path seen (a route has one): built once, not per request.
   let seen: { baseUrl: string; path: string; template: string } | undefined;
+  const primary = doc.primary !== undefined;
   const handler: RequestHandler = function documentedRoute(req, res, next) {
     const path = (req.route as { path?: unknown } | undefined)?.path;
     if (typeof path === "string" && res.locals.route === undefined) {
       if (seen?.baseUrl !== req.baseUrl || seen.path !== path) seen = { baseUrl: req.baseUrl, path, template: templateOf(req.baseUrl, path) };
       res.locals.route = seen.template;
+    }
+    if (primary) {
+      const state = requestState(req);
+      if (state) state.primary = true;
     }
     next();
   };

@@ -14,6 +14,7 @@ const tags: Record<string, string> = {
   Vehicles: "Customers' vehicles. The customer must be one of the same shop (422 REFERENCE_NOT_FOUND otherwise); a VIN is unique per shop.",
   Services: "The groups of the service catalog; a name is unique per shop.",
   "Service operations": "The catalog's operations with their price and duration. Lists answer a root JSON array, the next page named by X-Next-Cursor and Link.",
+  "Catalog changes": "Versioned catalog changes: change sets drafted against a catalog version, dry-run without changing anything, approved or rejected, applied as the next version; every version with its diff, and restore of an earlier one as a new version.",
   Appointments: "Bookings of a customer (and vehicle), optionally assigned to a member. The database refuses overlapping live bookings of one assignee and status changes the status machine does not allow.",
   Invoices: "Draft invoices and their lines. Issuing numbers an invoice without gaps per shop; after that only pay and void change it.",
   Reports: "Figures read from the shop's reporting views.",
@@ -21,9 +22,11 @@ const tags: Record<string, string> = {
   Members: "Who belongs to the shop and with which role, and invitations to join it. Only an owner grants or removes the owner role; the last owner stays.",
   Export: "The shop's whole data as one archive, for its owner, also while the shop is suspended.",
   Settings: "The shop's own settings: name, timezone, currency, tax rate, invoice numbering, payment terms, appointment slots, reminders.",
+  Integrations: "The shop's third-party credentials (payment provider, parts supplier, SMS gateway): stored encrypted, tested on the server, never answered back.",
   Features: "What the shop's plan, its overrides and the platform's kill switches let it use. A route that needs a feature the shop may not use answers 403 FEATURE_NOT_ENABLED naming it.",
+  Access: "Why a member of the shop may or may not act on a table, step by step, from what the database enforces (the shop's admins: members:manage).",
   Platform: "Platform administrators create, suspend and resume shops, and change plans, shops' plans, overrides and kill switches; every change is a numbered version with its actor and reason, and any earlier state can be restored as a new version. Everyone else: 403 PLATFORM_ADMIN_REQUIRED.",
-  Caller: "Logging in, accepting an invitation, the caller's account and the shops it belongs to; no tenant is named.",
+  Caller: "Logging in, accepting an invitation, the caller's account and the shops it belongs to, and the public keys its tokens are verified with; no tenant is named.",
   Operations: "Liveness, readiness, metrics, this document and its page, and the platform administrators' endpoints.",
 };
 
@@ -55,6 +58,48 @@ const idempotencyHeader = {
   schema: { type: "string", pattern: "^[\\x21-\\x7e]{1,255}$" },
 };
 
+const tokenSchema = { type: "string", pattern: "^1\\.[0-9a-f]{16}$", maxLength: 18 };
+
+const consistencyParam = {
+  name: "X-Consistency-Token",
+  in: "header",
+  required: false,
+  description:
+    "The X-Consistency-Token of this client's last write, sent back unchanged: the answer then includes that write (it comes from a " +
+    "replica that has replayed it, or from the primary). Without it a replica may answer from data up to READ_REPLICA_MAX_LAG_MS old. " +
+    "Anything but a token this API answered is 400 INVALID_CONSISTENCY_TOKEN.",
+  schema: tokenSchema,
+};
+
+const consistencyResponseHeader = {
+  description:
+    "Where the deployment reads from hot standbys (DATABASE_READ_URLS): the point this write reached in the primary's log. Opaque: " +
+    "send it back unchanged on the reads after it (X-Consistency-Token) to read this write.",
+  schema: tokenSchema,
+};
+
+const readsFromReplica =
+  "Where the deployment reads from hot standbys (DATABASE_READ_URLS), a replica answers it: at most READ_REPLICA_MAX_LAG_MS behind " +
+  "the primary, or, with the X-Consistency-Token of the client's last write, at or after that write.";
+
+/**
+ * Which server answers an operation where replicas serve reads, and why (x-consistency): every
+ * write, and a read that says why it needs to be (`primary`), the primary; every other read that
+ * reaches the database a replica. Operations that never reach the database (liveness, metrics,
+ * this document) carry none.
+ */
+function consistency(method: string, doc: Doc, writing: boolean, auth: string) {
+  if (doc.primary) return { "served-by": "primary", reason: doc.primary };
+  if (writing) {
+    const why = method === "get" ? "Its transaction writes" : "It writes";
+    return { "served-by": "primary", reason: `${why}: writes go to the primary, and every statement of a writing transaction with them.` };
+  }
+  if (method !== "get") {
+    return { "served-by": "primary", reason: "Only GETs are read from replicas: an action that only reads (such as testing a stored credential) acts on what the client just wrote, so it reads the primary." };
+  }
+  return auth === "public" ? undefined : { "served-by": "replica", reason: readsFromReplica };
+}
+
 const textRule =
   "No string may hold a NUL character (U+0000) or a lone UTF-16 surrogate: PostgreSQL text cannot store them. " +
   "In a body that is 422 VALIDATION_FAILED, in the query string 400 INVALID_PARAMETER.";
@@ -69,6 +114,8 @@ const info = {
     "**Limits.** Request schemas carry the limits the database enforces (lengths, ranges, patterns, two decimals of a quantity): a value beyond one is refused with 422 VALIDATION_FAILED before the database is asked. " +
       "Rules across fields or rows stay the database's, answered with their own codes: starts_at before ends_at (422 INVALID_TIME_RANGE), unique names and VINs (409), overlapping bookings (409 APPOINTMENT_OVERLAP).",
     `**Text.** ${textRule}`,
+    "**Reading your writes.** Where the deployment reads from hot standbys, a read may be answered from data up to READ_REPLICA_MAX_LAG_MS old (each operation's x-consistency says which server answers it and why). " +
+      "Every tenant write then answers an X-Consistency-Token header; send the latest one back, unchanged, on later reads and they include that write.",
     "**Errors.** Every error answers {\"error\": {code, message, request_id}}, with details and help where there are any. A method a path does not have is 405 METHOD_NOT_ALLOWED with an Allow header naming the methods it has.",
   ].join("\n\n"),
   // The service is not published under a licence: its rights are reserved (an SPDX LicenseRef names that).
@@ -121,10 +168,10 @@ function schemaComponents() {
 
 type Ref = (schema: JsonSchema) => JsonSchema;
 
-type Needs = { permission?: string; feature?: string };
+type Needs = { permission?: string; feature?: string; writes?: boolean };
 
 function operation(method: string, path: string, doc: Doc, tenantPath: boolean, needs: Needs, pathForm: boolean, ref: Ref) {
-  const { permission } = needs;
+  const { permission, writes } = needs;
   const feature = needs.feature && needs.feature !== "none" ? needs.feature : undefined;
   if (!(doc.tag in tags)) throw new Error(`${method.toUpperCase()} ${path}: tag "${doc.tag}" is not one of the document's tags. FIX: describe it in server/http/openApi.ts`);
   const params: Record<string, unknown>[] = [...path.matchAll(/\{([A-Za-z_]+)\}/g)].map(([, name]) => ({
@@ -139,11 +186,19 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
   }
   if (tenantPath && !pathForm) params.push(tenantHeader);
   if (method === "post" && tenantPath) params.push(idempotencyHeader);
+  const auth = doc.auth ?? "bearer";
+  // By default every method but GET and HEAD writes (auth/authorize.ts requires()).
+  const writing = writes ?? method !== "get";
+  const served = consistency(method, doc, writing, auth);
+  if (served?.["served-by"] === "replica") params.push(consistencyParam);
+  // A tenant write answers its token (db/tenantContext.ts); the export's answer leaves before it commits.
+  const stamped = tenantPath && method !== "get" && writing;
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(doc.responses)) {
+    const headers = stamped && status.startsWith("2") ? { ...r.headers, "X-Consistency-Token": consistencyResponseHeader } : r.headers;
     responses[status] = {
       description: r.description,
-      ...(r.headers ? { headers: r.headers } : {}),
+      ...(headers ? { headers } : {}),
       ...(r.schema || r.contentType ? { content: { [r.contentType ?? "application/json"]: { schema: ref(r.schema ?? { type: "string" }) } } } : {}),
     };
   }
@@ -151,7 +206,6 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
   if (method === "get") responses["304"] ??= { description: "Not modified: If-None-Match matched the ETag." };
   responses["4XX"] ??= { $ref: "#/components/responses/ClientError" };
   responses["5XX"] ??= { $ref: "#/components/responses/ServerError" };
-  const auth = doc.auth ?? "bearer";
   return {
     operationId: `${method}${path.replace(/[{}]/g, "").replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? "").toUpperCase())}`,
     summary: doc.summary,
@@ -163,6 +217,7 @@ function operation(method: string, path: string, doc: Doc, tenantPath: boolean, 
     tags: [doc.tag],
     ...(permission ? { "x-permission": permission } : {}),
     ...(feature ? { "x-feature": feature } : {}),
+    ...(served ? { "x-consistency": served } : {}),
     security: auth === "public" ? [] : [{ bearer: [] }],
     parameters: params,
     ...(doc.body ? { requestBody: { required: true, description: textRule, content: { "application/json": { schema: ref(doc.body) } } } } : {}),

@@ -4,11 +4,12 @@
 // decision its `requires(...)` middleware names and the contract its `documented(...)` mark
 // carries, without grepping source.
 import type express from "express";
-import { featureOf, permissionOf } from "../auth/authorize.ts";
+import { featureOf, permissionOf, writesOf } from "../auth/authorize.ts";
 import { docOf, type Doc } from "./contract.ts";
 import { isTenantPath } from "../auth/tenantResolution.ts";
 
-export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; feature?: string; doc?: Doc };
+/** `writes`: what the route's `requires` says of its transaction, when it says (by default every method but GET and HEAD writes). */
+export type RouteEntry = { method: string; path: string; tenantPath: boolean; permission?: string; feature?: string; writes?: boolean; doc?: Doc };
 
 /** A layer of an Express 5 router stack, as far as the walk reads it. */
 export type Layer = { rawPath?: unknown; handle: unknown; route?: { path: string; methods: Record<string, boolean>; stack: Layer[] } };
@@ -29,10 +30,11 @@ function walk(stack: Layer[], prefix: string, guarded: boolean): RouteEntry[] {
       const inRoute = layer.route.stack.some((l) => isTenantPath(l.handle));
       const permission = layer.route.stack.map((l) => permissionOf(l.handle)).find(Boolean);
       const feature = layer.route.stack.map((l) => featureOf(l.handle)).find(Boolean);
+      const writes = layer.route.stack.map((l) => writesOf(l.handle)).find((w) => w !== undefined);
       const doc = layer.route.stack.map((l) => docOf(l.handle)).find(Boolean);
       // A catch-all (route.all(): methodNotAllowed.ts) serves no method of its own.
       for (const method of Object.keys(layer.route.methods).filter((m) => m !== "_all")) {
-        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission, feature, doc });
+        out.push({ method: method.toUpperCase(), path: join(prefix, layer.route.path), tenantPath: covered || inRoute, permission, feature, writes, doc });
       }
     } else {
       const nested = (layer.handle as { stack?: Layer[] }).stack;

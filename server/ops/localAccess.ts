@@ -10,7 +10,7 @@ import { DATABASE_NAME, type LocalSecrets } from "../setup/localDatabase.ts";
 import { OWNER_ROLE, withCredentials } from "../setup/provision.ts";
 
 export type Access = {
-  owner: string; app: string; bi?: string; jwtSecret?: string; contextKey?: string; auditAnchorKey?: string; auditAnchorFile?: string;
+  owner: string; app: string; bi?: string; jwtSecret?: string; contextKey?: string; auditAnchorKey?: string; auditAnchorFile?: string; credentialsKeys?: string;
   apiUrl: string; embedded: boolean; running: boolean;
 };
 
@@ -20,7 +20,7 @@ export class NoLocalDatabase extends Error {}
 export function localAccess(config: Config): Access {
   const apiUrl = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}`;
   if (config.databaseUrl && config.databaseOwnerUrl) {
-    return { owner: config.databaseOwnerUrl, app: config.databaseUrl, jwtSecret: config.jwtSecret, contextKey: config.contextKey, apiUrl, embedded: false, running: true };
+    return { owner: config.databaseOwnerUrl, app: config.databaseUrl, contextKey: config.contextKey, apiUrl, embedded: false, running: true };
   }
   const file = join(resolve(config.dataDir), "secrets.json");
   if (!existsSync(file)) throw new NoLocalDatabase(`no embedded database in ${resolve(config.dataDir)} yet: run npm start once (or set DATA_DIR)`);
@@ -31,11 +31,12 @@ export function localAccess(config: Config): Access {
     owner: withCredentials(base, OWNER_ROLE, secrets.owner, DATABASE_NAME),
     app: withCredentials(base, "app_user", secrets.app, DATABASE_NAME),
     bi: withCredentials(base, "app_bi", secrets.bi, DATABASE_NAME),
-    jwtSecret: config.jwtSecret ?? secrets.jwtSecret,
+    jwtSecret: config.jwtSecrets ? undefined : secrets.jwtSecret,
     // The keys npm start runs with and the anchor key and file the audit commands default to, so
     // a shell with these exported runs the CLI against the embedded database as npm start does.
     contextKey: config.contextKey ?? secrets.contextKey,
     auditAnchorKey: process.env.AUDIT_ANCHOR_KEY ?? secrets.auditAnchorKey,
+    credentialsKeys: config.credentialsKeys ? undefined : secrets.credentialsKeys,
     auditAnchorFile: process.env.AUDIT_ANCHOR_FILE ?? join(resolve(config.dataDir), "audit-anchors.jsonl"),
     apiUrl,
     embedded: true,

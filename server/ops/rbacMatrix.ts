@@ -14,7 +14,7 @@ import type { RouteEntry } from "../http/routeInventory.ts";
 import { policiesDir } from "../setup/policies.ts";
 
 export const rbacMatrixFile = fileURLToPath(new URL("../../runbooks/rbac-matrix.md", import.meta.url));
-export type TenantTable = { name: string; permission: string | null; checkFunction: string | null; listed: boolean; appendOnly: boolean };
+export type TenantTable = { name: string; permission: string | null; checkFunction: string | null; listed: boolean; appendOnly: boolean; readPermission: string | null };
 export type Matrix = { permissions: { name: string; description: string }[]; granted: Set<string>; tables: TenantTable[] };
 
 const grant = (role: string, permission: string) => `${role} ${permission}`;
@@ -27,20 +27,23 @@ export async function readMatrix(owner: Sql): Promise<Matrix> {
       await tx.unsafe(readFileSync(join(policiesDir, "permissions.sql"), "utf8"));
       const permissions = await tx`select name, description from app.permissions order by name`;
       const pairs = await tx`select role, permission from app.role_permissions`;
-      await tx.unsafe(writePermissionsFunction(readFileSync(join(policiesDir, "rbac.sql"), "utf8")));
+      const rbacSql = readFileSync(join(policiesDir, "rbac.sql"), "utf8");
+      await tx.unsafe(writePermissionsFunction(rbacSql));
+      await tx.unsafe(registryFunction(rbacSql, "table_read_permissions"));
       const tables = await tx`
         select c.relname as name, w.permission, w.check_function, w.table_name is not null as listed,
-               c.relname = any (app.append_only_table_names()) as append_only
+               c.relname = any (app.append_only_table_names()) as append_only, r.permission as read_permission
           from app.tenant_tables() t
           join pg_catalog.pg_class c on c.oid = t
           left join app.table_write_permissions() w on w.table_name = c.relname
+          left join app.table_read_permissions() r on r.table_name = c.relname
          order by c.relname`;
       matrix = {
         permissions: permissions.map((p) => ({ name: p.name as string, description: p.description as string })),
         granted: new Set(pairs.map((p) => grant(p.role as string, p.permission as string))),
         tables: tables.map((t) => ({
           name: t.name as string, permission: t.permission as string | null, checkFunction: t.check_function as string | null,
-          listed: t.listed as boolean, appendOnly: t.append_only as boolean,
+          listed: t.listed as boolean, appendOnly: t.append_only as boolean, readPermission: t.read_permission as string | null,
         })),
       };
       throw new Error("rollback");
@@ -53,8 +56,13 @@ export async function readMatrix(owner: Sql): Promise<Matrix> {
 
 /** The `create or replace function app.table_write_permissions()` statement of policies/rbac.sql. */
 export function writePermissionsFunction(rbacSql: string): string {
-  const statement = rbacSql.match(/^create or replace function app\.table_write_permissions\(\)[\s\S]*?^\$\$;$/m)?.[0];
-  if (!statement) throw new Error("policies/rbac.sql defines no app.table_write_permissions() (as $$ ... $$;)");
+  return registryFunction(rbacSql, "table_write_permissions");
+}
+
+/** The `create or replace function app.<name>()` statement of policies/rbac.sql (a registry without arguments). */
+function registryFunction(rbacSql: string, name: string): string {
+  const statement = rbacSql.match(new RegExp(`^create or replace function app\\.${name}\\(\\)[\\s\\S]*?^\\$\\$;$`, "m"))?.[0];
+  if (!statement) throw new Error(`policies/rbac.sql defines no app.${name}() (as $$ ... $$;)`);
   return statement;
 }
 
@@ -118,12 +126,14 @@ export function renderMatrix(matrix: Matrix, routes: readonly RouteEntry[]): str
     "",
     "Every table of schema `app` with a `tenant_id` that is not global (`app.tenant_tables()`), and the",
     "permission a write to it needs, checked by its `_authorize_write` trigger (`app.table_write_permissions()`",
-    "in `policies/rbac.sql`). Reads are bounded by RLS to the caller's shop and by the route's permission.",
+    "in `policies/rbac.sql`). Reads are bounded by RLS to the caller's shop and by the route's permission,",
+    "the one its routes open a read with (`app.table_read_permissions()`). Why one member may or may not",
+    "act on one row: `npm run cli -- explain` ([access questions](access-questions.md)).",
     "",
-    `| table | a write needs | checked by | ${roles.join(" | ")} |`,
-    `|---|---|---|${roles.map(() => ":-:").join("|")}|`,
+    `| table | a read needs | a write needs | checked by | ${roles.join(" | ")} |`,
+    `|---|---|---|---|${roles.map(() => ":-:").join("|")}|`,
     ...matrix.tables.map((t) =>
-      `| \`${t.name}\` | ${writeRule(t)} | ${t.checkFunction ? `\`${t.checkFunction}\`` : "–"} | ${roles.map((role) => (t.permission ? mark(role, t.permission) : " ")).join(" | ")} |`),
+      `| \`${t.name}\` | ${t.readPermission ? `\`${t.readPermission}\`` : "no permission of its own"} | ${writeRule(t)} | ${t.checkFunction ? `\`${t.checkFunction}\`` : "–"} | ${roles.map((role) => (t.permission ? mark(role, t.permission) : " ")).join(" | ")} |`),
     "",
     "## Rules beyond the grid (enforced in SQL)",
     "",

@@ -5,9 +5,10 @@
 // commits and records tenant.purged with the counts in the platform's lifecycle events.
 import type { Sql } from "../db/connections.ts";
 import { writeAnchors, type Anchor } from "./auditAnchor.ts";
+import type { KeyRing } from "../core/keyRing.ts";
 
 export type PurgeRow = { table_name: string; deleted: number; remaining: number };
-export type PurgeOptions = { confirmation: string; reason?: string; actor: string; anchors?: { file: string; key: string }; waitMs?: number; log?: (line: string) => void };
+export type PurgeOptions = { confirmation: string; reason?: string; actor: string; anchors?: { file: string; ring: KeyRing<string> }; waitMs?: number; log?: (line: string) => void };
 
 /** Waits until no other transaction of this database began before `since` (they could still write the shop). */
 async function waitForOlderTransactions(sql: Sql, since: Date, waitMs: number, log: (line: string) => void): Promise<void> {
@@ -35,7 +36,7 @@ export async function purgeTenant(sql: Sql, slug: string, o: PurgeOptions): Prom
     await waitForOlderTransactions(sql, closed as Date, o.waitMs ?? 60_000, log);
   }
   const [{ sealed }] = await sql`select app.audit_seal(${t.id}::uuid) as sealed`;
-  const anchor = o.anchors ? ((await writeAnchors(sql, o.anchors.file, o.anchors.key, t.id as string))[0] ?? null) : null;
+  const anchor = o.anchors ? ((await writeAnchors(sql, o.anchors.file, o.anchors.ring, t.id as string))[0] ?? null) : null;
   log(`${slug}: sealed ${sealed} audit row(s)${anchor ? `; anchored position ${anchor.seq} in ${o.anchors!.file}` : o.anchors ? "; no audit row to anchor" : "; not anchored (no AUDIT_ANCHOR_KEY)"}`);
   const rows = await sql.begin((tx) => tx`select table_name, deleted, remaining from app.purge_tenant(${t.id}::uuid, ${slug}, ${anchor ? tx.json(anchor as never) : null}, ${o.actor})`);
   return { rows: rows.map((r) => ({ table_name: r.table_name as string, deleted: Number(r.deleted), remaining: Number(r.remaining) })), anchor };

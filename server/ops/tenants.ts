@@ -2,6 +2,7 @@
 // in the platform context the owner opens (app.open_platform_operator_context), through the same
 // SQL functions as the platform routes (policies/tenant_lifecycle.sql): create a shop with its
 // first owner's invitation, suspend and resume it. runbooks/tenant-lifecycle.md says when.
+import type { KeyRing } from "../core/keyRing.ts";
 import { createWriteStream } from "node:fs";
 import { finished } from "node:stream/promises";
 import type { Command } from "commander";
@@ -42,7 +43,7 @@ export async function exportTenant(sql: Sql, slug: string, file: string): Promis
 }
 
 /** Registers `tenant create|suspend|resume|export|import|purge` on `tenant`. */
-export type AnchorSettings = (conn: { secrets?: { auditAnchorKey: string }; dataDir: string }) => { file: string; key: string } | undefined;
+export type AnchorSettings = (conn: { secrets?: { auditAnchorKey: string }; dataDir: string }) => { file: string; ring: KeyRing<string> } | undefined;
 
 /** Asks for the slug on the terminal: the typed confirmation a purge needs without --yes. */
 async function typedConfirmation(slug: string): Promise<string> {

@@ -10,16 +10,17 @@ export type Routes = {
   readonly base: string;
   get: (path: string, ...handlers: RequestHandler[]) => Routes;
   post: (path: string, ...handlers: RequestHandler[]) => Routes;
+  put: (path: string, ...handlers: RequestHandler[]) => Routes;
   patch: (path: string, ...handlers: RequestHandler[]) => Routes;
   delete: (path: string, ...handlers: RequestHandler[]) => Routes;
 };
 
 /** Routes under `base` on `app`, each behind `before` (in that order). */
 export function mountRoutes(app: Express, base: string, before: readonly RequestHandler[]): Routes {
-  const on = (method: "get" | "post" | "patch" | "delete") => (path: string, ...handlers: RequestHandler[]): Routes => {
+  const on = (method: "get" | "post" | "put" | "patch" | "delete") => (path: string, ...handlers: RequestHandler[]): Routes => {
     app[method](path === "/" ? base : `${base}${path}`, ...before, ...handlers);
     return routes;
   };
-  const routes: Routes = { base, get: on("get"), post: on("post"), patch: on("patch"), delete: on("delete") };
+  const routes: Routes = { base, get: on("get"), post: on("post"), put: on("put"), patch: on("patch"), delete: on("delete") };
   return routes;
 }

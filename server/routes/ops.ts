@@ -27,9 +27,16 @@ export function currentDeployment(env: NodeJS.ProcessEnv = process.env): Deploym
   return { commit_sha: sha, deployed_at: env.DEPLOYED_AT ?? new Date().toISOString() };
 }
 
+// Where replicas serve reads, the platform-admin check still reads the primary: an admin whose
+// flag was just taken away is refused at once, not up to READ_REPLICA_MAX_LAG_MS later. Set here,
+// before the check, since the routes' documented() marks run after it.
+const fromPrimary = "Platform-admin checks read the primary: an administrator whose rights were taken away is refused at once, not after a replica's lag.";
+
 const requirePlatformAdmin = async (req: Request): Promise<void> => {
-  const userId = requestState(req)?.userId;
+  const state = requestState(req);
+  const userId = state?.userId;
   if (!userId) throw new UnauthorizedError("AUTH_REQUIRED", "An access token is required.");
+  state.primary = true;
   const [user] = await withUser(req, (sql) => sql`select is_platform_admin from app.get_user()`);
   if (!user) throw new UnauthorizedError("INVALID_TOKEN", "The access token is invalid.");
   if (!user.is_platform_admin) throw new ForbiddenError("PLATFORM_ADMIN_REQUIRED", "Only platform administrators may use the ops endpoints.");
@@ -44,7 +51,7 @@ export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeplo
   });
 
   router.get("/current-commit", documented({
-    summary: "The running release", tag: "Operations", auth: "admin",
+    summary: "The running release", tag: "Operations", auth: "admin", primary: fromPrimary,
     description: "GIT_COMMIT and DEPLOYED_AT as the deploy set them, else the checkout's commit and the boot time. Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
     responses: { 200: { description: "Commit and deploy time", schema: named("Deployment", row({ commit_sha: { type: "string" }, deployed_at: { type: "string" } })) } },
   }), (_req, res) => {
@@ -53,6 +60,7 @@ export function opsRoutes(keys: TokenKeys, deployment: Deployment = currentDeplo
 
   router.get("/env-sanity", documented({
     summary: "Environment sanity: database, migrations, policies, variable names (never values)", tag: "Operations", auth: "admin",
+    primary: `${fromPrimary} Its checks are the primary's: the database migrations and policies are applied to.`,
     description: "The database's reachability and version as the API's role sees it, migrations applied against expected, tenant tables whose RLS or policies are missing, and which configuration variables are set (names only). Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
     responses: { 200: { description: "Checks", schema: named("EnvSanity", row({ db: { type: "object" }, migrations: { type: "object" }, policies: { type: "object" }, env_vars: { type: "object" } })) } },
   }), async (_req, res) => {

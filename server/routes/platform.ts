@@ -18,6 +18,8 @@ const auth = "admin" as const;
 const namePattern = "^[a-z][a-z0-9_]{1,39}$";
 const featureName = { type: "string", pattern: namePattern, description: "A feature of the catalogue." };
 const planName = { type: "string", pattern: namePattern, description: "A plan of the catalogue." };
+// withPlatform runs on the primary, reads too (db/tenantContext.ts); the API document says why.
+const primary = "Platform administration reads the primary: the admin check refuses a revoked administrator at once, and an administrator reads the grid as their last change left it, not as a replica's lag has it.";
 const reason = { type: "string", minLength: 1, maxLength: 500, pattern: "\\S", description: "Why: kept with the version." };
 
 /** A path segment naming a feature or plan: a name that cannot exist is 400, not a lookup. */
@@ -113,7 +115,7 @@ const changed = (description: string, body: JsonSchema, params: Record<string, J
 
 export function platformRoutes(router: Routes): void {
   router.get("/features", documented({
-    summary: "The plans, the features and their kill switches", tag, auth,
+    summary: "The plans, the features and their kill switches", tag, auth, primary,
     description: "The catalogue with the plan → feature grid, each feature's kill switch, and the latest version. Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
     responses: { 200: { description: "Plans and features", schema: overview } },
   }), async (req, res) => {
@@ -136,7 +138,7 @@ export function platformRoutes(router: Routes): void {
   });
 
   router.get("/tenants/:tenant/features", documented({
-    summary: "A shop's plan and entitlements", tag, auth,
+    summary: "A shop's plan and entitlements", tag, auth, primary,
     description: "Every feature for the shop (slug or id): enabled or not, and why. Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
     responses: { 200: { description: "The shop's plan and entitlements", schema: tenantEntitlements } },
   }), async (req, res) => {
@@ -193,7 +195,7 @@ export function platformRoutes(router: Routes): void {
   }
 
   router.get("/versions", documented({
-    summary: "The entitlement versions, newest first", tag, auth, query: versionsQuery,
+    summary: "The entitlement versions, newest first", tag, auth, primary, query: versionsQuery,
     description: "Each version with its actor, action, reason and the rows it changed (old and new). Keyset paginated: pass next_cursor back as cursor. Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
     responses: { 200: { description: "A page of versions", schema: named("EntitlementVersionPage", row({ data: { type: "array", items: version }, next_cursor: { type: ["string", "null"], description: "Opaque; null on the last page." } })) } },
   }), async (req, res) => {

@@ -12,6 +12,7 @@ import { withTenantOnce } from "../http/idempotency.ts";
 import { withTenant } from "../db/tenantContext.ts";
 import { after, keyColumns, orderBy, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
 import { bodyValidator, parseId, queryValidator } from "../http/validate.ts";
+import { strongEtag } from "../http/etag.ts";
 
 export type ResourceSpec = {
   /** Schema-qualified table, e.g. "app.vehicles". */
@@ -55,6 +56,12 @@ export type ResourceSpec = {
   rootArray?: boolean;
   /** Strong ETag and If-None-Match → 304 on lists and items. */
   etag?: boolean;
+  /**
+   * A versioned resource (the catalog): the query answering its current version, which the list
+   * answers in the `header` and folds into its ETag, so the ETag changes with every version,
+   * also one that leaves this list's rows as they were.
+   */
+  versioned?: { header: string; query: (sql: Sql) => postgres.PendingQuery<postgres.Row[]> };
 };
 
 type Row = Record<string, unknown>;
@@ -70,9 +77,10 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
   const item = named(schemaName, row(spec.row));
   const etagHeaders = spec.etag ? { ETag: { description: "Strong validator of this representation; send it as If-None-Match.", schema: { type: "string" } } } : undefined;
   const notModified: Responses = spec.etag ? { 304: { description: "Not modified (If-None-Match matched)." } } : {};
+  const versionHeaders = spec.versioned ? { [spec.versioned.header]: { description: "The version the list was read at; the ETag changes with it.", schema: { type: "string" } } } : undefined;
   const nextHeaders = spec.rootArray
-    ? { "X-Next-Cursor": { description: "Cursor of the next page; absent on the last page.", schema: { type: "string" } }, Link: { description: 'rel="next": the next page\'s URL.', schema: { type: "string" } }, ...etagHeaders }
-    : etagHeaders;
+    ? { "X-Next-Cursor": { description: "Cursor of the next page; absent on the last page.", schema: { type: "string" } }, Link: { description: 'rel="next": the next page\'s URL.', schema: { type: "string" } }, ...etagHeaders, ...versionHeaders }
+    : { ...etagHeaders, ...versionHeaders };
   const doc = {
     list: documented({
       summary: `List ${spec.tag.toLowerCase()}`, tag: spec.tag, query: listSchema,
@@ -117,15 +125,19 @@ export function resourceRoutes(router: Routes, spec: ResourceSpec): void {
   router.get("/", doc.list, requires(spec.permissions.read, need), async (req, res) => {
     const query = validateList(req.query);
     const filters = Object.entries(query).filter(([k]) => equality.includes(k));
-    const rows = await withTenant(req, (sql) => sql`
+    const [rows, version] = await withTenant(req, (sql) => [sql`
       select ${sql(spec.columns)} ${keyColumns(sql, spec.keyset)} from ${sql(source)}
        where true ${filters.reduce((acc, [k, v]) => sql`${acc} and ${sql(k)} = ${v as string}`, sql``)}
          ${spec.where ? spec.where.build(sql, query) : sql``}
          ${after(sql, spec.keyset, query.cursor)}
        order by ${orderBy(sql, spec.keyset)}
        limit ${query.limit + 1}
-    `);
+    `, ...(spec.versioned ? [spec.versioned.query(sql)] : [])]);
     const { data, next_cursor } = page(spec.keyset, rows, query.limit);
+    if (spec.versioned) {
+      const v = String(version[0]?.version ?? "");
+      res.set(spec.versioned.header, v).set("ETag", strongEtag(`${v}\n${JSON.stringify(spec.rootArray ? data : { data, next_cursor })}`));
+    }
     if (!spec.rootArray) return send(req, res, { data, next_cursor });
     if (next_cursor) {
       const next = new URLSearchParams({ ...(req.query as Record<string, string>), cursor: next_cursor });

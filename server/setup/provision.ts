@@ -27,17 +27,27 @@ export async function provisionDatabase(superuserUrl: string, database: string, 
       { name: "app_user", password: passwords.app, attrs: "login nosuperuser nobypassrls nocreatedb nocreaterole noinherit" },
       { name: "app_bi", password: passwords.bi, attrs: "login nosuperuser nobypassrls nocreatedb nocreaterole noinherit" },
     ];
-    for (const r of roles) {
-      const [role] = await sql`select rolpassword from pg_authid where rolname = ${r.name}`;
-      // A password already set is not set again: ALTER ROLE ... PASSWORD stores a new SCRAM
-      // secret (a new salt) even for the same password, and a PgBouncer holding the old secret
-      // in its auth_file (runbooks/pgbouncer.md) then fails every new server login.
-      const password = role && scramSecretOf(role.rolpassword, r.password) ? "" : ` password ${literal(r.password)}`;
-      await sql.unsafe(`${role ? "alter" : "create"} role ${r.name} ${r.attrs}${password}`);
-    }
-    // `npm run cli -- tenant import` loads a shop's rows with triggers off (they are history), which
-    // takes session_replication_role; PostgreSQL 15 lets a superuser grant just that parameter.
-    await sql.unsafe(`grant set on parameter session_replication_role to ${OWNER_ROLE}`);
+    // Roles are the cluster's: two provisionings at once (test files, scratch databases) would
+    // update the same pg_authid rows and one would fail with `tuple concurrently updated`.
+    await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtextextended('rls-service-shop:provision', 0))`;
+      for (const r of roles) {
+        const [role] = await tx`select rolpassword from pg_authid where rolname = ${r.name}`;
+        // A password already set is not set again: ALTER ROLE ... PASSWORD stores a new SCRAM
+        // secret (a new salt) even for the same password, and a PgBouncer holding the old secret
+        // in its auth_file (runbooks/pgbouncer.md) then fails every new server login.
+        const password = role && scramSecretOf(role.rolpassword, r.password) ? "" : ` password ${literal(r.password)}`;
+        await tx.unsafe(`${role ? "alter" : "create"} role ${r.name} ${r.attrs}${password}`);
+      }
+      // PostgreSQL 16+: CREATEROLE grants only roles held WITH ADMIN OPTION, and these two were made
+      // here by the superuser; the owner grants itself membership in policies/roles.sql (a DBA does
+      // the same once on a managed server, as that file's error says).
+      const [{ v16 }] = await tx`select current_setting('server_version_num')::int >= 160000 as v16`;
+      if (v16) await tx.unsafe(`grant app_user, app_bi to ${OWNER_ROLE} with admin option`);
+      // `npm run cli -- tenant import` loads a shop's rows with triggers off (they are history), which
+      // takes session_replication_role; PostgreSQL 15 lets a superuser grant just that parameter.
+      await tx.unsafe(`grant set on parameter session_replication_role to ${OWNER_ROLE}`);
+    });
     const [db] = await sql`select 1 from pg_database where datname = ${database}`;
     if (!db) {
       await sql.unsafe(`create database ${ident(database)} owner ${OWNER_ROLE} encoding 'UTF8' template template0`);
