@@ -3,16 +3,16 @@
 // with Retry-After) by whichever process is asked, the right password included; an address is
 // refused after its own limit; an unknown email is throttled exactly like a known one; and the
 // throttle's functions do nothing without the API's proof.
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashPassword } from "../server/auth/passwords.ts";
 import { loginGateProof, loginOutcomeProof } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { db, guardOn, makeUser, useApi } from "./fixtures.ts";
+import { startServerProcess } from "./serverProcess.ts";
 
 const limits = { accountFailures: 5, addressFailures: 0, windowSeconds: 900 };
 const { owner, app, api } = useApi({ loginThrottle: limits });
@@ -22,33 +22,16 @@ let second: { url: string; stop: () => Promise<void> };
 
 beforeAll(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "rls-shop-throttle-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-    env: {
-      ...process.env, NODE_ENV: "production", PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info", WEB_CONCURRENCY: "1",
-      DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey,
-      LOGIN_THROTTLE_ACCOUNT_FAILURES: String(limits.accountFailures), LOGIN_THROTTLE_ADDRESS_FAILURES: "0", LOGIN_THROTTLE_WINDOW_SECONDS: String(limits.windowSeconds),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout!.on("data", (c) => (out += c));
-  child.stderr!.on("data", (c) => (out += c));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /"port":(\d+),"embedded":false/.exec(out);
-      if (m) {
-        clearInterval(timer);
-        resolve(Number(m[1]));
-      }
-    }, 50);
-    void exited.then((code) => (clearInterval(timer), reject(new Error(`the second API exited ${code}: ${out}`))));
+  // Production, as deployed (issue 31): app_user's URL, the keys, no owner credentials.
+  const server = await startServerProcess({
+    NODE_ENV: "production", DATA_DIR: dataDir, LOG_LEVEL: "info", WEB_CONCURRENCY: "1",
+    DATABASE_URL: db.appUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*throttle-test=${randomBytes(32).toString("hex")}`,
+    LOGIN_THROTTLE_ACCOUNT_FAILURES: String(limits.accountFailures), LOGIN_THROTTLE_ADDRESS_FAILURES: "0", LOGIN_THROTTLE_WINDOW_SECONDS: String(limits.windowSeconds),
   });
   second = {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${server.port}`,
     stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
+      await server.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
