@@ -63,7 +63,8 @@ language sql immutable parallel safe
 set search_path = pg_catalog, pg_temp
 as $$ select array['audit.export', 'audit.purged', 'auth.login', 'auth.login_failed', 'bi.granted', 'bi.revoked',
                     'catalog.change_set_applied', 'catalog.change_set_dry_run', 'catalog.version_restored',
-                    'credentials.key_rotation', 'member.added', 'member.removed', 'member.role_changed', 'settings.changed']::text[] $$;
+                    'credentials.key_rotation', 'invitation.accepted', 'member.added', 'member.removed', 'member.role_changed', 'settings.changed',
+                    'tenant.exported', 'tenant.resumed', 'tenant.suspended']::text[] $$;
 revoke execute on function app.audit_actions() from public;
 
 /*

@@ -60,37 +60,6 @@ $$;
 revoke execute on function app.list_members() from public;
 
 /*
- * Adds an existing account to the caller's tenant (members:manage). Accounts are created
- * outside the tenant API. An unknown email adds nothing, raises nothing and returns no row, and
- * the owner rule is checked before the account is looked up: the caller cannot learn from the
- * answer whether an email has an account (issue 37; invitations are to replace this). Audited.
- */
-create or replace function app.add_member(p_email text, p_role text)
-returns table (user_id uuid, email text, role text, created_at timestamptz)
-language plpgsql volatile security definer
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_user app.users;
-begin
-  perform app.require_permission('members:manage');
-  if p_role = 'owner' and app.current_member_role() is not null and app.current_member_role() <> 'owner' then
-    raise exception 'only an owner grants or removes the owner role' using errcode = 'SS403', constraint = 'owner_only';
-  end if;
-  select * into v_user from app.users u where lower(u.email) = lower(p_email);
-  if not found then
-    return;
-  end if;
-  insert into app.memberships (tenant_id, user_id, role) values (app.current_tenant_id(), v_user.id, p_role);
-  perform app.audit_event('member.added', 'membership', v_user.id::text, jsonb_build_object('email', v_user.email, 'role', p_role));
-  return query
-    select m.user_id, v_user.email, m.role, m.created_at from app.memberships m
-     where m.tenant_id = app.current_tenant_id() and m.user_id = v_user.id;
-end
-$$;
-revoke execute on function app.add_member(text, text) from public;
-
-/*
  * Changes a member's role (members:manage). A user who is not a member of the caller's
  * tenant raises SS404 (member) before the permission is checked, like any foreign row. Audited.
  */

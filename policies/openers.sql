@@ -27,7 +27,8 @@ drop function if exists app.open_tenant_context(uuid, text[], uuid, text, text, 
  *   TN401 the proof is missing, tampered with, expired, already used, sent with other
  *         statements in one message, or its guard does not hold (policies/proofs.sql)
  *   TN404 not a member, unknown tenant, or outside the token's scope (one answer for all)
- *   TN403 the tenant is suspended (only members learn this)
+ *   TN403 the tenant is suspended (only members learn this), unless the permission is
+ *         tenant:export: a suspended shop's owner may still export its data
  *   TN400 the refs name different tenants the user belongs to
  *   FE403 a feature it needs is not enabled for the shop (members only learn this)
  * The proof is spent once its guard is used: before the membership checks, so a proof that
@@ -125,7 +126,8 @@ begin
       end if;
     end loop;
   end if;
-  if r.status <> 'active' then
+  -- A suspended shop's owner may still take its data out (tenant:export, issue 34).
+  if r.status <> 'active' and not (r.status = 'suspended' and p_permission = 'tenant:export') then
     raise exception 'tenant suspended' using errcode = 'TN403';
   end if;
   -- The features, only for a route that needs one: a statement of its own, which plpgsql plans

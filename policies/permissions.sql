@@ -35,7 +35,8 @@ insert into rbac_grid values
   ('settings:read',      'Read the shop''s settings (timezone, currency, tax, numbering, terms, slots)', true,  true,  true,  true,  true),
   ('settings:write',     'Change the shop''s name and settings',                                       true,  false, false, false, false),
   ('features:read',      'Read the shop''s plan and which features it may use',                        true,  true,  false, false, false),
-  ('integrations:manage', 'Store, list, test and remove third-party credentials (never read back)',   true,  true,  false, false, false);
+  ('integrations:manage', 'Store, list, test and remove third-party credentials (never read back)',   true,  true,  false, false, false),
+  ('tenant:export',      'Export every row of the shop as one archive (also while it is suspended)',   true,  false, false, false, false);
 
 -- The grid as (role, permission) pairs.
 create temporary table rbac_pairs on commit drop as
@@ -80,6 +81,9 @@ as $$
     when 'invoices:pay'       then array['invoices:read']
     when 'invoices:void'      then array['invoices:read']
     when 'audit:export'       then array['audit:read']
+    -- every row of the shop: what each read permission reaches (policies/tenant_export.sql)
+    when 'tenant:export'      then array['customers:read', 'catalog:read', 'appointments:read', 'appointments:all', 'invoices:read',
+                                         'reports:read', 'audit:read', 'settings:read', 'features:read']
     else '{}'::text[]
   end
 $$;

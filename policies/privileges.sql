@@ -88,7 +88,6 @@ grant execute on function app.open_context_stream(bigint, text, text) to app_use
 grant execute on function app.require_permission(text) to app_user;
 grant execute on function app.role_check_applies(oid, uuid) to app_user;
 grant execute on function app.list_members() to app_user;
-grant execute on function app.add_member(text, text) to app_user;
 grant execute on function app.change_member_role(uuid, text) to app_user;
 grant execute on function app.remove_member(uuid) to app_user;
 grant execute on function app.update_tenant_settings(text, text, text, integer, text, integer, integer, boolean) to app_user;
@@ -106,8 +105,20 @@ grant execute on function app.platform_set_tenant_plan(text, text, text) to app_
 grant execute on function app.platform_set_override(text, text, boolean, timestamptz, text) to app_user;
 grant execute on function app.platform_set_kill_switch(text, boolean, text) to app_user;
 grant execute on function app.platform_rollback(bigint, text) to app_user;
+-- Tenant lifecycle (policies/tenant_lifecycle.sql): platform context only, like the above.
+grant execute on function app.platform_create_tenant(text, text, text, text, text, interval, text) to app_user;
+grant execute on function app.platform_set_tenant_status(text, text, text) to app_user;
+-- A shop's export (policies/tenant_export.sql): in its context, tenant:export.
+grant execute on function app.tenant_export_tables() to app_user;
+grant execute on function app.tenant_archive_header() to app_user;
+grant execute on function app.record_tenant_export(jsonb, boolean) to app_user;
+-- Invitations (policies/invitations.sql): each only for an API proof, used once.
+grant execute on function app.find_invitation(text, text, bigint, text, text) to app_user;
+grant execute on function app.accept_invitation(text, text, text, text, bigint, text, text) to app_user;
 grant execute on function app.record_login(uuid, boolean, text, text, bigint, text, text) to app_user;
 grant execute on function app.find_login(text, text, bigint, text, text) to app_user;
+grant execute on function app.login_gate(text, text, integer, integer, integer, text, bigint, text, text) to app_user;
+grant execute on function app.login_outcome(text, text, boolean, integer, integer, integer, text, bigint, text, text) to app_user;
 grant execute on function app.get_user() to app_user;
 grant execute on function app.list_memberships() to app_user;
 grant execute on function app.applied_migrations() to app_user;

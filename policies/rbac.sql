@@ -163,6 +163,8 @@ as $$
     ('invoice_lines',      'invoices:write',     'app.authorize_write'),
     ('invoice_counters',   'invoices:issue',     'app.authorize_write'),
     ('integration_credentials', 'integrations:manage', 'app.authorize_write'),
+    -- and only an owner invites an owner (app.invitation_rules, policies/invitations.sql)
+    ('invitations',        'members:manage',     'app.authorize_write'),
     -- replay data, written in the same transaction as an effect that is itself checked
     ('idempotency_keys',   null,                 null)
 $$;
@@ -199,6 +201,8 @@ as $$
     -- no route reads it: issuing an invoice (invoices:issue, which opens invoices:read) does
     ('invoice_counters',   'invoices:read'),
     ('audit_log',          'audit:read'),
+    -- pending invitations: listed and revoked by the members' managers (GET /members/invitations)
+    ('invitations',        'members:manage'),
     -- read only by the integrations routes, which manage what they read (metadata, never the secret)
     ('integration_credentials', 'integrations:manage'),
     -- replay data, read only by the route whose response it replays, in that route's context

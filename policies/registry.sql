@@ -10,7 +10,11 @@ as $$ select array['tenants', 'users', 'memberships', 'permissions', 'role_permi
                     'context_keys', 'context_seal_key', 'context_streams', 'bi_grants', 'audit_purges',
                     -- features and entitlements (sql/0431): platform data, written only in a version
                     'features', 'plans', 'plan_features', 'tenant_plans', 'feature_overrides', 'feature_kill_switches',
-                    'entitlement_versions', 'entitlement_changes']::text[] $$;
+                    'entitlement_versions', 'entitlement_changes',
+                    -- the platform's record of each shop's life (sql/0471): it outlives a purged shop
+                    'tenant_lifecycle_events',
+                    -- failed logins per account and address (sql/0472), shared by every API process
+                    'login_throttle']::text[] $$;
 revoke execute on function app.global_table_names() from public;
 
 /* Tenant-owned tables: every ordinary or partitioned table of schema app with a tenant_id column, not global. */
@@ -62,6 +66,7 @@ as $$ select array[
   'catalog_change_sets',      -- drafting, approving, rejecting and applying are actions
   'customers',
   'integration_credentials', -- storing or replacing a shop's credential is an action; app.audit_redact drops the envelope
+  'invitations',             -- inviting, accepting and revoking are actions; the audit leaves the token's hash out
   'invoice_lines',
   'invoices',
   'service_operations',

@@ -19,6 +19,7 @@ import { drainingRefusal } from "./http/shutdown.ts";
 import { refuseWhenBehind } from "./http/schemaGate.ts";
 import { mountRoutes, type Routes } from "./routes/mount.ts";
 import { authRoutes } from "./routes/auth.ts";
+import { invitationRoutes } from "./routes/invitations.ts";
 import { customerRoutes } from "./routes/customers.ts";
 import { serviceOperationRoutes, serviceRoutes } from "./routes/serviceCatalog.ts";
 import { catalogChangeRoutes } from "./routes/catalogChanges.ts";
@@ -33,6 +34,7 @@ import { settingsRoutes } from "./routes/settings.ts";
 import { integrationRoutes } from "./routes/integrations.ts";
 import { wellKnownRoutes } from "./routes/wellKnown.ts";
 import { featureRoutes } from "./routes/features.ts";
+import { exportRoutes } from "./routes/export.ts";
 import { accessRoutes } from "./routes/access.ts";
 import { platformRoutes } from "./routes/platform.ts";
 import { meRoutes } from "./routes/me.ts";
@@ -42,12 +44,15 @@ import { documented } from "./http/contract.ts";
 import { resolveTenant, rewriteTenantPathPrefix } from "./auth/tenantResolution.ts";
 import { shedWhenSaturated } from "./db/tenantContext.ts";
 import type { TokenKeys } from "./auth/tokens.ts";
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "./core/config.ts";
 import type { KeyRing } from "./core/keyRing.ts";
 
 export type AppOptions = {
   keys: TokenKeys; baseDomain?: string; bodyLimit: string; deployment?: Deployment;
   /** The credentials key ring (CREDENTIALS_KEYS as bytes: core/credentialCipher.ts credentialKeys). */
   credentialKeys?: KeyRing<Buffer>;
+  /** Failed-login limits (LOGIN_THROTTLE_*: policies/login_throttle.sql). */
+  loginThrottle?: LoginThrottle;
 };
 
 /** Tenant resources by path under /api/v1: every route of each is registered behind resolveTenant, so its handlers run in a tenant. */
@@ -66,6 +71,7 @@ export function tenantResources(options: Pick<AppOptions, "credentialKeys"> = {}
     "/settings": settingsRoutes,
     "/integrations": (router) => integrationRoutes(router, options.credentialKeys),
     "/features": featureRoutes,
+    "/export": exportRoutes,
     "/access": accessRoutes,
   };
 }
@@ -100,7 +106,9 @@ export function createApp(options: AppOptions): express.Express {
   // then resolve the tenant. The caller's routes (/me, /tenants) after the tenant resources, which
   // nearly every request is.
   const api = [refuseWhenBehind, shedWhenSaturated, jsonBody(options.bodyLimit)];
-  authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys);
+  authRoutes(mountRoutes(app, "/api/v1/auth", api), options.keys, options.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
+  // Accepting an invitation: public too, the token is the credential.
+  invitationRoutes(mountRoutes(app, "/api/v1/invitations", api));
   const authenticated = [...api, authenticate(options.keys), idempotencyKey];
   const inTenant = [...authenticated, resolveTenant(options.baseDomain)];
   for (const [path, routes] of Object.entries(tenantResources(options))) routes(mountRoutes(app, `/api/v1${path}`, inTenant));

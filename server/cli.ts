@@ -18,6 +18,7 @@ import { localKeyRings, openDatabase } from "./setup/localDatabase.ts";
 import { deploy, type DeployOptions, type DeployReport } from "./setup/deploy.ts";
 import { rbacMatrixFile, readMatrix, renderMatrix } from "./ops/rbacMatrix.ts";
 import { featureCommands } from "./ops/features.ts";
+import { tenantCommands } from "./ops/tenants.ts";
 import { explainAsOperator, renderExplanation } from "./ops/accessExplain.ts";
 import { EXPLAIN_ACTIONS, type ExplainAction } from "./db/accessExplainer.ts";
 import { hs256Keys, loadTokenKeys, signAccessToken } from "./auth/tokens.ts";
@@ -339,6 +340,8 @@ bi
     }
   });
 
+tenantCommands(program.command("tenant").description("a shop's life: create with its owner's invitation, suspend, resume, export, import, purge (runs as the owner role)"), ownerConnection,
+  (conn) => (process.env.AUDIT_ANCHOR_KEY || process.env.AUDIT_ANCHOR_KEYS || conn.secrets ? anchorSettings(conn) : undefined));
 featureCommands(program.command("features").description("plans, shops' plans, overrides and kill switches, each change a version with actor and reason (runs as the owner role)"), ownerConnection);
 
 const contextKeys = program

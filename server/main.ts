@@ -157,7 +157,7 @@ async function serve(config: Config, db: Db, keys: TokenKeys, credentials: KeyRi
   // Read-only, as app_user: is the database at this release? If not, say which command brings it,
   // refuse API requests, and ask again until it is.
   await watchSchema(() => probeDatabase(checkRelease));
-  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials) });
+  const app = createApp({ keys, baseDomain: config.baseDomain, bodyLimit: config.bodyLimit, credentialKeys: credentialKeys(credentials), loginThrottle: config.loginThrottle });
   // The shutdown installed for set-up gives way to the one that also drains the server.
   const admitted = admissionControl(app, {
     limit: config.apiConcurrency, queueMax: config.apiQueueMax, deadlineMs: config.apiQueueDeadlineMs, refuseAfterMs: config.apiRefuseAfterMs,

@@ -5,7 +5,7 @@
 // context the API would open for that member (the table's registry permission), rolled back.
 // Then: it leaves nothing behind, answers a stranger and another shop's member alike, and refuses
 // what it cannot explain with a stable code.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../server/db/connections.ts";
 import { toAppError } from "../server/core/errors.ts";
@@ -186,6 +186,19 @@ const tables: Record<string, Table> = {
       insert: "insert into app.integration_credentials (provider, credential_envelope, last4) values ('probe_' || md5(random()::text), 'v1.k.n.c', 'abcd')",
       update: "update app.integration_credentials set last4 = last4 where id = $1::uuid returning 1",
       delete: "delete from app.integration_credentials where id = $1::uuid returning 1",
+    },
+  },
+  // Invitations are listed and revoked by id, made through POST /members (which answers 202
+  // whatever happens, so tells nothing): the member's attempt is the statement, as app_user.
+  invitations: {
+    row: async () => (await owner`insert into app.invitations (tenant_id, email, role, token_hash)
+                                  values (${shop.id}, ${`walk-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
+    api: {},
+    sql: {
+      select: "select 1 from app.invitations where id = $1::uuid",
+      insert: "insert into app.invitations (email, role, token_hash) select 'walk-' || md5(random()::text) || '@test.test', role, md5(random()::text) || md5(random()::text) from app.invitations where id = $1::uuid returning 1",
+      update: "update app.invitations set role = role where id = $1::uuid returning 1",
+      delete: "delete from app.invitations where id = $1::uuid returning 1",
     },
   },
   invoice_counters: {

@@ -2,8 +2,8 @@
 // failure naming the object and a FIX:
 //   * catalog: verify/catalog.sql's checks, verify/verify_rls.sql's probe and verify/verify_functions.sql's
 //     probe of every function the application roles can execute, on the test database;
-//   * routes: every route under /api/v1 other than login, me, the caller's tenants and the
-//     platform administrators' routes runs behind the tenant-context middleware and names the
+//   * routes: every route under /api/v1 other than login, accepting an invitation, me, the caller's
+//     tenants and the platform administrators' routes runs behind the tenant-context middleware and names the
 //     permission it needs and its feature decision (requires(..., { feature })), read from the
 //     Express router stack; every permission and feature a route names exists in SQL, and a
 //     route whose permission reads data a feature guards (app.features_required_by) names it.
@@ -57,7 +57,7 @@ describe("catalog contract", () => {
   });
 });
 
-const callerRoutes = new Set(["POST /api/v1/auth/login", "GET /api/v1/me", "GET /api/v1/tenants"]);
+const callerRoutes = new Set(["POST /api/v1/auth/login", "POST /api/v1/invitations/accept", "GET /api/v1/me", "GET /api/v1/tenants"]);
 
 /** A platform administrators' route: under /api/v1/platform/, documented as admin-only (its context is the platform's, opened by SQL for admins only). */
 const platformRoute = (r: RouteEntry) => r.path.startsWith("/api/v1/platform/") && r.doc?.auth === "admin";

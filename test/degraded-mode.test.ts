@@ -94,7 +94,17 @@ function validBody(method: string, path: string): unknown {
   if (path === "/api/v1/platform/tenants/:tenant") return { plan: "pro", reason: "degraded mode" };
   if (path === "/api/v1/platform/tenants/:tenant/features/:feature") return { enabled: true, reason: "degraded mode" };
   if (path === "/api/v1/platform/rollback") return { to_version: 1, reason: "degraded mode" };
+  if (path === "/api/v1/platform/tenants") return { slug: "degraded-mode", name: "Degraded Mode", plan: "basic", owner_email: "someone@test.test" };
+  if (path.startsWith("/api/v1/platform/tenants/:tenant/")) return { reason: "degraded mode" };
+  if (path === "/api/v1/invitations/accept") return { token: "A".repeat(43), password: "a long enough password" };
   return { name: "Degraded Mode" };
+}
+
+/** The query a route needs to reach its database call (a valid one: a 400 would say nothing of degraded mode). */
+function queryOf(path: string): string {
+  if (path.startsWith("/api/v1/reports/")) return "?from=2030-01-01&to=2030-01-31";
+  if (path === "/api/v1/access/explain") return "?user=someone%40test.test&table=customers&action=select";
+  return "";
 }
 
 /** Every route of the app under /api/v1, read from the router, with a plausible request. */
@@ -103,7 +113,7 @@ function apiRequests(): { method: string; path: string; body?: unknown }[] {
     .filter((r) => r.path.startsWith("/api/v1/"))
     .map((r) => ({
       method: r.method,
-      path: r.path.replace(/:provider/, "stripe").replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:version/, "1").replace(/:[a-z_]+/gi, customer) + (r.path.startsWith("/api/v1/reports/") ? "?from=2030-01-01&to=2030-01-31" : ""),
+      path: r.path.replace(/:provider/, "stripe").replace(/:feature/, "reports").replace(/:plan/, "basic").replace(/:version/, "1").replace(/:[a-z_]+/gi, customer) + queryOf(r.path),
       body: ["POST", "PUT", "PATCH"].includes(r.method) ? validBody(r.method, r.path) : undefined,
     }));
 }

@@ -187,6 +187,9 @@ describe("platform administration", () => {
     "PATCH /api/v1/platform/tenants/:tenant": { plan: "pro", reason: "x" },
     "PATCH /api/v1/platform/tenants/:tenant/features/:feature": { enabled: false, reason: "x" },
     "POST /api/v1/platform/rollback": { to_version: 1, reason: "x" },
+    "POST /api/v1/platform/tenants": { slug: `never-${randomUUID().slice(0, 8)}`, name: "Never", plan: "basic", owner_email: "never@test.test" },
+    "POST /api/v1/platform/tenants/:tenant/suspend": { reason: "x" },
+    "POST /api/v1/platform/tenants/:tenant/resume": { reason: "x" },
   };
 
   it("every platform route refuses anyone but a platform admin (403 PLATFORM_ADMIN_REQUIRED, decided in SQL), and changes nothing", async () => {

@@ -17,6 +17,7 @@ import { createReplicas, type Replicas } from "../server/db/replicas.ts";
 import { addReachableRoutes } from "./routeProbes.ts";
 import { hs256Keys, signAccessToken, type TokenKeys } from "../server/auth/tokens.ts";
 import type { Role } from "../server/core/roles.ts";
+import { DEFAULT_LOGIN_THROTTLE, type LoginThrottle } from "../server/core/config.ts";
 import type { KeyRing } from "../server/core/keyRing.ts";
 
 export type { Role };
@@ -91,6 +92,8 @@ type ApiOptions = {
   baseDomain?: string; databaseUrl?: string; maxSockets?: number; poolMax?: number; tokenKeys?: TokenKeys; credentialKeys?: KeyRing<Buffer>;
   /** Hot standbys to read from (as DATABASE_READ_URLS), their lag limit, and how long a monitor poll may wait for an answer. */
   readUrls?: string[]; replicaMaxLagMs?: number; replicaAnswerWithinMs?: number;
+  /** Failed-login limits (default: the per-address limit off, see startApi). */
+  loginThrottle?: LoginThrottle;
   /** Routes a test adds where requests reach them (probes: not in the API document, so asked with fetch). */
   probeRoutes?: (app: express.Express) => void;
 } & Partial<Omit<PoolOptions, "url" | "max">>;
@@ -99,7 +102,7 @@ type ApiOptions = {
 export async function startApi(options: ApiOptions = {}): Promise<Api> {
   const {
     baseDomain: _baseDomain, databaseUrl, maxSockets: _maxSockets, poolMax, tokenKeys: _tokenKeys, credentialKeys: _credentialKeys,
-    readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, ...poolOptions
+    readUrls, replicaMaxLagMs, replicaAnswerWithinMs, probeRoutes, loginThrottle, ...poolOptions
   } = options;
   // Shedding and acquire timeouts are off unless a test asks for them (test/bounded-waits.test.ts):
   // elsewhere a 503 under a loaded CI machine would only make a test flaky.
@@ -114,7 +117,11 @@ export async function startApi(options: ApiOptions = {}): Promise<Api> {
     })
     : undefined;
   const previousReplicas = useReplicas(replicas);
-  const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing });
+  const app = createApp({ keys: options.tokenKeys ?? keys, baseDomain: options.baseDomain, bodyLimit: "100kb", credentialKeys: options.credentialKeys ?? credentialRing,
+    // Every test file logs in from 127.0.0.1 (the fuzzer hundreds of times): the per-address limit
+    // is off unless a test sets it (test/login-throttle.test.ts), the per-account one as configured.
+    loginThrottle: loginThrottle ?? { ...DEFAULT_LOGIN_THROTTLE, addressFailures: 0 },
+  });
   if (probeRoutes) addReachableRoutes(app, probeRoutes);
   const checkResponse = responseValidator(openApiDocument(app) as never);
   const server: Server = await new Promise((resolve) => {

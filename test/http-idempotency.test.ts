@@ -1,5 +1,5 @@
 // Idempotency-Key on POST: replay, reuse with another body, concurrent duplicates, expiry.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 
@@ -105,7 +105,7 @@ describe("Idempotency-Key: headers, members, tenant naming", () => {
     expect(again.headers.get("location")).toBe(first.headers.get("location"));
   });
 
-  it("POST /members takes an Idempotency-Key: the retry replays, the member is added once", async () => {
+  it("POST /members takes an Idempotency-Key: the retry replays the same invitation and token, made once and stored only as a hash", async () => {
     const bob = await makeUser(owner);
     const key = randomUUID();
     const add = () => api.request("POST", "/api/v1/members", { token: tokenFor(alice), tenant: a.slug, body: { email: bob.email, role: "staff" }, headers: { "idempotency-key": key } });
@@ -115,8 +115,10 @@ describe("Idempotency-Key: headers, members, tenant naming", () => {
     expect(again.status).toBe(202);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(again.body).toEqual(first.body);
-    const [{ n }] = await owner`select count(*)::int as n from app.audit_log where tenant_id = ${a.id} and action = 'member.added' and entity_id = ${bob.id}`;
-    expect(n).toBe(1);
+    const invitations = await owner`select token_hash from app.invitations where tenant_id = ${a.id} and email = ${bob.email}`;
+    expect(invitations).toEqual([{ token_hash: createHash("sha256").update(first.body.token).digest("hex") }]);
+    const [stored] = await owner`select response_body::text as body from app.idempotency_keys where tenant_id = ${a.id} and key = ${key}`;
+    expect(stored.body).not.toContain(first.body.token);
   });
 
   it("the same request via /t/{slug} and via X-Tenant-Id is one request (replayed, not 422)", async () => {

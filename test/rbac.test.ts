@@ -3,7 +3,7 @@
 // matrix (app.role_permissions), so changing policies/permissions.sql changes what this file
 // asserts. Then the rules beyond the grid (staff, accountants, owners), the checks SQL makes on
 // its own as app_user, and the events RBAC writes to the audit.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../server/app.ts";
@@ -164,6 +164,11 @@ const cases: Record<string, Case> = {
   "DELETE /api/v1/integrations/:provider": { row: () => integration() },
   "POST /api/v1/integrations/:provider/test": { row: () => integration() },
   "GET /api/v1/features": {},
+  "GET /api/v1/export": {},
+  "GET /api/v1/members/invitations": {},
+  "DELETE /api/v1/members/invitations/:id": {
+    row: async () => (await owner`insert into app.invitations (tenant_id, email, role, token_hash) values (${shop.id}, ${`inv-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
+  },
   "GET /api/v1/catalog/change-sets": {},
   "POST /api/v1/catalog/change-sets": { body: async () => ({ title: `RBAC ${uniq()}`, items: [{ kind: "price", operation_id: await operation(), price_cents: 1 }] }) },
   "GET /api/v1/catalog/change-sets/:id": { row: () => changeSet() },
@@ -182,7 +187,7 @@ const cases: Record<string, Case> = {
 function foreignRowOf(path: string): string {
   // Under /catalog the area is two segments deep (change-sets, versions).
   const area = path.split("/").slice(3, path.startsWith("/api/v1/catalog/") ? 5 : 4).join("/");
-  const id = foreign[area];
+  const id = foreign[path.split("/").slice(3, 5).join("/")] ?? foreign[area];
   if (!id) throw new Error(`no foreign row for ${area}`);
   return id;
 }
@@ -206,6 +211,8 @@ beforeAll(async () => {
     appointments: await appointment(stranger, other),
     invoices: await draft(other, true),
     members: stranger.id,
+    "members/invitations": (await owner`insert into app.invitations (tenant_id, email, role, token_hash)
+                                         values (${other.id}, ${`foreign-${uniq()}@test.test`}, 'staff', ${randomBytes(32).toString("hex")}) returning id`)[0].id,
     integrations: await integration(other),
     "catalog/change-sets": await changeSet(other, stranger),
     // Version numbers are per shop: another shop's is one this shop does not have.
@@ -393,34 +400,44 @@ describe("writes are refused by SQL itself, as app_user", () => {
 });
 
 describe("members", () => {
-  it("an admin adds, promotes and removes a member, each change audited", async () => {
+  it("an admin invites, the invitee accepts, then the admin promotes and removes the member, each step audited", async () => {
     const person = await makeUser(owner);
-    const added = await call("admin", "POST", "/api/v1/members", { email: person.email.toUpperCase(), role: "staff" });
-    expect([added.status, added.body]).toEqual([202, { email: person.email.toUpperCase(), role: "staff" }]);
-    expect((await call("admin", "POST", "/api/v1/members", { email: person.email, role: "staff" })).body.error.code).toBe("ALREADY_A_MEMBER");
+    const invited = await call("admin", "POST", "/api/v1/members", { email: person.email.toUpperCase(), role: "staff" });
+    expect(invited.status).toBe(202);
+    expect(invited.body).toMatchObject({ email: person.email.toUpperCase(), role: "staff", token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    expect(await owner`select 1 from app.memberships where tenant_id = ${shop.id} and user_id = ${person.id}`).toHaveLength(0);
+    const accepted = await api.request("POST", "/api/v1/invitations/accept", { body: { token: invited.body.token, password: "a long enough password" } });
+    expect([accepted.status, accepted.body.user_id, accepted.body.role]).toEqual([200, person.id, "staff"]);
+    const again = await call("admin", "POST", "/api/v1/members", { email: person.email, role: "staff" });
+    const twice = await api.request("POST", "/api/v1/invitations/accept", { body: { token: again.body.token, password: "a long enough password" } });
+    expect(twice.body.error.code).toBe("ALREADY_A_MEMBER");
     expect((await call("admin", "PATCH", `/api/v1/members/${person.id}`, { role: "manager" })).body.role).toBe("manager");
     expect((await call("admin", "GET", "/api/v1/members")).body.data.map((m: { user_id: string }) => m.user_id)).toContain(person.id);
     expect((await call("admin", "DELETE", `/api/v1/members/${person.id}`)).status).toBe(204);
     expect((await call("admin", "DELETE", `/api/v1/members/${person.id}`)).body.error.code).toBe("MEMBER_NOT_FOUND");
 
+    const [joined] = await owner`
+      select actor_user_id, actor_role from app.audit_log
+       where tenant_id = ${shop.id} and action = 'invitation.accepted' and entity_id = ${invited.body.id}`;
+    expect(joined).toEqual({ actor_user_id: person.id, actor_role: "staff" });
     const events = await owner`
       select action, actor_user_id, actor_role, change->'event' as detail from app.audit_log
        where tenant_id = ${shop.id} and entity = 'membership' and entity_id = ${person.id} order by id`;
-    expect(events.map((e) => e.action)).toEqual(["member.added", "member.role_changed", "member.removed"]);
+    expect(events.map((e) => e.action)).toEqual(["member.role_changed", "member.removed"]);
     expect(events.every((e) => e.actor_user_id === members.admin.id && e.actor_role === "admin")).toBe(true);
-    expect(events[1].detail).toEqual({ old: "staff", new: "manager" });
+    expect(events[0].detail).toEqual({ old: "staff", new: "manager" });
   });
 
-  it("the answer does not tell whether an email has an account: the same status and body for an unknown one, which adds nothing", async () => {
+  it("the answer does not tell whether an email has an account: the same status and body shape for an unknown one, which makes no account", async () => {
     const known = await makeUser(owner);
     const unknown = `nobody-${uniq()}@test.test`;
     const forKnown = await call("owner", "POST", "/api/v1/members", { email: known.email, role: "staff" });
     const forUnknown = await call("owner", "POST", "/api/v1/members", { email: unknown, role: "staff" });
     expect([forUnknown.status, Object.keys(forUnknown.body)]).toEqual([forKnown.status, Object.keys(forKnown.body)]);
-    expect(forUnknown.body).toEqual({ email: unknown, role: "staff" });
+    expect(forUnknown.body).toMatchObject({ email: unknown, role: "staff" });
     expect(await owner`select 1 from app.users where email = ${unknown}`).toHaveLength(0);
-    expect(await owner`select 1 from app.memberships where tenant_id = ${shop.id} and user_id = ${known.id}`).toHaveLength(1);
-    // Nor does the owner rule: an admin asking the owner role is refused before any account is looked up.
+    expect(await owner`select 1 from app.invitations where tenant_id = ${shop.id} and email in ${owner([known.email, unknown])}`).toHaveLength(2);
+    // Nor does the owner rule: an admin asking the owner role is refused before anything is written.
     const owners = await Promise.all([known.email, unknown].map(async (email) => (await call("admin", "POST", "/api/v1/members", { email, role: "owner" })).body.error.code));
     expect(owners).toEqual(["OWNER_REQUIRED", "OWNER_REQUIRED"]);
   });
@@ -448,7 +465,9 @@ describe("members", () => {
     expect((await as("DELETE", `/api/v1/members/${boss.id}`)).body.error.code).toBe("LAST_OWNER");
     // With a second owner, the first may step down.
     const heir = await makeUser(owner);
-    expect((await as("POST", "/api/v1/members", { email: heir.email, role: "owner" })).status).toBe(202);
+    const invited = await as("POST", "/api/v1/members", { email: heir.email, role: "owner" });
+    expect(invited.status).toBe(202);
+    expect((await api.request("POST", "/api/v1/invitations/accept", { body: { token: invited.body.token, password: "the heir's password" } })).body.role).toBe("owner");
     expect((await as("PATCH", `/api/v1/members/${boss.id}`, { role: "admin" })).body.role).toBe("admin");
   });
 });

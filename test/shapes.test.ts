@@ -87,11 +87,13 @@ describe("a write answers what a read answers", () => {
     expect(await read(`/api/v1/invoices/${invoice.id}`)).toEqual(paid);
   });
 
-  it("members: an added member is listed with the email and role its POST answered (202, the same for an unknown email), a change answers what the list shows", async () => {
+  it("members: an invited member, once the invitation is accepted, is listed with the email and role its POST answered; a change answers what the list shows", async () => {
     const bob = await makeUser(owner);
-    const accepted = await written("POST", "/api/v1/members", { email: bob.email, role: "staff" }, 202);
+    const invited = await written("POST", "/api/v1/members", { email: bob.email, role: "staff" }, 202);
+    const accepted = await api.request("POST", "/api/v1/invitations/accept", { body: { token: invited.token, password: "bob's long password" } });
+    expect(accepted.body).toMatchObject({ user_id: bob.id, email: invited.email, role: invited.role });
     const list = await read("/api/v1/members?limit=500");
-    expect(list.data.find((m: { user_id: string }) => m.user_id === bob.id)).toMatchObject(accepted);
+    expect(list.data.find((m: { user_id: string }) => m.user_id === bob.id)).toMatchObject({ email: invited.email, role: invited.role });
     const changed = await written("PATCH", `/api/v1/members/${bob.id}`, { role: "manager" }, 200);
     expect((await read("/api/v1/members?limit=500")).data.find((m: { user_id: string }) => m.user_id === bob.id)).toEqual(changed);
   });

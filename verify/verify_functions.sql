@@ -73,9 +73,7 @@ begin
     ('app.bind_session()', 'no context',
      'a fresh random id for the calling connection''s read proofs (policies/proofs.sql): it names no tenant and no user, and no other connection can use it'),
     ('app.role_defaults_changed()', 'no context',
-     'the names (never the values) of the connected login''s own role defaults that left the allow-list, for /readyz'),
-    ('app.add_member(text, text)', 'another tenant',
-     'a shop''s admin (members:manage) adding a member by email learns whether an account has that email: the invitation flow needs it. Without a context it answers nothing');
+     'the names (never the values) of the connected login''s own role defaults that left the allow-list, for /readyz');
 
   -- One call, as p_who, in its own subtransaction (rolled back: nothing it writes stays), without a
   -- context or in p_tenant's context as p_user. Its answer: 'error <SQLSTATE>', 'nothing' (no

@@ -68,7 +68,8 @@ begin
   -- Probe rows, parents first: a tenant table is filled once every tenant table it must
   -- reference (a foreign key with a NOT NULL column besides tenant_id) is filled. Foreign key
   -- columns take the parent's probe row of the same tenant; other required columns a value of
-  -- their type (timestamps ascend in column order, so starts_at < ends_at holds).
+  -- their type (timestamps ascend in column order, so starts_at < ends_at holds; text named
+  -- *email*, role or *_hash a value of that shape).
   create temp table verify_rls_fill (rel regclass primary key, fill_sql text, fill_cols text, filled boolean not null default false, probed boolean not null default false, seq int) on commit drop;
   insert into verify_rls_fill (rel) select x from app.tenant_tables() x;
   loop
@@ -117,6 +118,10 @@ begin
           when hints -> t.rel::text ? col.attname then hints -> t.rel::text ->> col.attname
           when col.atttypid = 'uuid'::regtype then 'gen_random_uuid()'
           when col.typtype = 'e' then format('(select e.enumlabel::%s from pg_catalog.pg_enum e where e.enumtypid = %s order by e.enumsortorder limit 1)', col.atttypid::regtype, col.atttypid)
+          -- Text columns whose CHECK a generic string cannot meet, by their conventional names.
+          when col.typcategory = 'S' and col.attname ~ 'email' then $$'verify-rls-' || left(md5(random()::text), 8) || '@example.invalid'$$
+          when col.typcategory = 'S' and col.attname = 'role' then $$'staff'$$
+          when col.typcategory = 'S' and col.attname ~ '_hash$' then $$md5(random()::text) || md5(random()::text)$$
           when col.typcategory = 'S' then $$'verify_rls_' || left(md5(random()::text), 8)$$
           when col.typcategory = 'N' then format('1::%s', col.atttypid::regtype)
           when col.typcategory = 'B' then 'false'

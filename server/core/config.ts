@@ -48,7 +48,12 @@ export type Config = {
   seedDemo: boolean;
   tokenCacheMax: number;
   webConcurrency: number;
+  loginThrottle: LoginThrottle;
 };
+
+/** Login throttling (policies/login_throttle.sql): failures before refusal per account and per address (0: never), and the window. */
+export type LoginThrottle = { accountFailures: number; addressFailures: number; windowSeconds: number };
+export const DEFAULT_LOGIN_THROTTLE: LoginThrottle = { accountFailures: 10, addressFailures: 100, windowSeconds: 900 };
 
 const schema = {
   type: "object",
@@ -76,6 +81,12 @@ const schema = {
     CONTEXT_READ_GUARD: { enum: ["connection", "nonce", "expiry"], default: "connection" },
     CONTEXT_READ_PROOF_TTL_SECONDS: { type: "integer", minimum: 1, maximum: 30, default: 10 },
     JWT_PUBLIC_KEY_FILE: { type: "string", minLength: 1 },
+    // Login throttling (policies/login_throttle.sql, runbooks/tenant-lifecycle.md): an account is
+    // slowed from its 3rd failure and refused after LOGIN_THROTTLE_ACCOUNT_FAILURES; an address is
+    // refused after LOGIN_THROTTLE_ADDRESS_FAILURES (0: never), each for the window.
+    LOGIN_THROTTLE_ACCOUNT_FAILURES: { type: "integer", minimum: 3, maximum: 1000, default: DEFAULT_LOGIN_THROTTLE.accountFailures },
+    LOGIN_THROTTLE_ADDRESS_FAILURES: { type: "integer", minimum: 0, maximum: 100000, default: DEFAULT_LOGIN_THROTTLE.addressFailures },
+    LOGIN_THROTTLE_WINDOW_SECONDS: { type: "integer", minimum: 60, maximum: 86400, default: DEFAULT_LOGIN_THROTTLE.windowSeconds },
     JWT_PRIVATE_KEY_FILE: { type: "string", minLength: 1 },
     JWT_ISSUER: { type: "string", minLength: 1, default: "rls-service-shop" },
     JWT_TTL_SECONDS: { type: "integer", minimum: 60, maximum: 86400, default: 3600 },
@@ -221,5 +232,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemo: r.SEED_DEMO ?? r.NODE_ENV === "development",
     tokenCacheMax: r.TOKEN_CACHE_MAX,
     webConcurrency: r.WEB_CONCURRENCY,
+    loginThrottle: { accountFailures: r.LOGIN_THROTTLE_ACCOUNT_FAILURES, addressFailures: r.LOGIN_THROTTLE_ADDRESS_FAILURES, windowSeconds: r.LOGIN_THROTTLE_WINDOW_SECONDS },
   };
 }

@@ -84,6 +84,13 @@ export const roleDefaultsChanged = (settings: string[]) =>
     help: "runbooks/role-defaults.md",
   });
 
+// Login throttling (policies/login_throttle.sql): too many failures for this account or address.
+export const loginThrottled = (retryAfterSeconds: number) =>
+  new AppError(429, "LOGIN_THROTTLED", `Too many failed logins; try again in ${retryAfterSeconds} s.`, {
+    headers: { "Retry-After": String(retryAfterSeconds) },
+    help: "runbooks/tenant-lifecycle.md",
+  });
+
 // A read on a replica that has not replayed the client's consistency token (server/db/tenantContext.ts).
 // The primary then answers the read: no client sees this one, unless a replica read escaped that path.
 export const replicaBehind = () =>
@@ -120,6 +127,7 @@ const constraintErrors: Record<string, [number, string, string]> = {
   invoice_lines_quantity_check: [422, "INVALID_QUANTITY", "quantity must be more than zero."],
   invoice_lines_price_check: [422, "INVALID_PRICE", "unit_price_cents must be zero or more."],
   memberships_pkey: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
+  tenants_slug_key: [409, "SLUG_TAKEN", "Another shop has this slug."],
   // Catalog change sets (sql/0460): an item of the wrong shape or out of bounds, whether ajv or the database refused it.
   catalog_change_set_items_shape_check: [422, "INVALID_CHANGE_ITEM", "A change set item does not carry what its kind needs (and only that)."],
   catalog_change_set_items_values_check: [422, "INVALID_CHANGE_ITEM", "A change set item holds a value out of the catalog's bounds."],
@@ -171,6 +179,13 @@ const ruleErrors: Record<string, [number, string, string]> = {
   feature: [404, "FEATURE_NOT_FOUND", "No feature has this name."],
   entitlement_version: [404, "VERSION_NOT_FOUND", "No entitlement version has this number."],
   override_expiry: [422, "INVALID_EXPIRY", "An override expires in the future."],
+  // Tenant lifecycle (policies/tenant_lifecycle.sql) and invitations (policies/invitations.sql):
+  // no answer about a token depends on whether an email has an account.
+  tenant_status: [409, "TENANT_STATUS_UNCHANGED", "The shop already has this status."],
+  invitation: [404, "INVITATION_NOT_FOUND", "No invitation has this token."],
+  invitation_expired: [410, "INVITATION_EXPIRED", "This invitation has expired; ask for a new one."],
+  invitation_used: [409, "INVITATION_USED", "This invitation has already been used."],
+  invitation_member: [409, "ALREADY_A_MEMBER", "This account is already a member of the shop."],
   // Catalog change sets and versions (policies/catalog_versions.sql).
   change_set: [404, "CHANGE_SET_NOT_FOUND", "Change set not found."],
   change_set_not_draft: [409, "CHANGE_SET_NOT_DRAFT", "Only a draft change set can change or be deleted."],

@@ -11,9 +11,10 @@
 //   * e: a read guarded by its short expiry alone (behind PgBouncer, CONTEXT_READ_GUARD=expiry).
 // Without the key nothing opens a context: not a leaked DATABASE_URL, not an injected set_config.
 import { createHmac, randomUUID } from "node:crypto";
+import type { LoginThrottle as Limits } from "../core/config.ts";
 
 export type ContextProof = { expiresAt: number; nonce: string; proof: string; guard: string };
-export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "stream";
+export type ProofKind = "ctx" | "user" | "platform" | "login" | "login-lookup" | "login-gate" | "login-outcome" | "invitation-lookup" | "invitation-accept" | "stream";
 
 const SEPARATOR = "\x1f";
 const REF_SEPARATOR = "\x1e";
@@ -89,6 +90,28 @@ export function loginLookupProof(email: string, guard: string, expiresAt: number
   return signProof("login-lookup", true, guard, [email], expiresAt);
 }
 
+/** The proof for app.find_invitation (a stream guard): the token's hash, never the token. */
+export function invitationLookupProof(tokenHash: string, guard: string, expiresAt: number): ContextProof {
+  return signProof("invitation-lookup", true, guard, [tokenHash], expiresAt);
+}
+
+/** The proof for app.accept_invitation's arguments (a stream guard); no password hash: link an existing account as it is. */
+export function invitationAcceptProof(tokenHash: string, passwordHash: string | null, requestId: string | null, guard: string, expiresAt: number): ContextProof {
+  return signProof("invitation-accept", true, guard, [tokenHash, passwordHash, requestId], expiresAt);
+}
+
+const limitFields = (l: Limits) => [String(l.accountFailures), String(l.addressFailures), String(l.windowSeconds)];
+
+/** The proof for app.login_gate (a stream guard): email, address and the throttle's limits. */
+export function loginGateProof(email: string, address: string | null, limits: Limits, guard: string, expiresAt: number): ContextProof {
+  return signProof("login-gate", true, guard, [email, address, ...limitFields(limits)], expiresAt);
+}
+
+/** The proof for app.login_outcome (a stream guard): email, address, outcome and the throttle's limits. */
+export function loginOutcomeProof(email: string, address: string | null, succeeded: boolean, limits: Limits, guard: string, expiresAt: number): ContextProof {
+  return signProof("login-outcome", true, guard, [email, address, succeeded ? "1" : "0", ...limitFields(limits)], expiresAt);
+}
+
 /** The proof for app.record_login's arguments (a stream guard). */
 export function loginProof(userId: string, succeeded: boolean, requestId: string | null, guard: string, expiresAt: number): ContextProof {
   return signProof("login", true, guard, [userId.toLowerCase(), succeeded ? "1" : "0", requestId], expiresAt);
@@ -97,6 +120,16 @@ export function loginProof(userId: string, succeeded: boolean, requestId: string
 /** The proof for app.open_context_stream (registering a connection's stream). */
 export function streamProof(): ContextProof {
   return signProof("stream", true, "", []);
+}
+
+/**
+ * A secret derived from the context key for `fields` (base64url, 43 characters): the same fields
+ * give the same secret, so an answer holding one can be given again without the secret being
+ * stored (an invitation's token under an Idempotency-Key: routes/members.ts).
+ */
+export function derivedSecret(label: string, fields: readonly string[]): string {
+  if (!contextKey) throw new Error("No context key configured (useContextKey)");
+  return createHmac("sha256", contextKey).update([label, ...fields].join(SEPARATOR), "utf8").digest("base64url");
 }
 
 /** HMAC of 'fingerprint' under a context key (hex), or under the one in use. */

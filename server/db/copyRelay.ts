@@ -3,7 +3,6 @@
 // workaround of the project lives here (resumeAfterCopy).
 import { Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { Response } from "express";
 import { countExportBytes } from "../core/metrics.ts";
 
 /**
@@ -20,11 +19,12 @@ function resumeAfterCopy(rows: Readable): void {
 }
 
 /**
- * Streams `rows` to `res` (which the caller ends). Resolves true when every row was written,
- * false when the client left first: then `cancel` stops the COPY and the rest of its output is
- * read and dropped, because an unread COPY would hold the connection.
+ * Streams `rows` to `res` (an HTTP response or a file, which the caller ends). Resolves true when
+ * every row was written, false when the client left first: then `cancel` stops the COPY and the
+ * rest of its output is read and dropped, because an unread COPY would hold the connection.
+ * `observe` sees each chunk written (a checksum, a count).
  */
-export async function relayCopy(rows: Readable, res: Response, cancel: () => void): Promise<boolean> {
+export async function relayCopy(rows: Readable, res: Writable, cancel: () => void, observe?: (chunk: Buffer) => void): Promise<boolean> {
   let left = false;
   const leave = () => {
     if (res.writableFinished) return;
@@ -32,6 +32,8 @@ export async function relayCopy(rows: Readable, res: Response, cancel: () => voi
     cancel();
   };
   res.once("close", leave);
+  // Gone before this COPY started (a caller writing several in a row): nothing is waited for.
+  if (res.destroyed) leave();
   // The response as a Writable that waits for the client to drain (backpressure) and, once the
   // client has left, drops what is still coming instead of failing the pipeline: postgres.js's
   // stream must be read to its end, never destroyed half way.
@@ -39,6 +41,7 @@ export async function relayCopy(rows: Readable, res: Response, cancel: () => voi
     write(chunk: Buffer, _encoding, done) {
       if (left) return done();
       countExportBytes(chunk.length);
+      observe?.(chunk);
       if (res.write(chunk)) return done();
       const go = () => {
         res.off("drain", go).off("close", go);

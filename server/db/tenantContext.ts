@@ -39,7 +39,8 @@ type Opener = (sql: Sql, guard: Guard) => Pending;
  * position the replica must have replayed (pg_lsn text). For a write with replicas about, `stamp`:
  * read the position its commit reached into `reached`.
  */
-type Target = { pool: Pool; replica?: Replica; replayedTo?: string; stamp?: boolean; reached?: string };
+// repeatableRead: one snapshot for every statement of the transaction (an export's tables agree).
+type Target = { pool: Pool; replica?: Replica; replayedTo?: string; stamp?: boolean; reached?: string; repeatableRead?: boolean };
 
 let pool: Pool | undefined;
 let replicas: Replicas | undefined;
@@ -84,7 +85,7 @@ function isQuery(x: unknown): x is Pending {
  * depends on an earlier answer, a promise (then COMMIT follows it). `writes` overrides the route's
  * own (a read-only route that records its audit entry afterwards, in a transaction of its own).
  */
-export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget; writes?: boolean } = {}): Promise<Result<W>> {
+export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, options: { budget?: Budget; writes?: boolean; repeatableRead?: boolean } = {}): Promise<Result<W>> {
   const state = requestState(req);
   if (!state?.userId) throw new AppError(500, "INTERNAL", "withTenant called outside an authenticated request.", { operational: false });
   if (!state.permission) throw new AppError(500, "INTERNAL", "withTenant called on a route that names no permission (requires(...)).", { operational: false });
@@ -105,7 +106,7 @@ export function withTenant<W extends Work>(req: Request, work: (sql: Sql) => W, 
        where set_config('statement_timeout', ${currentPool().timeouts.statement}, true) is not null
          and set_config('idle_in_transaction_session_timeout', ${currentPool().timeouts.idleInTransaction}, true) is not null`;
   };
-  return route(req, state, args.writes, open, work, options.budget ?? "request");
+  return route(req, state, args.writes, open, work, options.budget ?? "request", options.repeatableRead);
 }
 
 /**
@@ -127,13 +128,13 @@ export function withUser<W extends Work>(req: Request, work: (sql: Sql) => W): P
  * Picks where the transaction runs and runs it there. Without replicas: the primary, as before
  * (the client's token is still validated, so a malformed one is 400 whatever the deployment).
  */
-function route<W extends Work>(req: Request, state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget): Promise<Result<W>> {
+function route<W extends Work>(req: Request, state: RequestState, writes: boolean, open: Opener, work: (sql: Sql) => W, budget: Budget, repeatableRead = false): Promise<Result<W>> {
   const after = positionOfToken(req.headers["x-consistency-token"]);
   const primary = currentPool();
   const rs = replicas;
-  if (!rs) return attempt(state, writes, open, work, budget, 1, { pool: primary });
+  if (!rs) return attempt(state, writes, open, work, budget, 1, { pool: primary, repeatableRead });
   if (writes) {
-    const target: Target = { pool: primary, stamp: true };
+    const target: Target = { pool: primary, stamp: true, repeatableRead };
     return attempt(state, writes, open, work, budget, 1, target).then((result) => {
       // A streamed answer (the audit export) left before its transaction committed: no header then.
       if (target.reached && req.res && !req.res.headersSent) req.res.setHeader(consistencyHeader, consistencyToken(parseLsn(target.reached)));
@@ -144,9 +145,9 @@ function route<W extends Work>(req: Request, state: RequestState, writes: boolea
   // wrote. A read recorded on a stream (CONTEXT_READ_GUARD=nonce) writes: the primary's too.
   const fromReplica = !state.primary && primary.readGuard !== "nonce" && (req.method === "GET" || req.method === "HEAD");
   const replica = fromReplica ? rs.choose() : undefined;
-  const onPrimary = () => attempt(state, writes, open, work, budget, 1, { pool: primary }).then((result) => (rs.served(undefined), result));
+  const onPrimary = () => attempt(state, writes, open, work, budget, 1, { pool: primary, repeatableRead }).then((result) => (rs.served(undefined), result));
   if (!replica) return onPrimary();
-  const target: Target = { pool: replica.pool, replica, replayedTo: after === undefined ? undefined : formatLsn(rs.replayable(after)) };
+  const target: Target = { pool: replica.pool, replica, repeatableRead, replayedTo: after === undefined ? undefined : formatLsn(rs.replayable(after)) };
   return attempt(state, writes, open, work, budget, 1, target).then(
     (result) => (rs.served(replica), result),
     (error: unknown) => {
@@ -216,7 +217,7 @@ async function runInContext<W extends Work>(state: RequestState, writes: boolean
   let broken = false;
   try {
     const guard = await guardFor(writes, p.readGuard, p.readProofTtlSeconds, lease.sql, lease.proofs, lease.generation);
-    const begin = lease.sql`begin`.execute();
+    const begin = (target.repeatableRead ? lease.sql`begin isolation level repeatable read` : lease.sql`begin`).execute();
     const opened = open(lease.sql, guard).execute();
     // Before the route's statements, so their snapshots are taken after it: a standby's replay
     // only moves forward, so what it has replayed now, they see.

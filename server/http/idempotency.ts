@@ -27,12 +27,22 @@ export function idempotencyKey(req: Request, _res: Response, next: NextFunction)
 
 export type Reply = { status: number; body: unknown; headers?: Record<string, string> };
 
-/** Runs a POST's effect in the tenant and answers; with an Idempotency-Key, exactly once. */
-export async function withTenantOnce<T>(req: Request, res: Response, effect: (sql: Sql) => Promise<T>, reply: (result: T) => Reply): Promise<void> {
+/** The request's Idempotency-Key, if it carries one. */
+export function idempotencyKeyOf(req: Request): string | undefined {
+  return pending.get(req)?.key;
+}
+
+/**
+ * Runs a POST's effect in the tenant and answers; with an Idempotency-Key, exactly once.
+ * `unstored`: fields added to the answer's body, first and replayed, but never stored (a secret
+ * the route can give again from the key itself), asked for once the transaction is done.
+ */
+export async function withTenantOnce<T>(req: Request, res: Response, effect: (sql: Sql) => Promise<T>, reply: (result: T) => Reply, unstored?: () => Record<string, unknown>): Promise<void> {
   const idem = pending.get(req);
+  const answered = (body: unknown) => (unstored ? { ...(body as object), ...unstored() } : body);
   if (!idem) {
     const r = reply(await withTenant(req, (sql) => effect(sql)));
-    res.status(r.status).set(r.headers ?? {}).json(r.body);
+    res.status(r.status).set(r.headers ?? {}).json(answered(r.body));
     return;
   }
   const userId = requestState(req)?.userId;
@@ -59,5 +69,5 @@ export async function withTenantOnce<T>(req: Request, res: Response, effect: (sq
     return { ...r, replayed: false };
   });
   if (answer.replayed) res.set("Idempotent-Replayed", "true");
-  res.status(answer.status).set(answer.headers ?? {}).json(answer.body);
+  res.status(answer.status).set(answer.headers ?? {}).json(answered(answer.body));
 }

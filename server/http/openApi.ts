@@ -19,13 +19,14 @@ const tags: Record<string, string> = {
   Invoices: "Draft invoices and their lines. Issuing numbers an invoice without gaps per shop; after that only pay and void change it.",
   Reports: "Figures read from the shop's reporting views.",
   Audit: "The shop's append-only audit trail: pages of JSON, or a CSV export.",
-  Members: "Who belongs to the shop and with which role. Only an owner grants or removes the owner role; the last owner stays.",
+  Members: "Who belongs to the shop and with which role, and invitations to join it. Only an owner grants or removes the owner role; the last owner stays.",
+  Export: "The shop's whole data as one archive, for its owner, also while the shop is suspended.",
   Settings: "The shop's own settings: name, timezone, currency, tax rate, invoice numbering, payment terms, appointment slots, reminders.",
   Integrations: "The shop's third-party credentials (payment provider, parts supplier, SMS gateway): stored encrypted, tested on the server, never answered back.",
   Features: "What the shop's plan, its overrides and the platform's kill switches let it use. A route that needs a feature the shop may not use answers 403 FEATURE_NOT_ENABLED naming it.",
   Access: "Why a member of the shop may or may not act on a table, step by step, from what the database enforces (the shop's admins: members:manage).",
-  Platform: "Platform administrators change plans, shops' plans, overrides and kill switches; every change is a numbered version with its actor and reason, and any earlier state can be restored as a new version. Everyone else: 403 PLATFORM_ADMIN_REQUIRED.",
-  Caller: "Logging in, the caller's account and the shops it belongs to, and the public keys its tokens are verified with; no tenant is named.",
+  Platform: "Platform administrators create, suspend and resume shops, and change plans, shops' plans, overrides and kill switches; every change is a numbered version with its actor and reason, and any earlier state can be restored as a new version. Everyone else: 403 PLATFORM_ADMIN_REQUIRED.",
+  Caller: "Logging in, accepting an invitation, the caller's account and the shops it belongs to, and the public keys its tokens are verified with; no tenant is named.",
   Operations: "Liveness, readiness, metrics, this document and its page, and the platform administrators' endpoints.",
 };
 

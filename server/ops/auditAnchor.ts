@@ -31,9 +31,9 @@ function validMac(key: string, a: Anchor): boolean {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-/** Appends the current chain head of every tenant with a sealed row, signed with the ring's primary; returns the anchors written. */
-export async function writeAnchors(sql: Sql, file: string, ring: KeyRing<string>): Promise<Anchor[]> {
-  const heads = await sql`select tenant_id, slug, seq, hash from app.audit_heads()`;
+/** Appends the current chain head of every tenant with a sealed row (or of one), signed with the ring's primary; returns the anchors written. */
+export async function writeAnchors(sql: Sql, file: string, ring: KeyRing<string>, tenantId?: string): Promise<Anchor[]> {
+  const heads = (await sql`select tenant_id, slug, seq, hash from app.audit_heads()`).filter((h) => tenantId === undefined || h.tenant_id === tenantId);
   const anchoredAt = new Date().toISOString();
   const key = ring.keys.get(ring.primary)!;
   const anchors = heads.map((h) => {
@@ -128,8 +128,12 @@ export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug
   }
   for (const t of tenants) {
     if (options.seal) await sql`select app.audit_seal(${t.id}::uuid)`;
-    const anchor = anchors.latest.get(t.id);
-    const anchorProblem = anchor ? await checkAnchor(sql, anchor) : null;
+    const latest = anchors.latest.get(t.id);
+    // A purge or re-import after the anchor replaced the anchored chain by design (tenant purge|import).
+    const lifecycle = latest ? await lifecycleAfter(sql, latest) : null;
+    const anchor = lifecycle ? undefined : latest;
+    if (lifecycle?.note) lines.push(`note ${t.slug}: ${lifecycle.note}`);
+    const anchorProblem = lifecycle?.problem ?? (anchor ? await checkAnchor(sql, anchor) : null);
     if (anchorProblem) {
       broken++;
       lines.push(`BROKEN ${t.slug}: ${anchorProblem}. FIX: treat as a security incident (runbooks/audit-anchors.md); restore the audit from a snapshot to compare.`);
@@ -148,4 +152,22 @@ export async function verifyAudit(sql: Sql, tenants: readonly { id: string; slug
     }
   }
   return { lines, broken, unsealed };
+}
+
+/**
+ * Whether a purge or an import of the shop (app.tenant_lifecycle_events, `tenant purge|import`)
+ * came after the anchor: then the anchored chain is gone by design, or replaced by an archive's.
+ * A purge must have recorded this very anchor's position, or the anchor is not superseded but
+ * contradicted (a problem). Returns a note, a problem, or null when the anchor still applies.
+ */
+export async function lifecycleAfter(sql: Sql, anchor: Anchor): Promise<{ note?: string; problem?: string } | null> {
+  const [e] = await sql`
+    select action, occurred_at, (detail->'anchor'->>'seq')::bigint as seq from app.tenant_lifecycle_events
+     where tenant_id = ${anchor.tenant_id}::uuid and action in ('tenant.purged', 'tenant.imported') and occurred_at > ${anchor.anchored_at}::timestamptz
+     order by id desc limit 1`;
+  if (!e) return null;
+  const at = new Date(e.occurred_at as string).toISOString();
+  if (e.action === "tenant.imported") return { note: `re-imported from an archive at ${at}, after anchored position ${anchor.seq}: the chain is the archive's` };
+  if (e.seq !== null && Number(e.seq) >= anchor.seq) return { note: `purged at ${at} with its chain sealed and anchored through position ${e.seq}` };
+  return { problem: `the purge at ${at} recorded no anchor at or after position ${anchor.seq}` };
 }

@@ -12,12 +12,12 @@ export type OwnerConnection = (url?: string) => Promise<{ sql: Sql; stop: () => 
 type Common = { url?: string; actor?: string };
 type Changing = Common & { reason: string };
 
-const urlOption = "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)";
+export const urlOption = "owner connection URL (default: DATABASE_OWNER_URL, else the local embedded database)";
 
 /** One line of the command's answer, on stdout. */
-const say = (line: string) => void process.stdout.write(`${line}\n`);
+export const say = (line: string) => void process.stdout.write(`${line}\n`);
 
-function defaultActor(): string {
+export function defaultActor(): string {
   return `cli:${process.env.USER ?? userInfo().username}`;
 }
 
@@ -28,7 +28,7 @@ function version(value: string): number {
 }
 
 /** Runs one statement in the owner's platform context. */
-async function inPlatform<T extends Record<string, unknown>>(connect: OwnerConnection, opts: Common, statement: (tx: Sql) => Promise<T[]>): Promise<T[]> {
+export async function inPlatform<T extends Record<string, unknown>>(connect: OwnerConnection, opts: Common, statement: (tx: Sql) => Promise<T[]>): Promise<T[]> {
   const { sql, stop } = await connect(opts.url);
   try {
     return (await sql.begin(async (tx) => {

@@ -10,6 +10,7 @@ import { withPlatform } from "../db/tenantContext.ts";
 import { decodeCursor, page, pageQuerySchema, type Keyset } from "../db/keyset.ts";
 import { bodyValidator, queryValidator } from "../http/validate.ts";
 import { entitlement, entitlementOf } from "./features.ts";
+import { newInvitationToken } from "../auth/invitationTokens.ts";
 import type { Routes } from "./mount.ts";
 
 const tag = "Platform";
@@ -70,6 +71,32 @@ const rollbackSchema = named("RollbackRequest", {
   type: "object", additionalProperties: false, required: ["to_version", "reason"],
   properties: { to_version: { type: "integer", minimum: 1, maximum: 9007199254740991, description: "The version whose state to restore." }, reason },
 });
+const slugPattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+const tenantCreateSchema = named("TenantCreate", {
+  type: "object", additionalProperties: false, required: ["slug", "name", "plan", "owner_email"],
+  properties: {
+    slug: { type: "string", pattern: slugPattern, maxLength: 63, description: "Lower-case letters, digits and inner hyphens; the shop's name in URLs." },
+    name: { type: "string", minLength: 1, maxLength: 200, pattern: "\\S" },
+    plan: planName,
+    owner_email: { type: "string", format: "email", maxLength: 320, description: "Who is invited as its first owner (an account or not)." },
+    reason: { ...reason, description: "Why: kept with the plan's version and the shop's lifecycle event." },
+  },
+});
+const statusChangeSchema = named("TenantStatusChange", { type: "object", additionalProperties: false, required: ["reason"], properties: { reason: { ...reason, description: "Why: kept on the shop, in the platform's lifecycle events and in the shop's audit." } } });
+const invitationIssued = named("IssuedInvitation", row({
+  id: uuid, email: { type: "string" }, role: { const: "owner" }, expires_at: timestamp,
+  token: { type: "string", description: "The invitation's secret, shown this once (only its SHA-256 is kept): hand it to the owner, who accepts it with POST /api/v1/invitations/accept." },
+}));
+const createdTenant = named("CreatedTenant", row({
+  tenant: row({ id: uuid, slug: { type: "string" }, name: { type: "string" }, status: { type: "string" }, plan: { type: "string" } }),
+  invitation: invitationIssued,
+}));
+const tenantStatus = named("TenantStatus", row({
+  id: uuid, slug: { type: "string" }, status: { enum: ["active", "suspended"] }, status_reason: { type: ["string", "null"] }, status_changed_at: nullable(timestamp),
+}));
+const validateTenantCreate = bodyValidator<{ slug: string; name: string; plan: string; owner_email: string; reason?: string }>(tenantCreateSchema);
+const validateStatusChange = bodyValidator<{ reason: string }>(statusChangeSchema);
+
 const versionsQuery = { type: "object", additionalProperties: false, properties: pageQuerySchema(50, 200) };
 
 const validateKill = bodyValidator<{ killed: boolean; reason: string }>(killSchema);
@@ -133,6 +160,39 @@ export function platformRoutes(router: Routes): void {
       select app.platform_set_override(${req.params.tenant}, ${feature}, ${body.enabled}::boolean, ${body.expires_at ?? null}::timestamptz, ${body.reason}) as v`);
     res.json(answer(r.v));
   });
+
+  router.post("/tenants", documented({
+    summary: "Create a shop and invite its first owner", tag, auth, body: tenantCreateSchema,
+    description: "A new shop (slug, name) on the plan, and an invitation for its first owner's email, whether or not it has an account; the token is in the answer this once. " +
+      "Recorded in the platform's lifecycle events (tenant.created) and the plan's version. Slug in use: 409 SLUG_TAKEN; unknown plan: 404 PLAN_NOT_FOUND. " +
+      "Platform administrators only (403 PLATFORM_ADMIN_REQUIRED). The CLI: `npm run cli -- tenant create`.",
+    responses: { 201: { description: "The shop and its owner's invitation", schema: createdTenant } },
+  }), async (req, res) => {
+    const body = validateTenantCreate(req.body);
+    const { token, hash } = newInvitationToken();
+    const [t] = await withPlatform(req, true, (sql) => sql`
+      select * from app.platform_create_tenant(${body.slug}, ${body.name}, ${body.plan}, ${body.owner_email}, ${hash}, null, ${body.reason ?? null})`);
+    res.status(201).json({
+      tenant: { id: t.tenant_id, slug: t.slug, name: t.name, status: t.status, plan: t.plan },
+      invitation: { id: t.invitation_id, email: t.invitation_email, role: "owner", expires_at: t.expires_at, token },
+    });
+  });
+
+  for (const [verb, status] of [["suspend", "suspended"], ["resume", "active"]] as const) {
+    router.post(`/tenants/:tenant/${verb}`, documented({
+      summary: verb === "suspend" ? "Suspend a shop" : "Resume a suspended shop", tag, auth, body: statusChangeSchema, params: { tenant: { type: "string", description: "The shop's slug or id." } },
+      description: (verb === "suspend"
+        ? "From now on its members get 403 TENANT_SUSPENDED on every shop route but GET /api/v1/export (the platform lets a suspended shop's owner take its data out). "
+        : "Its members are served again. ") +
+        "With a reason, recorded on the shop, in the platform's lifecycle events and in the shop's own audit. Already so: 409 TENANT_STATUS_UNCHANGED. " +
+        "Platform administrators only (403 PLATFORM_ADMIN_REQUIRED).",
+      responses: { 200: { description: "The shop's status", schema: tenantStatus } },
+    }), async (req, res) => {
+      const body = validateStatusChange(req.body);
+      const [t] = await withPlatform(req, true, (sql) => sql`select * from app.platform_set_tenant_status(${req.params.tenant}, ${status}, ${body.reason})`);
+      res.json({ id: t.tenant_id, slug: t.slug, status: t.status, status_reason: t.status_reason, status_changed_at: t.status_changed_at });
+    });
+  }
 
   router.get("/versions", documented({
     summary: "The entitlement versions, newest first", tag, auth, primary, query: versionsQuery,

@@ -44,6 +44,9 @@ export async function provisionDatabase(superuserUrl: string, database: string, 
       // the same once on a managed server, as that file's error says).
       const [{ v16 }] = await tx`select current_setting('server_version_num')::int >= 160000 as v16`;
       if (v16) await tx.unsafe(`grant app_user, app_bi to ${OWNER_ROLE} with admin option`);
+      // `npm run cli -- tenant import` loads a shop's rows with triggers off (they are history), which
+      // takes session_replication_role; PostgreSQL 15 lets a superuser grant just that parameter.
+      await tx.unsafe(`grant set on parameter session_replication_role to ${OWNER_ROLE}`);
     });
     const [db] = await sql`select 1 from pg_database where datname = ${database}`;
     if (!db) {
