@@ -64,3 +64,11 @@ function unenforcedItems(template: string): string[] {
   return template.split("\n").filter((line) => /^- (\[ \]|Kind:)/.test(line))
     .filter((line) => !/`(test\/[\w./-]+|verify\/[\w./-]+|\.ci\/run)`/.test(line) && !/checked in review|the reviewer checks/i.test(line));
 }
+
+describe("the README", () => {
+  // It is for someone who runs and uses the service (issue 30); depth belongs in docs/, bench/README.md and CONTRIBUTING.md.
+  it("stays under 250 lines", () => {
+    const lines = readFileSync(join(root, "README.md"), "utf8").split("\n").length;
+    expect(lines, "README.md grew past 250 lines: move the detail to docs/, bench/README.md or CONTRIBUTING.md and link it").toBeLessThan(250);
+  });
+});
