@@ -57,7 +57,7 @@ async function startApi(options: Partial<PoolOptions>): Promise<void> {
 
 /** A request of the fixture's owner in its tenant, as the middleware leaves it for withTenant. */
 function asRequest(): Request {
-  const req = {} as Request;
+  const req = { method: "GET", headers: {} } as Request;
   attachRequestState(req, { requestId: "bounded-waits", userId: user.id, tenantRefs: [tenant.slug], permission: { name: "customers:read", forRow: false, writes: false } });
   return req;
 }
