@@ -361,6 +361,16 @@ describe("support questions", () => {
     expect([e.verdict, e.answer, e.steps[0]]).toMatchObject(["denied", { status: 403, code: "TENANT_SUSPENDED" }, { step: "membership", outcome: "refused", sqlstate: "TN403" }]);
   });
 
+  it("a shop whose plan lacks the feature a table's data needs learns it (403 FEATURE_NOT_ENABLED), as the member's own request does", async () => {
+    const basic = await makeTenant(owner, { prefix: "explain-basic", plan: "basic" });
+    const member = await makeUser(owner, basic, "owner");
+    const e = await explainAsOperator(owner, db.contextKey, { tenant: basic.slug, user: member.email, table: "integration_credentials", action: "select" });
+    expect([e.verdict, e.answer]).toMatchObject(["denied", { status: 403, code: "FEATURE_NOT_ENABLED" }]);
+    expect(e.steps.find((s) => s.outcome === "refused")).toMatchObject({ sqlstate: "FE403" });
+    const own = await api.request("GET", "/api/v1/integrations", { token: tokenFor(member), tenant: basic.slug });
+    expect([own.status, own.body.error.code]).toEqual([403, "FEATURE_NOT_ENABLED"]);
+  });
+
   it("the CLI (owner connection) answers as the API does", async () => {
     const invoice = await issued();
     const cli = await explainAsOperator(owner, db.contextKey, { tenant: shop.slug, user: members.manager.email, table: "invoices", id: invoice, action: "update" });
