@@ -154,7 +154,7 @@ export async function explainAccess(conn: ExplainerConnection, q: ExplainQuestio
     await sql`select set_config('statement_timeout', '5s', true), set_config('lock_timeout', '2s', true)`;
     const plan = await tablePlan(sql, q.table);
     if (plan.key && q.id === undefined && (q.action === "update" || q.action === "delete")) {
-      throw new ValidationError("ID_REQUIRED", `An ${q.action} names the row it changes: give its ${plan.key.column}.`, { help: "runbooks/access-questions.md" });
+      throw new ValidationError("ID_REQUIRED", `${q.action === "update" ? "An update" : "A delete"} names the row it changes: give its ${plan.key.column}.`, { help: "runbooks/access-questions.md" });
     }
     if (plan.key && q.id !== undefined) {
       const cast = await inSavepoint(sql, "explain_id", () => sql.unsafe(`select $1::${plan.key!.type}`, [q.id as never]));
