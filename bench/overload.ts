@@ -9,6 +9,7 @@
 // 16-connection phase's CPU per success, which has no refusals), over its refusals.
 import { Agent, request } from "node:http";
 import { createConnection, type Socket } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { percentile } from "./sqlLoad.ts";
 
 export type Shape = { method: "GET" | "POST"; path: string; headers: Record<string, string>; body?: string };
@@ -30,11 +31,15 @@ export type OverloadPhase = {
   other_5xx: number;
   /** Node CPU of the server's process tree over the phase, µs. */
   node_cpu_us: number;
+  /** The load generator's own longest event-loop stall over the phase, ms: it counts in every latency measured then. */
+  client_stall_ms: number;
 };
 
 /** What a phase counts: answers by status, the latency of successful ones, answers that never came. */
 function tally(clients: OverloadPhase["clients"], connections: number, seconds: number, ok: number) {
   const started = performance.now();
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const t = {
@@ -48,12 +53,14 @@ function tally(clients: OverloadPhase["clients"], connections: number, seconds: 
     },
     done(): Omit<OverloadPhase, "node_cpu_us"> {
       const elapsed = (performance.now() - started) / 1000;
+      stalls.disable();
       latencies.sort((x, y) => x - y);
       const successes = statuses[ok] ?? 0;
       const other5xx = Object.entries(statuses).filter(([s]) => s.startsWith("5") && s !== "503").reduce((n, [, c]) => n + c, 0);
       return {
         connections, clients, seconds: elapsed, answers: Object.values(statuses).reduce((x, y) => x + y, 0), successes, goodput: successes / elapsed,
         p50: percentile(latencies, 50), p99: percentile(latencies, 99), statuses, errors: t.errors, other_5xx: other5xx,
+        client_stall_ms: stalls.max / 1e6,
       };
     },
   };
@@ -160,7 +167,7 @@ type Server = { url: string; pid: number };
 type Meter = (pid: number) => Promise<() => Promise<number>>;
 export type OverloadSide = {
   /** Each phase's median round (by goodput), and every round's goodput and p99. */
-  phases: Record<string, OverloadPhase & { rounds: number[]; rounds_p99: number[] }>;
+  phases: Record<string, OverloadPhase & { rounds: number[]; rounds_p99: number[]; rounds_client_stall_ms: number[] }>;
   /** Per round: goodput at the high count (impatient) over goodput at 16; µs of Node CPU per refusal. */
   ratio_rounds: number[];
   cpu_per_refusal_rounds: number[];
@@ -206,7 +213,7 @@ export async function overloadRounds(servers: Record<string, Server>, build: (i:
     out[side] = {
       phases: Object.fromEntries(Object.entries(byPhase).map(([name, rs]) => {
         const m = middle(rs.map((r) => r.goodput));
-        return [name, { ...rs.find((r) => r.goodput === m)!, rounds: rs.map((r) => Math.round(r.goodput)), rounds_p99: rs.map((r) => Math.round(r.p99)) }];
+        return [name, { ...rs.find((r) => r.goodput === m)!, rounds: rs.map((r) => Math.round(r.goodput)), rounds_p99: rs.map((r) => Math.round(r.p99)), rounds_client_stall_ms: rs.map((r) => Math.round(r.client_stall_ms)) }];
       })),
       ratio_rounds: high.map((h, i) => h.goodput / base[i].goodput),
       cpu_per_refusal_rounds: high.map((h, i) => cpuPerRefusal(h, base[i].node_cpu_us / Math.max(1, base[i].successes))),

@@ -15,10 +15,11 @@
 // BENCH_OVERLOAD_CONNECTIONS (256: the list of 50 at 16 connections against this many, clients that
 // retry at once and clients that honour Retry-After, bench/overload.ts), BENCH_OVERLOAD_SECONDS
 // (per phase, BENCH_SECONDS), BENCH_ONLY=overload (only that row, with BENCH_BASELINE_DIR's API beside it),
-// BENCH_ONLY=replica (only GET by id with the primary alone against primary + one hot standby, bench/replica.ts).
+// BENCH_ONLY=replica (only GET by id with the primary alone against primary + one hot standby, bench/replica.ts),
+// BENCH_API_LOG (a file the APIs' logs are appended to instead of being dropped).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, chmodSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
@@ -128,12 +129,15 @@ async function startServer(entry: string, cwd: string, options: string | undefin
   const nodeOptions = (options ?? "").split(" ").filter(Boolean);
   // TypeScript sources (the floor) run under tsx; the API runs compiled.
   const loader = entry.endsWith(".ts") ? ["--import", "tsx"] : [];
+  // Production logs go to stdout; here they go to /dev/null, after being produced as in production,
+  // or, with BENCH_API_LOG (a path), appended to that file, to read the access lines of a run.
+  const stdout = process.env.BENCH_API_LOG ? openSync(process.env.BENCH_API_LOG, "a") : "ignore";
   const child = spawn(process.execPath, [...nodeOptions, ...loader, entry], {
     cwd,
     env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", stdout, "pipe"],
   });
-  // Production logs go to stdout; here they go to /dev/null, after being produced as in production.
+  if (typeof stdout === "number") closeSync(stdout);
   await new Promise<void>((resolve, reject) => {
     const deadline = setTimeout(() => reject(new Error(`${entry} did not start in 60 s`)), 60_000);
     const poll = setInterval(async () => {
