@@ -24,6 +24,8 @@ export type OverloadPhase = {
   goodput: number;
   p50: number;
   p99: number;
+  /** p99 of the successes that were not their connection's first answer: what a client already connected waited. */
+  p99_established: number;
   statuses: Record<string, number>;
   /** Connection errors and timeouts (no answer at all). */
   errors: number;
@@ -41,25 +43,31 @@ function tally(clients: OverloadPhase["clients"], connections: number, seconds: 
   const stalls = monitorEventLoopDelay({ resolution: 10 });
   stalls.enable();
   const latencies: number[] = [];
+  const established: number[] = [];
   const statuses: Record<string, number> = {};
   const t = {
     deadline: started + seconds * 1000,
     /** The next request's number, for the shape builder. */
     next: 0,
     errors: 0,
-    answered(status: number, ms: number) {
+    /** `first`: the first answer on its connection, whose time includes waiting to be accepted. */
+    answered(status: number, ms: number, first: boolean) {
       statuses[status] = (statuses[status] ?? 0) + 1;
-      if (status === ok) latencies.push(ms);
+      if (status === ok) {
+        latencies.push(ms);
+        if (!first) established.push(ms);
+      }
     },
     done(): Omit<OverloadPhase, "node_cpu_us"> {
       const elapsed = (performance.now() - started) / 1000;
       stalls.disable();
       latencies.sort((x, y) => x - y);
+      established.sort((x, y) => x - y);
       const successes = statuses[ok] ?? 0;
       const other5xx = Object.entries(statuses).filter(([s]) => s.startsWith("5") && s !== "503").reduce((n, [, c]) => n + c, 0);
       return {
         connections, clients, seconds: elapsed, answers: Object.values(statuses).reduce((x, y) => x + y, 0), successes, goodput: successes / elapsed,
-        p50: percentile(latencies, 50), p99: percentile(latencies, 99), statuses, errors: t.errors, other_5xx: other5xx,
+        p50: percentile(latencies, 50), p99: percentile(latencies, 99), p99_established: percentile(established, 99), statuses, errors: t.errors, other_5xx: other5xx,
         client_stall_ms: stalls.max / 1e6,
       };
     },
@@ -90,6 +98,7 @@ export function impatientLoad(url: string, build: (i: number) => Shape, ok: numb
     let buffered: Buffer = Buffer.alloc(0);
     let sentAt = 0;
     let waiting = false;
+    let first = true;
     const send = () => {
       if (performance.now() >= t.deadline) return void (socket.destroy(), resolve());
       buffered = Buffer.alloc(0);
@@ -98,6 +107,7 @@ export function impatientLoad(url: string, build: (i: number) => Shape, ok: numb
       socket.write(head(build(t.next++)));
     };
     const connect = () => {
+      first = true;
       socket = createConnection(port, target.hostname, send);
       socket.setNoDelay(true);
       socket.on("data", (chunk: Buffer) => {
@@ -107,7 +117,8 @@ export function impatientLoad(url: string, build: (i: number) => Shape, ok: numb
         const headers = buffered.toString("latin1", 0, end).toLowerCase();
         const length = Number(/\r\ncontent-length: *(\d+)/.exec(headers)?.[1] ?? 0);
         if (buffered.length < end + 4 + length) return;
-        t.answered(Number(headers.slice(9, 12)), performance.now() - sentAt);
+        t.answered(Number(headers.slice(9, 12)), performance.now() - sentAt, first);
+        first = false;
         waiting = false;
         // A server that says it closes is left to close; the next request goes on a new socket.
         if (!/\r\nconnection: *close/.test(headers)) send();
@@ -131,10 +142,10 @@ export async function politeLoad(url: string, build: (i: number) => Shape, ok: n
   const target = new URL(url);
   const t = tally("polite", connections, seconds, ok);
   const once = (shape: Shape) =>
-    new Promise<{ status: number; retryAfter: number }>((resolve, reject) => {
+    new Promise<{ status: number; retryAfter: number; first: boolean }>((resolve, reject) => {
       const req = request({ host: target.hostname, port: target.port, agent, method: shape.method, path: shape.path, headers: shape.headers }, (res) => {
         res.resume();
-        res.on("end", () => resolve({ status: res.statusCode!, retryAfter: Number(res.headers["retry-after"] ?? 0) }));
+        res.on("end", () => resolve({ status: res.statusCode!, retryAfter: Number(res.headers["retry-after"] ?? 0), first: !req.reusedSocket }));
         res.on("error", reject);
       });
       req.on("error", reject);
@@ -144,8 +155,8 @@ export async function politeLoad(url: string, build: (i: number) => Shape, ok: n
     while (performance.now() < t.deadline) {
       const t0 = performance.now();
       try {
-        const { status, retryAfter } = await once(build(t.next++));
-        t.answered(status, performance.now() - t0);
+        const { status, retryAfter, first } = await once(build(t.next++));
+        t.answered(status, performance.now() - t0, first);
         // Retry-After in seconds, never past the phase's end.
         if (status === 503) await new Promise((r) => setTimeout(r, Math.min(retryAfter * 1000, Math.max(0, t.deadline - performance.now()))));
       } catch {
@@ -167,7 +178,7 @@ type Server = { url: string; pid: number };
 type Meter = (pid: number) => Promise<() => Promise<number>>;
 export type OverloadSide = {
   /** Each phase's median round (by goodput), and every round's goodput and p99. */
-  phases: Record<string, OverloadPhase & { rounds: number[]; rounds_p99: number[]; rounds_client_stall_ms: number[] }>;
+  phases: Record<string, OverloadPhase & { rounds: number[]; rounds_p99: number[]; rounds_p99_established: number[]; rounds_client_stall_ms: number[] }>;
   /** Per round: goodput at the high count (impatient) over goodput at 16; µs of Node CPU per refusal. */
   ratio_rounds: number[];
   cpu_per_refusal_rounds: number[];
@@ -213,7 +224,7 @@ export async function overloadRounds(servers: Record<string, Server>, build: (i:
     out[side] = {
       phases: Object.fromEntries(Object.entries(byPhase).map(([name, rs]) => {
         const m = middle(rs.map((r) => r.goodput));
-        return [name, { ...rs.find((r) => r.goodput === m)!, rounds: rs.map((r) => Math.round(r.goodput)), rounds_p99: rs.map((r) => Math.round(r.p99)), rounds_client_stall_ms: rs.map((r) => Math.round(r.client_stall_ms)) }];
+        return [name, { ...rs.find((r) => r.goodput === m)!, rounds: rs.map((r) => Math.round(r.goodput)), rounds_p99: rs.map((r) => Math.round(r.p99)), rounds_p99_established: rs.map((r) => Math.round(r.p99_established)), rounds_client_stall_ms: rs.map((r) => Math.round(r.client_stall_ms)) }];
       })),
       ratio_rounds: high.map((h, i) => h.goodput / base[i].goodput),
       cpu_per_refusal_rounds: high.map((h, i) => cpuPerRefusal(h, base[i].node_cpu_us / Math.max(1, base[i].successes))),

@@ -769,7 +769,11 @@ function targets(ratios: Record<string, number>, results: Record<string, unknown
       note: ratio >= 0.8 ? undefined : "Node CPU spent on refusals: see µs per refusal in the overload table and README (Overload)",
     });
     const worst = Math.max(...Object.values(overload.phases).map((p) => p.p99));
-    list.push({ target: "overload: successful answers p99 ≤ 250 ms", measured: `${worst.toFixed(0)} ms (the worst phase's median round)`, met: worst <= 250 });
+    // A connection's first answer includes its wait in the kernel's accept queue, which Node drains one
+    // connection per event-loop iteration (bench/README.md, Overload): reported beside the target.
+    const worstEstablished = Math.max(...Object.values(overload.phases).map((p) => p.p99_established));
+    list.push({ target: "overload: successful answers p99 ≤ 250 ms", measured: `${worst.toFixed(0)} ms (the worst phase's median round); ${worstEstablished.toFixed(0)} ms without each connection's first answer`, met: worst <= 250,
+      note: worst <= 250 ? undefined : "a connection opened while the API is saturated waits to be accepted: bench/README.md (Overload)" });
     const other = Object.values(overload.phases).reduce((n, p) => n + p.other_5xx, 0);
     list.push({ target: "overload: no 5xx other than 503", measured: `${other} (median rounds)`, met: other === 0 });
   }
@@ -832,10 +836,10 @@ function markdown(s: { targets: Target[]; started: string; machine: { cores: num
   const overload = s.results["overload: GET customer list of 50"] as Record<string, OverloadSide> | undefined;
   if (overload) {
     lines.push("", "Overload, GET customer list of 50 (bench/overload.ts; impatient clients retry at once, polite ones wait out Retry-After): successful answers per second, their p50 / p99, of each phase's median round; µs of Node CPU per refusal beyond the successes' own:", "",
-      "| server | phase | successes/s | p50 / p99 ms (successes) | answers/s | statuses | no answer | other 5xx | rounds successes/s | rounds p99 ms |", "|---|---|---|---|---|---|---|---|---|---|");
+      "| server | phase | successes/s | p50 / p99 ms (successes) | answers/s | statuses | no answer | other 5xx | rounds successes/s | rounds p99 ms | rounds p99 ms, connections' first answers left out |", "|---|---|---|---|---|---|---|---|---|---|---|");
     for (const [side, o] of Object.entries(overload)) {
       for (const [name, p] of Object.entries(o.phases)) {
-        lines.push(`| ${side} | ${name} | ${f(p.goodput)} | ${f(p.p50)} / ${f(p.p99)} | ${f(p.answers / p.seconds)} | ${Object.entries(p.statuses).map(([k, n]) => `${k}: ${n}`).join(", ")} | ${p.errors} | ${p.other_5xx} | ${p.rounds.join(" / ")} | ${p.rounds_p99.join(" / ")} |`);
+        lines.push(`| ${side} | ${name} | ${f(p.goodput)} | ${f(p.p50)} / ${f(p.p99)} | ${f(p.answers / p.seconds)} | ${Object.entries(p.statuses).map(([k, n]) => `${k}: ${n}`).join(", ")} | ${p.errors} | ${p.other_5xx} | ${p.rounds.join(" / ")} | ${p.rounds_p99.join(" / ")} | ${p.rounds_p99_established.join(" / ")} |`);
       }
       lines.push("", `${side}: successes at ${OVERLOAD_CONNECTIONS} impatient / at 16, per round: ${o.ratio_rounds.map((r) => r.toFixed(2)).join(", ")}; Node CPU per refusal, per round: ${o.cpu_per_refusal_rounds.map((c) => (Number.isFinite(c) ? `${c.toFixed(0)} µs` : "no refusals")).join(", ")}; Node CPU beyond the successes' own, share of one core: ${o.cpu_beyond_successes_rounds.map((c) => `${(c * 100).toFixed(0)}%`).join(", ")}.`, "");
     }
