@@ -17,10 +17,13 @@
 // low by up to that much, never high.
 //
 // A replica is used while its last poll found it a standby within READ_REPLICA_MAX_LAG_MS. One
-// that lags more, does not answer within the acquire timeout, refuses connections or is no longer
-// in recovery (promoted: its data may have left the primary's) is skipped until a poll finds it
-// back within the limit. A replica that stops answering has its connections ended, so the reads
-// waiting on it fail at once and are answered by the primary (tenantContext.ts).
+// that lags more, does not answer a poll, refuses connections or is no longer in recovery
+// (promoted: its data may have left the primary's) is skipped until a poll finds it back within
+// the limit. A replica that stops answering has its connections ended, so the reads waiting on it
+// fail at once and are answered by the primary (tenantContext.ts). A read caught on a replica that
+// stops answering waits at most the acquire timeout for that: the next poll comes within half of
+// it and gives the replica the other half to answer (the primary's probe runs beside the
+// replicas', so a slow primary takes none of it).
 import type { Pool, Sql } from "./connections.ts";
 import { logger } from "../core/log.ts";
 import { defaultLayout, parseLsn, replayable, type WalLayout, type WalPosition } from "./walPosition.ts";
@@ -69,7 +72,7 @@ export type Replicas = {
    * poll finds it well; a lost connection also ends its others, so the reads waiting there move now.
    */
   failedOver: (replica: Replica, reason: FailoverReason) => void;
-  report: () => { primaryServed: number; replicas: ReplicaReport[] };
+  report: () => { primaryServed: number; replicas: ReplicaReport[]; polls: number };
   /** Polls once now (the monitor polls by itself every interval). */
   poll: () => Promise<void>;
   end: () => Promise<void>;
@@ -82,9 +85,12 @@ export type ReplicaOptions = {
   primary: Sql;
   /** Makes the pool of a replica's connections. */
   pool: (url: string) => Pool;
-  /** How long a poll may wait for an answer before the replica counts as unreachable (the acquire timeout). */
+  /**
+   * The longest a read may wait on a replica that stopped answering (the acquire timeout): a poll
+   * waits half of it for an answer, and polls come at most half of it apart.
+   */
   answerWithinMs: number;
-  /** Between polls; default a quarter of maxLagMs, within 50 ms to 1 s. */
+  /** Between polls; default a quarter of maxLagMs, within 50 ms to 1 s, and at most half of answerWithinMs. */
   intervalMs?: number;
 };
 
@@ -138,7 +144,8 @@ function history(keepMs: number) {
 }
 
 export function createReplicas(options: ReplicaOptions): Replicas {
-  const intervalMs = options.intervalMs ?? Math.min(1000, Math.max(50, Math.round(options.maxLagMs / 4)));
+  const answerWithinMs = Math.max(1, Math.floor(options.answerWithinMs / 2));
+  const intervalMs = options.intervalMs ?? Math.min(1000, answerWithinMs, Math.max(50, Math.round(options.maxLagMs / 4)));
   const replicas: Entry[] = names(options.urls).map((name, i) => ({
     name, url: options.urls[i], pool: options.pool(options.urls[i]), state: "starting",
     served: 0, skipped: { lag: 0, unavailable: 0, behind_token: 0 }, failovers: 0,
@@ -148,6 +155,7 @@ export function createReplicas(options: ReplicaOptions): Replicas {
   const primary = history(Math.max(60_000, options.maxLagMs * 10));
   let layout = defaultLayout;
   let primaryServed = 0;
+  let polls = 0;
   let turn = 0;
   let ended = false;
   let timer: NodeJS.Timeout | undefined;
@@ -167,7 +175,7 @@ export function createReplicas(options: ReplicaOptions): Replicas {
 
   async function pollPrimary(): Promise<void> {
     try {
-      const [row] = await within(options.answerWithinMs, options.primary`
+      const [row] = await within(answerWithinMs, options.primary`
         select pg_current_wal_insert_lsn()::text as lsn, current_setting('wal_block_size')::int8 as block,
                (select setting::int8 from pg_catalog.pg_settings where name = 'wal_segment_size') as segment`);
       layout = { block: BigInt(row.block), segment: BigInt(row.segment) };
@@ -179,30 +187,45 @@ export function createReplicas(options: ReplicaOptions): Replicas {
     }
   }
 
-  async function pollReplica(r: Entry): Promise<void> {
+  /** A replica's answer to a poll, or the error it gave (a timeout when it gave none in time). */
+  type Probe = { pool: Pool; row?: { standby: boolean; replayed: string | null }; error?: unknown };
+  async function probeReplica(r: Entry): Promise<Probe> {
     const pool = r.pool;
     try {
-      const [row] = await within(options.answerWithinMs, pool.probe`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed`);
-      if (!row.standby) {
-        r.lagMs = undefined;
-        return setState(r, "not_standby");
-      }
-      if (row.replayed === null || !primary.known()) return setState(r, "starting");
-      r.replayed = parseLsn(row.replayed);
-      r.lagMs = primary.lagOf(r.replayed, Date.now(), layout);
-      setState(r, r.lagMs > options.maxLagMs ? "lagging" : "ok");
+      const [row] = await within(answerWithinMs, pool.probe`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed`);
+      return { pool, row: row as Probe["row"] };
     } catch (error) {
+      return { pool, error };
+    }
+  }
+
+  /** Judges a replica by its answer, against the primary's positions. */
+  function judgeReplica(r: Entry, { pool, row, error }: Probe): void {
+    if (!row) {
       r.lagMs = undefined;
       setState(r, "unreachable", error);
       // No answer at all (a hung server, a dropped network): reads waiting on its connections
       // would wait as long; ending them sends those reads to the primary now.
       if ((error as { code?: string }).code === "POLL_TIMEOUT" && r.pool === pool) replacePool(r);
+      return;
     }
+    if (!row.standby) {
+      r.lagMs = undefined;
+      return setState(r, "not_standby");
+    }
+    if (row.replayed === null || !primary.known()) return setState(r, "starting");
+    r.replayed = parseLsn(row.replayed);
+    r.lagMs = primary.lagOf(r.replayed, Date.now(), layout);
+    setState(r, r.lagMs > options.maxLagMs ? "lagging" : "ok");
   }
 
+  // The primary and the replicas are asked at once. A replica's lag is judged against the
+  // primary's positions as first seen, so a replica answering before the primary's newest position
+  // arrived lacks at most that position, first seen just now: its lag still reads true.
   async function poll(): Promise<void> {
-    await pollPrimary();
-    await Promise.all(replicas.map(pollReplica));
+    const [, answers] = await Promise.all([pollPrimary(), Promise.all(replicas.map(probeReplica))]);
+    replicas.forEach((r, i) => judgeReplica(r, answers[i]));
+    polls++;
   }
 
   const loop = () => {
@@ -249,6 +272,7 @@ export function createReplicas(options: ReplicaOptions): Replicas {
     },
     report: () => ({
       primaryServed,
+      polls,
       replicas: replicas.map((r) => ({
         name: r.name, state: r.state, lagSeconds: r.lagMs === undefined ? null : r.lagMs / 1000, served: r.served, skipped: { ...r.skipped }, failovers: r.failovers,
       })),
