@@ -139,6 +139,30 @@ end
 $$;
 revoke execute on function app.catalog_record_changes() from public;
 
+/*
+ * Takes the shop's catalog head row lock before a write to a versioned table changes any row: the
+ * order an applied change set or a restore keeps (the head, then the rows), so a plain write and
+ * an apply never each hold one lock while waiting for the other's (a deadlock, which PostgreSQL
+ * would end by aborting one of them). A plain write took the head at its statement's end anyway
+ * (app.catalog_version_of_transaction); it takes it at the start now, and waits there for an
+ * apply in progress. Without a tenant context (the owner's own maintenance) it takes none.
+ */
+create or replace function app.catalog_lock_head() returns trigger
+language plpgsql security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_tenant uuid := app.current_tenant_id();
+begin
+  if v_tenant is not null then
+    insert into app.catalog_heads (tenant_id, version) values (v_tenant, 0) on conflict (tenant_id) do nothing;
+    perform 1 from app.catalog_heads h where h.tenant_id = v_tenant for update;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function app.catalog_lock_head() from public;
+
 /* The versioned catalog tables and the entity name their changes are recorded under. */
 create or replace function app.catalog_versioned_tables() returns table (table_name text, entity text)
 language sql immutable parallel safe
@@ -153,6 +177,8 @@ declare
   t record;
 begin
   for t in select v.table_name as tbl, v.entity from app.catalog_versioned_tables() v loop
+    execute format('create or replace trigger catalog_versioned_lock_head before insert or update or delete on app.%I
+                    for each statement execute function app.catalog_lock_head()', t.tbl);
     execute format('create or replace trigger catalog_versioned_insert after insert on app.%I referencing new table as catalog_new
                     for each statement execute function app.catalog_record_changes(%L)', t.tbl, t.entity);
     execute format('create or replace trigger catalog_versioned_update after update on app.%I referencing old table as catalog_old new table as catalog_new

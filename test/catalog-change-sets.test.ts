@@ -366,6 +366,82 @@ describe("canary: the stale check under the head's lock", () => {
   });
 });
 
+/** Resolves once `n` sessions wait on a lock with a query like `pattern` (waiting on state, never a sleep). */
+async function lockWaiters(o: postgres.Sql, pattern: string, n: number): Promise<void> {
+  for (;;) {
+    const [{ waiting }] = await o`select count(*)::int as waiting from pg_stat_activity
+                                   where datname = current_database() and wait_event_type = 'Lock' and query like ${pattern}`;
+    if (waiting >= n) return;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * An apply and a plain write of the operation it changes, as app_user in a database of their own:
+ * with the head's row lock held by the owner, the apply queues for it first, then the write; then
+ * the owner lets go. The apply takes the head, then needs the operation's row. Answers each one's
+ * outcome ("committed" or its SQLSTATE) and the operation's price after both.
+ */
+async function applyBesideWrite(ownerUrl: string, appUrl: string, tenant: Tenant): Promise<{ apply: string; write: string; price: number }> {
+  const o = postgres(ownerUrl, { max: 2, onnotice: () => {} });
+  const a = postgres(appUrl, { max: 2, onnotice: () => {} });
+  try {
+    const admin = await makeUser(o, tenant, "admin");
+    const manager = await makeUser(o, tenant, "manager");
+    const [{ id: service }] = await o`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Order ${uniq()}`}) returning id`;
+    const [{ id: op }] = await o`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+                                 values (${tenant.id}, ${service}, ${`L-${uniq()}`}, 'Lock order', 100, 10) returning id`;
+    await o`insert into app.catalog_heads (tenant_id, version) values (${tenant.id}, 0) on conflict (tenant_id) do nothing`;
+    const [{ id: set }] = await o`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+                                  values (${tenant.id}, 'Lock order', (select version from app.catalog_heads where tenant_id = ${tenant.id}), ${manager.id}) returning id`;
+    await o`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${set}, 1, 'price', ${op}, 111)`;
+    await o`update app.catalog_change_sets set status = 'approved', approved_by = ${admin.id} where id = ${set}`;
+    const outcome = (p: Promise<unknown>) => p.then(() => "committed", (e: { code?: string }) => String(e.code ?? e));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const holder = o.begin(async (tx) => {
+      await tx`select version from app.catalog_heads where tenant_id = ${tenant.id} for update`;
+      holding();
+      await released;
+    });
+    await held;
+    const apply = outcome(asMember(a, admin, tenant, { permission: "catalog:approve", writes: true, forRow: true }, (tx) => tx`select app.catalog_apply_change_set(${set}::uuid)`));
+    await lockWaiters(o, "%catalog_apply_change_set%", 1);
+    const write = outcome(asMember(a, manager, tenant, { permission: "catalog:write", writes: true, forRow: true }, (tx) => tx`update app.service_operations set price_cents = 222 where id = ${op}`));
+    await lockWaiters(o, "%update app.service_operations%", 1);
+    release();
+    await holder;
+    const outcomes = { apply: await apply, write: await write };
+    const [{ price }] = await o`select price_cents as price from app.service_operations where id = ${op}`;
+    return { ...outcomes, price };
+  } finally {
+    await Promise.all([o.end({ timeout: 5 }), a.end({ timeout: 5 })]);
+  }
+}
+
+describe("a plain write and an apply at the same moment", () => {
+  it("never deadlock: a write takes the head before any row, as an apply does; without that PostgreSQL aborts one", async () => {
+    const golden = await createGolden("catorder");
+    try {
+      // The apply had the head first: it commits, then the write does, over it.
+      expect(await applyBesideWrite(golden.ownerUrl, golden.appUrl, golden.tenants[0])).toEqual({ apply: "committed", write: "committed", price: 222 });
+      // Break the order: the write takes its row first and the head only at its statement's end.
+      const o = postgres(golden.ownerUrl, { max: 1, onnotice: () => {} });
+      try {
+        await o`drop trigger catalog_versioned_lock_head on app.service_operations`;
+      } finally {
+        await o.end();
+      }
+      const broken = await applyBesideWrite(golden.ownerUrl, golden.appUrl, golden.tenants[1]);
+      expect([broken.apply, broken.write]).toContain("40P01");
+    } finally {
+      await golden.drop();
+    }
+  });
+});
+
 describe("the dry-run, on a catalog of 1,200 operations", () => {
   let big: Shop;
   let ops: string[];
