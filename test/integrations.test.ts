@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { decryptCredential, encryptCredential } from "../server/core/credentialCipher.ts";
 import { asMember, credentialRing, db, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
 import { psqlFile, runSql, superuserUrlFor, useGolden } from "./scratch.ts";
-import { startServerProcess } from "./serverProcess.ts";
+import { startInstance, stopInstance } from "./instances.ts";
 
 const { owner, app, api } = useApi();
 let a: Tenant, b: Tenant;
@@ -229,15 +229,14 @@ describe("no secret anywhere: a real server's answers, every log line and the au
     const tenant = await makeTenant(owner);
     const user = await makeUser(owner, tenant, "owner");
     const ringHex = randomBytes(32).toString("hex");
-    const server = await startServerProcess({
+    const server = await startInstance({
       NODE_ENV: "development", LOG_LEVEL: "trace", LOG_FORMAT: "json", SEED_DEMO: "false",
       DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*log-test=${ringHex}`,
     });
     try {
-      const port = server.port;
       const headers = { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug, "content-type": "application/json" };
       const call = async (method: string, path: string, body?: unknown) => {
-        const r = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        const r = await fetch(`${server.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
         return { status: r.status, text: await r.text() };
       };
       const marker = randomUUID();
@@ -273,7 +272,7 @@ describe("no secret anywhere: a real server's answers, every log line and the au
       expect(audit).not.toContain("credential_envelope");
       expect(out).not.toContain(ringHex);
     } finally {
-      await server.stop();
+      await stopInstance(server);
     }
   });
 });

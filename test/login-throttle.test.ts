@@ -12,7 +12,7 @@ import { hashPassword } from "../server/auth/passwords.ts";
 import { loginGateProof, loginOutcomeProof } from "../server/db/contextProof.ts";
 import type { Sql } from "../server/db/connections.ts";
 import { db, guardOn, makeUser, useApi } from "./fixtures.ts";
-import { startServerProcess } from "./serverProcess.ts";
+import { startInstance, stopInstance } from "./instances.ts";
 
 const limits = { accountFailures: 5, addressFailures: 0, windowSeconds: 900 };
 const { owner, app, api } = useApi({ loginThrottle: limits });
@@ -23,15 +23,15 @@ let second: { url: string; stop: () => Promise<void> };
 beforeAll(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "rls-shop-throttle-"));
   // Production, as deployed (issue 31): app_user's URL, the keys, no owner credentials.
-  const server = await startServerProcess({
+  const server = await startInstance({
     NODE_ENV: "production", DATA_DIR: dataDir, LOG_LEVEL: "info", WEB_CONCURRENCY: "1",
     DATABASE_URL: db.appUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*throttle-test=${randomBytes(32).toString("hex")}`,
     LOGIN_THROTTLE_ACCOUNT_FAILURES: String(limits.accountFailures), LOGIN_THROTTLE_ADDRESS_FAILURES: "0", LOGIN_THROTTLE_WINDOW_SECONDS: String(limits.windowSeconds),
   });
   second = {
-    url: `http://127.0.0.1:${server.port}`,
+    url: server.url,
     stop: async () => {
-      await server.stop();
+      await stopInstance(server);
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterDir } from "../server/setup/embedded.ts";
 import { DEMO_PASSWORD } from "../server/setup/seed.ts";
 import { freePort } from "./testDatabase.ts";
-import { startServerProcess } from "./serverProcess.ts";
+import { startInstance, stopInstance } from "./instances.ts";
 
 let dataDir: string;
 let pgPort: number;
@@ -142,18 +142,18 @@ describe("npm start with DATABASE_URL", () => {
     const { inject } = await import("vitest");
     const db = inject("db");
     const emptyDataDir = await mkdtemp(join(tmpdir(), "rls-shop-external-"));
-    const server = await startServerProcess({
+    const server = await startInstance({
       NODE_ENV: "production", DATA_DIR: emptyDataDir, LOG_LEVEL: "info",
       DATABASE_URL: db.appUrl, JWT_SECRET: "x".repeat(40), CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*start=${"ab".repeat(32)}`,
     });
     try {
-      const port = server.port;
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const ready = await fetch(`${server.url}/readyz`);
       expect(ready.status).toBe(200);
+      expect(server.output()).toMatch(/"embedded":false[^\n]*"msg":"API listening"/);
       expect(server.output()).not.toMatch(/demo data seeded|API ready on/);
       expect(existsSync(join(emptyDataDir, "pg"))).toBe(false);
     } finally {
-      await server.stop();
+      await stopInstance(server);
       await rm(emptyDataDir, { recursive: true, force: true });
     }
   });
