@@ -67,7 +67,7 @@ function tally(clients: OverloadPhase["clients"], connections: number, seconds: 
       const other5xx = Object.entries(statuses).filter(([s]) => s.startsWith("5") && s !== "503").reduce((n, [, c]) => n + c, 0);
       return {
         connections, clients, seconds: elapsed, answers: Object.values(statuses).reduce((x, y) => x + y, 0), successes, goodput: successes / elapsed,
-        p50: percentile(latencies, 50), p99: percentile(latencies, 99), p99_established: percentile(established, 99), statuses, errors: t.errors, other_5xx: other5xx,
+        p50: percentile(latencies, 50), p99: percentile(latencies, 99), p99_established: established.length > 0 ? percentile(established, 99) : NaN, statuses, errors: t.errors, other_5xx: other5xx,
         client_stall_ms: stalls.max / 1e6,
       };
     },

@@ -145,7 +145,9 @@ revoke execute on function app.catalog_record_changes() from public;
  * an apply never each hold one lock while waiting for the other's (a deadlock, which PostgreSQL
  * would end by aborting one of them). A plain write took the head at its statement's end anyway
  * (app.catalog_version_of_transaction); it takes it at the start now, and waits there for an
- * apply in progress. Without a tenant context (the owner's own maintenance) it takes none.
+ * apply in progress. It takes none without a tenant context (the owner's own maintenance) or
+ * without catalog:write, whose writes the tables' policies refuse anyway: a refused member (or the
+ * access explainer asking on one's behalf) never waits for another's write.
  */
 create or replace function app.catalog_lock_head() returns trigger
 language plpgsql security definer
@@ -154,7 +156,7 @@ as $$
 declare
   v_tenant uuid := app.current_tenant_id();
 begin
-  if v_tenant is not null then
+  if v_tenant is not null and app.has_permission('catalog:write') then
     insert into app.catalog_heads (tenant_id, version) values (v_tenant, 0) on conflict (tenant_id) do nothing;
     perform 1 from app.catalog_heads h where h.tenant_id = v_tenant for update;
   end if;
@@ -162,6 +164,8 @@ begin
 end
 $$;
 revoke execute on function app.catalog_lock_head() from public;
+
+comment on table app.catalog_heads is 'Tenant-owned, written only by the SECURITY DEFINER functions of policies/catalog_versions.sql (app.catalog_new_version, app.catalog_begin_version, app.catalog_lock_head): the shop''s current catalog version (0 or no row: the catalog before its first version). Its row lock serialises versions and catalog writes.';
 
 /* The versioned catalog tables and the entity name their changes are recorded under. */
 create or replace function app.catalog_versioned_tables() returns table (table_name text, entity text)

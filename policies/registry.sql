@@ -38,7 +38,8 @@ revoke execute on function app.tenant_tables() from public;
 /*
  * Append-only tenant tables: app_user may only read them (RLS applies); no DML, no audit triggers.
  * The catalog's versions, their changes and its head (sql/0460) are written only by the SECURITY
- * DEFINER recorder of policies/catalog_versions.sql: they are the catalog's history.
+ * DEFINER functions of policies/catalog_versions.sql (the recorder, the version makers, the head
+ * lock): they are the catalog's history.
  */
 create or replace function app.append_only_table_names() returns text[]
 language sql immutable parallel safe

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createGolden } from "./scratch.ts";
+import { waitFor } from "./waits.ts";
 import { asMember, makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Role, type Tenant, type User } from "./fixtures.ts";
 
 const { owner, app, api } = useApi();
@@ -367,13 +368,12 @@ describe("canary: the stale check under the head's lock", () => {
 });
 
 /** Resolves once `n` sessions wait on a lock with a query like `pattern` (waiting on state, never a sleep). */
-async function lockWaiters(o: postgres.Sql, pattern: string, n: number): Promise<void> {
-  for (;;) {
+function lockWaiters(o: postgres.Sql, pattern: string, n: number): Promise<void> {
+  return waitFor(async () => {
     const [{ waiting }] = await o`select count(*)::int as waiting from pg_stat_activity
                                    where datname = current_database() and wait_event_type = 'Lock' and query like ${pattern}`;
-    if (waiting >= n) return;
-    await new Promise((r) => setImmediate(r));
-  }
+    return waiting >= n;
+  }, { what: `${n} session(s) waiting on a lock in ${pattern}`, timeoutMs: 20_000, intervalMs: 10 });
 }
 
 /**

@@ -232,7 +232,7 @@ describe("no secret anywhere: a real server's answers, every log line and the au
     const server = await startInstance({
       NODE_ENV: "development", LOG_LEVEL: "trace", LOG_FORMAT: "json", SEED_DEMO: "false",
       DATABASE_URL: db.appUrl, DATABASE_OWNER_URL: db.ownerUrl, JWT_SECRET: db.jwtSecret, CONTEXT_KEY: db.contextKey, CREDENTIALS_KEYS: `*log-test=${ringHex}`,
-    });
+    }, { timeoutMs: 110_000 });
     try {
       const headers = { authorization: `Bearer ${tokenFor(user)}`, "x-tenant-id": tenant.slug, "content-type": "application/json" };
       const call = async (method: string, path: string, body?: unknown) => {

@@ -87,6 +87,19 @@ describe("lease pool", () => {
     expect(p.borrowed).toBe(0);
   });
 
+  it("abandonWaiting refuses the acquisitions waiting now, and new ones, at once; the leases out stay out", async () => {
+    const { p } = pool({ max: 1, maxWaiting: 5, acquireTimeoutMs: 60_000 });
+    const a = await p.acquire();
+    const waiters = [p.acquire(), p.acquire()].map((w) => w.then(() => "served", (e: unknown) => e));
+    expect(p.pending).toBe(2);
+    p.abandonWaiting();
+    expect(await Promise.all(waiters)).toEqual([refusal("draining"), refusal("draining")]);
+    await expect(p.acquire()).rejects.toEqual(refusal("draining"));
+    expect([p.pending, p.borrowed]).toEqual([0, 1]);
+    p.release(a);
+    await p.drain();
+  });
+
   it("an item the factory fails to make takes no place: the error reaches the caller and the next acquisition may make one", async () => {
     let fail = true;
     const p = leasePool<number>({ create: () => { if (fail) throw new Error("cannot make"); return 7; }, destroy: async () => {} }, { max: 1, maxWaiting: 5, acquireTimeoutMs: 1000 });

@@ -339,14 +339,14 @@ describe.skipIf((!available && !standbyRequired) || tooOld !== undefined)("reads
         // the next poll (half the acquire timeout away) to give up on it (after the other half) and
         // end its connections; then the primary answers. Without that it would wait for the TCP
         // connection to die; with a poll a full interval away and the whole timeout to answer it
-        // waited about 2 s. The bound leaves 0.5 s for a loaded machine.
+        // waited about 2 s. The bound leaves 0.8 s for a loaded machine.
         const { statuses, slowestMs } = await underLoad(async () => {
           const polls = api!.replicas!.report().polls;
           await waitFor(() => api!.replicas!.report().polls > polls, { what: "a poll of the replicas", timeoutMs: 5000, intervalMs: 1 });
           standby.freeze();
         }, 300);
         expect(statuses).toEqual({ 200: expect.any(Number) });
-        expect(slowestMs).toBeLessThan(1000 + 500);
+        expect(slowestMs).toBeLessThan(1000 + 800);
         expect(await servedBy()).toMatchObject({ standby: false });
         const r = await api!.request("GET", "/readyz");
         expect(r.status).toBe(200);

@@ -70,7 +70,8 @@ export type Pool = {
   stats: () => { inUse: number; waiting: number; max: number; exportsInUse: number };
   /** True when a request would be refused with OVERLOADED right now (every connection busy, queue full). */
   saturated: () => boolean;
-  end: (options?: { timeout?: number }) => Promise<void>;
+  /** abandonWaiting: refuse the acquisitions waiting now instead of serving them (a replica that stopped answering: replicas.ts). */
+  end: (options?: { timeout?: number; abandonWaiting?: boolean }) => Promise<void>;
 };
 
 type Client = { sql: Sql; closes: number; leased: boolean; proofs: ProofState };
@@ -212,8 +213,12 @@ export function createPool(options: PoolOptions): Pool {
     saturated: () => requests.saturated,
     stats: () => ({ inUse: requests.borrowed, waiting: requests.pending, max: options.max, exportsInUse: exports.borrowed }),
     // Waits up to `timeout` seconds for leases to come back, then closes every connection.
-    end: async ({ timeout = 5 } = {}) => {
+    end: async ({ timeout = 5, abandonWaiting = false } = {}) => {
       ending = true;
+      if (abandonWaiting) {
+        requests.abandonWaiting();
+        exports.abandonWaiting();
+      }
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all([requests.drain(), exports.drain()]),

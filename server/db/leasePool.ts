@@ -1,12 +1,14 @@
 // The bounded pool the API's one-connection postgres.js clients are leased from (server/db/connections.ts):
-// tarn (knex's pool) makes, lends, times out and ends them; this file adds the three things tarn
+// tarn (knex's pool) makes, lends, times out and ends them; this file adds the four things tarn
 // leaves to its caller and names why an acquisition was refused, so connections.ts can answer
 // DATABASE_BUSY, OVERLOADED or SHUTTING_DOWN:
 // - a bound on waiting acquisitions (tarn queues without one): past `maxWaiting`, refused at once;
 // - ending a broken item at once: tarn destroys only an idle item that fails `validate`, so a
 //   broken one is ended here, marked, and given back for tarn to drop;
 // - drain: refuse from now on, serve the acquisitions already waiting, resolve once every lease
-//   is back (tarn's destroy() aborts the waiting ones instead).
+//   is back (tarn's destroy() aborts the waiting ones instead);
+// - abandonWaiting: refuse the waiting acquisitions now, for items that could not serve them (a
+//   read replica that stopped answering: tarn's destroy() aborts them only once every lease is back).
 // A pool of our own replaced generic-pool for 1.03× on GET by id (inside the bench's noise) and
 // then needed a fix for a pool that shrank for good when its factory threw (issue 30); tarn
 // hands a factory's error to the waiting acquisition (propagateCreateError). Measured side by
@@ -31,6 +33,8 @@ export type LeasePool<T> = {
   destroy: (item: T) => Promise<void>;
   /** Refuses acquisitions from now on and resolves once every leased item is back (waiting acquisitions are still served). */
   drain: () => Promise<void>;
+  /** Refuses the acquisitions waiting now ("draining"), as it refuses new ones: for items that cannot serve them (a server that stopped answering). */
+  abandonWaiting: () => void;
   /** Items leased now. */
   readonly borrowed: number;
   /** Acquisitions waiting for an item. */
@@ -66,6 +70,8 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
   });
   let draining = false;
   let drained: Promise<void> | undefined;
+  // tarn's waiting acquisitions, so they can be refused at once (tarn's destroy() first waits for every lease).
+  const waiting = new Set<{ abort: () => void }>();
   let settle = () => {};
   const pending = () => pool.numPendingAcquires();
   const idle = () => pool.numUsed() === 0 && pending() === 0;
@@ -79,11 +85,14 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
       // An acquisition waits when nothing is free and no item may be added.
       const waits = pool.numFree() === 0 && pool.numUsed() + pool.numPendingCreates() >= limits.max;
       if (waits && pending() >= limits.maxWaiting) return Promise.reject(new PoolRefusal("queue-full"));
-      return pool.acquire().promise.then(
-        (item) => item,
+      const op = pool.acquire();
+      waiting.add(op);
+      return op.promise.then(
+        (item) => (waiting.delete(op), item),
         (error: unknown) => {
+          const abandoned = !waiting.delete(op);
           check();
-          throw error instanceof TimeoutError ? new PoolRefusal("timeout") : error;
+          throw error instanceof TimeoutError ? new PoolRefusal("timeout") : abandoned ? new PoolRefusal("draining") : error;
         },
       );
     },
@@ -107,6 +116,12 @@ export function leasePool<T>(factory: { create: () => T; destroy: (item: T) => P
         check();
       }).then(() => pool.destroy()).then(() => undefined);
       return drained;
+    },
+    abandonWaiting() {
+      draining = true;
+      const ops = [...waiting];
+      waiting.clear();
+      for (const op of ops) op.abort();
     },
     get borrowed() {
       return pool.numUsed();

@@ -8,9 +8,10 @@
 // stale: `now() - pg_last_xact_replay_timestamp()` on the standby grows for as long as nothing
 // commits on the primary, although the standby then misses nothing. Instead the monitor compares
 // positions in the WAL over time. Every `intervalMs` it reads the primary's insert position and
-// remembers when the primary was first seen at each new position; it then reads each standby's
-// replay position. A replica's lag is the time since the primary was first seen at a position the
-// replica has not replayed yet, and 0 when it has replayed all the primary was last seen at. An
+// remembers when the primary was first seen at each new position, and reads each standby's replay
+// position. A replica's lag, at the moment it answered, is the time since the primary was first
+// seen at a position the replica has not replayed yet, and 0 when it has replayed all the primary
+// was last seen at (a position first seen after the answer counts nothing). An
 // idle primary gains no new position, so a replica that replayed everything stays at 0; a replica
 // whose replay stopped while writes go on is behind by the time since the first write it did not
 // replay. The figure is known to one interval (a quarter of READ_REPLICA_MAX_LAG_MS): it may read
@@ -21,9 +22,11 @@
 // (promoted: its data may have left the primary's) is skipped until a poll finds it back within
 // the limit. A replica that stops answering has its connections ended, so the reads waiting on it
 // fail at once and are answered by the primary (tenantContext.ts). A read caught on a replica that
-// stops answering waits at most the acquire timeout for that: the next poll comes within half of
-// it and gives the replica the other half to answer (the primary's probe runs beside the
-// replicas', so a slow primary takes none of it).
+// stops answering waits at most the acquire timeout for that: each replica is polled on its own
+// (a slow primary or sibling delays no other), its polls start at most half the acquire timeout
+// apart, and one serving reads has the other half to answer (at least 50 ms each). One serving no
+// reads has the whole timeout, a new connection included, so a distant replica is not cut off for
+// the time it takes to connect.
 import type { Pool, Sql } from "./connections.ts";
 import { logger } from "../core/log.ts";
 import { defaultLayout, parseLsn, replayable, type WalLayout, type WalPosition } from "./walPosition.ts";
@@ -72,6 +75,7 @@ export type Replicas = {
    * poll finds it well; a lost connection also ends its others, so the reads waiting there move now.
    */
   failedOver: (replica: Replica, reason: FailoverReason) => void;
+  /** `polls`: how many replica answers (or missing answers) the monitor has judged. */
   report: () => { primaryServed: number; replicas: ReplicaReport[]; polls: number };
   /** Polls once now (the monitor polls by itself every interval). */
   poll: () => Promise<void>;
@@ -86,8 +90,9 @@ export type ReplicaOptions = {
   /** Makes the pool of a replica's connections. */
   pool: (url: string) => Pool;
   /**
-   * The longest a read may wait on a replica that stopped answering (the acquire timeout): a poll
-   * waits half of it for an answer, and polls come at most half of it apart.
+   * The longest a read may wait on a replica that stopped answering (the acquire timeout): a
+   * replica serving reads has half of it to answer a poll, and its polls start at most half of it
+   * apart (at least 50 ms each); one serving none has all of it.
    */
   answerWithinMs: number;
   /** Between polls; default a quarter of maxLagMs, within 50 ms to 1 s, and at most half of answerWithinMs. */
@@ -111,8 +116,10 @@ function names(urls: string[]): string[] {
 /** Rejects with a timeout once `ms` passed without an answer. */
 function within<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  // Refused after the event loop's next I/O phase: an answer that arrived while the process was
+  // busy past the bound is read first, and wins the race.
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: "POLL_TIMEOUT" })), ms);
+    timer = setTimeout(() => setImmediate(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: "POLL_TIMEOUT" }))), ms);
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
@@ -144,8 +151,9 @@ function history(keepMs: number) {
 }
 
 export function createReplicas(options: ReplicaOptions): Replicas {
-  const answerWithinMs = Math.max(1, Math.floor(options.answerWithinMs / 2));
-  const intervalMs = options.intervalMs ?? Math.min(1000, answerWithinMs, Math.max(50, Math.round(options.maxLagMs / 4)));
+  // A replica serving reads answers within half the acquire timeout; polls start at most that far apart.
+  const half = Math.max(50, Math.floor(options.answerWithinMs / 2));
+  const intervalMs = options.intervalMs ?? Math.min(1000, half, Math.max(50, Math.round(options.maxLagMs / 4)));
   const replicas: Entry[] = names(options.urls).map((name, i) => ({
     name, url: options.urls[i], pool: options.pool(options.urls[i]), state: "starting",
     served: 0, skipped: { lag: 0, unavailable: 0, behind_token: 0 }, failovers: 0,
@@ -158,24 +166,26 @@ export function createReplicas(options: ReplicaOptions): Replicas {
   let polls = 0;
   let turn = 0;
   let ended = false;
-  let timer: NodeJS.Timeout | undefined;
-  let polling: Promise<void> | undefined;
 
   const setState = (r: Entry, state: ReplicaState, detail?: unknown) => {
     if (r.state !== state) logger.info({ replica: r.name, from: r.state, to: state, lag_ms: r.lagMs, err: detail }, "read replica state changed");
     r.state = state;
   };
 
-  /** Ends a replica's connections (reads waiting on them fail over) and gives it fresh ones for when it answers again. */
+  /**
+   * Ends a replica's connections and refuses the reads waiting for one (all fail over to the primary
+   * at once, rather than being served by new connections to a server that does not answer), and
+   * gives it fresh ones for when it answers again.
+   */
   const replacePool = (r: Entry) => {
     const old = r.pool;
     r.pool = options.pool(r.url);
-    old.end({ timeout: 0 }).catch((error) => logger.warn({ err: error, replica: r.name }, "ending a read replica's connections failed"));
+    old.end({ timeout: 0, abandonWaiting: true }).catch((error) => logger.warn({ err: error, replica: r.name }, "ending a read replica's connections failed"));
   };
 
   async function pollPrimary(): Promise<void> {
     try {
-      const [row] = await within(answerWithinMs, options.primary`
+      const [row] = await within(options.answerWithinMs, options.primary`
         select pg_current_wal_insert_lsn()::text as lsn, current_setting('wal_block_size')::int8 as block,
                (select setting::int8 from pg_catalog.pg_settings where name = 'wal_segment_size') as segment`);
       layout = { block: BigInt(row.block), segment: BigInt(row.segment) };
@@ -188,25 +198,29 @@ export function createReplicas(options: ReplicaOptions): Replicas {
   }
 
   /** A replica's answer to a poll, or the error it gave (a timeout when it gave none in time). */
-  type Probe = { pool: Pool; row?: { standby: boolean; replayed: string | null }; error?: unknown };
+  type Probe = { pool: Pool; at: number; row?: { standby: boolean; replayed: string | null }; error?: unknown };
   async function probeReplica(r: Entry): Promise<Probe> {
     const pool = r.pool;
+    const bound = r.state === "ok" ? half : Math.max(half, options.answerWithinMs);
     try {
-      const [row] = await within(answerWithinMs, pool.probe`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed`);
-      return { pool, row: row as Probe["row"] };
+      const [row] = await within(bound, pool.probe`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replayed`);
+      return { pool, at: Date.now(), row: row as Probe["row"] };
     } catch (error) {
-      return { pool, error };
+      return { pool, at: Date.now(), error };
     }
   }
 
   /** Judges a replica by its answer, against the primary's positions. */
-  function judgeReplica(r: Entry, { pool, row, error }: Probe): void {
+  function judgeReplica(r: Entry, { pool, at, row, error }: Probe): void {
+    // An answer from connections ended meanwhile (a read lost its connection there) is stale.
+    if (r.pool !== pool) return;
+    polls++;
     if (!row) {
       r.lagMs = undefined;
       setState(r, "unreachable", error);
       // No answer at all (a hung server, a dropped network): reads waiting on its connections
       // would wait as long; ending them sends those reads to the primary now.
-      if ((error as { code?: string }).code === "POLL_TIMEOUT" && r.pool === pool) replacePool(r);
+      if ((error as { code?: string }).code === "POLL_TIMEOUT") replacePool(r);
       return;
     }
     if (!row.standby) {
@@ -215,26 +229,33 @@ export function createReplicas(options: ReplicaOptions): Replicas {
     }
     if (row.replayed === null || !primary.known()) return setState(r, "starting");
     r.replayed = parseLsn(row.replayed);
-    r.lagMs = primary.lagOf(r.replayed, Date.now(), layout);
+    r.lagMs = primary.lagOf(r.replayed, at, layout);
     setState(r, r.lagMs > options.maxLagMs ? "lagging" : "ok");
   }
 
-  // The primary and the replicas are asked at once. A replica's lag is judged against the
-  // primary's positions as first seen, so a replica answering before the primary's newest position
-  // arrived lacks at most that position, first seen just now: its lag still reads true.
-  async function poll(): Promise<void> {
-    const [, answers] = await Promise.all([pollPrimary(), Promise.all(replicas.map(probeReplica))]);
-    replicas.forEach((r, i) => judgeReplica(r, answers[i]));
-    polls++;
-  }
-
-  const loop = () => {
-    polling = poll().finally(() => {
-      polling = undefined;
-      if (!ended) timer = setTimeout(loop, intervalMs).unref();
-    });
+  /** `work` every intervalMs, start to start (at once after a run that took longer), until end(). */
+  const loops: { timer?: NodeJS.Timeout; running?: Promise<void> }[] = [];
+  const repeat = (work: () => Promise<void>) => {
+    const l: (typeof loops)[number] = {};
+    const run = () => {
+      const started = performance.now();
+      l.running = work().finally(() => {
+        l.running = undefined;
+        if (!ended) l.timer = setTimeout(run, Math.max(0, started + intervalMs - performance.now())).unref();
+      });
+    };
+    loops.push(l);
+    run();
   };
-  loop();
+  // The replicas wait for the primary's first poll (bounded) once, so they are judged from the start.
+  const primaryFirst = pollPrimary();
+  let primaryRuns = 0;
+  repeat(() => (primaryRuns++ === 0 ? primaryFirst : pollPrimary()));
+  const pollReplica = async (r: Entry) => {
+    await primaryFirst;
+    judgeReplica(r, await probeReplica(r));
+  };
+  for (const r of replicas) repeat(() => pollReplica(r));
 
   return {
     choose() {
@@ -278,13 +299,14 @@ export function createReplicas(options: ReplicaOptions): Replicas {
       })),
     }),
     poll: async () => {
-      await polling;
-      await poll();
+      await Promise.all(loops.map((l) => l.running));
+      await pollPrimary();
+      await Promise.all(replicas.map(pollReplica));
     },
     async end() {
       ended = true;
-      clearTimeout(timer);
-      await polling;
+      for (const l of loops) clearTimeout(l.timer);
+      await Promise.all(loops.map((l) => l.running));
       await Promise.all(replicas.map((r) => r.pool.end({ timeout: 5 })));
     },
   };
