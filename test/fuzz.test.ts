@@ -2,7 +2,9 @@
 // hostile input (NUL bytes, lone surrogates, overlong strings, malformed escapes, deep JSON,
 // wrong types, huge numbers, ids of another tenant) in its path, query, body and headers.
 // Nothing may answer 5xx, and every 4xx carries the error shape (also checked against the
-// document by the fixtures' response hook). At least 10,000 requests per run.
+// document by the fixtures' response hook). At least 10,000 requests per run. The one 503 allowed
+// is EXPORTS_BUSY with its Retry-After: the export has two connections of its own, and a batch of 16
+// concurrent requests may ask for three exports (a CI run met it on 2026-12-07, FUZZ_SEED=1324377438).
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeCustomers, makeTenant, makeUser, tokenFor, useApi, type Tenant, type User } from "./fixtures.ts";
@@ -118,7 +120,8 @@ async function send(r: ReturnType<typeof request> extends fc.Arbitrary<infer T> 
   });
   sent++;
   const label = `${r.op.method} ${r.url.slice(0, 200)} → ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`;
-  expect(res.status, label).toBeLessThan(500);
+  const exportsBusy = res.status === 503 && r.op.path.endsWith("/export") && res.body?.error?.code === "EXPORTS_BUSY" && res.headers.get("retry-after") !== null;
+  if (!exportsBusy) expect(res.status, label).toBeLessThan(500);
   if (res.status >= 400) expect(res.body, label).toEqual({ error: expect.objectContaining({ code: expect.stringMatching(/^[A-Z][A-Z0-9_]*$/), message: expect.any(String), request_id: expect.any(String) }) });
 }
 
