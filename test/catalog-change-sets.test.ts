@@ -276,6 +276,15 @@ describe("apply", () => {
  * for it (waiting on state, never a sleep), then lets go: they race for the head for real.
  */
 async function whileHeadHeld<T>(o: postgres.Sql, tenant: Tenant, start: () => Promise<T>): Promise<T> {
+  const letGo = await holdHead(o, tenant);
+  const started = start();
+  await lockWaiters(o, "%catalog_apply_change_set%", 2);
+  await letGo();
+  return started;
+}
+
+/** Takes the row lock of `tenant`'s catalog head as the owner; resolves to what lets it go (and waits for that). */
+async function holdHead(o: postgres.Sql, tenant: Tenant): Promise<() => Promise<void>> {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
   let holding!: () => void;
@@ -286,16 +295,42 @@ async function whileHeadHeld<T>(o: postgres.Sql, tenant: Tenant, start: () => Pr
     await released;
   });
   await held;
-  const started = start();
-  for (;;) {
+  return async () => {
+    release();
+    await holder;
+  };
+}
+
+/** Resolves once `n` sessions wait on a lock with a query like `pattern` (waiting on state, never a sleep). */
+function lockWaiters(o: postgres.Sql, pattern: string, n: number): Promise<void> {
+  return waitFor(async () => {
     const [{ waiting }] = await o`select count(*)::int as waiting from pg_stat_activity
-                                   where datname = current_database() and wait_event_type = 'Lock' and query like '%catalog_apply_change_set%'`;
-    if (waiting >= 2) break;
-    await new Promise((r) => setImmediate(r));
+                                   where datname = current_database() and wait_event_type = 'Lock' and query like ${pattern}`;
+    return waiting >= n;
+  }, { what: `${n} session(s) waiting on a lock in ${pattern}`, timeoutMs: 20_000, intervalMs: 10 });
+}
+
+/**
+ * In `tenant` (as the owner): an admin, a manager, one operation (price 100) and, for each of
+ * `prices`, a change set drafted by the manager against the current head that sets it, approved
+ * by the admin.
+ */
+async function approvedSets(o: postgres.Sql, tenant: Tenant, prices: number[]) {
+  const admin = await makeUser(o, tenant, "admin");
+  const manager = await makeUser(o, tenant, "manager");
+  const [{ id: service }] = await o`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Race ${uniq()}`}) returning id`;
+  const [{ id: op }] = await o`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
+                               values (${tenant.id}, ${service}, ${`R-${uniq()}`}, 'Race', 100, 10) returning id`;
+  await o`insert into app.catalog_heads (tenant_id, version) values (${tenant.id}, 0) on conflict (tenant_id) do nothing`;
+  const sets: string[] = [];
+  for (const price of prices) {
+    const [{ id }] = await o`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
+                             values (${tenant.id}, 'Race', (select version from app.catalog_heads where tenant_id = ${tenant.id}), ${manager.id}) returning id`;
+    await o`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${id}, 1, 'price', ${op}, ${price})`;
+    await o`update app.catalog_change_sets set status = 'approved', approved_by = ${admin.id} where id = ${id}`;
+    sets.push(id);
   }
-  release();
-  await holder;
-  return started;
+  return { admin, manager, op: op as string, sets };
 }
 
 describe("two approved sets against the same version, applied at the same moment", () => {
@@ -325,19 +360,7 @@ async function raceTwoApplies(ownerUrl: string, appUrl: string, tenant: Tenant):
   const o = postgres(ownerUrl, { max: 2, onnotice: () => {} });
   const a = postgres(appUrl, { max: 2, onnotice: () => {} });
   try {
-    const admin = await makeUser(o, tenant, "admin");
-    const manager = await makeUser(o, tenant, "manager");
-    const [{ id: service }] = await o`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Race ${uniq()}`}) returning id`;
-    const [{ id: op }] = await o`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
-                                 values (${tenant.id}, ${service}, ${`R-${uniq()}`}, 'Race', 100, 10) returning id`;
-    const sets: string[] = [];
-    for (const price of [1, 2]) {
-      const [{ id }] = await o`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
-                               values (${tenant.id}, 'Race', (select version from app.catalog_heads where tenant_id = ${tenant.id}), ${manager.id}) returning id`;
-      await o`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${id}, 1, 'price', ${op}, ${price})`;
-      await o`update app.catalog_change_sets set status = 'approved', approved_by = ${admin.id} where id = ${id}`;
-      sets.push(id);
-    }
+    const { admin, sets } = await approvedSets(o, tenant, [1, 2]);
     const applies = await whileHeadHeld(o, tenant, () => Promise.allSettled(sets.map((id) =>
       asMember(a, admin, tenant, { permission: "catalog:approve", writes: true, forRow: true }, (tx) => tx`select app.catalog_apply_change_set(${id}::uuid)`))));
     return applies.map((r) => (r.status === "fulfilled" ? "applied" : String((r.reason as { constraint_name?: string }).constraint_name ?? r.reason)));
@@ -367,15 +390,6 @@ describe("canary: the stale check under the head's lock", () => {
   });
 });
 
-/** Resolves once `n` sessions wait on a lock with a query like `pattern` (waiting on state, never a sleep). */
-function lockWaiters(o: postgres.Sql, pattern: string, n: number): Promise<void> {
-  return waitFor(async () => {
-    const [{ waiting }] = await o`select count(*)::int as waiting from pg_stat_activity
-                                   where datname = current_database() and wait_event_type = 'Lock' and query like ${pattern}`;
-    return waiting >= n;
-  }, { what: `${n} session(s) waiting on a lock in ${pattern}`, timeoutMs: 20_000, intervalMs: 10 });
-}
-
 /**
  * An apply and a plain write of the operation it changes, as app_user in a database of their own:
  * with the head's row lock held by the owner, the apply queues for it first, then the write; then
@@ -386,33 +400,14 @@ async function applyBesideWrite(ownerUrl: string, appUrl: string, tenant: Tenant
   const o = postgres(ownerUrl, { max: 2, onnotice: () => {} });
   const a = postgres(appUrl, { max: 2, onnotice: () => {} });
   try {
-    const admin = await makeUser(o, tenant, "admin");
-    const manager = await makeUser(o, tenant, "manager");
-    const [{ id: service }] = await o`insert into app.services (tenant_id, name) values (${tenant.id}, ${`Order ${uniq()}`}) returning id`;
-    const [{ id: op }] = await o`insert into app.service_operations (tenant_id, service_id, internal_code, name, price_cents, duration_minutes)
-                                 values (${tenant.id}, ${service}, ${`L-${uniq()}`}, 'Lock order', 100, 10) returning id`;
-    await o`insert into app.catalog_heads (tenant_id, version) values (${tenant.id}, 0) on conflict (tenant_id) do nothing`;
-    const [{ id: set }] = await o`insert into app.catalog_change_sets (tenant_id, title, base_version, author_user_id)
-                                  values (${tenant.id}, 'Lock order', (select version from app.catalog_heads where tenant_id = ${tenant.id}), ${manager.id}) returning id`;
-    await o`insert into app.catalog_change_set_items (tenant_id, change_set_id, position, kind, operation_id, price_cents) values (${tenant.id}, ${set}, 1, 'price', ${op}, 111)`;
-    await o`update app.catalog_change_sets set status = 'approved', approved_by = ${admin.id} where id = ${set}`;
+    const { admin, manager, op, sets: [set] } = await approvedSets(o, tenant, [111]);
     const outcome = (p: Promise<unknown>) => p.then(() => "committed", (e: { code?: string }) => String(e.code ?? e));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const holder = o.begin(async (tx) => {
-      await tx`select version from app.catalog_heads where tenant_id = ${tenant.id} for update`;
-      holding();
-      await released;
-    });
-    await held;
+    const letGo = await holdHead(o, tenant);
     const apply = outcome(asMember(a, admin, tenant, { permission: "catalog:approve", writes: true, forRow: true }, (tx) => tx`select app.catalog_apply_change_set(${set}::uuid)`));
     await lockWaiters(o, "%catalog_apply_change_set%", 1);
     const write = outcome(asMember(a, manager, tenant, { permission: "catalog:write", writes: true, forRow: true }, (tx) => tx`update app.service_operations set price_cents = 222 where id = ${op}`));
     await lockWaiters(o, "%update app.service_operations%", 1);
-    release();
-    await holder;
+    await letGo();
     const outcomes = { apply: await apply, write: await write };
     const [{ price }] = await o`select price_cents as price from app.service_operations where id = ${op}`;
     return { ...outcomes, price };
